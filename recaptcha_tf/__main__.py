@@ -1,0 +1,6 @@
+"""``python -m recaptcha_tf ...`` is the same as ``recaptcha-tf ...``."""
+
+from recaptcha_tf.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,246 @@
+"""The ``recaptcha-tf`` command line: parses arguments and dispatches, nothing more.
+
+Every sub-command has ``--help`` with its defaults. Errors about the user's
+input (bad folders, unknown characters, class mismatches, corrupt images) are
+printed as one line ``error: ...`` with exit status 2, not as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+log = logging.getLogger("recaptcha_tf")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``"120"`` -> (120, 120); ``"64x256"`` -> (64, 256) as (height, width)."""
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}; use N or HxW")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 8:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}; use N or HxW with sides of at least 8")
+    return parts[0], parts[1]
+
+
+def _add_common_data(p, help_data: str):
+    p.add_argument("--data", required=True, help=help_data)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recaptcha-tf", formatter_class=_Formatter,
+        description="Keras/TensorFlow toolkit for CAPTCHA recognition research (tiles, text, chars).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("balance", formatter_class=_Formatter,
+                       help="split a class-folder dataset and oversample its training split with Augmentor",
+                       description="Stratified split first; only the training split is augmented. "
+                                   "OUT/split.json records val/test (untouched originals), so "
+                                   "`train --data OUT` trains on the balanced set without leakage.")
+    _add_common_data(p, "class-folder dataset ROOT/<class>/<images>")
+    p.add_argument("--out", default="balanced_images", help="output folder")
+    p.add_argument("--per-class", type=int, default=2000, help="oversample every class up to this many images")
+    p.add_argument("--cap", type=int, default=None, help="keep at most this many originals per class")
+    p.add_argument("--split", default="70/15/15", help="train/val/test fractions")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", formatter_class=_Formatter, help="train a model (tiles, chars or text)")
+    _add_common_data(p, "class folders (tiles/chars), or text images named by label / Parquet (text)")
+    p.add_argument("--task", choices=("tiles", "chars", "text"), default="tiles")
+    p.add_argument("--model", default=None, help="registry name; default cnn (tiles), resnet18 (chars), crnn (text)")
+    p.add_argument("--out", default=None, help="run folder; default models/<task>-<model>")
+    p.add_argument("--logdir", default="logs", help="TensorBoard root ('' to disable)")
+    p.add_argument("--run-name", default=None, help="TensorBoard run name; default: the --out folder name")
+    p.add_argument("--image-size", type=_size, default=None,
+                   help="N or HxW; default 96 (tiles), 52x32 (chars), 64x256 (text)")
+    p.add_argument("--grayscale", action="store_true", default=None, help="train on 1-channel images (default for chars)")
+    p.add_argument("--resize", choices=("stretch", "pad"), default=None, help="stretch, or keep aspect ratio and pad")
+    p.add_argument("--epochs", type=int, default=None, help="default 30 (tiles, chars), 150 (text, with early stopping)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate of the cosine schedule")
+    p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "nadam", "rmsprop", "sgd"))
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (0 disables)")
+    p.add_argument("--split", default="70/15/15", help="train/val/test fractions, or a split.json manifest to reuse")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--balance", type=int, default=None, metavar="N",
+                   help="oversample each training class to N images with Augmentor first")
+    p.add_argument("--balanced-dir", default="balanced_images")
+    p.add_argument("--class-weight", choices=("none", "balanced"), default="none",
+                   help="'balanced' weights the loss by inverse class frequency instead of oversampling")
+    p.add_argument("--no-augment", action="store_true", help="disable random augmentation")
+    p.add_argument("--cache", default="memory", help="'memory', 'none', or a file prefix for an on-disk cache")
+    p.add_argument("--charset", default=None, help="text: vocabulary, e.g. a-z0-9 (default: a-z0-9 plus characters in the data)")
+    p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
+    p.add_argument("--label-pattern", default=None, help="text: regex with group 'label' for file names")
+    p.add_argument("--val-data", default=None, help="text: separate validation set")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra builder argument, JSON value (e.g. conv_layers=4, filters=[32,64])")
+
+    p = sub.add_parser("evaluate", formatter_class=_Formatter, help="evaluate a saved model on a data folder")
+    p.add_argument("--model", required=True, help="run folder or .keras file")
+    _add_common_data(p, "class folders, text images, or Parquet")
+    p.add_argument("--report", default=None, help="write the JSON report here (plots go beside it)")
+    p.add_argument("--subset", choices=("auto", "all", "train", "val", "test"), default="auto",
+                   help="auto: the run's test split if --data is its training data, else every image")
+    p.add_argument("--beam-width", type=int, default=0, help="text/CTC: beam search width (0 = greedy)")
+    p.add_argument("--label-pattern", default=None)
+    p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep")
+
+    p = sub.add_parser("predict", formatter_class=_Formatter, help="predict image files with a saved model")
+    p.add_argument("--model", required=True, help="run folder or .keras file")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--beam-width", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON lines")
+
+    p = sub.add_parser("generate", formatter_class=_Formatter, help="generate synthetic text CAPTCHAs")
+    p.add_argument("--out", required=True, help="folder (png) or .parquet file")
+    p.add_argument("--count", type=int, default=5000)
+    p.add_argument("--length", default="4-6", help="label length N or MIN-MAX")
+    p.add_argument("--charset", default="a-z0-9")
+    p.add_argument("--size", default="200x50", help="WIDTHxHEIGHT in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=("png", "parquet"), default="png")
+    p.add_argument("--style", choices=("project", "captcha-lib"), default="project")
+    p.add_argument("--preview", default=None, help="write a contact sheet PNG here")
+
+    p = sub.add_parser("merge-parquet", formatter_class=_Formatter, help="merge Parquet CAPTCHA files into one")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("demo", formatter_class=_Formatter,
+                       help="generate ~5,000 CAPTCHAs, train the CRNN, evaluate on a held-out generated set")
+    p.add_argument("--out", default="demo_run")
+    p.add_argument("--logdir", default="logs")
+    p.add_argument("--count", type=int, default=5000)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _model_kwargs(items):
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def dispatch(args) -> int:
+    from recaptcha_tf import runs
+
+    if args.command == "balance":
+        from recaptcha_tf.data.balance import balance_split
+        from recaptcha_tf.data.folders import scan_class_folders
+        from recaptcha_tf.data.splits import stratified_split
+
+        ds = scan_class_folders(args.data)
+        split = stratified_split(ds.paths, ds.labels, ds.class_names, args.split, args.seed, root=args.data)
+        out = balance_split(split, args.out, per_class=args.per_class, cap=args.cap, seed=args.seed)
+        counts = out.counts()
+        for i, name in enumerate(out.class_names):
+            print(f"{name:>16}: {ds.counts()[i]:5d} -> train {counts['train'][i]:5d}, val {counts['val'][i]:4d}, "
+                  f"test {counts['test'][i]:4d}")
+        print(f"wrote {args.out}/ and {args.out}/split.json")
+    elif args.command == "train":
+        model = args.model or runs.task_defaults(args.task)["model"]
+        out = args.out or os.path.join("models", f"{args.task}-{model}")
+        split_path = args.split if args.split.endswith(".json") else None
+        fractions = "70/15/15" if split_path else args.split
+        if args.task == "text":
+            summary = runs.train_text(
+                args.data, out, model=model, charset=args.charset, case=args.case, label_pattern=args.label_pattern,
+                image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
+                learning_rate=args.learning_rate, patience=args.patience, fractions=fractions, seed=args.seed,
+                val_data=args.val_data, augment=not args.no_augment, logdir=args.logdir or None,
+                run_name=args.run_name, model_kwargs=_model_kwargs(args.model_arg),
+            )
+        else:
+            cache = {"memory": True, "none": False}.get(args.cache, args.cache)
+            summary = runs.train_classifier(
+                args.data, out, task=args.task, model=model, image_size=args.image_size, grayscale=args.grayscale,
+                resize=args.resize, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                optimizer=args.optimizer, label_smoothing=args.label_smoothing, patience=args.patience,
+                split=split_path, fractions=fractions, seed=args.seed, balance_per_class=args.balance,
+                balanced_dir=args.balanced_dir, class_weight=args.class_weight, augment=not args.no_augment,
+                cache=cache, logdir=args.logdir or None, run_name=args.run_name,
+                model_kwargs=_model_kwargs(args.model_arg),
+            )
+        print(json.dumps(summary, indent=2))
+    elif args.command == "evaluate":
+        result = runs.evaluate(args.model, args.data, report=args.report, subset=args.subset,
+                               beam_width=args.beam_width, label_pattern=args.label_pattern, case=args.case)
+        keys = ("n", "exact_match", "cer") if "cer" in result else ("n", "top1", "top3", "balanced_accuracy", "macro_f1")
+        print(json.dumps({k: result[k] for k in (*keys, "subset", "images_per_second")}, indent=2))
+    elif args.command == "predict":
+        from recaptcha_tf.inference import load_model, predict
+
+        results = predict(load_model(args.model), args.images, top_k=args.top_k, beam_width=args.beam_width)
+        for path, r in zip(args.images, results):
+            if args.json:
+                print(json.dumps({"image": path, **r}))
+            elif "text" in r:
+                conf = " ".join(f"{c}:{p:.2f}" for c, p in zip(r["text"], r["confidence"]))
+                print(f"{path}\t{r['text']}\t{conf}")
+            else:
+                top = ", ".join(f"{n} {p:.3f}" for n, p in r["top_k"])
+                print(f"{path}\t{r['label']}\t{r['confidence']:.3f}\t[{top}]")
+    elif args.command == "generate":
+        from recaptcha_tf.data.generator import generate_captchas, parse_length, parse_size
+
+        labels = generate_captchas(args.out, count=args.count, length=parse_length(args.length), charset=args.charset,
+                                   size=parse_size(args.size), seed=args.seed, format=args.format, style=args.style,
+                                   preview=args.preview)
+        print(f"wrote {len(labels)} CAPTCHAs to {args.out}" + (f"; preview {args.preview}" if args.preview else ""))
+    elif args.command == "merge-parquet":
+        from recaptcha_tf.data.text import merge_parquet
+
+        print(f"wrote {merge_parquet(args.inputs, args.out)} rows to {args.out}")
+    elif args.command == "demo":
+        from recaptcha_tf.demo import run_demo
+
+        run_demo(args.out, logdir=args.logdir, count=args.count, epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    from recaptcha_tf.data.folders import DatasetError
+    from recaptcha_tf.data.images import CorruptImageError
+    from recaptcha_tf.data.splits import SplitError
+
+    user_errors = (DatasetError, SplitError, CorruptImageError, FileNotFoundError)
+    try:
+        from recaptcha_tf.data.text import OutOfVocabularyError
+
+        user_errors += (OutOfVocabularyError,)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        return dispatch(args)
+    except user_errors as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: re-run the same command to resume from the last completed epoch", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Datasets: class folders, text CAPTCHAs, splits, balancing, tf.data and the generator."""

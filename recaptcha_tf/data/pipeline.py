@@ -1,0 +1,164 @@
+"""tf.data input pipelines for image classification and text CAPTCHAs.
+
+The order follows the TensorFlow data performance guide:
+
+    list files -> parallel read+decode+resize -> cache -> shuffle -> batch
+    -> random augmentation (Keras preprocessing layers, after the cache)
+    -> prefetch(AUTOTUNE)
+
+Images leave the pipeline as ``uint8`` tensors ``(B, H, W, C)`` at the model's
+input size, the same pixels a saved model sees from raw images, because the
+resize here uses the same Keras layer the model applies to raw input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from recaptcha_tf.data.images import decode_image
+
+AUTOTUNE = tf.data.AUTOTUNE
+RESIZE_MODES = ("stretch", "pad")
+
+
+def resizing_layer(image_size: tuple[int, int], resize: str = "stretch") -> keras.layers.Layer:
+    """The Keras layer that fits any image to ``image_size = (height, width)``.
+
+    ``"stretch"`` ignores the aspect ratio; ``"pad"`` keeps it and pads with black.
+    """
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}.")
+    height, width = image_size
+    return keras.layers.Resizing(
+        height, width, interpolation="bilinear", pad_to_aspect_ratio=(resize == "pad"), name="resize"
+    )
+
+
+def tile_augmentation(
+    flip: bool = True, rotation: float = 0.05, zoom: float = 0.1, contrast: float = 0.2, seed: int | None = None
+) -> keras.Sequential:
+    """Random augmentation for image tiles: flip, rotation (fraction of 2*pi), zoom, contrast."""
+    layers = []
+    if flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if rotation:
+        layers.append(keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=seed))
+    if zoom:
+        layers.append(keras.layers.RandomZoom(zoom, fill_mode="reflect", seed=seed))
+    if contrast:
+        layers.append(keras.layers.RandomContrast(contrast, value_range=(0, 255), seed=seed))
+    return keras.Sequential(layers, name="augmentation")
+
+
+def text_augmentation(seed: int | None = None) -> keras.Sequential:
+    """Mild augmentation for text CAPTCHAs: no flips; small shifts, rotation, zoom, contrast."""
+    return keras.Sequential(
+        [
+            keras.layers.RandomTranslation(0.06, 0.03, fill_mode="nearest", seed=seed),
+            keras.layers.RandomRotation(0.01, fill_mode="nearest", seed=seed),
+            keras.layers.RandomZoom((-0.08, 0.08), fill_mode="nearest", seed=seed),
+            keras.layers.RandomContrast(0.3, value_range=(0, 255), seed=seed),
+        ],
+        name="augmentation",
+    )
+
+
+def make_dataset(
+    sources: Sequence,
+    labels=None,
+    image_size: tuple[int, int] = (120, 120),
+    channels: int = 3,
+    resize: str = "stretch",
+    batch_size: int = 32,
+    shuffle: bool = False,
+    cache: bool | str = True,
+    augment: keras.layers.Layer | None = None,
+    seed: int = 0,
+    parallel: bool = True,
+    prefetch: bool = True,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Build a batched dataset of ``(images, labels)`` or of images alone.
+
+    Args:
+        sources: image file paths, or encoded image bytes (decoded by content).
+        labels: per-image labels (``int`` class indices, multi-hot float vectors,
+            or padded int sequences for text), or ``None`` for inference.
+        image_size: ``(height, width)`` in pixels.
+        channels: 3 for RGB, 1 for grayscale.
+        resize: ``"stretch"`` or ``"pad"`` (keep aspect ratio).
+        batch_size: images per batch.
+        shuffle: reshuffle every epoch (training).
+        cache: ``True`` caches decoded images in memory, a string caches them
+            in files with that prefix, ``False`` disables caching.
+        augment: a Keras layer applied to float batches after the cache (training).
+        seed: shuffle seed.
+        parallel: parallel map with AUTOTUNE (``False`` gives the naive pipeline).
+        prefetch: prefetch batches with AUTOTUNE.
+
+    Returns:
+        ``tf.data.Dataset`` of ``uint8`` images ``(B, H, W, channels)`` (and labels).
+    """
+    sources = list(sources)
+    if not sources:
+        raise ValueError("make_dataset() got no images.")
+    is_path = isinstance(sources[0], str)
+    calls = AUTOTUNE if parallel else None
+    resizer = resizing_layer(image_size, resize)
+
+    def load(source):
+        data = tf.io.read_file(source) if is_path else source
+        image = decode_image(data, channels)
+        image = resizer(tf.cast(image, tf.float32))
+        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+    if labels is None:
+        ds = tf.data.Dataset.from_tensor_slices(sources)
+        ds = ds.map(load, num_parallel_calls=calls)
+    else:
+        labels = np.asarray(labels)
+        if len(labels) != len(sources):
+            raise ValueError(f"{len(sources)} images but {len(labels)} labels.")
+        ds = tf.data.Dataset.from_tensor_slices((sources, labels))
+        ds = ds.map(lambda s, y: (load(s), y), num_parallel_calls=calls)
+    if cache:
+        ds = ds.cache(cache if isinstance(cache, str) else "")
+    if shuffle:
+        ds = ds.shuffle(min(len(sources), 10_000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if augment is not None:
+
+        def apply(images):
+            out = augment(tf.cast(images, tf.float32), training=True)
+            return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+
+        if labels is None:
+            ds = ds.map(apply, num_parallel_calls=calls)
+        else:
+            ds = ds.map(lambda x, y: (apply(x), y), num_parallel_calls=calls)
+    if prefetch:
+        ds = ds.prefetch(AUTOTUNE)
+    return ds
+
+
+def multi_hot(labels: Sequence, num_classes: int) -> np.ndarray:
+    """``[[0, 2], [1]]`` -> float32 multi-hot array ``(N, num_classes)``; ints become one-hot."""
+    out = np.zeros((len(labels), num_classes), dtype=np.float32)
+    for i, lab in enumerate(labels):
+        for j in lab if isinstance(lab, (list, tuple, np.ndarray)) else [lab]:
+            out[i, int(j)] = 1.0
+    return out
+
+
+def pad_sequences(encoded: Sequence[Sequence[int]], max_length: int) -> np.ndarray:
+    """Right-pad integer label sequences with 0 (the CTC blank / end symbol) to ``max_length``."""
+    out = np.zeros((len(encoded), max_length), dtype=np.int32)
+    for i, seq in enumerate(encoded):
+        if len(seq) > max_length:
+            raise ValueError(f"Label {i} has {len(seq)} characters; the model reads at most {max_length}.")
+        out[i, : len(seq)] = seq
+    return out

@@ -1,0 +1,195 @@
+"""Stratified, seeded train/val/test splits and the manifest that records them.
+
+A split is made *before* anything else (balancing, augmentation, tuning) so that
+no augmented copy of a validation or test image can reach the training set. The
+manifest is a small JSON file written next to each run; passing it back
+(``--split PATH``) repeats an experiment exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+SUBSETS = ("train", "val", "test")
+MANIFEST_NAME = "split.json"
+
+
+class SplitError(ValueError):
+    """A dataset cannot be split as asked (too few images in a class, bad fractions)."""
+
+
+@dataclasses.dataclass
+class Split:
+    """Files and integer labels of each subset, plus the class names they index.
+
+    Attributes:
+        class_names: label ``i`` means ``class_names[i]``.
+        train, val, test: lists of ``(path, label)`` pairs. ``label`` is an int
+            for single-label data, or a list of ints for multi-label data.
+        root: the data folder the split was made from (informational).
+        seed, fractions: how the split was made.
+    """
+
+    class_names: list[str]
+    train: list[tuple[str, object]]
+    val: list[tuple[str, object]]
+    test: list[tuple[str, object]]
+    root: str = ""
+    seed: int = 0
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    def subset(self, name: str) -> list[tuple[str, object]]:
+        if name not in SUBSETS:
+            raise ValueError(f"Unknown subset {name!r}; expected one of {SUBSETS}.")
+        return getattr(self, name)
+
+    def counts(self) -> dict[str, list[int]]:
+        """Images per class in each subset: ``{"train": [n_0, n_1, ...], ...}``."""
+        out = {}
+        for name in SUBSETS:
+            counts = [0] * len(self.class_names)
+            for _, label in self.subset(name):
+                for lab in label if isinstance(label, (list, tuple)) else [label]:
+                    counts[lab] += 1
+            out[name] = counts
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "class_names": list(self.class_names),
+            "root": self.root,
+            "seed": self.seed,
+            "fractions": list(self.fractions),
+            "extra": self.extra,
+            **{name: [[p, lab] for p, lab in self.subset(name)] for name in SUBSETS},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Split":
+        def pairs(items):
+            return [(str(p), lab) for p, lab in items]
+
+        return cls(
+            class_names=list(d["class_names"]),
+            train=pairs(d["train"]),
+            val=pairs(d["val"]),
+            test=pairs(d["test"]),
+            root=d.get("root", ""),
+            seed=int(d.get("seed", 0)),
+            fractions=tuple(d.get("fractions", (0.7, 0.15, 0.15))),
+            extra=dict(d.get("extra", {})),
+        )
+
+
+def parse_fractions(text: str | Sequence[float]) -> tuple[float, float, float]:
+    """Parse ``"70/15/15"``, ``"0.7,0.3"`` or a sequence into (train, val, test) fractions.
+
+    Two numbers mean train/val with no test subset (the seed project's 70/30).
+    Percentages are accepted; the result always sums to 1.
+    """
+    if isinstance(text, str):
+        parts = [p for p in text.replace("/", ",").replace(":", ",").split(",") if p.strip()]
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise SplitError(f"Cannot parse split fractions {text!r}; use e.g. 70/15/15 or 0.7,0.3.")
+    else:
+        values = [float(v) for v in text]
+    if len(values) == 2:
+        values.append(0.0)
+    if len(values) != 3 or any(v < 0 for v in values) or values[0] <= 0 or values[1] <= 0:
+        raise SplitError(
+            f"Split fractions must be train/val[/test] with positive train and val, got {text!r}."
+        )
+    total = sum(values)
+    return tuple(v / total for v in values)
+
+
+def stratified_split(
+    paths: Sequence[str],
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    seed: int = 0,
+    root: str = "",
+) -> Split:
+    """Split files per class with a seeded shuffle so each subset keeps the class mix.
+
+    Every class keeps at least one image in every non-empty subset; a class too
+    small for that raises :class:`SplitError` naming the class and its count.
+    The result depends only on the sorted inputs and ``seed``.
+
+    Args:
+        paths: image files.
+        labels: integer class index of each file.
+        class_names: names indexed by ``labels``.
+        fractions: (train, val, test) fractions; test may be 0.
+        seed: shuffle seed.
+    """
+    fractions = parse_fractions(fractions)
+    if len(paths) != len(labels):
+        raise SplitError(f"{len(paths)} paths but {len(labels)} labels.")
+    wanted = [name for name, f in zip(SUBSETS, fractions) if f > 0]
+    rng = np.random.default_rng(seed)
+    out = {name: [] for name in SUBSETS}
+    by_class: dict[int, list[str]] = {i: [] for i in range(len(class_names))}
+    for p, lab in zip(paths, labels):
+        by_class[int(lab)].append(str(p))
+    for label, files in by_class.items():
+        files = sorted(files)
+        n = len(files)
+        if n < len(wanted):
+            raise SplitError(
+                f"Class {class_names[label]!r} has {n} image(s); a {'/'.join(wanted)} split needs at "
+                f"least {len(wanted)} so that every subset keeps one. Add images or drop the class."
+            )
+        order = rng.permutation(n)
+        n_val = max(1, int(round(fractions[1] * n)))
+        n_test = max(1, int(round(fractions[2] * n))) if fractions[2] > 0 else 0
+        n_train = n - n_val - n_test
+        if n_train < 1:  # tiny class: give train the last image
+            if n_val > 1:
+                n_val -= 1
+            else:
+                n_test -= 1
+            n_train = 1
+        idx = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+        for name in SUBSETS:
+            out[name].extend((files[i], label) for i in sorted(idx[name]))
+    return Split(
+        class_names=list(class_names),
+        train=out["train"],
+        val=out["val"],
+        test=out["test"],
+        root=str(root),
+        seed=seed,
+        fractions=fractions,
+    )
+
+
+def save_manifest(split: Split, path: str) -> str:
+    """Write ``split`` as JSON to ``path`` (a file, or a folder that gets ``split.json``)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, MANIFEST_NAME)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(split.to_dict(), f, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def load_manifest(path: str) -> Split:
+    """Read a manifest written by :func:`save_manifest` (file or folder holding ``split.json``)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, MANIFEST_NAME)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No split manifest at {path}.")
+    with open(path) as f:
+        return Split.from_dict(json.load(f))

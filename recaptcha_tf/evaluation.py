@@ -1,0 +1,164 @@
+"""Metrics and evaluation reports for classifiers and text readers.
+
+Classification metrics come from scikit-learn; edit distances from rapidfuzz.
+Reports are plain dicts, written as JSON by :func:`write_report`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def top_k_accuracy(probs: np.ndarray, labels: Sequence[int], k: int) -> float:
+    """Fraction of rows whose true label is among the ``k`` highest scores."""
+    probs = np.asarray(probs)
+    k = min(k, probs.shape[1])
+    top = np.argsort(-probs, axis=1)[:, :k]
+    return float(np.mean([lab in row for lab, row in zip(labels, top)]))
+
+
+def classification_report(probs: np.ndarray, labels: Sequence[int], class_names: Sequence[str]) -> dict:
+    """Single-label report.
+
+    Args:
+        probs: ``(N, C)`` class probabilities.
+        labels: ``N`` true class indices.
+        class_names: ``C`` names.
+
+    Returns:
+        dict with ``n``, ``top1``, ``top3``, ``balanced_accuracy``, ``macro_f1``,
+        ``per_class`` (precision/recall/f1/support per class name),
+        ``confusion_matrix`` (rows true, columns predicted) and ``class_names``.
+    """
+    from sklearn import metrics
+
+    probs = np.asarray(probs)
+    labels = np.asarray(labels, dtype=int)
+    k = len(class_names)
+    pred = probs.argmax(1)
+    present = sorted(set(labels.tolist()))
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        labels, pred, labels=list(range(k)), zero_division=0
+    )
+    # Macro averages run over the classes present in the evaluated data, so a
+    # held-out folder without some class is not penalised for it.
+    macro_f1 = float(np.mean(f1[present])) if present else 0.0
+    balanced = float(np.mean(recall[present])) if present else 0.0
+    return {
+        "n": int(len(labels)),
+        "top1": float(np.mean(pred == labels)),
+        "top3": top_k_accuracy(probs, labels, 3),
+        "balanced_accuracy": balanced,
+        "macro_f1": macro_f1,
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(class_names)
+        },
+        "confusion_matrix": metrics.confusion_matrix(labels, pred, labels=list(range(k))).tolist(),
+        "class_names": list(class_names),
+    }
+
+
+def multilabel_report(
+    probs: np.ndarray, targets: np.ndarray, class_names: Sequence[str], threshold: float = 0.5
+) -> dict:
+    """Multi-label report: Hamming accuracy, subset accuracy, top-1, per-label P/R/F1.
+
+    Args:
+        probs: ``(N, C)`` sigmoid scores.
+        targets: ``(N, C)`` multi-hot truth.
+        threshold: a label is predicted when its score is at least this.
+    """
+    from sklearn import metrics
+
+    probs = np.asarray(probs)
+    targets = np.asarray(targets).astype(int)
+    pred = (probs >= threshold).astype(int)
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        targets, pred, average=None, zero_division=0
+    )
+    top = probs.argmax(1)
+    return {
+        "n": int(len(targets)),
+        "threshold": float(threshold),
+        "hamming_accuracy": float(np.mean(pred == targets)),
+        "subset_accuracy": float(np.mean(np.all(pred == targets, axis=1))),
+        "top1": float(np.mean(targets[np.arange(len(top)), top] == 1)),
+        "macro_f1": float(np.mean(f1)),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                   "support": int(support[i])}
+            for i, name in enumerate(class_names)
+        },
+        "class_names": list(class_names),
+    }
+
+
+def edit_distance(reference: str, hypothesis: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions each cost 1)."""
+    from rapidfuzz.distance import Levenshtein
+
+    return int(Levenshtein.distance(reference, hypothesis))
+
+
+def character_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus CER: total edit distance divided by total reference length."""
+    edits = sum(edit_distance(r, h) for r, h in zip(references, hypotheses))
+    chars = sum(len(r) for r in references)
+    return edits / max(chars, 1)
+
+
+def text_report(
+    references: Sequence[str],
+    hypotheses: Sequence[str],
+    confidences: Sequence[Sequence[float]] | None = None,
+    names: Sequence[str] | None = None,
+    worst: int = 20,
+) -> dict:
+    """Text report: ``n``, ``exact_match``, ``cer``, mean confidence and the worst examples.
+
+    Examples are ranked by edit distance, then by lowest confidence.
+    """
+    n = len(references)
+    distances = [edit_distance(r, h) for r, h in zip(references, hypotheses)]
+    mean_conf = [float(np.mean(c)) if c else 0.0 for c in (confidences or [[]] * n)]
+    order = sorted(range(n), key=lambda i: (-distances[i], mean_conf[i]))
+    confusions: dict[str, int] = {}
+    for r, h in zip(references, hypotheses):
+        if len(r) == len(h):
+            for a, b in zip(r, h):
+                if a != b:
+                    confusions[f"{a}->{b}"] = confusions.get(f"{a}->{b}", 0) + 1
+    return {
+        "n": n,
+        "exact_match": float(np.mean([r == h for r, h in zip(references, hypotheses)])) if n else 0.0,
+        "cer": character_error_rate(references, hypotheses),
+        "mean_confidence": float(np.mean(mean_conf)) if n else 0.0,
+        "confusions": dict(sorted(confusions.items(), key=lambda kv: -kv[1])[:20]),
+        "worst": [
+            {
+                "name": names[i] if names else str(i),
+                "truth": references[i],
+                "prediction": hypotheses[i],
+                "edit_distance": distances[i],
+                "confidence": [round(c, 4) for c in (confidences[i] if confidences else [])],
+            }
+            for i in order[:worst]
+        ],
+    }
+
+
+def write_report(report: dict, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+    return path

@@ -1,0 +1,66 @@
+"""One registry of model builders, shared by the CLI, the tuner and notebooks.
+
+Modelled on timm's registry: a builder is a plain function decorated with
+:func:`register_model`; :func:`build_model` looks it up by name.
+
+Every builder has the signature::
+
+    builder(input_shape, num_classes, *, output_activation="softmax", **kwargs) -> keras.Model
+
+It takes float images with pixel values in ``[0, 255]`` of ``input_shape =
+(height, width, channels)``, applies its own input normalisation inside the
+model, and returns ``(B, num_classes)`` outputs (or ``(B, T, num_classes)`` for
+sequence models). :func:`recaptcha_tf.models.build_classifier` wraps it with the
+raw-image input (any size) and the label names.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import keras
+
+_MODELS: dict[str, Callable[..., keras.Model]] = {}
+_TASKS: dict[str, tuple[str, ...]] = {}
+
+
+def register_model(name: str, tasks: tuple[str, ...] = ("tiles", "chars")):
+    """Decorator adding a builder to the registry under ``name`` for the given tasks."""
+
+    def decorate(fn):
+        if name in _MODELS:
+            raise ValueError(f"Model {name!r} is already registered.")
+        _MODELS[name] = fn
+        _TASKS[name] = tuple(tasks)
+        return fn
+
+    return decorate
+
+
+def list_models(task: str | None = None) -> list[str]:
+    """Registered model names, optionally only those for ``task``."""
+    return sorted(n for n in _MODELS if task is None or task in _TASKS[n])
+
+
+def model_builder(name: str) -> Callable[..., keras.Model]:
+    if name not in _MODELS:
+        raise ValueError(f"Unknown model {name!r}. Available: {', '.join(list_models())}.")
+    return _MODELS[name]
+
+
+def model_tasks(name: str) -> tuple[str, ...]:
+    model_builder(name)
+    return _TASKS[name]
+
+
+def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, **kwargs) -> keras.Model:
+    """Build registered model ``name``; unknown keyword arguments are a clear error."""
+    builder = model_builder(name)
+    params = inspect.signature(builder).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            valid = sorted(p for p in params if p not in ("input_shape", "num_classes"))
+            raise TypeError(f"Model {name!r} does not take {unknown}; it takes {valid}.")
+    return builder(input_shape, num_classes, **kwargs)

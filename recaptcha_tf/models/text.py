@@ -1,0 +1,116 @@
+"""Text CAPTCHA models: CRNN with CTC, and fixed-length per-character heads.
+
+* ``crnn``: convolutional backbone -> width-as-time sequence -> BiLSTM/GRU ->
+  per-frame logits over ``num_classes = len(vocabulary) + 1`` (index 0 is the
+  CTC blank). Trained with ``keras.losses.CTC``; decoded greedily or by beam
+  search (:mod:`recaptcha_tf.decoding`). Reads variable-length text.
+* ``multihead``: a ResNet-style backbone whose features keep the left-to-right
+  order, then one softmax head per character position over
+  ``len(vocabulary) + 1`` classes (index 0 = "no character", so shorter
+  labels are padded). Trained with label-smoothed cross-entropy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import layers
+
+from recaptcha_tf.layers import ImagesToSequence
+from recaptcha_tf.models.registry import register_model
+from recaptcha_tf.models.resnet import resnet_trunk
+
+
+@register_model("crnn", tasks=("text",))
+def build_crnn(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    filters: Sequence[int] = (32, 64, 128, 128),
+    rnn: str = "lstm",
+    rnn_units: int = 128,
+    rnn_layers: int = 2,
+    dropout: float = 0.25,
+    output_activation: str | None = None,
+    name: str = "crnn",
+) -> keras.Model:
+    """CNN + bidirectional RNN producing per-frame CTC logits.
+
+    The first two conv stages pool 2x2, later ones 2x1 (height only), so a
+    ``(64, 256)`` input gives ``T = 64`` frames: enough for 8 characters with
+    repeats (CTC needs at least ``2 * length + 1`` frames in the worst case).
+
+    Args:
+        input_shape: ``(height, width, channels)``, pixels in ``[0, 255]``.
+        num_classes: vocabulary size + 1 (blank at index 0).
+        filters: filters per conv stage.
+        rnn: ``"lstm"`` or ``"gru"``.
+        rnn_units: units per direction.
+        rnn_layers: stacked bidirectional layers.
+        dropout: dropout on the sequence features and between RNN layers.
+
+    Returns:
+        Model mapping ``(B, H, W, C)`` to logits ``(B, T, num_classes)``.
+    """
+    rnn_layer = {"lstm": layers.LSTM, "gru": layers.GRU}.get(rnn)
+    if rnn_layer is None:
+        raise ValueError(f"rnn must be 'lstm' or 'gru', got {rnn!r}.")
+    inputs = keras.Input(input_shape, name="pixels")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    for i, f in enumerate(filters):
+        for j in range(2 if i >= 2 else 1):
+            x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{i + 1}_{j + 1}")(x)
+            x = layers.BatchNormalization(name=f"conv{i + 1}_{j + 1}_bn")(x)
+            x = layers.ReLU(name=f"conv{i + 1}_{j + 1}_relu")(x)
+        x = layers.MaxPooling2D((2, 2) if i < 2 else (2, 1), name=f"pool{i + 1}")(x)
+    x = ImagesToSequence(name="to_sequence")(x)
+    x = layers.Dense(rnn_units, activation="relu", name="sequence_dense")(x)
+    x = layers.Dropout(dropout, name="sequence_dropout")(x)
+    for i in range(rnn_layers):
+        x = layers.Bidirectional(
+            rnn_layer(rnn_units, return_sequences=True, dropout=dropout if i else 0.0), name=f"bi{rnn}{i + 1}"
+        )(x)
+    outputs = layers.Dense(num_classes, activation=output_activation, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@register_model("multihead", tasks=("text",))
+def build_multihead(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    max_length: int = 6,
+    width: int = 32,
+    blocks: Sequence[int] = (2, 2, 2, 2),
+    dense_units: int = 256,
+    dropout: float = 0.3,
+    output_activation: str = "softmax",
+    name: str = "multihead",
+) -> keras.Model:
+    """ResNet-style backbone with one softmax head per character position.
+
+    Args:
+        max_length: number of heads (longest label).
+        width: filters of the first ResNet stage.
+        blocks: basic blocks per stage.
+
+    Returns:
+        Model mapping ``(B, H, W, C)`` to probabilities ``(B, max_length, num_classes)``.
+    """
+    inputs = keras.Input(input_shape, name="pixels")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = resnet_trunk(x, blocks, width=width, small_input=True, strides=(1, 2, 2, 2)[: len(blocks)])
+    x = layers.AveragePooling2D((x.shape[1], 1), name="pool_height")(x)  # keep left-to-right order
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(dropout, name="features_dropout")(x)
+    x = layers.Dense(dense_units, activation="relu", name="features")(x)
+    x = layers.Dropout(dropout, name="heads_dropout")(x)
+    heads = [
+        layers.Reshape((1, num_classes), name=f"char{i + 1}_reshape")(
+            layers.Dense(num_classes, activation=output_activation, name=f"char{i + 1}")(x)
+        )
+        for i in range(max_length)
+    ]
+    outputs = heads[0] if max_length == 1 else layers.Concatenate(axis=1, name="characters")(heads)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,506 @@
+"""End-to-end runs: what ``recaptcha-tf train/evaluate/predict`` and the notebooks call.
+
+Each function takes plain arguments, writes into a run folder and returns a
+summary dict. The order inside a training run is fixed: split first (manifest
+written next to the run), then optional balancing of the training split only,
+then the tf.data pipeline, model, callbacks and fit, and finally an evaluation
+of the best checkpoint on the held-out test split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from recaptcha_tf.data.folders import DatasetError, scan_class_folders
+from recaptcha_tf.data.splits import MANIFEST_NAME, Split, load_manifest, save_manifest, stratified_split
+
+log = logging.getLogger("recaptcha_tf")
+
+TASK_DEFAULTS = {
+    "tiles": {"model": "cnn", "image_size": (96, 96), "channels": 3, "resize": "stretch", "epochs": 30,
+              "batch_size": 32, "learning_rate": 2e-3, "patience": 8},
+    "chars": {"model": "resnet18", "image_size": (52, 32), "channels": 1, "resize": "pad", "epochs": 30,
+              "batch_size": 64, "learning_rate": 1e-3, "patience": 8},
+    "text": {"model": "crnn", "image_size": (64, 256), "channels": 1, "resize": "pad", "epochs": 150,
+             "batch_size": 32, "learning_rate": 1e-3, "patience": 25},
+}
+
+
+def task_defaults(task: str) -> dict:
+    if task not in TASK_DEFAULTS:
+        raise ValueError(f"Unknown task {task!r}; choose from {sorted(TASK_DEFAULTS)}.")
+    return dict(TASK_DEFAULTS[task])
+
+
+def _same_folder(a: str, b: str) -> bool:
+    return bool(a) and bool(b) and os.path.realpath(a) == os.path.realpath(b)
+
+
+def _write_json(obj, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2)
+    return path
+
+
+def prepare_folder_split(
+    data: str,
+    out_dir: str,
+    split_path: str | None = None,
+    fractions="70/15/15",
+    seed: int = 0,
+    channels: int = 3,
+    balance_per_class: int | None = None,
+    balance_cap: int | None = None,
+    balanced_dir: str = "balanced_images",
+) -> Split:
+    """The split of a class-folder dataset for a run, reused when the run resumes.
+
+    Precedence: an explicit manifest (``split_path``); the run's own manifest
+    (resuming ``out_dir``); a manifest inside ``data`` (a folder written by
+    ``recaptcha-tf balance``); otherwise a new stratified split of ``data``.
+    Balancing, when asked, oversamples the training split only.
+    """
+    own = os.path.join(out_dir, MANIFEST_NAME)
+    if split_path:
+        split = load_manifest(split_path)
+    elif os.path.exists(own):
+        split = load_manifest(own)
+        if split.extra.get("data") and not _same_folder(split.extra["data"], data):
+            raise DatasetError(
+                f"{out_dir!r} holds a run on {split.extra['data']!r}, not {data!r}. "
+                "Use another --out, or --overwrite to start afresh."
+            )
+        log.info("Resuming with the split in %s", own)
+        return split
+    elif os.path.exists(os.path.join(data, MANIFEST_NAME)):
+        split = load_manifest(data)
+        log.info("Using the split recorded in %s (train: %d, val: %d, test: %d)",
+                 data, len(split.train), len(split.val), len(split.test))
+    else:
+        ds = scan_class_folders(data, channels=channels)
+        split = stratified_split(ds.paths, ds.labels, ds.class_names, fractions, seed, root=data)
+    if balance_per_class:
+        from recaptcha_tf.data.balance import balance_split
+
+        split = balance_split(split, balanced_dir, per_class=balance_per_class, cap=balance_cap, seed=seed)
+    split.extra["data"] = os.path.abspath(data)
+    save_manifest(split, own)
+    return split
+
+
+def _sample_indices(labels: Sequence, count: int, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(len(labels), size=min(count, len(labels)), replace=False).tolist())
+
+
+def train_classifier(
+    data: str,
+    out: str = "models/run",
+    task: str = "tiles",
+    model: str | None = None,
+    image_size: tuple[int, int] | None = None,
+    grayscale: bool | None = None,
+    resize: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    optimizer: str = "adam",
+    label_smoothing: float = 0.0,
+    patience: int | None = None,
+    split: str | None = None,
+    fractions="70/15/15",
+    seed: int = 0,
+    balance_per_class: int | None = None,
+    balance_cap: int | None = None,
+    balanced_dir: str = "balanced_images",
+    class_weight: str = "none",
+    augment: bool = True,
+    cache: bool | str = True,
+    logdir: str | None = "logs",
+    run_name: str | None = None,
+    model_kwargs: dict | None = None,
+    callbacks: Sequence = (),
+) -> dict:
+    """Train a tile or character classifier on a class-folder dataset.
+
+    Re-running the same call with the same ``out`` resumes an interrupted run
+    (BackupAndRestore) with the same split.
+
+    Returns:
+        Summary with the run folder, epochs run, wall time (s) and the test report.
+    """
+    import keras
+
+    from recaptcha_tf.data.balance import class_weights as balanced_class_weights
+    from recaptcha_tf.data.pipeline import make_dataset, tile_augmentation
+    from recaptcha_tf.models import build_classifier
+    from recaptcha_tf.training import cosine_schedule, make_optimizer, PredictionSamples, standard_callbacks
+
+    d = task_defaults(task)
+    model = model or d["model"]
+    image_size = tuple(image_size or d["image_size"])
+    channels = 1 if (grayscale if grayscale is not None else d["channels"] == 1) else 3
+    resize = resize or d["resize"]
+    epochs = epochs or d["epochs"]
+    batch_size = batch_size or d["batch_size"]
+    learning_rate = learning_rate or d["learning_rate"]
+    patience = d["patience"] if patience is None else patience
+    run_name = run_name or os.path.basename(os.path.normpath(out))
+    run_logdir = os.path.join(logdir, run_name) if logdir else None
+    os.makedirs(out, exist_ok=True)
+
+    data_split = prepare_folder_split(
+        data, out, split, fractions, seed, channels, balance_per_class, balance_cap, balanced_dir
+    )
+    class_names = data_split.class_names
+    train_paths, train_labels = zip(*data_split.train)
+    val_paths, val_labels = zip(*data_split.val)
+    common = dict(image_size=image_size, channels=channels, resize=resize, batch_size=batch_size)
+    train_ds = make_dataset(
+        train_paths, np.array(train_labels), shuffle=True, seed=seed, cache=cache,
+        augment=tile_augmentation(flip=(task == "tiles"), seed=seed) if augment else None, **common,
+    )
+    val_ds = make_dataset(val_paths, np.array(val_labels), cache=cache, **common)
+
+    keras.utils.set_random_seed(seed)
+    net = build_classifier(model, class_names, image_size, channels, resize, task=task, **(model_kwargs or {}))
+    steps = int(np.ceil(len(train_paths) / batch_size))
+    net.compile(
+        optimizer=make_optimizer(optimizer, cosine_schedule(learning_rate, epochs, steps)),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+        if label_smoothing else keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")] if not label_smoothing
+        else [keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    if label_smoothing:
+        train_ds = train_ds.map(lambda x, y: (x, keras.ops.one_hot(y, len(class_names))))
+        val_ds = val_ds.map(lambda x, y: (x, keras.ops.one_hot(y, len(class_names))))
+
+    extra = []
+    if run_logdir:
+        idx = _sample_indices(val_labels, 12, seed)
+        sample_images = np.concatenate(
+            [x for x in make_dataset([val_paths[i] for i in idx], None, cache=False, **common).as_numpy_iterator()]
+        )
+
+        def describe(outputs):
+            return [class_names[int(k)] for k in outputs.argmax(1)], [float(p.max()) for p in outputs]
+
+        extra.append(PredictionSamples(sample_images, [class_names[val_labels[i]] for i in idx], describe,
+                                       run_logdir, every=5))
+    weights = balanced_class_weights(data_split) if class_weight == "balanced" else None
+    _write_json(
+        {"task": task, "model": model, "image_size": image_size, "channels": channels, "resize": resize,
+         "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "optimizer": optimizer,
+         "label_smoothing": label_smoothing, "class_weight": class_weight, "seed": seed,
+         "balance_per_class": balance_per_class, "model_kwargs": model_kwargs or {}, "data": os.path.abspath(data)},
+        os.path.join(out, "config.json"),
+    )
+    start = time.perf_counter()
+    history = net.fit(
+        train_ds, validation_data=val_ds, epochs=epochs, class_weight=weights, verbose=2,
+        callbacks=standard_callbacks(out, run_logdir, patience=patience, last=[*extra, *callbacks]),
+    )
+    wall = time.perf_counter() - start
+    summary = {"out": out, "epochs_run": len(history.history.get("loss", [])), "train_seconds": round(wall, 1)}
+    if data_split.test:
+        report = evaluate(out, data, subset="test", report=os.path.join(out, "test_report.json"))
+        summary["test"] = {k: report[k] for k in ("n", "top1", "top3", "balanced_accuracy", "macro_f1")}
+    _write_json(summary, os.path.join(out, "summary.json"))
+    return summary
+
+
+def _text_vocabulary(labels: Sequence[str], charset: str | None):
+    from recaptcha_tf.data.text import DEFAULT_CHARSET, Vocabulary, expand_charset
+
+    if charset:
+        return Vocabulary(expand_charset(charset)), True
+    base = expand_charset(DEFAULT_CHARSET)
+    extra = sorted(set("".join(labels)) - set(base))
+    if extra:
+        log.info("Labels use characters outside %s: %s; adding them to the vocabulary.", DEFAULT_CHARSET, extra)
+    return Vocabulary(base + "".join(extra)), False
+
+
+def _text_split(names: Sequence[str], fractions, seed: int) -> dict[str, list[int]]:
+    from recaptcha_tf.data.splits import parse_fractions
+
+    fr = parse_fractions(fractions)
+    order = np.random.default_rng(seed).permutation(len(names))
+    n_val = max(1, int(round(fr[1] * len(names))))
+    n_test = int(round(fr[2] * len(names))) if fr[2] > 0 else 0
+    if len(names) - n_val - n_test < 1:
+        raise DatasetError(f"{len(names)} text images are too few for a {fractions} split.")
+    n_train = len(names) - n_val - n_test
+    return {"train": sorted(order[:n_train].tolist()), "val": sorted(order[n_train:n_train + n_val].tolist()),
+            "test": sorted(order[n_train + n_val:].tolist())}
+
+
+def train_text(
+    data: str,
+    out: str = "models/text",
+    model: str = "crnn",
+    charset: str | None = None,
+    case: str = "keep",
+    label_pattern: str | None = None,
+    image_size: tuple[int, int] | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    patience: int | None = None,
+    fractions="70/15/15",
+    seed: int = 0,
+    val_data: str | None = None,
+    augment: bool = True,
+    logdir: str | None = "logs",
+    run_name: str | None = None,
+    model_kwargs: dict | None = None,
+    max_length: int | None = None,
+    callbacks: Sequence = (),
+) -> dict:
+    """Train a text CAPTCHA reader (``crnn`` with CTC or ``multihead``).
+
+    Args:
+        data: folder of images named by label, a Parquet file, or a folder of Parquet files.
+        charset: vocabulary (e.g. ``"a-z0-9"``); labels outside it are an error.
+            By default ``a-z0-9`` plus any other characters in the labels.
+        case: ``"keep"``, ``"lower"`` or ``"upper"``.
+        val_data: a separate validation set; then ``data`` is split only into train/test
+            by ``fractions`` ignoring its val part.
+
+    Returns:
+        Summary with epochs run, wall time (s) and the test report (exact match, CER).
+    """
+    import keras
+
+    from recaptcha_tf.data.pipeline import make_dataset, pad_sequences, text_augmentation
+    from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
+    from recaptcha_tf.decoding import decode_text_outputs
+    from recaptcha_tf.models import build_text_model
+    from recaptcha_tf.training import cosine_schedule, make_optimizer, PredictionSamples, TextMetrics, standard_callbacks
+
+    d = task_defaults("text")
+    image_size = tuple(image_size or d["image_size"])
+    epochs = epochs or d["epochs"]
+    batch_size = batch_size or d["batch_size"]
+    learning_rate = learning_rate or d["learning_rate"]
+    patience = d["patience"] if patience is None else patience
+    run_name = run_name or os.path.basename(os.path.normpath(out))
+    run_logdir = os.path.join(logdir, run_name) if logdir else None
+    os.makedirs(out, exist_ok=True)
+
+    dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
+    vocab, strict = _text_vocabulary(dataset.labels, charset)
+    encoded = [vocab.encode(lab, name) for lab, name in zip(dataset.labels, dataset.names)]
+    max_length = max_length or max(len(e) for e in encoded)
+
+    manifest = os.path.join(out, MANIFEST_NAME)
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            saved = json.load(f)
+        index = {n: i for i, n in enumerate(dataset.names)}
+        try:
+            parts = {k: [index[n] for n in saved[k]] for k in ("train", "val", "test")}
+        except KeyError as err:
+            raise DatasetError(f"{manifest} names an image that is not in {data!r}: {err}. Use another --out.")
+        log.info("Resuming with the split in %s", manifest)
+    else:
+        parts = _text_split(dataset.names, fractions, seed)
+        _write_json({k: [dataset.names[i] for i in v] for k, v in parts.items()} | {"seed": seed, "data": os.path.abspath(data)},
+                    manifest)
+    if val_data:
+        extra_val = load_text_dataset(val_data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
+        val_sources, val_texts = extra_val.sources, extra_val.labels
+        val_encoded = [vocab.encode(lab, name) for lab, name in zip(extra_val.labels, extra_val.names)]
+        parts["train"] = sorted(parts["train"] + parts["val"])
+    else:
+        val_sources = [dataset.sources[i] for i in parts["val"]]
+        val_texts = [dataset.labels[i] for i in parts["val"]]
+        val_encoded = [encoded[i] for i in parts["val"]]
+
+    kind = "multihead" if model == "multihead" else "ctc"
+    num_outputs = vocab.size + 1
+
+    def targets(enc):
+        padded = pad_sequences(enc, max_length)
+        return keras.utils.to_categorical(padded, num_outputs).astype("float32") if kind == "multihead" else padded
+
+    common = dict(image_size=image_size, channels=1, resize="pad", batch_size=batch_size)
+    train_idx = parts["train"]
+    train_ds = make_dataset(
+        [dataset.sources[i] for i in train_idx], targets([encoded[i] for i in train_idx]), shuffle=True,
+        seed=seed, augment=text_augmentation(seed) if augment else None, **common,
+    )
+    val_ds = make_dataset(val_sources, targets(val_encoded), **common)
+
+    keras.utils.set_random_seed(seed)
+    net = build_text_model(model, vocab.characters, image_size, channels=1, max_length=max_length,
+                           **(model_kwargs or {}))
+    frames = net.output_shape[1]
+    if kind == "ctc" and frames < 2 * max_length + 1:
+        raise ValueError(f"The model reads {frames} frames, too few for labels of {max_length} characters; "
+                         "use a wider --image-size.")
+    steps = int(np.ceil(len(train_idx) / batch_size))
+    net.compile(
+        optimizer=make_optimizer("adam", cosine_schedule(learning_rate, epochs, steps)),
+        loss=keras.losses.CTC() if kind == "ctc" else keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+    )
+    val_images = make_dataset(val_sources, None, cache=True, **common)
+    first = [TextMetrics(val_images, val_texts, vocab.characters, kind)]
+    last = []
+    if run_logdir:
+        idx = list(range(min(12, len(val_sources))))
+        imgs = np.concatenate(list(make_dataset([val_sources[i] for i in idx], None, cache=False, **common)
+                                   .as_numpy_iterator()))
+
+        def describe(outputs):
+            dec = decode_text_outputs(outputs, vocab.characters, kind)
+            return [t for t, _ in dec], [float(np.prod(c)) if c else 0.0 for _, c in dec]
+
+        last.append(PredictionSamples(imgs, [val_texts[i] for i in idx], describe, run_logdir, every=10))
+    _write_json(
+        {"task": "text", "model": model, "characters": vocab.characters, "strict_charset": strict,
+         "max_length": max_length, "image_size": image_size, "epochs": epochs, "batch_size": batch_size,
+         "learning_rate": learning_rate, "seed": seed, "case": case, "model_kwargs": model_kwargs or {},
+         "data": os.path.abspath(data)},
+        os.path.join(out, "config.json"),
+    )
+    start = time.perf_counter()
+    history = net.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=2,
+                      callbacks=standard_callbacks(out, run_logdir, patience=patience, first=first,
+                                                   last=[*last, *callbacks]))
+    wall = time.perf_counter() - start
+    summary = {"out": out, "epochs_run": len(history.history.get("loss", [])), "train_seconds": round(wall, 1)}
+    if parts["test"]:
+        test = dataset.subset(parts["test"])
+        report = evaluate_text_dataset(out, test, report=os.path.join(out, "test_report.json"),
+                                       grid=os.path.join(out, "test_predictions.png"))
+        summary["test"] = {k: report[k] for k in ("n", "exact_match", "cer")}
+    _write_json(summary, os.path.join(out, "summary.json"))
+    return summary
+
+
+def evaluate_text_dataset(model_path: str, dataset, report: str | None = None, grid: str | None = None,
+                          beam_width: int = 0, model=None) -> dict:
+    """Exact match, CER and worst examples of a text model on a :class:`TextDataset`."""
+    from recaptcha_tf.decoding import decode_text_outputs
+    from recaptcha_tf.evaluation import text_report, write_report
+    from recaptcha_tf.inference import load_model, model_info, predict_outputs
+    from recaptcha_tf.plots import prediction_grid, save_figure
+
+    model = model or load_model(model_path)
+    info = model_info(model)
+    for lab, name in zip(dataset.labels, dataset.names):
+        bad = sorted(set(lab) - set(info.names))
+        if bad:
+            log.warning("%s: label %r has characters the model cannot output: %s", name, lab, bad)
+    start = time.perf_counter()
+    outputs = predict_outputs(model, dataset.sources)
+    seconds = time.perf_counter() - start
+    decoded = decode_text_outputs(outputs, info.names, info.kind, beam_width)
+    texts = [t for t, _ in decoded]
+    result = text_report(dataset.labels, texts, [c for _, c in decoded], dataset.names)
+    result["images_per_second"] = len(texts) / max(seconds, 1e-9)
+    result["ms_per_image"] = 1000 * seconds / max(len(texts), 1)
+    if report:
+        write_report(result, report)
+    if grid:
+        from recaptcha_tf.data.pipeline import make_dataset
+
+        wrong = [i for i, (t, r) in enumerate(zip(texts, dataset.labels)) if t != r]
+        right = [i for i in range(len(texts)) if i not in set(wrong)]
+        show = (wrong[:8] + right)[:16]
+        images = np.concatenate(list(make_dataset([dataset.sources[i] for i in show], None,
+                                                  image_size=info.image_size, channels=info.channels,
+                                                  resize=info.resize, cache=False).as_numpy_iterator()))
+        fig = prediction_grid(images, [dataset.labels[i] for i in show], [texts[i] for i in show],
+                              [float(np.prod(decoded[i][1])) if decoded[i][1] else 0.0 for i in show])
+        save_figure(fig, grid)
+    return result
+
+
+def _subset_for(model_path: str, data: str, subset: str):
+    """Which split subset to evaluate: ``auto`` means the run's test split when ``data`` is its data."""
+    if subset == "all":
+        return None
+    run_dir = model_path if os.path.isdir(model_path) else os.path.dirname(model_path)
+    manifest = os.path.join(run_dir, MANIFEST_NAME)
+    if not os.path.exists(manifest):
+        if subset != "auto":
+            raise DatasetError(f"--subset {subset} needs the run's {MANIFEST_NAME} next to the model.")
+        return None
+    with open(manifest) as f:
+        saved = json.load(f)
+    same = _same_folder((saved.get("extra") or {}).get("data") or saved.get("data", ""), data)
+    if subset == "auto":
+        return "test" if same and saved.get("test") else None
+    return subset
+
+
+def evaluate(
+    model: str,
+    data: str,
+    report: str | None = None,
+    subset: str = "auto",
+    plot: str | None = None,
+    beam_width: int = 0,
+    label_pattern: str | None = None,
+    case: str = "keep",
+) -> dict:
+    """Evaluate a saved model on a data folder (or Parquet for text).
+
+    ``subset="auto"`` evaluates the run's held-out test split when ``data`` is
+    the folder it was trained on, and every image otherwise (a new held-out set).
+    Writes the JSON report and a confusion-matrix / prediction-grid PNG beside it.
+    """
+    from recaptcha_tf.evaluation import classification_report, write_report
+    from recaptcha_tf.inference import load_model, model_info, predict_outputs
+    from recaptcha_tf.plots import confusion_matrix_figure, save_figure
+
+    net = load_model(model)
+    info = model_info(net)
+    which = _subset_for(model, data, subset)
+    stem = os.path.splitext(report)[0] if report else None
+    if info.task == "text":
+        from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
+
+        dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
+        if which:
+            run_dir = model if os.path.isdir(model) else os.path.dirname(model)
+            with open(os.path.join(run_dir, MANIFEST_NAME)) as f:
+                wanted = set(json.load(f)[which])
+            dataset = dataset.subset([i for i, n in enumerate(dataset.names) if n in wanted])
+        result = evaluate_text_dataset(model, dataset, report, grid=(stem + "_predictions.png") if stem else plot,
+                                       beam_width=beam_width, model=net)
+        result["subset"] = which or "all"
+        if report:
+            write_report(result, report)
+        return result
+
+    if which:
+        split = load_manifest(model if os.path.isdir(model) else os.path.dirname(model))
+        if [n.lower() for n in split.class_names] != [n.lower() for n in info.names]:
+            raise DatasetError(f"The run's split classes {split.class_names} differ from the model's {info.names}.")
+        paths, labels = zip(*split.subset(which))
+    else:
+        ds = scan_class_folders(data, class_names=info.names, channels=info.channels, allow_missing_classes=True)
+        paths, labels = ds.paths, ds.labels
+    start = time.perf_counter()
+    probs = predict_outputs(net, list(paths))
+    seconds = time.perf_counter() - start
+    result = classification_report(probs, labels, info.names)
+    result["images_per_second"] = len(paths) / max(seconds, 1e-9)
+    result["subset"] = which or "all"
+    if report:
+        write_report(result, report)
+    plot = plot or ((stem + "_confusion.png") if stem else None)
+    if plot:
+        save_figure(confusion_matrix_figure(result["confusion_matrix"], info.names), plot)
+    return result

@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny image datasets generated on the fly (tests never read ../shared)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+KAGGLE_NAMES = {"bus": "Bus", "traffic_light": "Traffic Light", "hydrant": "Hydrant"}
+SHAPES = ("ellipse", "rectangle", "cross")
+
+
+def tile_image(class_index: int, rng: np.random.Generator, size: int = 24, mode: str = "RGB") -> Image.Image:
+    """A learnable synthetic 'tile': class = shape drawn in a class colour on a noisy background."""
+    bg = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
+    im = Image.fromarray(bg)
+    draw = ImageDraw.Draw(im)
+    colour = [(230, 40, 40), (40, 230, 40), (40, 40, 230), (230, 230, 40)][class_index % 4]
+    m = size // 5
+    box = (m + int(rng.integers(0, 3)), m + int(rng.integers(0, 3)), size - m, size - m)
+    shape = SHAPES[class_index % len(SHAPES)]
+    if shape == "ellipse":
+        draw.ellipse(box, fill=colour)
+    elif shape == "rectangle":
+        draw.rectangle(box, fill=colour)
+    else:
+        draw.line((box[0], box[1], box[2], box[3]), fill=colour, width=max(2, size // 8))
+        draw.line((box[0], box[3], box[2], box[1]), fill=colour, width=max(2, size // 8))
+    return im.convert(mode) if mode != "RGB" else im
+
+
+def make_class_folders(
+    root, classes=("bus", "hydrant", "traffic_light"), per_class=12, layout="tidy", seed=0, sizes=(24,),
+    modes=("RGB",), ext=".png",
+):
+    """Write ``root/<class>/<n>.png`` (tidy) or ``root/Traffic Light/Tlight (3).png`` (kaggle)."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for ci, name in enumerate(classes):
+        folder = KAGGLE_NAMES.get(name, name.title()) if layout == "kaggle" else name
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+        for k in range(per_class):
+            size = sizes[k % len(sizes)]
+            mode = modes[k % len(modes)]
+            im = tile_image(ci, rng, size, "RGB")
+            fname = f"{folder} ({k + 1}){ext}" if layout == "kaggle" else f"{k:04d}{ext}"
+            path = os.path.join(root, folder, fname)
+            if mode == "I;16":
+                arr = (np.asarray(im.convert("L"), dtype=np.uint16) * 257)
+                Image.fromarray(arr).save(path, format="PNG")
+            else:
+                im.convert(mode).save(path, format="PNG" if ext == ".png" else "JPEG")
+            paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def tiles_dir(tmp_path):
+    root = tmp_path / "tiles"
+    make_class_folders(str(root), per_class=14)
+    return str(root)

@@ -1,0 +1,118 @@
+import logging
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_class_folders
+from recaptcha_tf.data.folders import DatasetError, class_key, scan_class_folders
+from recaptcha_tf.data.images import CorruptImageError, check_image_size, load_image_array
+
+
+def test_kaggle_and_tidy_layouts_give_the_same_classes(tmp_path):
+    make_class_folders(str(tmp_path / "k"), layout="kaggle", per_class=3)
+    make_class_folders(str(tmp_path / "t"), layout="tidy", per_class=3)
+    kaggle = scan_class_folders(str(tmp_path / "k"))
+    tidy = scan_class_folders(str(tmp_path / "t"))
+    assert kaggle.class_names == tidy.class_names == ["bus", "hydrant", "traffic_light"]
+    assert kaggle.counts() == [3, 3, 3]
+    assert any("Traffic Light" in p and "(1).png" in p for p in kaggle.paths)
+    # A tidy-trained model's class list maps onto the Kaggle folders.
+    again = scan_class_folders(str(tmp_path / "k"), class_names=tidy.class_names)
+    assert sorted(set(again.labels)) == [0, 1, 2]
+
+
+def test_class_key_ignores_case_spaces_and_underscores():
+    assert class_key("Traffic Light") == class_key("traffic_light") == class_key("TRAFFIC-light")
+
+
+def test_mixed_sizes_and_modes_load(tmp_path):
+    root = str(tmp_path / "d")
+    make_class_folders(root, per_class=5, sizes=(100, 120), modes=("RGB", "RGBA", "L", "P", "I;16"))
+    ds = scan_class_folders(root)
+    assert len(ds.paths) == 15 and not ds.skipped
+    modes = {Image.open(p).mode for p in ds.paths}
+    assert {"RGB", "RGBA", "L", "P"} <= modes and any(m.startswith("I") for m in modes)
+    for p in ds.paths:
+        arr = load_image_array(p, channels=3)
+        assert arr.dtype == np.uint8 and arr.shape[2] == 3 and arr.shape[0] in (100, 120)
+    # 16-bit PNG keeps its range when reduced to 8 bits (not clipped to black or white).
+    sixteen = [p for p in ds.paths if Image.open(p).mode.startswith("I")][0]
+    ref = np.asarray(Image.open(sixteen), dtype=np.float64) / 257.0
+    got = load_image_array(sixteen, channels=1)[..., 0]
+    assert np.abs(got - ref).max() <= 1.01
+
+
+def test_corrupt_and_non_image_files(tmp_path, caplog):
+    root = str(tmp_path / "d")
+    make_class_folders(root, per_class=4)
+    with open(os.path.join(root, "bus", "broken.png"), "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    with open(os.path.join(root, "hydrant", "truncated.jpg"), "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0")
+    with open(os.path.join(root, "bus", "notes.txt"), "w") as f:
+        f.write("not an image")
+    with open(os.path.join(root, "bus", ".DS_Store"), "wb") as f:
+        f.write(b"\0" * 10)
+    with caplog.at_level(logging.WARNING, logger="recaptcha_tf"):
+        ds = scan_class_folders(root)
+    assert len(ds.paths) == 12
+    assert sorted(os.path.basename(p) for p in ds.skipped) == ["broken.png", "truncated.jpg"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "Skipped 2" in warnings[0] and "broken.png" in warnings[0] and "truncated.jpg" in warnings[0]
+    assert not any(p.endswith(".txt") for p in ds.paths)
+
+
+def test_jpeg_saved_as_png_decodes_by_content(tmp_path):
+    root = str(tmp_path / "d")
+    make_class_folders(root, per_class=2)
+    Image.new("RGB", (30, 20), (200, 10, 10)).save(os.path.join(root, "bus", "really_a_jpeg.png"), format="JPEG")
+    ds = scan_class_folders(root)
+    assert any(p.endswith("really_a_jpeg.png") for p in ds.paths) and not ds.skipped
+
+
+def test_empty_class_folder_is_a_clear_error(tmp_path):
+    root = str(tmp_path / "d")
+    make_class_folders(root, per_class=2)
+    os.makedirs(os.path.join(root, "Chimney"))
+    with pytest.raises(DatasetError, match="Empty class folder.*Chimney"):
+        scan_class_folders(root)
+
+
+def test_missing_root_and_no_classes(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        scan_class_folders(str(tmp_path / "nope"))
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.png").write_bytes(b"x")
+    with pytest.raises(DatasetError, match="no class sub-folders"):
+        scan_class_folders(str(tmp_path / "flat"))
+
+
+def test_class_mismatch_names_both_sides(tmp_path):
+    root = str(tmp_path / "d")
+    make_class_folders(root, per_class=2, classes=("bus", "hydrant", "palm"))
+    with pytest.raises(DatasetError) as err:
+        scan_class_folders(root, class_names=["bus", "hydrant", "traffic_light"])
+    assert "palm" in str(err.value) and "traffic_light" in str(err.value)
+
+
+def test_duplicate_class_folders(tmp_path):
+    root = tmp_path / "d"
+    for name in ("Traffic Light", "traffic_light"):
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(root / name / "a.png")
+    with pytest.raises(DatasetError, match="same class"):
+        scan_class_folders(str(root))
+
+
+def test_image_size_cap_refuses_bombs_before_decoding():
+    import io
+
+    buf = io.BytesIO()
+    Image.new("L", (4000, 4000)).save(buf, format="PNG")
+    with pytest.raises(CorruptImageError, match="over the limit"):
+        check_image_size(buf.getvalue(), max_pixels=1_000_000)
+    with pytest.raises(CorruptImageError):
+        load_image_array(b"definitely not an image")

@@ -1,0 +1,75 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_class_folders
+from recaptcha_tf.data.folders import scan_class_folders
+from recaptcha_tf.data.pipeline import make_dataset, multi_hot, pad_sequences, tile_augmentation
+
+
+@pytest.fixture
+def small(tmp_path):
+    root = str(tmp_path / "d")
+    make_class_folders(root, per_class=5, sizes=(20, 31), modes=("RGB", "RGBA", "L"))
+    return scan_class_folders(root)
+
+
+def test_shapes_dtypes_and_ranges(small):
+    ds = make_dataset(small.paths, small.labels, image_size=(16, 24), batch_size=4)
+    batches = list(ds.as_numpy_iterator())
+    assert sum(len(x) for x, _ in batches) == 15
+    x, y = batches[0]
+    assert x.shape == (4, 16, 24, 3) and x.dtype == np.uint8
+    assert y.dtype.kind == "i" and set(y) <= {0, 1, 2}
+    assert x.max() > 100  # real pixels, not a black image
+    assert all(len(b[0]) <= 4 for b in batches)
+
+
+def test_grayscale_and_inference_only(small):
+    ds = make_dataset(small.paths, None, image_size=(12, 12), channels=1, batch_size=8)
+    x = next(iter(ds.as_numpy_iterator()))
+    assert x.shape == (8, 12, 12, 1) and x.dtype == np.uint8
+
+
+def test_pad_keeps_aspect_ratio():
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 10), (255, 255, 255)).save(buf, format="PNG")
+    (pad,) = make_dataset([buf.getvalue()], None, image_size=(20, 20), resize="pad", batch_size=1)
+    (stretch,) = make_dataset([buf.getvalue()], None, image_size=(20, 20), resize="stretch", batch_size=1)
+    pad, stretch = pad.numpy()[0], stretch.numpy()[0]
+    assert stretch.min() == 255
+    assert pad[0].max() == 0 and pad[-1].max() == 0 and pad[10].min() == 255  # black bars top and bottom
+
+
+def test_augmentation_changes_pixels_not_shapes(small):
+    plain = make_dataset(small.paths, small.labels, image_size=(16, 16), batch_size=15)
+    aug = make_dataset(small.paths, small.labels, image_size=(16, 16), batch_size=15,
+                       augment=tile_augmentation(seed=1))
+    (x0, y0), (x1, y1) = next(iter(plain.as_numpy_iterator())), next(iter(aug.as_numpy_iterator()))
+    assert x1.shape == x0.shape and x1.dtype == np.uint8
+    assert (y0 == y1).all()
+    assert np.abs(x0.astype(int) - x1.astype(int)).mean() > 1
+
+
+def test_shuffle_is_seeded_and_reshuffles(small):
+    ds = make_dataset(small.paths, np.arange(15), image_size=(8, 8), batch_size=15, shuffle=True, seed=3)
+    first = next(iter(ds))[1].numpy()
+    second = next(iter(ds))[1].numpy()
+    assert sorted(first) == list(range(15)) and not (first == second).all()
+
+
+def test_file_cache(small, tmp_path):
+    prefix = str(tmp_path / "cache" / "c")
+    (tmp_path / "cache").mkdir()
+    ds = make_dataset(small.paths, small.labels, image_size=(8, 8), cache=prefix)
+    n = sum(len(x) for x, _ in ds)
+    assert n == 15 and any(p.name.startswith("c") for p in (tmp_path / "cache").iterdir())
+
+
+def test_label_helpers():
+    assert multi_hot([[0, 2], [1]], 3).tolist() == [[1, 0, 1], [0, 1, 0]]
+    assert pad_sequences([[1, 2], [3]], 3).tolist() == [[1, 2, 0], [3, 0, 0]]
+    with pytest.raises(ValueError, match="at most 1"):
+        pad_sequences([[1, 2]], 1)

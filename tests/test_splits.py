@@ -1,0 +1,62 @@
+import json
+
+import pytest
+
+from recaptcha_tf.data.splits import SplitError, load_manifest, parse_fractions, save_manifest, stratified_split
+
+
+def _data(counts):
+    paths, labels = [], []
+    for c, n in enumerate(counts):
+        paths += [f"/d/c{c}/{i:03d}.png" for i in range(n)]
+        labels += [c] * n
+    return paths, labels
+
+
+def test_stratified_proportions_and_coverage():
+    paths, labels = _data([100, 20, 7, 3])
+    split = stratified_split(paths, labels, ["a", "b", "c", "d"], (0.7, 0.15, 0.15), seed=1)
+    counts = split.counts()
+    assert counts["train"][0] == 70 and counts["val"][0] == 15 and counts["test"][0] == 15
+    assert counts["train"][1] == 14 and counts["val"][1] == 3 and counts["test"][1] == 3
+    for name in ("train", "val", "test"):
+        assert all(n >= 1 for n in counts[name]), (name, counts[name])
+    every = [p for p, _ in split.train + split.val + split.test]
+    assert sorted(every) == sorted(paths) and len(set(every)) == len(paths)
+
+
+def test_split_is_deterministic_and_seeded():
+    paths, labels = _data([50, 30])
+    a = stratified_split(paths, labels, ["a", "b"], seed=3)
+    b = stratified_split(list(reversed(paths)), list(reversed(labels)), ["a", "b"], seed=3)
+    c = stratified_split(paths, labels, ["a", "b"], seed=4)
+    assert a.to_dict() == b.to_dict()
+    assert a.val != c.val
+
+
+def test_seed_project_70_30_has_no_test():
+    paths, labels = _data([10, 10])
+    split = stratified_split(paths, labels, ["a", "b"], "70/30")
+    assert split.test == [] and len(split.train) == 14 and len(split.val) == 6
+
+
+def test_too_small_class_says_why():
+    paths, labels = _data([10, 2])
+    with pytest.raises(SplitError, match="'b' has 2 image"):
+        stratified_split(paths, labels, ["a", "b"], (0.7, 0.15, 0.15))
+
+
+def test_bad_fractions():
+    with pytest.raises(SplitError):
+        parse_fractions("abc")
+    with pytest.raises(SplitError):
+        parse_fractions("70/0/30")
+    assert parse_fractions("70/15/15") == pytest.approx((0.7, 0.15, 0.15))
+
+
+def test_manifest_round_trip(tmp_path):
+    paths, labels = _data([6, 6])
+    split = stratified_split(paths, labels, ["a", "b"], seed=2, root="/d")
+    path = save_manifest(split, str(tmp_path))
+    assert json.load(open(path))["class_names"] == ["a", "b"]
+    assert load_manifest(str(tmp_path)).to_dict() == split.to_dict()

@@ -1,0 +1,93 @@
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import make_class_folders
+from recaptcha_tf import runs
+from recaptcha_tf.data.folders import DatasetError
+from recaptcha_tf.inference import load_model, predict
+
+TINY = dict(conv_layers=2, filters=8, dense_units=16)
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Simulates a killed run: raises after ``after`` completed epochs."""
+
+    def __init__(self, after):
+        super().__init__()
+        self.after = after
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.after:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def _epochs_logged(out):
+    with open(os.path.join(out, "history.csv")) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def test_one_epoch_train_saves_reloads_in_safe_mode_and_predicts(tiles_dir, tmp_path):
+    out = str(tmp_path / "run")
+    summary = runs.train_classifier(tiles_dir, out, image_size=(24, 24), epochs=1, logdir=str(tmp_path / "logs"),
+                                    model_kwargs=TINY)
+    assert summary["epochs_run"] == 1 and summary["test"]["n"] == 6
+    for name in ("model.keras", "split.json", "history.csv", "test_report.json", "config.json"):
+        assert os.path.exists(os.path.join(out, name)), name
+    assert os.path.isdir(tmp_path / "logs" / "run" / "train") and os.listdir(tmp_path / "logs" / "run" / "samples")
+    model = load_model(out)  # safe_mode=True inside
+    files = [os.path.join(tiles_dir, "bus", "0000.png"), os.path.join(tiles_dir, "hydrant", "0003.png")]
+    results = predict(model, files)
+    assert len(results) == 2
+    for r in results:
+        assert r["label"] in ("bus", "hydrant", "traffic_light")
+        assert 0 <= r["confidence"] <= 1 and len(r["top_k"]) == 3
+    # Raw uint8 images of another size go straight into the model.
+    out_probs = model.predict(np.zeros((1, 57, 41, 3), np.uint8), verbose=0)
+    assert out_probs.shape == (1, 3)
+    report = json.load(open(os.path.join(out, "test_report.json")))
+    assert {"n", "top1", "top3", "balanced_accuracy", "macro_f1", "per_class", "confusion_matrix",
+            "class_names"} <= set(report)
+
+
+def test_training_learns_an_easy_task(tmp_path):
+    data = str(tmp_path / "d")
+    make_class_folders(data, per_class=20)
+    summary = runs.train_classifier(data, str(tmp_path / "run"), image_size=(24, 24), epochs=8, logdir=None,
+                                    learning_rate=3e-3, model_kwargs=TINY, patience=0)
+    assert summary["test"]["top1"] >= 0.75
+
+
+def test_interrupted_run_resumes_where_it_stopped(tiles_dir, tmp_path):
+    out = str(tmp_path / "run")
+    kwargs = dict(image_size=(24, 24), epochs=4, logdir=None, model_kwargs=TINY, patience=0)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train_classifier(tiles_dir, out, callbacks=[Interrupt(after=2)], **kwargs)
+    assert os.path.isdir(os.path.join(out, "backup"))
+    assert _epochs_logged(out) == [0, 1]
+    split_before = open(os.path.join(out, "split.json")).read()
+    summary = runs.train_classifier(tiles_dir, out, **kwargs)
+    assert summary["epochs_run"] == 2  # epochs 3 and 4 only
+    assert _epochs_logged(out) == [0, 1, 2, 3]
+    assert open(os.path.join(out, "split.json")).read() == split_before
+    assert not os.path.exists(os.path.join(out, "backup"))  # removed after a finished run
+
+
+def test_evaluate_on_other_folder_and_class_mismatch(tiles_dir, tmp_path):
+    out = str(tmp_path / "run")
+    runs.train_classifier(tiles_dir, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY)
+    other = str(tmp_path / "kaggle")
+    make_class_folders(other, layout="kaggle", per_class=3, seed=5)
+    report_path = str(tmp_path / "r.json")
+    result = runs.evaluate(out, other, report=report_path)
+    assert result["subset"] == "all" and result["n"] == 9
+    assert os.path.exists(str(tmp_path / "r_confusion.png"))
+    assert runs.evaluate(out, tiles_dir)["subset"] == "test"
+    wrong = str(tmp_path / "wrong")
+    make_class_folders(wrong, classes=("bus", "palm", "stair"), per_class=2)
+    with pytest.raises(DatasetError, match="palm"):
+        runs.evaluate(out, wrong)
