@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", type=int, default=2000, help="oversample every class up to this many images")
     p.add_argument("--cap", type=int, default=None, help="keep at most this many originals per class")
     p.add_argument("--split", default="70/15/15", help="train/val/test fractions")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="split and augmentation seed")
 
     p = sub.add_parser("train", formatter_class=_Formatter, help="train a model (tiles, chars or text)")
     _add_common_data(p, "class folders (tiles/chars), or text images named by label / Parquet (text)")
@@ -70,21 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="N or HxW; default 96 (tiles), 52x32 (chars), 64x256 (text)")
     p.add_argument("--grayscale", action="store_true", default=None, help="train on 1-channel images (default for chars)")
     p.add_argument("--resize", choices=("stretch", "pad"), default=None, help="stretch, or keep aspect ratio and pad")
-    p.add_argument("--epochs", type=int, default=None, help="default 30 (tiles, chars), 150 (text, with early stopping)")
+    p.add_argument("--epochs", type=int, default=None, help="default 30 (tiles), 30 (chars), 150 (text, with early stopping)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate of the cosine schedule")
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "nadam", "rmsprop", "sgd"))
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="tiles/chars cross-entropy label smoothing")
     p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (0 disables)")
     p.add_argument("--split", default="70/15/15", help="train/val/test fractions, or a split.json manifest to reuse")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="split, shuffle and initialisation seed")
     p.add_argument("--balance", type=int, default=None, metavar="N",
                    help="oversample each training class to N images with Augmentor first")
-    p.add_argument("--balanced-dir", default="balanced_images")
+    p.add_argument("--balanced-dir", default="balanced_images", help="where --balance writes the balanced training split")
     p.add_argument("--class-weight", choices=("none", "balanced"), default="none",
                    help="'balanced' weights the loss by inverse class frequency instead of oversampling")
     p.add_argument("--no-augment", action="store_true", help="disable random augmentation")
     p.add_argument("--cache", default="memory", help="'memory', 'none', or a file prefix for an on-disk cache")
+    p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                   help="number format; auto: bf16 on CPUs that have it, fp16 on GPUs, else float32")
     p.add_argument("--charset", default=None, help="text: vocabulary, e.g. a-z0-9 (default: a-z0-9 plus characters in the data)")
     p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
     p.add_argument("--label-pattern", default=None, help="text: regex with group 'label' for file names")
@@ -99,38 +101,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", choices=("auto", "all", "train", "val", "test"), default="auto",
                    help="auto: the run's test split if --data is its training data, else every image")
     p.add_argument("--beam-width", type=int, default=0, help="text/CTC: beam search width (0 = greedy)")
-    p.add_argument("--label-pattern", default=None)
-    p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep")
+    p.add_argument("--label-pattern", default=None, help="text: regex with group 'label' for file names")
+    p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
 
     p = sub.add_parser("predict", formatter_class=_Formatter, help="predict image files with a saved model")
     p.add_argument("--model", required=True, help="run folder or .keras file")
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--beam-width", type=int, default=0)
+    p.add_argument("--top-k", type=int, default=3, help="classifiers: how many classes to list")
+    p.add_argument("--beam-width", type=int, default=0, help="text/CTC: beam search width (0 = greedy)")
     p.add_argument("--json", action="store_true", help="print JSON lines")
 
     p = sub.add_parser("generate", formatter_class=_Formatter, help="generate synthetic text CAPTCHAs")
     p.add_argument("--out", required=True, help="folder (png) or .parquet file")
-    p.add_argument("--count", type=int, default=5000)
+    p.add_argument("--count", type=int, default=5000, help="number of CAPTCHAs")
     p.add_argument("--length", default="4-6", help="label length N or MIN-MAX")
-    p.add_argument("--charset", default="a-z0-9")
+    p.add_argument("--charset", default="a-z0-9", help="characters to draw from (ranges allowed)")
     p.add_argument("--size", default="200x50", help="WIDTHxHEIGHT in pixels")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--format", choices=("png", "parquet"), default="png")
-    p.add_argument("--style", choices=("project", "captcha-lib"), default="project")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same images")
+    p.add_argument("--format", choices=("png", "parquet"), default="png", help="PNG files named by label, or one Parquet file")
+    p.add_argument("--style", choices=("project", "captcha-lib"), default="project",
+                   help="project: rotated text, spots, lines, elastic warp; captcha-lib: the captcha package's ImageCaptcha")
     p.add_argument("--preview", default=None, help="write a contact sheet PNG here")
 
     p = sub.add_parser("merge-parquet", formatter_class=_Formatter, help="merge Parquet CAPTCHA files into one")
-    p.add_argument("inputs", nargs="+")
-    p.add_argument("--out", required=True)
+    p.add_argument("inputs", nargs="+", help="Parquet files with image bytes and label columns")
+    p.add_argument("--out", required=True, help="merged Parquet file (columns image, text)")
 
     p = sub.add_parser("demo", formatter_class=_Formatter,
                        help="generate ~5,000 CAPTCHAs, train the CRNN, evaluate on a held-out generated set")
-    p.add_argument("--out", default="demo_run")
-    p.add_argument("--logdir", default="logs")
-    p.add_argument("--count", type=int, default=5000)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="demo_run", help="folder for generated data, model and reports")
+    p.add_argument("--logdir", default="logs", help="TensorBoard root")
+    p.add_argument("--count", type=int, default=5000, help="training CAPTCHAs to generate (500 more are held out)")
+    p.add_argument("--epochs", type=int, default=None, help="CRNN epochs (default 12)")
+    p.add_argument("--seed", type=int, default=0, help="generator and training seed")
     return parser
 
 
@@ -173,6 +176,7 @@ def dispatch(args) -> int:
                 learning_rate=args.learning_rate, patience=args.patience, fractions=fractions, seed=args.seed,
                 val_data=args.val_data, augment=not args.no_augment, logdir=args.logdir or None,
                 run_name=args.run_name, model_kwargs=_model_kwargs(args.model_arg),
+                precision=args.precision or "auto",
             )
         else:
             cache = {"memory": True, "none": False}.get(args.cache, args.cache)
@@ -183,7 +187,7 @@ def dispatch(args) -> int:
                 split=split_path, fractions=fractions, seed=args.seed, balance_per_class=args.balance,
                 balanced_dir=args.balanced_dir, class_weight=args.class_weight, augment=not args.no_augment,
                 cache=cache, logdir=args.logdir or None, run_name=args.run_name,
-                model_kwargs=_model_kwargs(args.model_arg),
+                model_kwargs=_model_kwargs(args.model_arg), precision=args.precision or "auto",
             )
         print(json.dumps(summary, indent=2))
     elif args.command == "evaluate":

@@ -19,12 +19,13 @@ import numpy as np
 
 from recaptcha_tf.data.folders import DatasetError, scan_class_folders
 from recaptcha_tf.data.splits import MANIFEST_NAME, Split, load_manifest, save_manifest, stratified_split
+from recaptcha_tf.precision import precision_policy
 
 log = logging.getLogger("recaptcha_tf")
 
 TASK_DEFAULTS = {
     "tiles": {"model": "cnn", "image_size": (96, 96), "channels": 3, "resize": "stretch", "epochs": 30,
-              "batch_size": 32, "learning_rate": 2e-3, "patience": 8},
+              "batch_size": 64, "learning_rate": 2e-3, "patience": 10},
     "chars": {"model": "resnet18", "image_size": (52, 32), "channels": 1, "resize": "pad", "epochs": 30,
               "batch_size": 64, "learning_rate": 1e-3, "patience": 8},
     "text": {"model": "crnn", "image_size": (64, 256), "channels": 1, "resize": "pad", "epochs": 150,
@@ -112,7 +113,7 @@ def train_classifier(
     batch_size: int | None = None,
     learning_rate: float | None = None,
     optimizer: str = "adam",
-    label_smoothing: float = 0.0,
+    label_smoothing: float = 0.1,
     patience: int | None = None,
     split: str | None = None,
     fractions="70/15/15",
@@ -127,6 +128,7 @@ def train_classifier(
     run_name: str | None = None,
     model_kwargs: dict | None = None,
     callbacks: Sequence = (),
+    precision: str = "auto",
 ) -> dict:
     """Train a tile or character classifier on a class-folder dataset.
 
@@ -170,15 +172,16 @@ def train_classifier(
     val_ds = make_dataset(val_paths, np.array(val_labels), cache=cache, **common)
 
     keras.utils.set_random_seed(seed)
-    net = build_classifier(model, class_names, image_size, channels, resize, task=task, **(model_kwargs or {}))
     steps = int(np.ceil(len(train_paths) / batch_size))
-    net.compile(
-        optimizer=make_optimizer(optimizer, cosine_schedule(learning_rate, epochs, steps)),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-        if label_smoothing else keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")] if not label_smoothing
-        else [keras.metrics.CategoricalAccuracy(name="accuracy")],
-    )
+    with precision_policy(precision) as policy:
+        net = build_classifier(model, class_names, image_size, channels, resize, task=task, **(model_kwargs or {}))
+        net.compile(
+            optimizer=make_optimizer(optimizer, cosine_schedule(learning_rate, epochs, steps)),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+            if label_smoothing else keras.losses.SparseCategoricalCrossentropy(),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")] if not label_smoothing
+            else [keras.metrics.CategoricalAccuracy(name="accuracy")],
+        )
     if label_smoothing:
         train_ds = train_ds.map(lambda x, y: (x, keras.ops.one_hot(y, len(class_names))))
         val_ds = val_ds.map(lambda x, y: (x, keras.ops.one_hot(y, len(class_names))))
@@ -200,7 +203,8 @@ def train_classifier(
         {"task": task, "model": model, "image_size": image_size, "channels": channels, "resize": resize,
          "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "optimizer": optimizer,
          "label_smoothing": label_smoothing, "class_weight": class_weight, "seed": seed,
-         "balance_per_class": balance_per_class, "model_kwargs": model_kwargs or {}, "data": os.path.abspath(data)},
+         "balance_per_class": balance_per_class, "model_kwargs": model_kwargs or {}, "precision": policy,
+         "data": os.path.abspath(data)},
         os.path.join(out, "config.json"),
     )
     start = time.perf_counter()
@@ -264,6 +268,7 @@ def train_text(
     model_kwargs: dict | None = None,
     max_length: int | None = None,
     callbacks: Sequence = (),
+    precision: str = "auto",
 ) -> dict:
     """Train a text CAPTCHA reader (``crnn`` with CTC or ``multihead``).
 
@@ -341,17 +346,19 @@ def train_text(
     val_ds = make_dataset(val_sources, targets(val_encoded), **common)
 
     keras.utils.set_random_seed(seed)
-    net = build_text_model(model, vocab.characters, image_size, channels=1, max_length=max_length,
-                           **(model_kwargs or {}))
+    with precision_policy(precision) as policy:
+        net = build_text_model(model, vocab.characters, image_size, channels=1, max_length=max_length,
+                               **(model_kwargs or {}))
     frames = net.output_shape[1]
     if kind == "ctc" and frames < 2 * max_length + 1:
         raise ValueError(f"The model reads {frames} frames, too few for labels of {max_length} characters; "
                          "use a wider --image-size.")
     steps = int(np.ceil(len(train_idx) / batch_size))
-    net.compile(
-        optimizer=make_optimizer("adam", cosine_schedule(learning_rate, epochs, steps)),
-        loss=keras.losses.CTC() if kind == "ctc" else keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
-    )
+    with precision_policy(policy):
+        net.compile(
+            optimizer=make_optimizer("adam", cosine_schedule(learning_rate, epochs, steps)),
+            loss=keras.losses.CTC() if kind == "ctc" else keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+        )
     val_images = make_dataset(val_sources, None, cache=True, **common)
     first = [TextMetrics(val_images, val_texts, vocab.characters, kind)]
     last = []
@@ -369,6 +376,7 @@ def train_text(
         {"task": "text", "model": model, "characters": vocab.characters, "strict_charset": strict,
          "max_length": max_length, "image_size": image_size, "epochs": epochs, "batch_size": batch_size,
          "learning_rate": learning_rate, "seed": seed, "case": case, "model_kwargs": model_kwargs or {},
+         "precision": policy,
          "data": os.path.abspath(data)},
         os.path.join(out, "config.json"),
     )

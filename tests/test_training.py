@@ -91,3 +91,17 @@ def test_evaluate_on_other_folder_and_class_mismatch(tiles_dir, tmp_path):
     make_class_folders(wrong, classes=("bus", "palm", "stair"), per_class=2)
     with pytest.raises(DatasetError, match="palm"):
         runs.evaluate(out, wrong)
+
+
+def test_chars_task_trains_a_grayscale_resnet18(tmp_path):
+    data = str(tmp_path / "glyphs")
+    make_class_folders(data, classes=("a", "b", "c"), per_class=8, sizes=(30,), modes=("L",))
+    out = str(tmp_path / "chars")
+    summary = runs.train_classifier(data, out, task="chars", epochs=1, logdir=None, model_kwargs={"width": 8})
+    model = load_model(out)
+    assert model.input_shape[-1] == 1  # grayscale by default for chars
+    net = model.get_layer("resnet18")
+    assert net.input_shape[1:] == (52, 32, 1)
+    assert summary["test"]["n"] == 3
+    rgb = os.path.join(data, "a", "0000.png")
+    assert predict(model, [rgb])[0]["label"] in ("a", "b", "c")

@@ -78,7 +78,7 @@ def build_classifier(
     )
     label_layer = LabelNames(
         class_names, kind="sigmoid" if multi_label else "softmax", threshold=threshold, task=task,
-        resize=resize, name="label_names",
+        resize=resize, name="label_names", dtype="float32",
     )
     return with_raw_image_input(network, channels, resize, label_layer, name=name)
 
@@ -103,7 +103,8 @@ def build_text_model(
         kwargs["max_length"] = max_length
     network = build_model(name, (*image_size, channels), len(characters) + 1, **kwargs)
     kind = "multihead" if name == "multihead" else "ctc"
-    label_layer = LabelNames(list(characters), kind=kind, task="text", resize=resize, name="label_names")
+    label_layer = LabelNames(list(characters), kind=kind, task="text", resize=resize, name="label_names",
+                             dtype="float32")
     return with_raw_image_input(network, channels, resize, label_layer, name=name)
 
 

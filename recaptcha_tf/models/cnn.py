@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from recaptcha_tf.models.registry import register_model
+from recaptcha_tf.models.registry import BN_MOMENTUM, register_model
 
 ACTIVATIONS = ("leaky_relu", "relu", "elu", "gelu", "selu", "swish")
 
@@ -44,9 +44,10 @@ def build_cnn(
     conv_layers: int = 5,
     filters: int | Sequence[int] = 32,
     convs_per_layer: int = 2,
+    stem_stride: int = 2,
     dense_layers: int = 1,
     dense_units: int = 256,
-    dropout: float = 0.3,
+    dropout: float = 0.2,
     activation: str = "leaky_relu",
     output_activation: str = "softmax",
     name: str = "cnn",
@@ -61,6 +62,8 @@ def build_cnn(
         filters: filters of the first stage (doubled each stage, at most 256)
             or an explicit list.
         convs_per_layer: 3x3 convolutions per stage.
+        stem_stride: stride of the very first convolution; 2 halves the cost
+            of every later layer, so a larger input costs what a smaller one did.
         dense_layers, dense_units: hidden dense layers before the classifier.
         dropout: dropout rate before each dense layer.
         activation: ``leaky_relu`` (default), ``relu``, ``elu``, ``gelu``, ...
@@ -75,8 +78,9 @@ def build_cnn(
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     for i, f in enumerate(conv_filters(conv_layers, filters)):
         for j in range(convs_per_layer):
-            x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{i + 1}_{j + 1}")(x)
-            x = layers.BatchNormalization(name=f"conv{i + 1}_{j + 1}_bn")(x)
+            stride = stem_stride if (i, j) == (0, 0) else 1
+            x = layers.Conv2D(f, 3, strides=stride, padding="same", use_bias=False, name=f"conv{i + 1}_{j + 1}")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"conv{i + 1}_{j + 1}_bn")(x)
             x = activation_layer(activation, name=f"conv{i + 1}_{j + 1}_act")(x)
         if i < conv_layers - 1 and min(x.shape[1], x.shape[2]) >= 2:
             x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
@@ -84,8 +88,8 @@ def build_cnn(
     for i in range(dense_layers):
         x = layers.Dropout(dropout, name=f"dense{i + 1}_dropout")(x)
         x = layers.Dense(dense_units, use_bias=False, name=f"dense{i + 1}")(x)
-        x = layers.BatchNormalization(name=f"dense{i + 1}_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"dense{i + 1}_bn")(x)
         x = activation_layer(activation, name=f"dense{i + 1}_act")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation=output_activation, name="predictions")(x)
+    outputs = layers.Dense(num_classes, activation=output_activation, name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from recaptcha_tf.models.registry import register_model
+from recaptcha_tf.models.registry import BN_MOMENTUM, register_model
 
 STAGE_FILTERS = (64, 128, 256, 512)
 
@@ -22,12 +22,12 @@ def basic_block(x, filters: int, stride: int, name: str):
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
-        shortcut = layers.BatchNormalization(epsilon=1e-5, name=f"{name}_proj_bn")(shortcut)
+        shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=1e-5, name=f"{name}_proj_bn")(shortcut)
     x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
-    x = layers.BatchNormalization(epsilon=1e-5, name=f"{name}_bn1")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=1e-5, name=f"{name}_bn1")(x)
     x = layers.ReLU(name=f"{name}_relu1")(x)
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
-    x = layers.BatchNormalization(epsilon=1e-5, name=f"{name}_bn2")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=1e-5, name=f"{name}_bn2")(x)
     x = layers.Add(name=f"{name}_add")([x, shortcut])
     return layers.ReLU(name=f"{name}_out")(x)
 
@@ -42,7 +42,7 @@ def resnet_trunk(x, blocks, width: int = 64, small_input: bool = False, strides=
         x = layers.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(x)
     else:
         x = layers.Conv2D(width, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
-    x = layers.BatchNormalization(epsilon=1e-5, name="stem_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=1e-5, name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     if not small_input:
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
@@ -81,7 +81,7 @@ def resnet_basic(
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
         x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation=output_activation, name="predictions")(x)
+    outputs = layers.Dense(num_classes, activation=output_activation, name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -18,7 +18,7 @@ import keras
 from keras import layers
 
 from recaptcha_tf.layers import ImagesToSequence
-from recaptcha_tf.models.registry import register_model
+from recaptcha_tf.models.registry import BN_MOMENTUM, register_model
 from recaptcha_tf.models.resnet import resnet_trunk
 
 
@@ -28,6 +28,7 @@ def build_crnn(
     num_classes: int,
     *,
     filters: Sequence[int] = (32, 64, 128, 128),
+    width_pooling: Sequence[int] = (2, 2, 1, 1),
     rnn: str = "lstm",
     rnn_units: int = 128,
     rnn_layers: int = 2,
@@ -37,14 +38,17 @@ def build_crnn(
 ) -> keras.Model:
     """CNN + bidirectional RNN producing per-frame CTC logits.
 
-    The first two conv stages pool 2x2, later ones 2x1 (height only), so a
-    ``(64, 256)`` input gives ``T = 64`` frames: enough for 8 characters with
-    repeats (CTC needs at least ``2 * length + 1`` frames in the worst case).
+    Every conv stage halves the height; ``width_pooling`` sets how the width
+    shrinks, so with the default ``(2, 2, 1, 1)`` a ``(64, 256)`` input gives
+    ``T = 64`` frames: enough for 8 characters with repeats (CTC needs at least
+    ``2 * length + 1`` frames in the worst case).
 
     Args:
         input_shape: ``(height, width, channels)``, pixels in ``[0, 255]``.
         num_classes: vocabulary size + 1 (blank at index 0).
         filters: filters per conv stage.
+        width_pooling: horizontal pooling factor after each conv stage (vertical
+            is always 2); their product divides the width into frames.
         rnn: ``"lstm"`` or ``"gru"``.
         rnn_units: units per direction.
         rnn_layers: stacked bidirectional layers.
@@ -61,17 +65,20 @@ def build_crnn(
     for i, f in enumerate(filters):
         for j in range(2 if i >= 2 else 1):
             x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{i + 1}_{j + 1}")(x)
-            x = layers.BatchNormalization(name=f"conv{i + 1}_{j + 1}_bn")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"conv{i + 1}_{j + 1}_bn")(x)
             x = layers.ReLU(name=f"conv{i + 1}_{j + 1}_relu")(x)
-        x = layers.MaxPooling2D((2, 2) if i < 2 else (2, 1), name=f"pool{i + 1}")(x)
-    x = ImagesToSequence(name="to_sequence")(x)
-    x = layers.Dense(rnn_units, activation="relu", name="sequence_dense")(x)
-    x = layers.Dropout(dropout, name="sequence_dropout")(x)
+        x = layers.MaxPooling2D((2, width_pooling[i]), name=f"pool{i + 1}")(x)
+    # The sequence part runs in float32 even under a mixed policy: recurrences
+    # and CTC are sensitive to bfloat16's short mantissa; convolutions are not.
+    x = ImagesToSequence(name="to_sequence", dtype="float32")(x)
+    x = layers.Dense(rnn_units, activation="relu", name="sequence_dense", dtype="float32")(x)
+    x = layers.Dropout(dropout, name="sequence_dropout", dtype="float32")(x)
     for i in range(rnn_layers):
         x = layers.Bidirectional(
-            rnn_layer(rnn_units, return_sequences=True, dropout=dropout if i else 0.0), name=f"bi{rnn}{i + 1}"
+            rnn_layer(rnn_units, return_sequences=True, dropout=dropout if i else 0.0, dtype="float32"),
+            name=f"bi{rnn}{i + 1}", dtype="float32",
         )(x)
-    outputs = layers.Dense(num_classes, activation=output_activation, name="logits")(x)
+    outputs = layers.Dense(num_classes, activation=output_activation, name="logits", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -107,10 +114,10 @@ def build_multihead(
     x = layers.Dense(dense_units, activation="relu", name="features")(x)
     x = layers.Dropout(dropout, name="heads_dropout")(x)
     heads = [
-        layers.Reshape((1, num_classes), name=f"char{i + 1}_reshape")(
-            layers.Dense(num_classes, activation=output_activation, name=f"char{i + 1}")(x)
+        layers.Reshape((1, num_classes), name=f"char{i + 1}_reshape", dtype="float32")(
+            layers.Dense(num_classes, activation=output_activation, name=f"char{i + 1}", dtype="float32")(x)
         )
         for i in range(max_length)
     ]
-    outputs = heads[0] if max_length == 1 else layers.Concatenate(axis=1, name="characters")(heads)
+    outputs = heads[0] if max_length == 1 else layers.Concatenate(axis=1, name="characters", dtype="float32")(heads)
     return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,45 @@
+"""Tile CNN benchmark: the defaults of `recaptcha-tf train --task tiles --model cnn --data DIR`.
+
+Trains from scratch on a seeded 70/15/15 split of DIR and reports held-out test
+top-1, macro-F1, balanced accuracy and training wall time.
+
+    python benchmarks/tiles.py --data ../shared/data/recaptcha-tiles
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import DEFAULT_TILES, machine, run_cli, table, write_results  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=DEFAULT_TILES)
+    parser.add_argument("--out", default="models/bench-tiles-cnn")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="extra train arguments")
+    args = parser.parse_args()
+    shutil.rmtree(args.out, ignore_errors=True)
+    command = ["train", "--task", "tiles", "--model", "cnn", "--data", args.data, "--out", args.out,
+               "--logdir", "logs/bench", *args.extra]
+    wall = run_cli(command)
+    summary = json.load(open(os.path.join(args.out, "summary.json")))
+    report = json.load(open(os.path.join(args.out, "test_report.json")))
+    row = {"model": "cnn (defaults)", "test_n": report["n"], "top1": report["top1"], "top3": report["top3"],
+           "macro_f1": report["macro_f1"], "balanced_accuracy": report["balanced_accuracy"],
+           "epochs": summary["epochs_run"], "fit_minutes": summary["train_seconds"] / 60,
+           "command_minutes": wall / 60}
+    print(table([row], list(row)))
+    print("\nper-class F1:", {k: round(v["f1"], 3) for k, v in report["per_class"].items()})
+    path = write_results("tiles", {"command": "recaptcha-tf " + " ".join(command), "machine": machine(),
+                                   "result": row, "per_class": report["per_class"]})
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()

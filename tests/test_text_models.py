@@ -1,0 +1,129 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from recaptcha_tf import runs
+from recaptcha_tf.data.generator import generate_captchas
+from recaptcha_tf.data.text import OutOfVocabularyError
+from recaptcha_tf.decoding import ctc_beam_search_decode, ctc_greedy_decode, multihead_decode, softmax
+from recaptcha_tf.inference import load_model, model_info, predict
+
+CHARS = "abc"
+
+
+def _onehot_frames(indices, classes=4, p=0.9):
+    probs = np.full((len(indices), classes), (1 - p) / (classes - 1))
+    probs[np.arange(len(indices)), indices] = p
+    return probs
+
+
+def test_ctc_greedy_merges_repeats_and_drops_blanks():
+    # frames: a a _ a b b _ c   (index 0 is blank) -> "aabc"
+    probs = _onehot_frames([1, 1, 0, 1, 2, 2, 0, 3])[None]
+    probs[0, 1, 1] = 0.95  # the second frame of the first 'a' run is the most confident
+    (text, conf), = ctc_greedy_decode(probs, CHARS)
+    assert text == "aabc"
+    assert conf == pytest.approx([0.95, 0.9, 0.9, 0.9])
+
+
+def test_ctc_beam_search_sums_paths_where_greedy_does_not():
+    # Two frames, P(blank)=0.6, P(a)=0.4 in each: greedy picks "" (0.36) but
+    # P("a") = 0.4*0.4 + 0.4*0.6 + 0.6*0.4 = 0.64, which beam search finds.
+    probs = np.array([[[0.6, 0.4], [0.6, 0.4]]])
+    logits = np.log(probs)
+    assert ctc_greedy_decode(probs, "a")[0][0] == ""
+    (text, prob), = ctc_beam_search_decode(logits, "a", beam_width=4)
+    assert text == "a" and prob == pytest.approx(0.64, abs=1e-4)
+
+
+def test_beam_and_greedy_agree_on_peaked_logits():
+    probs = _onehot_frames([2, 0, 3, 3, 0, 1], p=0.97)[None]
+    assert ctc_beam_search_decode(np.log(probs), CHARS)[0][0] == ctc_greedy_decode(probs, CHARS)[0][0] == "bca"
+
+
+def test_multihead_decode_stops_at_end_symbol():
+    probs = _onehot_frames([3, 1, 0, 2])[None]
+    (text, conf), = multihead_decode(probs, CHARS)
+    assert text == "ca" and conf == pytest.approx([0.9, 0.9])
+
+
+def test_softmax_rows_sum_to_one():
+    s = softmax(np.array([[1.0, 2.0, 3.0]]))
+    assert s.sum() == pytest.approx(1.0) and s.argmax() == 2
+
+
+@pytest.fixture(scope="module")
+def tiny_text(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("text") / "captchas")
+    generate_captchas(root, count=40, length=(3, 4), charset=CHARS, size=(96, 32), seed=0)
+    return root
+
+
+@pytest.mark.parametrize("model", ["crnn", "multihead"])
+def test_text_train_save_load_predict_round_trip(tiny_text, tmp_path, model):
+    out = str(tmp_path / model)
+    summary = runs.train_text(tiny_text, out, model=model, charset=CHARS, image_size=(32, 64), epochs=2,
+                              batch_size=16, logdir=str(tmp_path / "logs"),
+                              model_kwargs={"rnn_units": 16, "filters": [8, 8, 16, 16]} if model == "crnn"
+                              else {"width": 8, "blocks": [1, 1], "dense_units": 32})
+    assert summary["epochs_run"] == 2 and summary["test"]["n"] == 6
+    report = json.load(open(os.path.join(out, "test_report.json")))
+    assert {"n", "exact_match", "cer", "worst"} <= set(report) and 0 <= report["cer"]
+    assert os.path.exists(os.path.join(out, "test_predictions.png"))
+    loaded = load_model(out)
+    info = model_info(loaded)
+    assert info.names == list(CHARS) and info.kind == ("ctc" if model == "crnn" else "multihead")
+    files = sorted(os.listdir(tiny_text))[:3]
+    results = predict(loaded, [os.path.join(tiny_text, f) for f in files])
+    for r in results:
+        assert set(r["text"]) <= set(CHARS)
+        assert len(r["confidence"]) == len(r["text"])
+        assert all(0 <= c <= 1 for c in r["confidence"])
+
+
+def _plain_text_set(root, count=160, seed=0):
+    """Clean two-letter words ('ab', 'ba', ...) in a real font with jitter: CTC learns them in seconds."""
+    from PIL import Image, ImageDraw, ImageFont
+    from recaptcha_tf.data.generator import default_fonts
+
+    font = ImageFont.truetype(default_fonts()[0], 22)
+    rng = np.random.default_rng(seed)
+    os.makedirs(root)
+    for i in range(count):
+        label = "".join(rng.choice(list("ab"), size=2))
+        im = Image.new("L", (64, 32), 255)
+        ImageDraw.Draw(im).text((4 + int(rng.integers(0, 20)), int(rng.integers(0, 6))), label, font=font, fill=0)
+        im.save(os.path.join(root, f"{label}-{i}.png"))
+
+
+def test_text_learns_when_trained_longer(tmp_path):
+    data = str(tmp_path / "d")
+    _plain_text_set(data, count=400)
+    summary = runs.train_text(data, str(tmp_path / "run"), charset="ab", image_size=(32, 64), epochs=12,
+                              batch_size=8, learning_rate=3e-3, logdir=None, patience=0, augment=False,
+                              model_kwargs={"rnn_units": 32, "filters": [16, 16, 32, 32], "dropout": 0.0})
+    # Held-out words: this fails if inference-mode BatchNorm statistics lag training.
+    assert summary["test"]["cer"] < 0.1
+    assert summary["test"]["exact_match"] > 0.8
+
+
+def test_label_outside_the_charset_is_a_clear_error(tiny_text, tmp_path):
+    with pytest.raises(OutOfVocabularyError) as err:
+        runs.train_text(tiny_text, str(tmp_path / "r"), charset="ab", epochs=1, logdir=None)
+    assert "'c'" in str(err.value) and ".png" in str(err.value)
+
+
+def test_train_and_evaluate_from_parquet(tmp_path):
+    parquet = str(tmp_path / "set.parquet")
+    generate_captchas(parquet, count=30, length=3, charset=CHARS, size=(96, 32), seed=4, format="parquet")
+    out = str(tmp_path / "run")
+    runs.train_text(parquet, out, charset=CHARS, image_size=(32, 64), epochs=1, batch_size=16, logdir=None,
+                    label_pattern=r"(?P<label>.+)", model_kwargs={"rnn_units": 8, "filters": [8, 8, 8, 8]})
+    result = runs.evaluate(out, parquet, report=str(tmp_path / "r.json"))
+    held_out = json.load(open(os.path.join(out, "split.json")))["test"]
+    assert all(name.startswith("parquet:") for name in held_out)
+    assert result["subset"] == "test" and result["n"] == len(held_out) == 4  # round(0.15 * 30) == 4
+    everything = runs.evaluate(out, parquet, subset="all")
+    assert everything["n"] == 30 and 0 <= everything["cer"]
