@@ -67,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logdir", default="logs", help="TensorBoard root ('' to disable)")
     p.add_argument("--run-name", default=None, help="TensorBoard run name; default: the --out folder name")
     p.add_argument("--image-size", type=_size, default=None,
-                   help="N or HxW; default 96 (tiles), 52x32 (chars), 64x256 (text)")
+                   help="N or HxW; default 96 (tiles), 52x32 (chars), 48x192 (text)")
     p.add_argument("--grayscale", action="store_true", default=None, help="train on 1-channel images (default for chars)")
     p.add_argument("--resize", choices=("stretch", "pad"), default=None, help="stretch, or keep aspect ratio and pad")
-    p.add_argument("--epochs", type=int, default=None, help="default 30 (tiles), 30 (chars), 150 (text, with early stopping)")
+    p.add_argument("--epochs", type=int, default=None, help="default 30 (tiles), 30 (chars), 100 (text, with early stopping)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate of the cosine schedule")
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "nadam", "rmsprop", "sgd"))

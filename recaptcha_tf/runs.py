@@ -28,8 +28,8 @@ TASK_DEFAULTS = {
               "batch_size": 64, "learning_rate": 2e-3, "patience": 10},
     "chars": {"model": "resnet18", "image_size": (52, 32), "channels": 1, "resize": "pad", "epochs": 30,
               "batch_size": 64, "learning_rate": 1e-3, "patience": 8},
-    "text": {"model": "crnn", "image_size": (64, 256), "channels": 1, "resize": "pad", "epochs": 150,
-             "batch_size": 32, "learning_rate": 1e-3, "patience": 25},
+    "text": {"model": "crnn", "image_size": (48, 192), "channels": 1, "resize": "pad", "epochs": 100,
+             "batch_size": 16, "learning_rate": 1e-3, "patience": 20},
 }
 
 

@@ -86,7 +86,7 @@ def build_classifier(
 def build_text_model(
     name: str,
     characters: str,
-    image_size: tuple[int, int] = (64, 256),
+    image_size: tuple[int, int] = (48, 192),
     channels: int = 1,
     resize: str = "pad",
     max_length: int = 6,

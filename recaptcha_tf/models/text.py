@@ -107,7 +107,8 @@ def build_multihead(
     """
     inputs = keras.Input(input_shape, name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    x = resnet_trunk(x, blocks, width=width, small_input=True, strides=(1, 2, 2, 2)[: len(blocks)])
+    x = resnet_trunk(x, blocks, width=width, small_input=min(input_shape[:2]) < 32,
+                     strides=(1, 2, 2, 2)[: len(blocks)])
     x = layers.AveragePooling2D((x.shape[1], 1), name="pool_height")(x)  # keep left-to-right order
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(dropout, name="features_dropout")(x)
