@@ -55,20 +55,6 @@ class LabelNames(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class ToGrayscale(keras.layers.Layer):
-    """Convert ``(B, H, W, 3)`` RGB to ``(B, H, W, 1)`` luminance; pass 1-channel input through."""
-
-    def call(self, inputs):
-        if inputs.shape[-1] == 1:
-            return inputs
-        weights = ops.convert_to_tensor([0.2989, 0.5870, 0.1140], dtype=inputs.dtype)
-        return ops.sum(inputs * weights, axis=-1, keepdims=True)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], 1)
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class ImagesToSequence(keras.layers.Layer):
     """Turn a feature map ``(B, H, W, C)`` into a left-to-right sequence ``(B, W, H * C)``.
 

@@ -423,7 +423,7 @@ def evaluate_text_dataset(model_path: str, dataset, report: str | None = None, g
         from recaptcha_tf.data.pipeline import make_dataset
 
         wrong = [i for i, (t, r) in enumerate(zip(texts, dataset.labels)) if t != r]
-        right = [i for i in range(len(texts)) if i not in set(wrong)]
+        right = [i for i, (t, r) in enumerate(zip(texts, dataset.labels)) if t == r]
         show = (wrong[:8] + right)[:16]
         images = np.concatenate(list(make_dataset([dataset.sources[i] for i in show], None,
                                                   image_size=info.image_size, channels=info.channels,
