@@ -176,7 +176,7 @@ def dispatch(args) -> int:
                 learning_rate=args.learning_rate, patience=args.patience, fractions=fractions, seed=args.seed,
                 val_data=args.val_data, augment=not args.no_augment, logdir=args.logdir or None,
                 run_name=args.run_name, model_kwargs=_model_kwargs(args.model_arg),
-                precision=args.precision or "auto",
+                precision=args.precision,
             )
         else:
             cache = {"memory": True, "none": False}.get(args.cache, args.cache)
@@ -187,7 +187,7 @@ def dispatch(args) -> int:
                 split=split_path, fractions=fractions, seed=args.seed, balance_per_class=args.balance,
                 balanced_dir=args.balanced_dir, class_weight=args.class_weight, augment=not args.no_augment,
                 cache=cache, logdir=args.logdir or None, run_name=args.run_name,
-                model_kwargs=_model_kwargs(args.model_arg), precision=args.precision or "auto",
+                model_kwargs=_model_kwargs(args.model_arg), precision=args.precision,
             )
         print(json.dumps(summary, indent=2))
     elif args.command == "evaluate":

@@ -346,15 +346,14 @@ def train_text(
     val_ds = make_dataset(val_sources, targets(val_encoded), **common)
 
     keras.utils.set_random_seed(seed)
+    steps = int(np.ceil(len(train_idx) / batch_size))
     with precision_policy(precision) as policy:
         net = build_text_model(model, vocab.characters, image_size, channels=1, max_length=max_length,
                                **(model_kwargs or {}))
-    frames = net.output_shape[1]
-    if kind == "ctc" and frames < 2 * max_length + 1:
-        raise ValueError(f"The model reads {frames} frames, too few for labels of {max_length} characters; "
-                         "use a wider --image-size.")
-    steps = int(np.ceil(len(train_idx) / batch_size))
-    with precision_policy(policy):
+        frames = net.output_shape[1]
+        if kind == "ctc" and frames < 2 * max_length + 1:
+            raise ValueError(f"The model reads {frames} frames, too few for labels of {max_length} characters; "
+                             "use a wider --image-size.")
         net.compile(
             optimizer=make_optimizer("adam", cosine_schedule(learning_rate, epochs, steps)),
             loss=keras.losses.CTC() if kind == "ctc" else keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
