@@ -162,3 +162,4 @@ def write_report(report: dict, path: str) -> str:
     with open(path, "w") as f:
         json.dump(report, f, indent=2)
     return path
+

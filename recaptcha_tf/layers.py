@@ -70,3 +70,35 @@ class ImagesToSequence(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape
         return (b, w, None if h is None or c is None else h * c)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ImageNetPreprocessing(keras.layers.Layer):
+    """The input normalisation an ImageNet backbone was trained with, as a saved layer.
+
+    Takes RGB pixels in ``[0, 255]``, shape ``(B, H, W, 3)``, and applies
+    ``keras.applications.imagenet_utils.preprocess_input`` with ``mode``:
+    ``"tf"`` scales to ``[-1, 1]`` (MobileNetV2, ViT with mean 0.5 and std 0.5),
+    ``"caffe"`` flips to BGR and subtracts the ImageNet mean (ResNet-50),
+    ``"torch"`` scales to ``[0, 1]`` and standardises with the ImageNet mean and std.
+    """
+
+    MODES = ("tf", "caffe", "torch")
+
+    def __init__(self, mode="tf", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in self.MODES:
+            raise ValueError(f"Unknown preprocessing mode {mode!r}; choose from {self.MODES}.")
+        self.mode = mode
+
+    def call(self, inputs):
+        from keras.applications import imagenet_utils
+
+        return imagenet_utils.preprocess_input(ops.cast(inputs, self.compute_dtype), mode=self.mode,
+                                               data_format="channels_last")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}

@@ -127,15 +127,17 @@ def standard_callbacks(
     patience: int | None = 8,
     first: Sequence[keras.callbacks.Callback] = (),
     last: Sequence[keras.callbacks.Callback] = (),
+    backup: str = "backup",
 ) -> list[keras.callbacks.Callback]:
     """BackupAndRestore, metric callbacks, TensorBoard, best-model checkpoint, early stopping, CSV log.
 
     ``first`` callbacks run before the loggers (they may add metrics to the logs).
+    ``backup`` names the BackupAndRestore folder inside ``out_dir`` (one per training phase).
     """
     os.makedirs(out_dir, exist_ok=True)
     csv_path = os.path.join(out_dir, "history.csv")
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
+        keras.callbacks.BackupAndRestore(os.path.join(out_dir, backup)),
         *first,
     ]
     if logdir:

@@ -15,7 +15,7 @@ import keras
 
 from recaptcha_tf.data.pipeline import resizing_layer
 from recaptcha_tf.layers import LabelNames
-from recaptcha_tf.models import cnn, resnet, text  # noqa: F401  (registers builders)
+from recaptcha_tf.models import cnn, resnet, text, transfer, vit  # noqa: F401  (registers builders)
 from recaptcha_tf.models.registry import build_model, list_models, model_tasks, register_model
 
 __all__ = [

@@ -13,6 +13,8 @@ import keras
 from keras import layers
 
 from recaptcha_tf.models.registry import BN_MOMENTUM, register_model
+from recaptcha_tf.models.transfer import BACKBONE, classifier_head
+from recaptcha_tf.models.weights import WeightsError, load_weights_file, parse_weights
 
 STAGE_FILTERS = (64, 128, 256, 512)
 
@@ -62,6 +64,7 @@ def resnet_basic(
     width: int = 64,
     small_input: bool | None = None,
     dropout: float = 0.0,
+    weights: str | None = None,
     name: str = "resnet",
 ) -> keras.Model:
     """A basic-block ResNet.
@@ -72,16 +75,27 @@ def resnet_basic(
         small_input: use a 3x3/1 stem without max-pooling (CIFAR-style) for
             inputs under 64 px, such as 52x32 glyphs. ``None`` decides from
             the input size.
+        weights: ``None`` or a ``.weights.h5`` file saved from the same backbone
+            (Keras ships no ImageNet ResNet-18/34, so ``"imagenet"`` is an error).
+
+    The trunk is a nested model named ``backbone`` (see :mod:`recaptcha_tf.models.transfer`),
+    so it can be frozen, unfrozen by stage and loaded from a weights file.
     """
+    weights = parse_weights(weights)
+    if weights == "imagenet":
+        raise WeightsError(f"Keras ships no ImageNet weights for {name}; use resnet50, mobilenetv2 or "
+                           "efficientnetb0 for --weights imagenet, or pass --weights PATH.")
     if small_input is None:
         small_input = min(input_shape[0], input_shape[1]) < 64
+    trunk_input = keras.Input(input_shape, name="normalised")
+    backbone = keras.Model(trunk_input, resnet_trunk(trunk_input, blocks, width=width, small_input=small_input),
+                           name=BACKBONE)
+    if weights:
+        load_weights_file(backbone, weights, name)
     inputs = keras.Input(input_shape, name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    x = resnet_trunk(x, blocks, width=width, small_input=small_input)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation=output_activation, name="predictions", dtype="float32")(x)
+    x = backbone(x)
+    outputs = classifier_head(x, num_classes, output_activation, dropout)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -1,0 +1,93 @@
+"""Freezing and unfreezing a network's ``backbone`` for two-phase fine-tuning.
+
+Phase 1 trains the head with the backbone frozen; phase 2 unfreezes the top
+``N`` blocks (or all of them) and trains on with a lower learning rate. A
+*block* is a residual / inverted-residual / transformer block, found by layer
+name (``conv5_block3`` in ResNet-50, ``block_16`` in MobileNetV2, ``block6a``
+in EfficientNet, ``stage4_block2`` in ResNet-18/34, ``transformer_block_12`` in
+ViT); layers between blocks (stems, the last 1x1 conv, final norms) belong to
+the block before them. Recompile the model after changing ``trainable``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import keras
+
+from recaptcha_tf.models.transfer import BACKBONE
+
+_BLOCK_NAME = re.compile(r"^(conv\d+_block\d+|block_?\d+[a-z]?|stage\d+_block\d+|transformer_block_\d+)(_|$)")
+
+
+def find_backbone(model: keras.Model) -> keras.Model:
+    """The nested ``backbone`` model inside ``model`` (or inside its inner network)."""
+    for layer in model.layers:
+        if layer.name == BACKBONE and isinstance(layer, keras.Model):
+            return layer
+        if isinstance(layer, keras.Model):
+            try:
+                return find_backbone(layer)
+            except ValueError:
+                pass
+    raise ValueError(f"Model {model.name!r} has no backbone to freeze; use a backbone model "
+                     "(resnet18/34/50, mobilenetv2, efficientnet*, vit-*), not the plain cnn.")
+
+
+def _leaf_layers(backbone: keras.Model) -> list[keras.layers.Layer]:
+    """The backbone's layers in order, looking inside layers that hold a stack (ViT's encoder)."""
+    out = []
+    for layer in backbone.layers:
+        inner = getattr(layer, "encoder_layers", None)
+        if inner:
+            out.extend(inner)
+            out.extend(sub for sub in layer._layers if sub not in inner)
+        else:
+            out.append(layer)
+    return out
+
+
+def backbone_blocks(backbone: keras.Model) -> list[tuple[str, list[keras.layers.Layer]]]:
+    """``[(block name, layers), ...]`` in input-to-output order; ``"stem"`` holds what precedes block 1."""
+    blocks: list[tuple[str, list]] = [("stem", [])]
+    for layer in _leaf_layers(backbone):
+        match = _BLOCK_NAME.match(layer.name)
+        if match and match.group(1) != blocks[-1][0]:
+            blocks.append((match.group(1), []))
+        blocks[-1][1].append(layer)
+    return blocks
+
+
+def freeze_backbone(model: keras.Model) -> int:
+    """Freeze the backbone; returns the number of trainable parameters left (the head)."""
+    find_backbone(model).trainable = False
+    return trainable_parameters(model)
+
+
+def unfreeze_backbone(model: keras.Model, top_blocks: int | str = "all", freeze_batchnorm: bool = True) -> int:
+    """Unfreeze all of the backbone, or its top ``top_blocks`` blocks; returns trainable parameters.
+
+    With ``freeze_batchnorm`` (the default, as in Keras's transfer-learning guide)
+    BatchNormalization layers stay frozen, which in Keras 3 also keeps them in
+    inference mode: their pretrained moving statistics are not overwritten by
+    the small batches of fine-tuning. (Calling the backbone with
+    ``training=False`` is not enough inside a functional model: Keras 3 passes
+    the outer ``training`` flag down and overrides it.)
+    """
+    backbone = find_backbone(model)
+    backbone.trainable = True
+    for layer in _leaf_layers(backbone):  # the setter skips layers already marked trainable
+        layer.trainable = not (freeze_batchnorm and isinstance(layer, keras.layers.BatchNormalization))
+    if top_blocks != "all":
+        blocks = backbone_blocks(backbone)
+        n = int(top_blocks)
+        if n < 1:
+            raise ValueError("top_blocks must be at least 1 (or 'all').")
+        for _, block_layers in blocks[: max(0, len(blocks) - n)]:
+            for layer in block_layers:
+                layer.trainable = False
+    return trainable_parameters(model)
+
+
+def trainable_parameters(model: keras.Model) -> int:
+    return int(sum(keras.ops.size(w) for w in model.trainable_weights))

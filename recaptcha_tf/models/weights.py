@@ -1,0 +1,71 @@
+"""Pretrained weights for backbones: ``none``, ``imagenet`` or a local file.
+
+``imagenet`` goes through the library's own download and cache
+(``keras.utils.get_file`` into ``~/.keras/models``, or ``$KERAS_HOME/models``),
+so a user with internet just gets the weights; without network and without a
+cached file the error names the file and where to put it. A local path loads
+a ``.weights.h5`` file (Keras 3 format, saved from the same backbone with
+``backbone.save_weights``) or a legacy ``.h5`` weights file into the backbone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import keras
+
+
+class WeightsError(ValueError):
+    """Pretrained weights cannot be had or do not fit the backbone."""
+
+
+def keras_cache_dir() -> str:
+    """Where ``keras.utils.get_file`` caches downloads (``$KERAS_HOME/models``, default ``~/.keras/models``)."""
+    from keras.src.backend import config
+
+    return os.path.join(os.path.expanduser(config.keras_home()), "models")
+
+
+def parse_weights(weights: str | None) -> str | None:
+    """``None``/``"none"`` -> ``None``; ``"imagenet"``; otherwise an existing file path."""
+    if weights is None or str(weights).lower() in ("", "none", "random"):
+        return None
+    if str(weights).lower() == "imagenet":
+        return "imagenet"
+    path = os.path.expanduser(str(weights))
+    if not os.path.isfile(path):
+        raise WeightsError(f"--weights {weights!r}: no such file. Use none, imagenet or a .weights.h5 file.")
+    return path
+
+
+def build_with_imagenet(constructor, model_name: str, **kwargs) -> keras.Model:
+    """Call a ``keras.applications`` constructor with ``weights="imagenet"``.
+
+    A failed download (no network) becomes a :class:`WeightsError` that names
+    the file keras-applications wanted and the cache folder it looks in.
+    """
+    try:
+        return constructor(weights="imagenet", **kwargs)
+    except Exception as err:  # get_file raises a bare Exception on URL failures
+        message = str(err)
+        if "URL fetch failure" not in message and "fetch" not in message.lower():
+            raise
+        url = re.search(r"https?://\S+?\.h5", message)
+        name = os.path.basename(url.group(0)) if url else "<the weights file>"
+        raise WeightsError(
+            f"Could not download ImageNet weights for {model_name} (no network?). Put {name} "
+            f"{'from ' + url.group(0) + ' ' if url else ''}into {keras_cache_dir()}/ and re-run, "
+            "or pass --weights PATH to a local weights file."
+        ) from None
+
+
+def load_weights_file(backbone: keras.Model, path: str, model_name: str) -> None:
+    """Load a local weights file into ``backbone``; a mismatch is a clear :class:`WeightsError`."""
+    try:
+        backbone.load_weights(path)
+    except Exception as err:
+        raise WeightsError(
+            f"{path} does not fit the {model_name} backbone ({len(backbone.weights)} weight tensors): {err}. "
+            "Save the file from the same architecture with backbone.save_weights('x.weights.h5')."
+        ) from None
