@@ -101,6 +101,36 @@ def _sample_indices(labels: Sequence, count: int, seed: int) -> list[int]:
     return sorted(rng.choice(len(labels), size=min(count, len(labels)), replace=False).tolist())
 
 
+def prepare_multilabel_split(
+    data: str,
+    out_dir: str,
+    labels_csv: str | None,
+    split_path: str | None = None,
+    fractions="70/15/15",
+    seed: int = 0,
+    channels: int = 3,
+) -> Split:
+    """The split of a multi-label dataset (CSV manifest, or class folders as single labels), reused on resume."""
+    from recaptcha_tf.data.multilabel import folder_as_multilabel, multilabel_split, read_label_csv
+
+    own = os.path.join(out_dir, MANIFEST_NAME)
+    if split_path or os.path.exists(own):
+        split = load_manifest(split_path or own)
+        if not split.extra.get("multi_label"):
+            raise DatasetError(f"{split_path or own} is a single-label split; a multi-label run needs its own --out.")
+        return split
+    if labels_csv:
+        paths, label_lists, class_names = read_label_csv(labels_csv, root=data, channels=channels)
+    else:
+        paths, label_lists, class_names = folder_as_multilabel(data, channels=channels)
+    split = multilabel_split(paths, label_lists, class_names, fractions, seed, root=data)
+    split.extra["data"] = os.path.abspath(data)
+    if labels_csv:
+        split.extra["labels"] = os.path.abspath(labels_csv)
+    save_manifest(split, own)
+    return split
+
+
 def train_classifier(
     data: str,
     out: str = "models/run",
@@ -129,11 +159,29 @@ def train_classifier(
     model_kwargs: dict | None = None,
     callbacks: Sequence = (),
     precision: str = "auto",
+    weights: str | None = None,
+    freeze_epochs: int | None = None,
+    unfreeze: int | str = "all",
+    fine_tune_learning_rate: float | None = None,
+    multi_label: bool = False,
+    labels_csv: str | None = None,
+    threshold: float = 0.5,
 ) -> dict:
-    """Train a tile or character classifier on a class-folder dataset.
+    """Train a tile or character classifier on a class-folder dataset (or a multi-label CSV).
 
     Re-running the same call with the same ``out`` resumes an interrupted run
-    (BackupAndRestore) with the same split.
+    (BackupAndRestore) with the same split, in either fine-tuning phase.
+
+    Args:
+        weights: backbone weights, ``None``, ``"imagenet"`` or a local ``.weights.h5`` file.
+        freeze_epochs: epochs of phase 1 (backbone frozen, head trained at ``learning_rate``);
+            default 3 with pretrained ``weights``, else 0 (one phase).
+        unfreeze: phase 2 unfreezes ``"all"`` of the backbone or its top N blocks.
+        fine_tune_learning_rate: peak learning rate of phase 2 (default ``learning_rate / 10``
+            after a frozen phase).
+        multi_label: sigmoid head with binary cross-entropy; labels from ``labels_csv``
+            (``path,labels`` with ``;``-separated labels) or, without it, the class folders.
+        threshold: sigmoid decision threshold stored in the model.
 
     Returns:
         Summary with the run folder, epochs run, wall time (s) and the test report.
@@ -141,8 +189,10 @@ def train_classifier(
     import keras
 
     from recaptcha_tf.data.balance import class_weights as balanced_class_weights
-    from recaptcha_tf.data.pipeline import make_dataset, tile_augmentation
+    from recaptcha_tf.data.pipeline import make_dataset, multi_hot, tile_augmentation
     from recaptcha_tf.models import build_classifier
+    from recaptcha_tf.models.finetune import freeze_backbone, unfreeze_backbone
+    from recaptcha_tf.models.weights import parse_weights
     from recaptcha_tf.training import cosine_schedule, make_optimizer, PredictionSamples, standard_callbacks
 
     d = task_defaults(task)
@@ -154,37 +204,62 @@ def train_classifier(
     batch_size = batch_size or d["batch_size"]
     learning_rate = learning_rate or d["learning_rate"]
     patience = d["patience"] if patience is None else patience
+    weights_arg = weights
+    weights = parse_weights(weights)
+    freeze_epochs = (3 if weights else 0) if freeze_epochs is None else int(freeze_epochs)
+    if freeze_epochs >= epochs:
+        raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of --epochs {epochs}.")
+    fine_tune_learning_rate = fine_tune_learning_rate or (learning_rate / 10 if freeze_epochs else learning_rate)
+    if multi_label and (balance_per_class or class_weight != "none"):
+        raise ValueError("--balance and --class-weight are for single-label data, not --multi-label.")
     run_name = run_name or os.path.basename(os.path.normpath(out))
     run_logdir = os.path.join(logdir, run_name) if logdir else None
     os.makedirs(out, exist_ok=True)
 
-    data_split = prepare_folder_split(
-        data, out, split, fractions, seed, channels, balance_per_class, balance_cap, balanced_dir
-    )
+    if multi_label:
+        data_split = prepare_multilabel_split(data, out, labels_csv, split, fractions, seed, channels)
+    else:
+        data_split = prepare_folder_split(
+            data, out, split, fractions, seed, channels, balance_per_class, balance_cap, balanced_dir
+        )
     class_names = data_split.class_names
+    num_classes = len(class_names)
     train_paths, train_labels = zip(*data_split.train)
     val_paths, val_labels = zip(*data_split.val)
+
+    def targets(labels):
+        if multi_label:
+            return multi_hot(labels, num_classes)
+        return keras.utils.to_categorical(labels, num_classes) if label_smoothing else np.array(labels)
+
     common = dict(image_size=image_size, channels=channels, resize=resize, batch_size=batch_size)
     train_ds = make_dataset(
-        train_paths, np.array(train_labels), shuffle=True, seed=seed, cache=cache,
+        train_paths, targets(train_labels), shuffle=True, seed=seed, cache=cache,
         augment=tile_augmentation(flip=(task == "tiles"), seed=seed) if augment else None, **common,
     )
-    val_ds = make_dataset(val_paths, np.array(val_labels), cache=cache, **common)
+    val_ds = make_dataset(val_paths, targets(val_labels), cache=cache, **common)
 
+    if multi_label:
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+        metrics = [keras.metrics.BinaryAccuracy(threshold=threshold, name="hamming_accuracy")]
+    elif label_smoothing:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    kwargs = dict(model_kwargs or {})
+    if weights_arg is not None:
+        kwargs["weights"] = weights
     keras.utils.set_random_seed(seed)
     steps = int(np.ceil(len(train_paths) / batch_size))
     with precision_policy(precision) as policy:
-        net = build_classifier(model, class_names, image_size, channels, resize, task=task, **(model_kwargs or {}))
-        net.compile(
-            optimizer=make_optimizer(optimizer, cosine_schedule(learning_rate, epochs, steps)),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-            if label_smoothing else keras.losses.SparseCategoricalCrossentropy(),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")] if not label_smoothing
-            else [keras.metrics.CategoricalAccuracy(name="accuracy")],
-        )
-    if label_smoothing:
-        train_ds = train_ds.map(lambda x, y: (x, keras.ops.one_hot(y, len(class_names))))
-        val_ds = val_ds.map(lambda x, y: (x, keras.ops.one_hot(y, len(class_names))))
+        net = build_classifier(model, class_names, image_size, channels, resize, multi_label=multi_label,
+                               threshold=threshold, task=task, **kwargs)
+
+    def compile_for(phase_epochs: int, lr: float):
+        net.compile(optimizer=make_optimizer(optimizer, cosine_schedule(lr, phase_epochs, steps)), loss=loss,
+                    metrics=metrics)
 
     extra = []
     if run_logdir:
@@ -196,27 +271,58 @@ def train_classifier(
         def describe(outputs):
             return [class_names[int(k)] for k in outputs.argmax(1)], [float(p.max()) for p in outputs]
 
-        extra.append(PredictionSamples(sample_images, [class_names[val_labels[i]] for i in idx], describe,
+        def truth(label):
+            return "+".join(class_names[j] for j in label) if isinstance(label, (list, tuple)) else class_names[label]
+
+        extra.append(PredictionSamples(sample_images, [truth(val_labels[i]) for i in idx], describe,
                                        run_logdir, every=5))
-    weights = balanced_class_weights(data_split) if class_weight == "balanced" else None
+    class_weights = balanced_class_weights(data_split) if class_weight == "balanced" else None
     _write_json(
         {"task": task, "model": model, "image_size": image_size, "channels": channels, "resize": resize,
          "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "optimizer": optimizer,
          "label_smoothing": label_smoothing, "class_weight": class_weight, "seed": seed,
          "balance_per_class": balance_per_class, "model_kwargs": model_kwargs or {}, "precision": policy,
-         "data": os.path.abspath(data)},
+         "weights": weights, "freeze_epochs": freeze_epochs, "unfreeze": unfreeze,
+         "fine_tune_learning_rate": fine_tune_learning_rate, "multi_label": multi_label, "threshold": threshold,
+         "labels": labels_csv and os.path.abspath(labels_csv), "data": os.path.abspath(data)},
         os.path.join(out, "config.json"),
     )
     start = time.perf_counter()
+    epochs_run = 0
+    phase1_weights = os.path.join(out, "phase1.weights.h5")
+    if freeze_epochs:
+        if os.path.exists(phase1_weights):
+            log.info("Phase 1 (frozen backbone) already done; resuming from %s", phase1_weights)
+            net.load_weights(phase1_weights)
+        else:
+            log.info("Phase 1: backbone frozen, %d trainable parameters, %d epochs at learning rate %g",
+                     freeze_backbone(net), freeze_epochs, learning_rate)
+            compile_for(freeze_epochs, learning_rate)
+            history = net.fit(
+                train_ds, validation_data=val_ds, epochs=freeze_epochs, class_weight=class_weights, verbose=2,
+                callbacks=standard_callbacks(out, run_logdir, patience=None, last=[*extra, *callbacks],
+                                             backup="backup_phase1"),
+            )
+            epochs_run += len(history.history.get("loss", []))
+            net.save_weights(phase1_weights)
+        log.info("Phase 2: unfreezing %s of the backbone, %d trainable parameters, learning rate %g",
+                 "all" if unfreeze == "all" else f"the top {unfreeze} blocks", unfreeze_backbone(net, unfreeze),
+                 fine_tune_learning_rate)
+    compile_for(epochs - freeze_epochs, fine_tune_learning_rate)
     history = net.fit(
-        train_ds, validation_data=val_ds, epochs=epochs, class_weight=weights, verbose=2,
-        callbacks=standard_callbacks(out, run_logdir, patience=patience, last=[*extra, *callbacks]),
+        train_ds, validation_data=val_ds, initial_epoch=freeze_epochs, epochs=epochs, class_weight=class_weights,
+        verbose=2, callbacks=standard_callbacks(out, run_logdir, patience=patience, last=[*extra, *callbacks]),
     )
+    epochs_run += len(history.history.get("loss", []))
     wall = time.perf_counter() - start
-    summary = {"out": out, "epochs_run": len(history.history.get("loss", [])), "train_seconds": round(wall, 1)}
+    summary = {"out": out, "epochs_run": epochs_run, "train_seconds": round(wall, 1),
+               "seconds_per_epoch": round(wall / max(epochs_run, 1), 1),
+               "parameters": int(net.count_params())}
     if data_split.test:
         report = evaluate(out, data, subset="test", report=os.path.join(out, "test_report.json"))
-        summary["test"] = {k: report[k] for k in ("n", "top1", "top3", "balanced_accuracy", "macro_f1")}
+        keys = ("n", "top1", "hamming_accuracy", "subset_accuracy", "top3", "balanced_accuracy", "macro_f1",
+                "challenge", "ms_per_image")
+        summary["test"] = {k: report[k] for k in keys if k in report}
     _write_json(summary, os.path.join(out, "summary.json"))
     return summary
 
@@ -460,14 +566,21 @@ def evaluate(
     beam_width: int = 0,
     label_pattern: str | None = None,
     case: str = "keep",
+    labels_csv: str | None = None,
+    challenges: int = 500,
 ) -> dict:
     """Evaluate a saved model on a data folder (or Parquet for text).
 
     ``subset="auto"`` evaluates the run's held-out test split when ``data`` is
     the folder it was trained on, and every image otherwise (a new held-out set).
     Writes the JSON report and a confusion-matrix / prediction-grid PNG beside it.
+    Tile and char reports include the challenge-level score on ``challenges``
+    seeded 3x3 and 4x4 grids of the evaluated images (``0`` skips it).
+    Multi-label models read their labels from ``labels_csv`` (``path,labels``)
+    or, without it, from the class folders.
     """
-    from recaptcha_tf.evaluation import classification_report, write_report
+    from recaptcha_tf.challenge import challenge_report
+    from recaptcha_tf.evaluation import classification_report, multilabel_report, write_report
     from recaptcha_tf.inference import load_model, model_info, predict_outputs
     from recaptcha_tf.plots import confusion_matrix_figure, save_figure
 
@@ -496,18 +609,34 @@ def evaluate(
         if [n.lower() for n in split.class_names] != [n.lower() for n in info.names]:
             raise DatasetError(f"The run's split classes {split.class_names} differ from the model's {info.names}.")
         paths, labels = zip(*split.subset(which))
+    elif info.kind == "sigmoid":
+        from recaptcha_tf.data.multilabel import folder_as_multilabel, read_label_csv
+
+        if labels_csv:
+            paths, labels, _ = read_label_csv(labels_csv, root=data, class_names=info.names, channels=info.channels)
+        else:
+            paths, labels, _ = folder_as_multilabel(data, class_names=info.names, channels=info.channels)
     else:
         ds = scan_class_folders(data, class_names=info.names, channels=info.channels, allow_missing_classes=True)
         paths, labels = ds.paths, ds.labels
     start = time.perf_counter()
     probs = predict_outputs(net, list(paths))
     seconds = time.perf_counter() - start
-    result = classification_report(probs, labels, info.names)
+    if info.kind == "sigmoid":
+        from recaptcha_tf.data.pipeline import multi_hot
+
+        result = multilabel_report(probs, multi_hot(labels, len(info.names)), info.names, info.threshold)
+    else:
+        result = classification_report(probs, labels, info.names)
+    if challenges:
+        result["challenge"] = challenge_report(probs, labels, info.names, count=challenges,
+                                               threshold=info.threshold if info.kind == "sigmoid" else None)
     result["images_per_second"] = len(paths) / max(seconds, 1e-9)
+    result["ms_per_image"] = 1000 * seconds / max(len(paths), 1)
     result["subset"] = which or "all"
     if report:
         write_report(result, report)
     plot = plot or ((stem + "_confusion.png") if stem else None)
-    if plot:
+    if plot and "confusion_matrix" in result:
         save_figure(confusion_matrix_figure(result["confusion_matrix"], info.names), plot)
     return result

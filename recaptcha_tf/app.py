@@ -1,0 +1,295 @@
+"""Gradio demo for a trained model: ``recaptcha-tf serve --model M [--port 7860] [--host 127.0.0.1]``.
+
+The model's kind picks the interface:
+
+* classifiers (``softmax`` / ``sigmoid``): **Tile** (top-k classes; multi-label
+  models also list every label over the threshold) and **Grid challenge** (one
+  image holding 3x3 or 4x4 tiles plus a target class: which cells the model
+  picks, as an overlay and a list);
+* text models (``ctc`` / ``multihead``): **Text CAPTCHA** (text and per-character
+  confidence).
+
+Every upload is checked before TensorFlow sees it (:func:`read_upload`): its
+size in bytes, then its header with Pillow (format, and width x height against
+the pixel limit, which stops decompression bombs before any decoding), then a
+full Pillow decode. Problems are shown as a one-line message (``gr.Error``),
+never a traceback.
+
+API endpoints (for ``gradio_client``): ``/predict_tile``, ``/select_cells``
+(classifiers) and ``/predict_text`` (text models).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+import warnings
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from recaptcha_tf.challenge import cell_bounds, pick_cells, split_grid  # noqa: E402
+
+log = logging.getLogger("recaptcha_tf")
+
+DEFAULT_MAX_BYTES = 5_000_000
+DEFAULT_MAX_PIXELS = 4096 * 4096
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
+GRID_SHAPES = {"3x3": (3, 3), "4x4": (4, 4)}
+
+
+class UploadError(ValueError):
+    """An upload that is refused; the message is shown to the user as is."""
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def read_upload(upload, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """Validate an uploaded file (path or bytes) and return its bytes.
+
+    Raises:
+        UploadError: no file, too many bytes, not a PNG/JPEG/BMP/GIF image,
+            too many pixels (checked from the header, before decoding), or a
+            file that does not decode completely.
+    """
+    from PIL import Image
+
+    if upload is None:
+        raise UploadError("Upload an image first.")
+    if isinstance(upload, (bytes, bytearray)):
+        data = bytes(upload)
+    else:
+        path = str(upload)
+        try:
+            size = os.path.getsize(path)
+        except OSError as err:
+            raise UploadError("The upload could not be read.") from err
+        if size > max_bytes:
+            raise UploadError(f"The file is {_mb(size)}; the limit is {_mb(max_bytes)}.")
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UploadError(f"The file is {_mb(len(data))}; the limit is {_mb(max_bytes)}.")
+    if not data:
+        raise UploadError("The file is empty.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                fmt, (width, height) = im.format, im.size
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise UploadError(f"Refused: the image declares too many pixels ({err}).") from err
+        except Exception as err:  # PIL raises many types for junk input
+            raise UploadError("This file is not an image (PNG, JPEG, BMP or GIF).") from err
+    if fmt not in IMAGE_FORMATS:
+        raise UploadError(f"{fmt} images are not supported; upload a PNG, JPEG, BMP or GIF.")
+    if width * height > max_pixels:
+        raise UploadError(
+            f"The image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,} pixels."
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+    except Exception as err:
+        raise UploadError(f"This {fmt} file is damaged or truncated and cannot be decoded.") from err
+    return data
+
+
+def _decode(data: bytes, channels: int) -> np.ndarray:
+    from recaptcha_tf.data.images import CorruptImageError, load_image_array
+
+    try:
+        return load_image_array(data, channels)
+    except CorruptImageError as err:
+        raise UploadError("The image could not be decoded.") from err
+
+
+class Predictor:
+    """The loaded model and the functions behind the demo (usable without Gradio)."""
+
+    def __init__(self, model_path: str, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS):
+        from recaptcha_tf.inference import load_model, model_info
+
+        self.model = load_model(model_path)
+        self.info = model_info(self.model)
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+        self._lock = threading.Lock()  # Keras predict is not re-entrant across threads
+        self._resizer = None
+
+    @property
+    def is_text(self) -> bool:
+        return self.info.kind in ("ctc", "multihead")
+
+    def _read(self, upload) -> bytes:
+        return read_upload(upload, self.max_bytes, self.max_pixels)
+
+    def tile(self, upload, top_k: int = 5) -> tuple[dict, str]:
+        """``({class: probability} for the top k, a one-line summary)``."""
+        from recaptcha_tf.inference import predict
+
+        if self.is_text:
+            raise UploadError("This is a text CAPTCHA model; use the text tab.")
+        data = self._read(upload)
+        with self._lock:
+            result = predict(self.model, [data], top_k=top_k)[0]
+        label = {name: float(p) for name, p in result["top_k"]}
+        if self.info.kind == "sigmoid":
+            labels = result["labels"]
+            summary = (f"labels over {self.info.threshold:g}: " + ", ".join(labels)) if labels else \
+                f"no label over the threshold {self.info.threshold:g}"
+        else:
+            summary = f"{result['label']} ({result['confidence']:.3f})"
+        return label, summary
+
+    def text(self, upload) -> tuple[str, list[list]]:
+        """``(text, [[character, confidence], ...])``."""
+        from recaptcha_tf.inference import predict
+
+        if not self.is_text:
+            raise UploadError("This is an image-tile classifier; use the tile or grid tab.")
+        data = self._read(upload)
+        with self._lock:
+            result = predict(self.model, [data])[0]
+        return result["text"], [[c, round(float(p), 4)] for c, p in zip(result["text"], result["confidence"])]
+
+    def cell_probabilities(self, cells: list[np.ndarray]) -> np.ndarray:
+        """Model probabilities for image arrays, resized exactly as the tf.data pipeline does."""
+        import tensorflow as tf
+
+        from recaptcha_tf.data.pipeline import resizing_layer
+
+        if self._resizer is None:
+            self._resizer = resizing_layer(self.info.image_size, self.info.resize)
+        batch = []
+        for cell in cells:
+            x = self._resizer(tf.cast(tf.convert_to_tensor(cell), tf.float32))
+            batch.append(tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8))
+        with self._lock:
+            return np.asarray(self.model.predict(tf.stack(batch), verbose=0))
+
+    def grid(self, upload, target: str, shape: str = "3x3") -> tuple[np.ndarray, str, list[int]]:
+        """``(overlay image, summary, picked cells numbered from 1, row-major)``."""
+        if self.is_text:
+            raise UploadError("This is a text CAPTCHA model; grid challenges need a tile classifier.")
+        if target not in self.info.names:
+            raise UploadError(f"Pick a target class from: {', '.join(self.info.names)}.")
+        if shape not in GRID_SHAPES:
+            raise UploadError(f"Pick a grid shape: {', '.join(GRID_SHAPES)}.")
+        rows, cols = GRID_SHAPES[shape]
+        data = self._read(upload)
+        rgb = _decode(data, 3)
+        if rgb.shape[0] < 4 * rows or rgb.shape[1] < 4 * cols:
+            raise UploadError(f"The image is {rgb.shape[1]}x{rgb.shape[0]} pixels: too small for a {shape} grid.")
+        pixels = rgb if self.info.channels == 3 else _decode(data, self.info.channels)
+        probs = self.cell_probabilities(split_grid(pixels, rows, cols))
+        threshold = self.info.threshold if self.info.kind == "sigmoid" else None
+        picked = pick_cells(probs, self.info.names.index(target), threshold)
+        overlay = draw_overlay(rgb, rows, cols, picked)
+        numbers = [i + 1 for i in picked]
+        rule = f"probability >= {threshold:g}" if threshold is not None else "arg-max class"
+        summary = (f"{target}: cells {', '.join(map(str, numbers))}" if numbers else f"{target}: no cell") + \
+            f" of {rows * cols} (row-major from 1, top-left; picked by {rule})"
+        return overlay, summary, numbers
+
+
+def draw_overlay(image: np.ndarray, rows: int, cols: int, picked: list[int]) -> np.ndarray:
+    """The grid image with picked cells tinted green and outlined, every cell numbered from 1."""
+    from PIL import Image, ImageDraw
+
+    base = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGBA")
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    width = max(2, min(base.size) // 100)
+    for k, (top, bottom, left, right) in enumerate(cell_bounds(base.size[1], base.size[0], rows, cols)):
+        box = (left, top, right - 1, bottom - 1)
+        if k in picked:
+            draw.rectangle(box, fill=(0, 200, 0, 90), outline=(0, 255, 0, 255), width=width)
+        else:
+            draw.rectangle(box, outline=(255, 255, 255, 160), width=1)
+        draw.text((left + 3, top + 2), str(k + 1), fill=(255, 255, 0, 255))
+    return np.asarray(Image.alpha_composite(base, layer).convert("RGB"))
+
+
+def _user_errors(fn):
+    """Turn refused uploads into ``gr.Error`` messages and unexpected failures into a generic one."""
+    import functools
+
+    import gradio as gr
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        try:
+            return fn(*args)
+        except UploadError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        except Exception:
+            log.exception("serve: failed on an upload")
+            raise gr.Error("The model could not process this image.", print_exception=False) from None
+
+    return wrapper
+
+
+def build_app(model_path: str, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+              predictor: Predictor | None = None):
+    """The ``gr.Blocks`` demo for the model at ``model_path`` (run folder or ``.keras`` file)."""
+    import gradio as gr
+
+    p = predictor or Predictor(model_path, max_bytes, max_pixels)
+    info = p.info
+    limits = f"PNG, JPEG, BMP or GIF; at most {_mb(max_bytes)} and {max_pixels:,} pixels."
+    with gr.Blocks(title="recaptcha_tf demo") as demo:
+        gr.Markdown(f"## recaptcha_tf: `{os.path.basename(os.path.abspath(model_path))}`\n"
+                    f"{info.task} model, {info.kind} output, {len(info.names)} "
+                    f"{'characters' if p.is_text else 'classes'}, input {info.image_size[0]}x{info.image_size[1]}"
+                    f"x{info.channels} ({info.resize}). Uploads: {limits}")
+        if p.is_text:
+            with gr.Tab("Text CAPTCHA"):
+                upload = gr.File(label="text CAPTCHA image", file_types=["image"], type="filepath")
+                button = gr.Button("Read", variant="primary")
+                text = gr.Textbox(label="text")
+                conf = gr.Dataframe(headers=["character", "confidence"], label="per-character confidence")
+                button.click(_user_errors(lambda f: p.text(f)), [upload], [text, conf], api_name="predict_text")
+        else:
+            with gr.Tab("Tile"):
+                upload = gr.File(label="tile image", file_types=["image"], type="filepath")
+                button = gr.Button("Classify", variant="primary")
+                label = gr.Label(label="top classes", num_top_classes=5)
+                summary = gr.Textbox(label="prediction")
+                button.click(_user_errors(lambda f: p.tile(f)), [upload], [label, summary], api_name="predict_tile")
+            with gr.Tab("Grid challenge"):
+                grid_upload = gr.File(label="grid image (rows x cols tiles)", file_types=["image"], type="filepath")
+                with gr.Row():
+                    target = gr.Dropdown(choices=list(info.names), value=info.names[0], label="select every")
+                    shape = gr.Radio(choices=list(GRID_SHAPES), value="3x3", label="grid")
+                grid_button = gr.Button("Solve", variant="primary")
+                overlay = gr.Image(label="picked cells", type="numpy", format="png")
+                grid_summary = gr.Textbox(label="cells")
+                cells = gr.JSON(label="picked cells (numbered from 1, row-major)")
+                grid_button.click(_user_errors(lambda f, t, s: p.grid(f, t, s)), [grid_upload, target, shape],
+                                  [overlay, grid_summary, cells], api_name="select_cells")
+    demo.queue(default_concurrency_limit=1)
+    return demo
+
+
+def launch(demo, host: str = "127.0.0.1", port: int = 7860, max_bytes: int = DEFAULT_MAX_BYTES,
+           block: bool = True):
+    """Start the server; with ``block=False`` it runs in a background thread (tests, benchmarks)."""
+    # Gradio's own limit is a backstop above ours, so the user sees our clearer message first.
+    return demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
+                       share=False, max_file_size=max(2 * max_bytes, max_bytes + 1_000_000), show_error=True,
+                       ssr_mode=False)
+
+
+def serve(model_path: str, host: str = "127.0.0.1", port: int = 7860, max_bytes: int = DEFAULT_MAX_BYTES,
+          max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """The ``serve`` command: build the demo and serve it until interrupted."""
+    demo = build_app(model_path, max_bytes=max_bytes, max_pixels=max_pixels)
+    print(f"serving {model_path} on http://{host}:{port}  (Ctrl+C to stop)")
+    launch(demo, host, port, max_bytes, block=True)

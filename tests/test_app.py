@@ -1,0 +1,220 @@
+"""The Gradio demo driven over HTTP with gradio_client, and the pure grid helpers."""
+
+import os
+import socket
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_class_folders, tile_image
+from recaptcha_tf import runs
+from recaptcha_tf.app import build_app, launch, read_upload, UploadError
+from recaptcha_tf.challenge import cell_bounds, pick_cells, split_grid
+from recaptcha_tf.data.generator import generate_captchas
+from recaptcha_tf.inference import load_model, predict
+
+MAX_BYTES = 200_000
+MAX_PIXELS = 512 * 512
+CHARS = "abc"
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+
+def test_split_grid_cuts_row_major_cells():
+    image = np.arange(6 * 9).reshape(6, 9)
+    cells = split_grid(image, 3, 3)
+    assert len(cells) == 9 and all(c.shape == (2, 3) for c in cells)
+    assert cells[0].tolist() == [[0, 1, 2], [9, 10, 11]]
+    assert cells[5][0, 0] == image[2, 6]  # row 1, column 2
+    rgb = np.zeros((10, 7, 3))
+    cells = split_grid(rgb, 4, 4)  # sides that do not divide: cells differ by at most one pixel, no gaps
+    assert sum(c.shape[0] for c in cells[::4]) == 10 and sum(c.shape[1] for c in cells[:4]) == 7
+    assert {c.shape[2] for c in cells} == {3}
+    assert cell_bounds(10, 7, 4, 4)[-1][1:4:2] == (10, 7)
+    with pytest.raises(ValueError):
+        split_grid(np.zeros((2, 2)), 3, 3)
+
+
+def test_pick_cells_softmax_argmax_and_sigmoid_threshold():
+    probs = np.array([[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.5, 0.4, 0.1], [0.1, 0.1, 0.8]])
+    assert pick_cells(probs, 0, None) == [0, 2]
+    assert pick_cells(probs, 1, None) == [1]
+    assert pick_cells(probs, 1, 0.4) == [1, 2]  # multi-label: probability over the threshold
+    assert pick_cells(probs, 2, 0.9) == []
+    with pytest.raises(ValueError):
+        pick_cells(probs, 3, None)
+
+
+# ----------------------------------------------------------------------------- bad files
+
+
+def _bomb_png(width=100_000, height=100_000) -> bytes:
+    """A tiny PNG whose header declares huge dimensions (a decompression bomb's calling card)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    files = {}
+    files["text"] = str(root / "notes.png")
+    open(files["text"], "w").write("this is a text file renamed to .png\n" * 10)
+    files["heavy"] = str(root / "heavy.png")  # 300x300 noise: ~270 kB > MAX_BYTES
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)).save(files["heavy"])
+    files["wide"] = str(root / "wide.png")  # 600x600 = 360,000 pixels > MAX_PIXELS, but few bytes
+    Image.new("RGB", (600, 600), (10, 20, 30)).save(files["wide"])
+    files["bomb"] = str(root / "bomb.png")
+    open(files["bomb"], "wb").write(_bomb_png())
+    files["bomb_small"] = str(root / "bomb_small.png")  # under Pillow's own bomb limit, over ours
+    open(files["bomb_small"], "wb").write(_bomb_png(5000, 5000))
+    return files
+
+
+EXPECTED = {
+    "text": "not an image",
+    "heavy": "the limit is 0.2 MB",
+    "wide": "360,000 pixels; the limit is 262,144 pixels",
+    "bomb": "too many pixels",
+    "bomb_small": "25,000,000 pixels; the limit is 262,144",
+}
+
+
+@pytest.mark.parametrize("kind", list(EXPECTED))
+def test_read_upload_refuses_with_a_clear_message(bad_files, kind):
+    with pytest.raises(UploadError, match=EXPECTED[kind]):
+        read_upload(bad_files[kind], MAX_BYTES, MAX_PIXELS)
+
+
+# ----------------------------------------------------------------------------- the served app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app_cls")
+    data = str(root / "tiles")
+    make_class_folders(data, per_class=8, sizes=(24,))
+    out = str(root / "run")
+    runs.train_classifier(data, out, image_size=(24, 24), epochs=1, logdir=None,
+                          model_kwargs=dict(conv_layers=1, filters=4, dense_units=8))
+    return out, root
+
+
+@pytest.fixture(scope="module")
+def text_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app_text")
+    data = str(root / "captchas")
+    generate_captchas(data, count=16, length=(3, 4), charset=CHARS, size=(96, 32), seed=0)
+    out = str(root / "run")
+    runs.train_text(data, out, model="crnn", charset=CHARS, image_size=(32, 64), epochs=1, batch_size=16,
+                    logdir=None, model_kwargs={"rnn_units": 8, "filters": [4, 4, 8, 8]})
+    return out, data
+
+
+def _serve(model_path):
+    from gradio_client import Client
+
+    port = _free_port()
+    demo = build_app(model_path, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
+    launch(demo, port=port, max_bytes=MAX_BYTES, block=False)
+    return demo, Client(f"http://127.0.0.1:{port}/", verbose=False)
+
+
+@pytest.fixture(scope="module")
+def tile_client(classifier):
+    demo, client = _serve(classifier[0])
+    yield client
+    client.close() if hasattr(client, "close") else None
+    demo.close()
+
+
+def test_tile_prediction_over_http(classifier, tile_client):
+    from gradio_client import handle_file
+
+    run, root = classifier
+    path = os.path.join(root, "tiles", "hydrant", "0001.png")
+    label, summary = tile_client.predict(handle_file(path), api_name="/predict_tile")
+    expected = predict(load_model(run), [path], top_k=3)[0]
+    assert label["label"] == expected["label"]
+    assert {c["label"] for c in label["confidences"]} == {"bus", "hydrant", "traffic_light"}
+    probs = {c["label"]: c["confidence"] for c in label["confidences"]}
+    assert probs[expected["label"]] == pytest.approx(expected["confidence"], abs=1e-5)
+    assert summary.startswith(expected["label"])
+
+
+def test_grid_selection_over_http(classifier, tile_client, tmp_path):
+    from gradio_client import handle_file
+
+    run, _ = classifier
+    rng = np.random.default_rng(3)
+    classes = [0, 1, 2, 1, 0, 2, 2, 1, 0]
+    tiles = [np.asarray(tile_image(c, rng, 30)) for c in classes]
+    grid = np.concatenate([np.concatenate(tiles[r * 3:(r + 1) * 3], axis=1) for r in range(3)], axis=0)
+    grid_path = str(tmp_path / "grid.png")
+    Image.fromarray(grid).save(grid_path)
+    overlay, summary, cells = tile_client.predict(handle_file(grid_path), "hydrant", "3x3", api_name="/select_cells")
+
+    # The same decision from the package's own predict on each cell saved as a file.
+    cell_files = []
+    for k, cell in enumerate(split_grid(grid, 3, 3)):
+        cell_files.append(str(tmp_path / f"cell{k}.png"))
+        Image.fromarray(cell).save(cell_files[-1])
+    model = load_model(run)
+    probs = np.array([[p for _, p in sorted(r["top_k"], key=lambda t: ["bus", "hydrant", "traffic_light"].index(t[0]))]
+                      for r in predict(model, cell_files, top_k=3)])
+    assert cells == [i + 1 for i in pick_cells(probs, 1, None)]
+    assert summary.startswith("hydrant:")
+    shown = np.asarray(Image.open(overlay))
+    assert shown.shape[:2] == grid.shape[:2]
+    assert cells == [] or not np.array_equal(shown[..., :3], grid)  # picked cells are tinted
+
+
+@pytest.mark.parametrize("kind", list(EXPECTED))
+def test_bad_uploads_get_a_clear_message_not_a_traceback(bad_files, tile_client, kind):
+    from gradio_client import handle_file
+
+    with pytest.raises(Exception) as err:
+        tile_client.predict(handle_file(bad_files[kind]), api_name="/predict_tile")
+    message = str(err.value)
+    assert EXPECTED[kind] in message and "Traceback" not in message
+
+
+def test_grid_with_a_bomb_is_refused(bad_files, tile_client):
+    from gradio_client import handle_file
+
+    with pytest.raises(Exception, match="too many pixels"):
+        tile_client.predict(handle_file(bad_files["bomb"]), "bus", "4x4", api_name="/select_cells")
+
+
+def test_text_prediction_over_http(text_model, bad_files):
+    from gradio_client import handle_file
+
+    run, data = text_model
+    demo, client = _serve(run)
+    try:
+        path = os.path.join(data, sorted(os.listdir(data))[0])
+        text, conf = client.predict(handle_file(path), api_name="/predict_text")
+        expected = predict(load_model(run), [path])[0]
+        assert text == expected["text"] and set(text) <= set(CHARS)
+        rows = conf["data"] if isinstance(conf, dict) else conf
+        assert [r[0] for r in rows] == list(text)
+        assert [float(r[1]) for r in rows] == pytest.approx(expected["confidence"], abs=1e-4)
+        with pytest.raises(Exception, match="not an image"):
+            client.predict(handle_file(bad_files["text"]), api_name="/predict_text")
+        with pytest.raises(Exception, match="too many pixels"):
+            client.predict(handle_file(bad_files["bomb"]), api_name="/predict_text")
+    finally:
+        demo.close()

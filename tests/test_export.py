@@ -1,0 +1,133 @@
+"""Export to SavedModel / TFLite / ONNX with parity checks, on tiny models trained for one epoch."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import make_class_folders
+from recaptcha_tf import export as E
+from recaptcha_tf import runs
+from recaptcha_tf.cli import main
+from recaptcha_tf.data.generator import generate_captchas
+from recaptcha_tf.inference import load_model, model_info, predict
+
+CHARS = "abc"
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export_cls")
+    data = str(root / "tiles")
+    make_class_folders(data, per_class=8, sizes=(24, 31))
+    out = str(root / "run")
+    runs.train_classifier(data, out, image_size=(24, 24), epochs=1, logdir=None,
+                          model_kwargs=dict(conv_layers=1, filters=4, dense_units=8))
+    return out, data
+
+
+@pytest.fixture(scope="module")
+def crnn(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export_text")
+    data = str(root / "captchas")
+    generate_captchas(data, count=20, length=(3, 4), charset=CHARS, size=(96, 32), seed=0)
+    out = str(root / "run")
+    runs.train_text(data, out, model="crnn", charset=CHARS, image_size=(32, 64), epochs=1, batch_size=16,
+                    logdir=None, model_kwargs={"rnn_units": 8, "filters": [4, 4, 8, 8]})
+    return out, data
+
+
+def _images(folder):
+    return E.list_images(folder)
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "tflite", "onnx"])
+def test_classifier_export_matches_keras(classifier, tmp_path, fmt):
+    run, data = classifier
+    model = load_model(run)
+    artifact = E.export_model(run, fmt, out=str(tmp_path / f"m.{fmt}"), model=model)
+    assert os.path.exists(artifact) and E.artifact_size(artifact) > 0
+    meta = json.load(open(E.sidecar_path(artifact)))
+    info = model_info(model)
+    assert meta["names"] == info.names and meta["kind"] == "softmax" and meta["task"] == "tiles"
+    assert meta["image_size"] == [24, 24] and meta["channels"] == 3 and meta["resize"] == info.resize
+    assert meta["format"] == fmt and meta["input"]["shape"] == [None, None, None, 3]
+
+    report = E.check_parity(run, artifact, sources=[data], limit=12, raw_limit=4, model=model)
+    assert report["n"] == 12
+    assert report["max_abs_diff"] <= E.FLOAT_TOLERANCE and report["max_abs_diff_raw_size"] <= E.FLOAT_TOLERANCE
+    assert report["agreement"] == 1.0 and report["passed"]
+
+    # Raw images of any size go straight into the artifact, as into the Keras model.
+    raw = np.random.default_rng(0).integers(0, 256, (2, 41, 57, 3)).astype(np.float32)
+    expected = model.predict(raw, verbose=0)
+    got = E.load_runner(artifact)(raw)
+    assert got.shape == (2, 3)
+    np.testing.assert_allclose(got, expected, atol=2e-3)  # the Keras model may compute in bfloat16
+    # Predictions from the artifact alone (sidecar decoding) match Keras predict.
+    files = _images(data)[:3]
+    assert [r["label"] for r in E.predict_artifact(artifact, files)] == [r["label"] for r in predict(model, files)]
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_ctc_export_decodes_the_same_text(crnn, fmt, tmp_path):
+    run, data = crnn
+    model = load_model(run)
+    artifact = E.export_model(run, fmt, out=str(tmp_path / f"text.{fmt}"), model=model)
+    meta = E.read_sidecar(artifact)
+    assert meta["kind"] == "ctc" and meta["names"] == list(CHARS) and meta["channels"] == 1
+    if fmt == "tflite":
+        assert meta["input"]["shape"] == [1, None, None, 1]  # RNNs need a static batch in TFLite
+    report = E.check_parity(run, artifact, sources=[data], limit=8, raw_limit=2, model=model)
+    assert report["text_agreement"] == 1.0 and report["disagreements"] == []
+    assert report["max_abs_diff"] <= E.FLOAT_TOLERANCE and report["passed"]
+    files = _images(data)[:3]
+    assert [r["text"] for r in E.predict_artifact(artifact, files)] == [r["text"] for r in predict(model, files)]
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_dynamic_quantization_reports_agreement(classifier, fmt, tmp_path):
+    run, data = classifier
+    artifact = E.export_model(run, fmt, out=str(tmp_path / f"q.{fmt}"), quantize="dynamic")
+    assert E.read_sidecar(artifact)["quantize"] == "dynamic"
+    report = E.check_parity(run, artifact, sources=[data], limit=12, raw_limit=0)
+    assert report["min_agreement"] == E.QUANTIZED_MIN_AGREEMENT and "tolerance" not in report
+    assert report["passed"] == (report["agreement"] >= E.QUANTIZED_MIN_AGREEMENT)
+    assert report["agreement"] >= 0.9 and report["max_abs_diff"] < 0.05
+
+
+def test_cli_export_runs_parity_and_fails_loudly(classifier, tmp_path, capsys):
+    run, data = classifier
+    out = str(tmp_path / "cli.onnx")
+    assert main(["export", "--model", run, "--format", "onnx", "--out", out, "--data", data]) == 0
+    printed = capsys.readouterr().out
+    assert "tolerance: max |diff| <= 0.0001" in printed and "PASSED" in printed
+    assert json.load(open(out + ".parity.json"))["passed"] is True
+    # An impossible tolerance makes the parity check fail: non-zero exit and a clear message.
+    assert main(["export", "--model", run, "--format", "onnx", "--out", out, "--data", data,
+                 "--tolerance", "-1"]) == 1
+    assert "does not agree with the Keras model" in capsys.readouterr().err
+    assert main(["export", "--model", run, "--format", "savedmodel", "--quantize", "dynamic"]) == 2
+    assert "tflite and onnx only" in capsys.readouterr().err
+    # Default: parity on the run's own test split, artifact under RUN/export/.
+    assert main(["export", "--model", run, "--format", "tflite"]) == 0
+    assert os.path.exists(os.path.join(run, "export", "model.tflite.json"))
+
+
+def test_export_help_lists_defaults(capsys):
+    for command in ("export", "serve"):
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0
+        assert "usage: recaptcha-tf " + command in capsys.readouterr().out
+
+
+def test_inference_config_makes_float32_without_rnn_dropout():
+    cfg = {"dtype": {"class_name": "DTypePolicy", "config": {"name": "mixed_bfloat16"}},
+           "layer": {"config": {"dropout": 0.25, "recurrent_dropout": 0.1, "rate": 0.3}},
+           "inbound_nodes": [{"args": [], "kwargs": {"training": True, "mask": None}}]}
+    out = E._inference_config(cfg)
+    assert out["dtype"]["config"]["name"] == "float32"
+    assert out["layer"]["config"] == {"dropout": 0.0, "recurrent_dropout": 0.0, "rate": 0.3}
+    assert out["inbound_nodes"][0]["kwargs"] == {"mask": None}
