@@ -39,6 +39,89 @@ def _add_common_data(p, help_data: str):
     p.add_argument("--data", required=True, help=help_data)
 
 
+def _add_tune_parser(sub) -> None:
+    p = sub.add_parser(
+        "tune", formatter_class=_Formatter,
+        help="Keras Tuner search (grid, random, hyperband, bayesian) logged to TensorBoard HParams",
+        description="Searches optimizers, losses, activations, learning rates or architecture with Keras Tuner. "
+                    "Every trial appears in TensorBoard's HParams tab (tensorboard --logdir LOGDIR). Re-running "
+                    "the same command resumes a stopped search; --overwrite starts afresh. OUT gets results.csv/.md/"
+                    ".png and the best model (model.keras), which evaluate and predict accept. Distributed: set "
+                    "KERASTUNER_TUNER_ID (chief, tuner0, tuner1, ...), KERASTUNER_ORACLE_IP and "
+                    "KERASTUNER_ORACLE_PORT and run the same command on the chief and every worker.",
+    )
+    _add_common_data(p, "class folders (tiles/chars), or text images named by label / Parquet (text)")
+    p.add_argument("--task", choices=("tiles", "chars", "text"), default="tiles")
+    space = p.add_mutually_exclusive_group()
+    space.add_argument("--search", choices=("optimizers", "architecture"), default=None,
+                       help="built-in search space (optimizers when --space is not given either)")
+    space.add_argument("--space", default=None, help="YAML or JSON file mapping hyperparameters to lists of values")
+    p.add_argument("--tuner", choices=("grid", "random", "hyperband", "bayesian"), default="grid",
+                   help="grid runs every combination once")
+    p.add_argument("--model", default=None, help="registry model; default cnn (tiles, chars), crnn (text)")
+    p.add_argument("--max-trials", type=int, default=None,
+                   help="cap on trials; default the whole grid (grid) or 10 (random, bayesian); not for hyperband")
+    p.add_argument("--epochs", type=int, default=8, help="epochs per trial (hyperband: the most any trial gets)")
+    p.add_argument("--patience", type=int, default=3, help="early stopping per trial on the objective (0 disables)")
+    p.add_argument("--objective", default=None,
+                   help="tiles/chars: macro_f1 (default), accuracy or loss; text: cer (default), exact_match or loss "
+                        "(all on the validation split)")
+    p.add_argument("--logdir", default="logs/tune", help="TensorBoard root ('' to disable); trials go to LOGDIR/NAME/trial_<id>")
+    p.add_argument("--name", default=None, help="search name; default <task>-<space>-<tuner>")
+    p.add_argument("--out", default=None, help="search folder (state, results, best model); default models/tune-<name>")
+    p.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming the search in --out")
+    p.add_argument("--seed", type=int, default=0, help="split, shuffle, initialisation and tuner seed")
+    p.add_argument("--image-size", type=_size, default=None,
+                   help="N or HxW; default 96 (tiles), 52x32 (chars), 48x192 (text)")
+    p.add_argument("--grayscale", action="store_true", default=None, help="1-channel images (default for chars)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 64 (tiles, chars), 16 (text)")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="peak learning rate when the space does not search it; default the task's")
+    p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "nadam", "rmsprop", "sgd", "sgd+momentum"),
+                   help="optimizer when the space does not search it")
+    p.add_argument("--loss", default=None,
+                   help="loss when the space does not search it; default label_smoothed_crossentropy (ctc for crnn)")
+    p.add_argument("--split", default="70/15/15", help="train/val/test fractions")
+    p.add_argument("--no-augment", action="store_true", help="disable random augmentation")
+    p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                   help="number format; auto: bf16 on CPUs that have it, fp16 on GPUs, else float32")
+    p.add_argument("--charset", default=None, help="text: vocabulary, e.g. a-z0-9 (default: a-z0-9 plus characters in the data)")
+    p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
+    p.add_argument("--label-pattern", default=None, help="text: regex with group 'label' for file names")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="fixed builder argument, JSON value (the space overrides it)")
+    p.add_argument("--dry-run", action="store_true", help="print the validated space and grid size, then exit")
+
+
+def _run_tune(args) -> int:
+    from recaptcha_tf.tuning import grid_size, load_search_space
+
+    space = args.space or args.search or "optimizers"
+    if args.dry_run:
+        import yaml
+
+        parsed = load_search_space(space, args.task, args.model, args.image_size)
+        print(yaml.safe_dump(parsed, sort_keys=False).rstrip())
+        print(f"# {grid_size(parsed)} combinations")
+        return 0
+    from recaptcha_tf.tuning.search import run_search
+
+    summary = run_search(
+        args.data, task=args.task, space=space, tuner=args.tuner, model=args.model, max_trials=args.max_trials,
+        epochs=args.epochs, patience=args.patience, objective=args.objective, logdir=args.logdir or None,
+        name=args.name, out=args.out, overwrite=args.overwrite, seed=args.seed, image_size=args.image_size,
+        grayscale=args.grayscale, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        optimizer=args.optimizer, loss=args.loss, fractions=args.split, augment=not args.no_augment,
+        charset=args.charset, case=args.case, label_pattern=args.label_pattern,
+        model_kwargs=_model_kwargs(args.model_arg), precision=args.precision, verbose=2,
+    )
+    if summary.get("results", {}).get("md"):
+        with open(summary["results"]["md"]) as f:
+            print("".join(f.readlines()[:14]))
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recaptcha-tf", formatter_class=_Formatter,
@@ -93,6 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-data", default=None, help="text: separate validation set")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra builder argument, JSON value (e.g. conv_layers=4, filters=[32,64])")
+    p.add_argument("--weights", default=None,
+                   help="backbone weights: none, imagenet (standard Keras download/cache) or a .weights.h5 file")
+    p.add_argument("--alpha", type=float, default=None, help="mobilenetv2 width multiplier (0.35 to 1.4; default 1.0)")
+    p.add_argument("--freeze-epochs", type=int, default=None,
+                   help="phase-1 epochs with the backbone frozen (default 3 with --weights, else 0)")
+    p.add_argument("--unfreeze", default="all", help="phase 2 unfreezes 'all' of the backbone or its top N blocks")
+    p.add_argument("--fine-tune-learning-rate", type=float, default=None,
+                   help="phase-2 peak learning rate (default: --learning-rate / 10 after a frozen phase)")
+    p.add_argument("--multi-label", action="store_true", help="tiles: sigmoid head with binary cross-entropy")
+    p.add_argument("--labels", default=None, help="multi-label CSV 'path,labels' (';'-separated), paths under --data")
+    p.add_argument("--threshold", type=float, default=0.5, help="multi-label decision threshold")
 
     p = sub.add_parser("evaluate", formatter_class=_Formatter, help="evaluate a saved model on a data folder")
     p.add_argument("--model", required=True, help="run folder or .keras file")
@@ -103,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-width", type=int, default=0, help="text/CTC: beam search width (0 = greedy)")
     p.add_argument("--label-pattern", default=None, help="text: regex with group 'label' for file names")
     p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
+    p.add_argument("--labels", default=None, help="multi-label models: CSV 'path,labels' (default: class folders)")
+    p.add_argument("--challenges", type=int, default=500,
+                   help="tiles: seeded 3x3 and 4x4 grids for the challenge-level score (0 skips it)")
 
     p = sub.add_parser("predict", formatter_class=_Formatter, help="predict image files with a saved model")
     p.add_argument("--model", required=True, help="run folder or .keras file")
@@ -134,6 +231,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=5000, help="training CAPTCHAs to generate (500 more are held out)")
     p.add_argument("--epochs", type=int, default=None, help="CRNN epochs (default 12)")
     p.add_argument("--seed", type=int, default=0, help="generator and training seed")
+
+    p = sub.add_parser("export", formatter_class=_Formatter,
+                       help="export a saved model to SavedModel, TFLite or ONNX and check parity with Keras",
+                       description="Exports the float32 inference model (raw images of any size in, resizing "
+                                   "inside) with a sidecar <artifact>.json (names, kind, threshold, task, size, "
+                                   "channels, resize), then compares it with Keras on real images. A failed "
+                                   "parity check exits with status 1.")
+    p.add_argument("--model", required=True, help="run folder or .keras file")
+    p.add_argument("--format", required=True, choices=("savedmodel", "tflite", "onnx"))
+    p.add_argument("--quantize", choices=("dynamic",), default=None,
+                   help="dynamic-range quantization (int8 weights; tflite and onnx)")
+    p.add_argument("--out", default=None, help="artifact path; default RUN/export/model[_dynamic]{_savedmodel,.tflite,.onnx}")
+    p.add_argument("--data", nargs="*", default=None,
+                   help="images or folders for the parity check; default the run's test split (split.json)")
+    p.add_argument("--parity-images", type=int, default=64, help="at most this many images in the parity check")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="float32 exports: max abs difference allowed on probabilities")
+    p.add_argument("--min-agreement", type=float, default=0.9,
+                   help="quantized exports: top-1 / label-set / decoded-text agreement required")
+    p.add_argument("--no-parity", action="store_true", help="skip the parity check")
+
+    p = sub.add_parser("serve", formatter_class=_Formatter,
+                       help="Gradio demo: tiles, text CAPTCHAs and 3x3/4x4 grid challenges",
+                       description="Uploads are validated (size in bytes and pixels, image content) before "
+                                   "TensorFlow sees them.")
+    p.add_argument("--model", required=True, help="run folder or .keras file")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--max-bytes", type=int, default=5_000_000, help="largest upload in bytes")
+    p.add_argument("--max-pixels", type=int, default=4096 * 4096, help="largest upload in pixels (width x height)")
+    _add_tune_parser(sub)
     return parser
 
 
@@ -187,14 +315,23 @@ def dispatch(args) -> int:
                 split=split_path, fractions=fractions, seed=args.seed, balance_per_class=args.balance,
                 balanced_dir=args.balanced_dir, class_weight=args.class_weight, augment=not args.no_augment,
                 cache=cache, logdir=args.logdir or None, run_name=args.run_name,
-                model_kwargs=_model_kwargs(args.model_arg), precision=args.precision,
+                model_kwargs=_model_kwargs(args.model_arg) | ({"alpha": args.alpha} if args.alpha else {}),
+                precision=args.precision, weights=args.weights, freeze_epochs=args.freeze_epochs,
+                unfreeze=args.unfreeze if args.unfreeze == "all" else int(args.unfreeze),
+                fine_tune_learning_rate=args.fine_tune_learning_rate, multi_label=args.multi_label,
+                labels_csv=args.labels, threshold=args.threshold,
             )
         print(json.dumps(summary, indent=2))
     elif args.command == "evaluate":
         result = runs.evaluate(args.model, args.data, report=args.report, subset=args.subset,
-                               beam_width=args.beam_width, label_pattern=args.label_pattern, case=args.case)
-        keys = ("n", "exact_match", "cer") if "cer" in result else ("n", "top1", "top3", "balanced_accuracy", "macro_f1")
-        print(json.dumps({k: result[k] for k in (*keys, "subset", "images_per_second")}, indent=2))
+                               beam_width=args.beam_width, label_pattern=args.label_pattern, case=args.case,
+                               labels_csv=args.labels, challenges=args.challenges)
+        keys = ("n", "exact_match", "cer", "top1", "top3", "hamming_accuracy", "subset_accuracy", "balanced_accuracy",
+                "macro_f1", "subset", "images_per_second")
+        shown = {k: result[k] for k in keys if k in result}
+        if "challenge" in result:
+            shown["challenge_solved"] = {g: r["solved"] for g, r in result["challenge"].items()}
+        print(json.dumps(shown, indent=2))
     elif args.command == "predict":
         from recaptcha_tf.inference import load_model, predict
 
@@ -223,6 +360,18 @@ def dispatch(args) -> int:
         from recaptcha_tf.demo import run_demo
 
         run_demo(args.out, logdir=args.logdir, count=args.count, epochs=args.epochs, seed=args.seed)
+    elif args.command == "export":
+        from recaptcha_tf.export import run_export
+
+        return run_export(args.model, args.format, out=args.out, quantize=args.quantize, data=args.data,
+                          limit=args.parity_images, tolerance=args.tolerance, min_agreement=args.min_agreement,
+                          parity=not args.no_parity)
+    elif args.command == "serve":
+        from recaptcha_tf.app import serve
+
+        serve(args.model, host=args.host, port=args.port, max_bytes=args.max_bytes, max_pixels=args.max_pixels)
+    elif args.command == "tune":
+        return _run_tune(args)
     return 0
 
 
@@ -233,13 +382,18 @@ def main(argv=None) -> int:
     from recaptcha_tf.data.images import CorruptImageError
     from recaptcha_tf.data.splits import SplitError
 
-    user_errors = (DatasetError, SplitError, CorruptImageError, FileNotFoundError)
+    from recaptcha_tf.models.weights import WeightsError
+
+    user_errors = (DatasetError, SplitError, CorruptImageError, FileNotFoundError, WeightsError)
     try:
         from recaptcha_tf.data.text import OutOfVocabularyError
 
         user_errors += (OutOfVocabularyError,)
     except ImportError:  # pragma: no cover
         pass
+    from recaptcha_tf.tuning.spaces import TuningError
+
+    user_errors += (TuningError,)
     try:
         return dispatch(args)
     except user_errors as err:

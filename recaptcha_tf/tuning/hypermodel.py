@@ -1,0 +1,319 @@
+"""The task data, the keras-tuner ``HyperModel`` and the per-trial TensorBoard HParams logging.
+
+:class:`CaptchaHyperModel` builds and compiles a registry model from a trial's
+hyperparameters (one ``hp.Choice`` per key of the search space, none of them
+conditional, so every trial has every hyperparameter and none drops out of the
+HParams table), and fits it with its own callbacks: the text metrics, early
+stopping, a TensorBoard writer in ``LOGDIR/<trial>`` and :class:`HParamsLogger`.
+They are created inside ``fit`` for each trial, so they never need to be
+deep-copied, and keras-tuner's own HParams hook (which only patches callbacks
+named ``TensorBoard`` passed to ``search``) does not write a second, differently
+laid out, copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import tensorflow as tf
+
+from recaptcha_tf.precision import precision_policy
+from recaptcha_tf.tuning.spaces import model_kwargs as space_model_kwargs
+
+TRIAL_INFO = "recaptcha_trial.json"
+
+
+@dataclasses.dataclass
+class TaskData:
+    """Training and validation pipelines of one task, and what the model must know about them.
+
+    ``labels`` are class names (tiles, chars) or the characters (text).
+    Classifier targets are one-hot vectors (for label smoothing, focal loss and
+    macro-F1); text targets are padded index sequences (CTC) or one-hot per position.
+    """
+
+    task: str
+    model: str
+    labels: list
+    image_size: tuple[int, int]
+    channels: int
+    resize: str
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    steps_per_epoch: int
+    n_test: int = 0
+    max_length: int = 0
+    val_images: tf.data.Dataset | None = None
+    val_texts: list | None = None
+
+
+def _write_json_atomic(obj, path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _folder_split(data, out, fractions, seed, channels, write: bool):
+    """The run's split; a distributed worker reads or recomputes it (seeded) but never writes it."""
+    from recaptcha_tf.data.folders import scan_class_folders
+    from recaptcha_tf.data.splits import MANIFEST_NAME, load_manifest, stratified_split
+    from recaptcha_tf.runs import prepare_folder_split
+
+    if write:
+        return prepare_folder_split(data, out, None, fractions, seed, channels)
+    for folder in (out, data):
+        if os.path.exists(os.path.join(folder, MANIFEST_NAME)):
+            return load_manifest(folder)
+    ds = scan_class_folders(data, channels=channels)
+    return stratified_split(ds.paths, ds.labels, ds.class_names, fractions, seed, root=data)
+
+
+def prepare_task_data(
+    task: str,
+    data: str,
+    out: str,
+    model: str,
+    image_size: tuple[int, int],
+    channels: int,
+    resize: str,
+    batch_size: int,
+    fractions="70/15/15",
+    seed: int = 0,
+    augment: bool = True,
+    charset: str | None = None,
+    case: str = "keep",
+    label_pattern: str | None = None,
+    write_split: bool = True,
+) -> TaskData:
+    """Split ``data`` (manifest ``OUT/split.json``, reused on resume) and build the tf.data pipelines."""
+    from recaptcha_tf.data.pipeline import make_dataset, pad_sequences, text_augmentation, tile_augmentation
+
+    if task != "text":
+        split = _folder_split(data, out, fractions, seed, channels, write_split)
+        n = len(split.class_names)
+        (train_paths, train_labels), (val_paths, val_labels) = zip(*split.train), zip(*split.val)
+        common = dict(image_size=image_size, channels=channels, resize=resize, batch_size=batch_size)
+        train = make_dataset(train_paths, keras.utils.to_categorical(train_labels, n).astype("float32"),
+                             shuffle=True, seed=seed,
+                             augment=tile_augmentation(flip=(task == "tiles"), seed=seed) if augment else None,
+                             **common)
+        val = make_dataset(val_paths, keras.utils.to_categorical(val_labels, n).astype("float32"), **common)
+        return TaskData(task, model, list(split.class_names), tuple(image_size), channels, resize, train, val,
+                        int(np.ceil(len(train_paths) / batch_size)), n_test=len(split.test))
+
+    from recaptcha_tf.data.splits import MANIFEST_NAME
+    from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
+    from recaptcha_tf.runs import _text_split, _text_vocabulary
+
+    dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
+    vocab, _ = _text_vocabulary(dataset.labels, charset)
+    encoded = [vocab.encode(lab, name) for lab, name in zip(dataset.labels, dataset.names)]
+    max_length = max(len(e) for e in encoded)
+    manifest = os.path.join(out, MANIFEST_NAME)
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            saved = json.load(f)
+        index = {name: i for i, name in enumerate(dataset.names)}
+        parts = {k: [index[name] for name in saved[k] if name in index] for k in ("train", "val", "test")}
+    else:
+        parts = _text_split(dataset.names, fractions, seed)
+        if write_split:
+            _write_json_atomic({k: [dataset.names[i] for i in v] for k, v in parts.items()}
+                               | {"seed": seed, "data": os.path.abspath(data)}, manifest)
+    kind = "multihead" if model == "multihead" else "ctc"
+
+    def targets(idx):
+        padded = pad_sequences([encoded[i] for i in idx], max_length)
+        return keras.utils.to_categorical(padded, vocab.size + 1).astype("float32") if kind == "multihead" else padded
+
+    common = dict(image_size=image_size, channels=1, resize="pad", batch_size=batch_size)
+    train = make_dataset([dataset.sources[i] for i in parts["train"]], targets(parts["train"]), shuffle=True,
+                         seed=seed, augment=text_augmentation(seed) if augment else None, **common)
+    val_sources = [dataset.sources[i] for i in parts["val"]]
+    val = make_dataset(val_sources, targets(parts["val"]), **common)
+    return TaskData("text", model, list(vocab.characters), tuple(image_size), 1, "pad", train, val,
+                    int(np.ceil(len(parts["train"]) / batch_size)), n_test=len(parts["test"]),
+                    max_length=max_length, val_images=make_dataset(val_sources, None, **common),
+                    val_texts=[dataset.labels[i] for i in parts["val"]])
+
+
+def best_epoch(history: list[dict], objective: str, direction: str) -> int:
+    """Index of the best epoch in a list of epoch logs (the last one when the objective is missing)."""
+    values = [logs.get(objective) for logs in history]
+    finite = [(v, i) for i, v in enumerate(values) if v is not None and np.isfinite(v)]
+    if not finite:
+        return len(history) - 1
+    return (max(finite, key=lambda t: (t[0], -t[1])) if direction == "max" else min(finite, key=lambda t: (t[0], t[1])))[1]
+
+
+def write_experiment_config(logdir: str, space: dict[str, list], metrics, objective: str) -> None:
+    """The HParams experiment summary at the search's root: every hyperparameter's domain and the metrics."""
+    from tensorboard.plugins.hparams import api as hp_api
+
+    names = {"val_macro_f1": "val macro-F1", "val_accuracy": "val accuracy", "val_loss": "val loss",
+             "val_cer": "val CER", "val_exact_match": "val exact match"}
+    hparams = [hp_api.HParam(k, hp_api.Discrete(v)) for k, v in space.items()]
+    metric_list = [hp_api.Metric(m, display_name=names.get(m, m) + (" (objective)" if m == objective else ""))
+                   for m in metrics]
+    metric_list += [hp_api.Metric("epochs", display_name="epochs run"),
+                    hp_api.Metric("seconds", display_name="trial seconds")]
+    os.makedirs(logdir, exist_ok=True)
+    writer = tf.summary.create_file_writer(logdir)
+    with writer.as_default():
+        hp_api.hparams_config(hparams=hparams, metrics=metric_list)
+    writer.flush()
+    writer.close()
+
+
+class HParamsLogger(keras.callbacks.Callback):
+    """Writes one trial's HParams session (at train begin) and its metrics (at train end) to ``logdir``.
+
+    The metrics are the values at the trial's best epoch by the objective (what
+    keras-tuner scores the trial with), plus ``epochs`` run and wall ``seconds``.
+    """
+
+    def __init__(self, logdir: str | None, hparams: dict, trial_id: str, metrics, objective: str, direction: str):
+        super().__init__()
+        self.logdir, self.hparams, self.trial_id = logdir, dict(hparams), str(trial_id)
+        self.metrics, self.objective, self.direction = list(metrics), objective, direction
+        self.history: list[dict] = []
+        self.summary: dict = {}
+
+    def on_train_begin(self, logs=None):
+        from tensorboard.plugins.hparams import api as hp_api
+
+        self._start = time.perf_counter()
+        self.history = []
+        if not self.logdir:
+            return
+        self._writer = tf.summary.create_file_writer(self.logdir)
+        with self._writer.as_default():
+            hp_api.hparams(self.hparams, trial_id=self.trial_id)
+        self._writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.history.append({k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0})
+
+    def on_train_end(self, logs=None):
+        seconds = time.perf_counter() - self._start
+        best = best_epoch(self.history, self.objective, self.direction) if self.history else -1
+        values = self.history[best] if self.history else {}
+        self.summary = {"best_epoch": best + 1, "epochs": len(self.history), "seconds": round(seconds, 2),
+                        "metrics": {m: values[m] for m in self.metrics if m in values}}
+        if not self.logdir:
+            return
+        step = len(self.history)
+        with self._writer.as_default():
+            for m, v in self.summary["metrics"].items():
+                tf.summary.scalar(m, v, step=step)
+            tf.summary.scalar("epochs", float(len(self.history)), step=step)
+            tf.summary.scalar("seconds", seconds, step=step)
+        self._writer.flush()
+        self._writer.close()
+
+
+LOSSES = {
+    "sparse_categorical_crossentropy": lambda: keras.losses.CategoricalCrossentropy(),
+    "label_smoothed_crossentropy": lambda: keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+    "focal": lambda: keras.losses.CategoricalFocalCrossentropy(),
+    "ctc": lambda: keras.losses.CTC(),
+}
+
+
+class CaptchaHyperModel(kt.HyperModel):
+    """Builds, compiles and fits a recaptcha_tf model for one trial's hyperparameters.
+
+    Args:
+        data: the task's pipelines (:func:`prepare_task_data`).
+        space: validated search space (:func:`recaptcha_tf.tuning.load_search_space`).
+        objective, direction: e.g. ``("val_macro_f1", "max")``.
+        metrics: metric names reported per trial.
+        epochs: epochs per trial (the cosine schedule spans them; Hyperband's maximum).
+        patience: early-stopping patience on the objective (0 disables).
+        learning_rate, optimizer, loss: values for keys the space does not search.
+        model_kwargs: fixed builder arguments (searched values override them).
+        logdir: TensorBoard root of the search; each trial writes ``logdir/trial_<id>``.
+        project_dir: keras-tuner project folder, where each trial's summary JSON goes.
+    """
+
+    def __init__(self, data: TaskData, space: dict, objective: str, direction: str, metrics, epochs: int = 8,
+                 patience: int = 3, learning_rate: float = 1e-3, optimizer: str = "adam", loss: str | None = None,
+                 model_kwargs: dict | None = None, logdir: str | None = None, project_dir: str | None = None,
+                 precision: str = "auto", seed: int = 0, verbose: int = 0):
+        super().__init__(name="recaptcha_tf", tunable=True)
+        self.data, self.space, self.objective, self.direction = data, dict(space), objective, direction
+        self.metrics, self.epochs, self.patience = list(metrics), epochs, patience
+        self.defaults = {"learning_rate": learning_rate, "optimizer": optimizer,
+                         "loss": loss or ("ctc" if data.task == "text" and data.model == "crnn"
+                                          else "label_smoothed_crossentropy")}
+        self.fixed_kwargs = dict(model_kwargs or {})
+        self.logdir, self.project_dir, self.precision, self.seed, self.verbose = (
+            logdir, project_dir, precision, seed, verbose)
+
+    def values(self, hp) -> dict:
+        """Declare one unconditional ``Choice`` per searched key and return the trial's full settings."""
+        chosen = {k: hp.Choice(k, v) for k, v in self.space.items()}
+        return {**self.defaults, **chosen}
+
+    def build(self, hp):
+        from recaptcha_tf.models import build_classifier, build_text_model
+        from recaptcha_tf.training import cosine_schedule, make_optimizer
+
+        values = self.values(hp)
+        d = self.data
+        kwargs = space_model_kwargs(d.model, values, self.fixed_kwargs)
+        keras.utils.set_random_seed(self.seed)  # every trial starts from the same initialisation
+        with precision_policy(self.precision):
+            if d.task == "text":
+                model = build_text_model(d.model, "".join(d.labels), d.image_size, channels=1,
+                                         max_length=d.max_length, **kwargs)
+                metrics = []
+            else:
+                model = build_classifier(d.model, d.labels, d.image_size, d.channels, d.resize, task=d.task,
+                                         **kwargs)
+                metrics = [keras.metrics.CategoricalAccuracy(name="accuracy"),
+                           keras.metrics.F1Score(average="macro", name="macro_f1")]
+            model.compile(
+                optimizer=make_optimizer(values["optimizer"],
+                                         cosine_schedule(values["learning_rate"], self.epochs, d.steps_per_epoch)),
+                loss=LOSSES[values["loss"]](),
+                metrics=metrics,
+            )
+        return model
+
+    def fit(self, hp, model, *args, trial_id=None, callbacks=None, epochs=None, initial_epoch=0, verbose=None,
+            **kwargs):
+        from recaptcha_tf.training import TextMetrics
+
+        d = self.data
+        trial_id = str(trial_id if trial_id is not None else "0")
+        own: list[keras.callbacks.Callback] = []
+        if d.task == "text":
+            own.append(TextMetrics(d.val_images, d.val_texts, d.labels, "multihead" if d.model == "multihead"
+                                   else "ctc"))
+        if self.patience:
+            own.append(keras.callbacks.EarlyStopping(monitor=self.objective, mode=self.direction,
+                                                     patience=self.patience))
+        hparams = {k: hp.values[k] for k in self.space}
+        trial_logdir = os.path.join(self.logdir, f"trial_{trial_id}") if self.logdir else None
+        logger = HParamsLogger(trial_logdir, hparams, trial_id, self.metrics, self.objective, self.direction)
+        if trial_logdir:
+            shutil.rmtree(trial_logdir, ignore_errors=True)  # a trial retried after an interruption starts clean
+            own.append(keras.callbacks.TensorBoard(trial_logdir, write_graph=False, update_freq="epoch"))
+        own.append(logger)
+        history = model.fit(d.train, validation_data=d.val, epochs=epochs or self.epochs, initial_epoch=initial_epoch,
+                            callbacks=[*own, *(callbacks or [])], verbose=self.verbose if verbose is None else verbose)
+        if self.project_dir:
+            info = {"trial_id": trial_id, "worker": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"),
+                    "hyperparameters": hparams, **logger.summary}
+            _write_json_atomic(info, os.path.join(self.project_dir, f"trial_{trial_id}", TRIAL_INFO))
+        return history
