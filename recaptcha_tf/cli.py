@@ -85,6 +85,9 @@ def _add_tune_parser(sub) -> None:
     p.add_argument("--no-augment", action="store_true", help="disable random augmentation")
     p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
                    help="number format; auto: bf16 on CPUs that have it, fp16 on GPUs, else float32")
+    p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+                   help="tf.distribute strategy; --batch-size is per replica and the learning rate scales with "
+                        "replicas. auto: multiworker with a multi-worker TF_CONFIG, tpu on a TPU, mirrored with 2+ GPUs")
     p.add_argument("--charset", default=None, help="text: vocabulary, e.g. a-z0-9 (default: a-z0-9 plus characters in the data)")
     p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
     p.add_argument("--label-pattern", default=None, help="text: regex with group 'label' for file names")
@@ -113,7 +116,7 @@ def _run_tune(args) -> int:
         grayscale=args.grayscale, batch_size=args.batch_size, learning_rate=args.learning_rate,
         optimizer=args.optimizer, loss=args.loss, fractions=args.split, augment=not args.no_augment,
         charset=args.charset, case=args.case, label_pattern=args.label_pattern,
-        model_kwargs=_model_kwargs(args.model_arg), precision=args.precision, verbose=2,
+        model_kwargs=_model_kwargs(args.model_arg), precision=args.precision, verbose=2, strategy=args.strategy,
     )
     if summary.get("results", {}).get("md"):
         with open(summary["results"]["md"]) as f:
@@ -170,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default="memory", help="'memory', 'none', or a file prefix for an on-disk cache")
     p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
                    help="number format; auto: bf16 on CPUs that have it, fp16 on GPUs, else float32")
+    p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+                   help="tf.distribute strategy; --batch-size is per replica and the learning rate scales with "
+                        "replicas. auto: multiworker with a multi-worker TF_CONFIG, tpu on a TPU, mirrored with 2+ GPUs")
     p.add_argument("--charset", default=None, help="text: vocabulary, e.g. a-z0-9 (default: a-z0-9 plus characters in the data)")
     p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
     p.add_argument("--label-pattern", default=None, help="text: regex with group 'label' for file names")
@@ -304,7 +310,7 @@ def dispatch(args) -> int:
                 learning_rate=args.learning_rate, patience=args.patience, fractions=fractions, seed=args.seed,
                 val_data=args.val_data, augment=not args.no_augment, logdir=args.logdir or None,
                 run_name=args.run_name, model_kwargs=_model_kwargs(args.model_arg),
-                precision=args.precision,
+                precision=args.precision, strategy=args.strategy,
             )
         else:
             cache = {"memory": True, "none": False}.get(args.cache, args.cache)
@@ -316,7 +322,7 @@ def dispatch(args) -> int:
                 balanced_dir=args.balanced_dir, class_weight=args.class_weight, augment=not args.no_augment,
                 cache=cache, logdir=args.logdir or None, run_name=args.run_name,
                 model_kwargs=_model_kwargs(args.model_arg) | ({"alpha": args.alpha} if args.alpha else {}),
-                precision=args.precision, weights=args.weights, freeze_epochs=args.freeze_epochs,
+                precision=args.precision, strategy=args.strategy, weights=args.weights, freeze_epochs=args.freeze_epochs,
                 unfreeze=args.unfreeze if args.unfreeze == "all" else int(args.unfreeze),
                 fine_tune_learning_rate=args.fine_tune_learning_rate, multi_label=args.multi_label,
                 labels_csv=args.labels, threshold=args.threshold,

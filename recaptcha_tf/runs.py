@@ -96,6 +96,50 @@ def prepare_folder_split(
     return split
 
 
+def _distribution(strategy: str, out: str, logdir: str | None, run_name: str | None, batch_size: int,
+                  learning_rates: tuple):
+    """Strategy, this process's run folder and TensorBoard folder, global batch size and scaled learning rates.
+
+    Under multi-worker training only the chief writes ``out`` and TensorBoard logs;
+    the other workers write to ``out/worker<i>``.
+    """
+    from recaptcha_tf.distribute import get_strategy, is_chief, scale_for_replicas, worker_dir
+
+    dist = get_strategy(strategy)
+    replicas = dist.num_replicas_in_sync
+    run_name = run_name or os.path.basename(os.path.normpath(out))
+    run_logdir = os.path.join(logdir, run_name) if logdir and is_chief(dist) else None
+    out = worker_dir(out, dist)
+    os.makedirs(out, exist_ok=True)
+    global_batch = batch_size * replicas
+    rates = tuple(scale_for_replicas(batch_size, lr, replicas)[1] for lr in learning_rates)
+    if replicas > 1:
+        log.info("%s with %d replicas: global batch %d, learning rates %s", type(dist).__name__, replicas,
+                 global_batch, rates)
+    return dist, out, run_logdir, global_batch, rates
+
+
+def _shard(dist, dataset):
+    import tensorflow as tf
+
+    from recaptcha_tf.distribute import shard_by_data
+
+    return shard_by_data(dataset) if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy) else dataset
+
+
+def _sync_batchnorm(dist, net) -> None:
+    from recaptcha_tf.distribute import synchronize_batchnorm
+
+    if dist.num_replicas_in_sync > 1:
+        log.info("Synchronised BatchNormalization across replicas in %d layers", synchronize_batchnorm(net))
+
+
+def _is_chief(dist) -> bool:
+    from recaptcha_tf.distribute import is_chief
+
+    return is_chief(dist)
+
+
 def _sample_indices(labels: Sequence, count: int, seed: int) -> list[int]:
     rng = np.random.default_rng(seed)
     return sorted(rng.choice(len(labels), size=min(count, len(labels)), replace=False).tolist())
@@ -166,6 +210,7 @@ def train_classifier(
     multi_label: bool = False,
     labels_csv: str | None = None,
     threshold: float = 0.5,
+    strategy: str = "default",
 ) -> dict:
     """Train a tile or character classifier on a class-folder dataset (or a multi-label CSV).
 
@@ -182,6 +227,8 @@ def train_classifier(
         multi_label: sigmoid head with binary cross-entropy; labels from ``labels_csv``
             (``path,labels`` with ``;``-separated labels) or, without it, the class folders.
         threshold: sigmoid decision threshold stored in the model.
+        strategy: ``tf.distribute`` strategy (:mod:`recaptcha_tf.distribute`); ``batch_size``
+            is per replica and the learning rates scale with the number of replicas.
 
     Returns:
         Summary with the run folder, epochs run, wall time (s) and the test report.
@@ -193,6 +240,7 @@ def train_classifier(
     from recaptcha_tf.models import build_classifier
     from recaptcha_tf.models.finetune import freeze_backbone, unfreeze_backbone
     from recaptcha_tf.models.weights import parse_weights
+    from recaptcha_tf.distribute import fit as dist_fit
     from recaptcha_tf.training import cosine_schedule, make_optimizer, PredictionSamples, standard_callbacks
 
     d = task_defaults(task)
@@ -212,9 +260,8 @@ def train_classifier(
     fine_tune_learning_rate = fine_tune_learning_rate or (learning_rate / 10 if freeze_epochs else learning_rate)
     if multi_label and (balance_per_class or class_weight != "none"):
         raise ValueError("--balance and --class-weight are for single-label data, not --multi-label.")
-    run_name = run_name or os.path.basename(os.path.normpath(out))
-    run_logdir = os.path.join(logdir, run_name) if logdir else None
-    os.makedirs(out, exist_ok=True)
+    dist, out, run_logdir, batch_size, (learning_rate, fine_tune_learning_rate) = _distribution(
+        strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate))
 
     if multi_label:
         data_split = prepare_multilabel_split(data, out, labels_csv, split, fractions, seed, channels)
@@ -238,6 +285,7 @@ def train_classifier(
         augment=tile_augmentation(flip=(task == "tiles"), seed=seed) if augment else None, **common,
     )
     val_ds = make_dataset(val_paths, targets(val_labels), cache=cache, **common)
+    train_ds, val_ds = _shard(dist, train_ds), _shard(dist, val_ds)
 
     if multi_label:
         loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
@@ -253,13 +301,15 @@ def train_classifier(
         kwargs["weights"] = weights
     keras.utils.set_random_seed(seed)
     steps = int(np.ceil(len(train_paths) / batch_size))
-    with precision_policy(precision) as policy:
+    with precision_policy(precision) as policy, dist.scope():
         net = build_classifier(model, class_names, image_size, channels, resize, multi_label=multi_label,
                                threshold=threshold, task=task, **kwargs)
+    _sync_batchnorm(dist, net)
 
     def compile_for(phase_epochs: int, lr: float):
-        net.compile(optimizer=make_optimizer(optimizer, cosine_schedule(lr, phase_epochs, steps)), loss=loss,
-                    metrics=metrics)
+        with dist.scope():
+            net.compile(optimizer=make_optimizer(optimizer, cosine_schedule(lr, phase_epochs, steps)), loss=loss,
+                        metrics=[m.__class__.from_config(m.get_config()) for m in metrics])
 
     extra = []
     if run_logdir:
@@ -284,7 +334,8 @@ def train_classifier(
          "balance_per_class": balance_per_class, "model_kwargs": model_kwargs or {}, "precision": policy,
          "weights": weights, "freeze_epochs": freeze_epochs, "unfreeze": unfreeze,
          "fine_tune_learning_rate": fine_tune_learning_rate, "multi_label": multi_label, "threshold": threshold,
-         "labels": labels_csv and os.path.abspath(labels_csv), "data": os.path.abspath(data)},
+         "labels": labels_csv and os.path.abspath(labels_csv), "data": os.path.abspath(data),
+         "strategy": type(dist).__name__, "replicas": dist.num_replicas_in_sync},
         os.path.join(out, "config.json"),
     )
     start = time.perf_counter()
@@ -298,8 +349,8 @@ def train_classifier(
             log.info("Phase 1: backbone frozen, %d trainable parameters, %d epochs at learning rate %g",
                      freeze_backbone(net), freeze_epochs, learning_rate)
             compile_for(freeze_epochs, learning_rate)
-            history = net.fit(
-                train_ds, validation_data=val_ds, epochs=freeze_epochs, class_weight=class_weights, verbose=2,
+            history = dist_fit(
+                dist, net, train_ds, validation_data=val_ds, epochs=freeze_epochs, class_weight=class_weights, verbose=2,
                 callbacks=standard_callbacks(out, run_logdir, patience=None, last=[*extra, *callbacks],
                                              backup="backup_phase1"),
             )
@@ -309,8 +360,8 @@ def train_classifier(
                  "all" if unfreeze == "all" else f"the top {unfreeze} blocks", unfreeze_backbone(net, unfreeze),
                  fine_tune_learning_rate)
     compile_for(epochs - freeze_epochs, fine_tune_learning_rate)
-    history = net.fit(
-        train_ds, validation_data=val_ds, initial_epoch=freeze_epochs, epochs=epochs, class_weight=class_weights,
+    history = dist_fit(
+        dist, net, train_ds, validation_data=val_ds, initial_epoch=freeze_epochs, epochs=epochs, class_weight=class_weights,
         verbose=2, callbacks=standard_callbacks(out, run_logdir, patience=patience, last=[*extra, *callbacks]),
     )
     epochs_run += len(history.history.get("loss", []))
@@ -318,7 +369,7 @@ def train_classifier(
     summary = {"out": out, "epochs_run": epochs_run, "train_seconds": round(wall, 1),
                "seconds_per_epoch": round(wall / max(epochs_run, 1), 1),
                "parameters": int(net.count_params())}
-    if data_split.test:
+    if data_split.test and _is_chief(dist):
         report = evaluate(out, data, subset="test", report=os.path.join(out, "test_report.json"))
         keys = ("n", "top1", "hamming_accuracy", "subset_accuracy", "top3", "balanced_accuracy", "macro_f1",
                 "challenge", "ms_per_image")
@@ -375,6 +426,7 @@ def train_text(
     max_length: int | None = None,
     callbacks: Sequence = (),
     precision: str = "auto",
+    strategy: str = "default",
 ) -> dict:
     """Train a text CAPTCHA reader (``crnn`` with CTC or ``multihead``).
 
@@ -395,6 +447,7 @@ def train_text(
     from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
     from recaptcha_tf.decoding import decode_text_outputs
     from recaptcha_tf.models import build_text_model
+    from recaptcha_tf.distribute import fit as dist_fit
     from recaptcha_tf.training import cosine_schedule, make_optimizer, PredictionSamples, TextMetrics, standard_callbacks
 
     d = task_defaults("text")
@@ -403,9 +456,8 @@ def train_text(
     batch_size = batch_size or d["batch_size"]
     learning_rate = learning_rate or d["learning_rate"]
     patience = d["patience"] if patience is None else patience
-    run_name = run_name or os.path.basename(os.path.normpath(out))
-    run_logdir = os.path.join(logdir, run_name) if logdir else None
-    os.makedirs(out, exist_ok=True)
+    dist, out, run_logdir, batch_size, (learning_rate,) = _distribution(
+        strategy, out, logdir, run_name, batch_size, (learning_rate,))
 
     dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
     vocab, strict = _text_vocabulary(dataset.labels, charset)
@@ -450,12 +502,14 @@ def train_text(
         seed=seed, augment=text_augmentation(seed) if augment else None, **common,
     )
     val_ds = make_dataset(val_sources, targets(val_encoded), **common)
+    train_ds, val_ds = _shard(dist, train_ds), _shard(dist, val_ds)
 
     keras.utils.set_random_seed(seed)
     steps = int(np.ceil(len(train_idx) / batch_size))
-    with precision_policy(precision) as policy:
+    with precision_policy(precision) as policy, dist.scope():
         net = build_text_model(model, vocab.characters, image_size, channels=1, max_length=max_length,
                                **(model_kwargs or {}))
+        _sync_batchnorm(dist, net)
         frames = net.output_shape[1]
         if kind == "ctc" and frames < 2 * max_length + 1:
             raise ValueError(f"The model reads {frames} frames, too few for labels of {max_length} characters; "
@@ -464,7 +518,9 @@ def train_text(
             optimizer=make_optimizer("adam", cosine_schedule(learning_rate, epochs, steps)),
             loss=keras.losses.CTC() if kind == "ctc" else keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
         )
-    val_images = make_dataset(val_sources, None, cache=True, **common)
+    from recaptcha_tf.distribute import unsharded
+
+    val_images = unsharded(make_dataset(val_sources, None, cache=True, **common))
     first = [TextMetrics(val_images, val_texts, vocab.characters, kind)]
     last = []
     if run_logdir:
@@ -481,17 +537,17 @@ def train_text(
         {"task": "text", "model": model, "characters": vocab.characters, "strict_charset": strict,
          "max_length": max_length, "image_size": image_size, "epochs": epochs, "batch_size": batch_size,
          "learning_rate": learning_rate, "seed": seed, "case": case, "model_kwargs": model_kwargs or {},
-         "precision": policy,
+         "precision": policy, "strategy": type(dist).__name__, "replicas": dist.num_replicas_in_sync,
          "data": os.path.abspath(data)},
         os.path.join(out, "config.json"),
     )
     start = time.perf_counter()
-    history = net.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=2,
+    history = dist_fit(dist, net, train_ds, validation_data=val_ds, epochs=epochs, verbose=2,
                       callbacks=standard_callbacks(out, run_logdir, patience=patience, first=first,
                                                    last=[*last, *callbacks]))
     wall = time.perf_counter() - start
     summary = {"out": out, "epochs_run": len(history.history.get("loss", [])), "train_seconds": round(wall, 1)}
-    if parts["test"]:
+    if parts["test"] and _is_chief(dist):
         test = dataset.subset(parts["test"])
         report = evaluate_text_dataset(out, test, report=os.path.join(out, "test_report.json"),
                                        grid=os.path.join(out, "test_predictions.png"))

@@ -248,8 +248,9 @@ class CaptchaHyperModel(kt.HyperModel):
     def __init__(self, data: TaskData, space: dict, objective: str, direction: str, metrics, epochs: int = 8,
                  patience: int = 3, learning_rate: float = 1e-3, optimizer: str = "adam", loss: str | None = None,
                  model_kwargs: dict | None = None, logdir: str | None = None, project_dir: str | None = None,
-                 precision: str = "auto", seed: int = 0, verbose: int = 0):
+                 precision: str = "auto", seed: int = 0, verbose: int = 0, learning_rate_scale: float = 1.0):
         super().__init__(name="recaptcha_tf", tunable=True)
+        self.learning_rate_scale = learning_rate_scale  # replicas of a tf.distribute strategy (linear scaling)
         self.data, self.space, self.objective, self.direction = data, dict(space), objective, direction
         self.metrics, self.epochs, self.patience = list(metrics), epochs, patience
         self.defaults = {"learning_rate": learning_rate, "optimizer": optimizer,
@@ -284,7 +285,8 @@ class CaptchaHyperModel(kt.HyperModel):
                            keras.metrics.F1Score(average="macro", name="macro_f1")]
             model.compile(
                 optimizer=make_optimizer(values["optimizer"],
-                                         cosine_schedule(values["learning_rate"], self.epochs, d.steps_per_epoch)),
+                                         cosine_schedule(values["learning_rate"] * self.learning_rate_scale, self.epochs,
+                                                         d.steps_per_epoch)),
                 loss=LOSSES[values["loss"]](),
                 metrics=metrics,
             )

@@ -176,6 +176,7 @@ def run_search(
     callbacks: Sequence = (),
     verbose: int = 0,
     evaluate_best: bool = True,
+    strategy: str = "default",
 ) -> dict:
     """Run (or resume) a keras-tuner search over ``space`` for ``task`` on ``data``.
 
@@ -193,6 +194,8 @@ def run_search(
         learning_rate, optimizer, loss: used when the space does not search them.
         model_kwargs: fixed builder arguments (the space overrides them).
         callbacks: extra Keras callbacks for every trial; keras-tuner deep-copies them per trial.
+        strategy: ``tf.distribute`` strategy each trial trains under (:mod:`recaptcha_tf.distribute`);
+            ``batch_size`` is per replica and learning rates scale with the replicas.
 
     Distributed: with ``KERASTUNER_ORACLE_IP``/``_PORT``/``KERASTUNER_TUNER_ID`` set, the
     ``chief`` process serves the oracle and writes the results when the workers are done;
@@ -221,6 +224,10 @@ def run_search(
     resize = "pad" if task == "text" else (resize or d["resize"])
     batch_size = batch_size or d["batch_size"]
     learning_rate = learning_rate or d["learning_rate"]
+    from recaptcha_tf.distribute import get_strategy
+
+    dist = get_strategy(strategy)
+    replicas = dist.num_replicas_in_sync
     parsed = load_search_space(space, task, model, image_size)
     fixed = load_search_space({"optimizer": optimizer, **({"loss": loss} if loss else {})}, task, model)
     optimizer, loss = fixed["optimizer"][0], fixed.get("loss", [None])[0]
@@ -263,17 +270,19 @@ def run_search(
     elif overwrite:
         log.warning("--overwrite is ignored on a distributed worker; only the chief starts afresh.")
 
-    task_data = prepare_task_data(task, data, out, model, image_size, channels, resize, batch_size, fractions, seed,
+    task_data = prepare_task_data(task, data, out, model, image_size, channels, resize, batch_size * replicas,
+                                  fractions, seed,
                                   augment, charset, case, label_pattern, write_split=(role != "worker"))
     project_dir = os.path.join(out, PROJECT)
     hypermodel = CaptchaHyperModel(task_data, parsed, objective, direction, metrics, epochs=epochs,
                                    patience=patience, learning_rate=learning_rate, optimizer=optimizer, loss=loss,
                                    model_kwargs=model_kwargs, logdir=run_logdir, project_dir=project_dir,
-                                   precision=precision, seed=seed, verbose=verbose)
+                                   precision=precision, seed=seed, verbose=verbose, learning_rate_scale=replicas)
     if tuner == "grid":
         log.info("Grid of %d combinations%s", grid_size(parsed),
                  f" (capped at {max_trials} trials)" if max_trials else "")
-    kt_tuner = make_tuner(tuner, hypermodel, objective, direction, out, PROJECT, max_trials, epochs, seed)
+    kt_tuner = make_tuner(tuner, hypermodel, objective, direction, out, PROJECT, max_trials, epochs, seed,
+                          distribution_strategy=dist if replicas > 1 else None)
     if run_logdir and role != "worker":
         write_experiment_config(run_logdir, parsed, metrics, objective)
 

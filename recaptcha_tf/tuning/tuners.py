@@ -85,7 +85,8 @@ class HyperbandTuner(_TrialAware, kt.Hyperband):
 
 
 def make_tuner(kind: str, hypermodel, objective: str, direction: str, directory: str, project_name: str = "search",
-               max_trials: int | None = None, epochs: int = 8, seed: int = 0, overwrite: bool = False):
+               max_trials: int | None = None, epochs: int = 8, seed: int = 0, overwrite: bool = False,
+               distribution_strategy=None):
     """A keras-tuner tuner of ``kind`` (``grid``, ``random``, ``hyperband``, ``bayesian``).
 
     Its state lives in ``directory/project_name``; constructing it again with
@@ -94,7 +95,8 @@ def make_tuner(kind: str, hypermodel, objective: str, direction: str, directory:
     ``random``/``bayesian``; Hyperband has no trial count (it budgets ``epochs``).
     """
     obj = kt.Objective(objective, direction)
-    common = dict(directory=directory, project_name=project_name, overwrite=overwrite)
+    common = dict(directory=directory, project_name=project_name, overwrite=overwrite,
+                  distribution_strategy=distribution_strategy)
     if kind == "grid":
         return GridTuner(hypermodel, objective=obj, max_trials=max_trials, seed=seed, **common)
     if kind == "random":
