@@ -157,6 +157,64 @@ def text_report(
     }
 
 
+def character_confusions(references: Sequence[str], hypotheses: Sequence[str]) -> dict[tuple[str, str], int]:
+    """Substituted characters over a corpus: ``{(true char, predicted char): count}``, most frequent first.
+
+    Each pair of strings is aligned by a Levenshtein alignment (rapidfuzz
+    ``editops``), so a prediction with a dropped or extra character still
+    counts its substitutions; insertions and deletions are not confusions.
+    """
+    from rapidfuzz.distance import Levenshtein
+
+    counts: dict[tuple[str, str], int] = {}
+    for ref, hyp in zip(references, hypotheses):
+        for op in Levenshtein.editops(ref, hyp):
+            if op.tag == "replace":
+                key = (ref[op.src_pos], hyp[op.dest_pos])
+                counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def confusable_pairs(references: Sequence[str], hypotheses: Sequence[str], top: int = 10) -> list[dict]:
+    """The character pairs a text reader mixes up most, in either direction (``0``/``o``, ``l``/``1`` ...).
+
+    Returns:
+        Up to ``top`` rows, most frequent first: ``pair`` (``"a/b"``, sorted),
+        ``a_read_as_b`` and ``b_read_as_a`` counts, ``total`` and ``share`` (of all
+        substitutions in the corpus).
+    """
+    confusions = character_confusions(references, hypotheses)
+    total = sum(confusions.values())
+    pairs: dict[tuple[str, str], list[int]] = {}
+    for (t, p), n in confusions.items():
+        a, b = sorted((t, p))
+        pairs.setdefault((a, b), [0, 0])[0 if (t, p) == (a, b) else 1] += n
+    rows = [{"pair": f"{a}/{b}", "a_read_as_b": ab, "b_read_as_a": ba, "total": ab + ba,
+             "share": (ab + ba) / total} for (a, b), (ab, ba) in pairs.items()]
+    return sorted(rows, key=lambda r: (-r["total"], r["pair"]))[:top]
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None, digits: int = 4) -> str:
+    """Rows of dicts as a Markdown table (for ``IPython.display.Markdown`` in notebooks).
+
+    Columns default to the keys of the rows in first-seen order; floats are
+    rounded to ``digits`` significant digits, missing values left empty.
+    """
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+
+    def cell(v):
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:.{digits}g}"
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def write_report(report: dict, path: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:

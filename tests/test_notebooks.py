@@ -1,0 +1,168 @@
+"""Every notebook in notebooks/ runs top to bottom in SMOKE mode, with papermill, on tiny generated data.
+
+The kernel is this interpreter (a kernel spec written to a temporary Jupyter path
+and pointing at ``sys.executable``), so the test uses the same virtualenv as the
+suite even when ``.venv/bin`` is not on ``PATH`` (``make test``). Each notebook
+runs from ``notebooks/`` with ``SMOKE=True`` and ``WORK`` in a temporary folder;
+the tests check that no cell failed, that figures were displayed, and that the
+runs wrote their models and reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import nbformat
+import pytest
+
+NOTEBOOKS = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "notebooks"))
+NAMES = [
+    "01_tiles_cnn_balancing.ipynb",
+    "02_hparam_grid_search.ipynb",
+    "03_transfer_and_vit.ipynb",
+    "04_text_captcha.ipynb",
+    "05_character_classifier.ipynb",
+]
+KERNEL = "recaptcha-tf-notebook-tests"
+
+
+@pytest.fixture(scope="module")
+def kernel_name(tmp_path_factory):
+    """A Jupyter kernel spec for ``sys.executable``, first on ``JUPYTER_PATH`` for this module's tests."""
+    from ipykernel.kernelspec import install
+
+    prefix = tmp_path_factory.mktemp("jupyter")
+    install(kernel_name=KERNEL, prefix=str(prefix))
+    with pytest.MonkeyPatch.context() as mp:
+        jupyter_path = os.path.join(str(prefix), "share", "jupyter")
+        mp.setenv("JUPYTER_PATH", os.pathsep.join(filter(None, [jupyter_path, os.environ.get("JUPYTER_PATH")])))
+        mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+        mp.setenv("CUDA_VISIBLE_DEVICES", "-1")
+        yield KERNEL
+
+
+def run_notebook(name: str, work: str, kernel: str, **parameters) -> nbformat.NotebookNode:
+    """Execute ``notebooks/<name>`` in SMOKE mode from the notebooks folder; returns the executed notebook."""
+    import papermill
+
+    before = sorted(os.listdir(NOTEBOOKS))
+    nb = papermill.execute_notebook(
+        os.path.join(NOTEBOOKS, name), os.path.join(work, "executed_" + name),
+        parameters={"SMOKE": True, "WORK": os.path.join(work, "work"), **parameters},
+        kernel_name=kernel, cwd=NOTEBOOKS, progress_bar=False, execution_timeout=300,
+    )
+    assert sorted(os.listdir(NOTEBOOKS)) == before, "the notebook wrote outside WORK"
+    return nb
+
+
+def outputs(nb, output_type=None):
+    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
+            if output_type is None or o.get("output_type") == output_type]
+
+
+def images(nb) -> int:
+    return sum("image/png" in o.get("data", {}) for o in outputs(nb))
+
+
+def check_clean_run(nb, figures: int) -> None:
+    """No cell failed, and exactly ``figures`` figures were shown (each once, none as ``<Figure ...>`` text)."""
+    errors = outputs(nb, "error")
+    assert not errors, f"cell errors: {[(e['ename'], e['evalue']) for e in errors]}"
+    stderr = "".join(o.get("text", "") for o in outputs(nb, "stream") if o.get("name") == "stderr")
+    assert "Traceback" not in stderr
+    assert images(nb) == figures, f"{images(nb)} figures displayed, expected {figures}"
+    assert not any("<Figure size" in o.get("data", {}).get("text/plain", "") and "image/png" not in o.get("data", {})
+                   for o in outputs(nb))
+
+
+def load_json(*parts):
+    with open(os.path.join(*parts)) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebooks_are_clean_and_parameterised(name):
+    """Saved without outputs; a Colab install cell first; a papermill `parameters` cell with DATA, WORK, EPOCHS, SMOKE."""
+    nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    assert "import recaptcha_tf" in code[0].source and "%pip install" in code[0].source
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    for key in ("WORK", "EPOCHS", "SMOKE = False"):
+        assert key in params[0].source
+    assert "DATA" in params[0].source or "WEIGHTS" in params[0].source
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_01_tiles_cnn_balancing(tmp_path, kernel_name):
+    nb = run_notebook(NAMES[0], str(tmp_path), kernel_name)
+    check_clean_run(nb, figures=9)
+    work = tmp_path / "work"
+    assert (work / "cnn" / "model.keras").is_file()
+    report = load_json(work, "cnn", "test_report.json")
+    assert {"n", "top1", "top3", "macro_f1", "balanced_accuracy", "confusion_matrix", "per_class"} <= set(report)
+    assert report["class_names"] == ["bus", "crosswalk", "hydrant", "traffic_light"]
+    # the training split was balanced to PER_CLASS (20) images per class; val/test were not touched
+    balanced = load_json(work, "balanced_images", "split.json")
+    per_class = [sum(1 for _, label in balanced["train"] if label == k) for k in range(4)]
+    assert per_class == [20, 20, 20, 20]
+    assert all(not os.path.basename(p).startswith("aug_") for p, _ in balanced["val"] + balanced["test"])
+    assert load_json(work, "cnn", "evaluation.json")["subset"] == "test"
+
+
+def test_02_hparam_grid_search(tmp_path, kernel_name):
+    nb = run_notebook(NAMES[1], str(tmp_path), kernel_name)
+    check_clean_run(nb, figures=2)
+    work = tmp_path / "work"
+    for name in ("opt-grid", "arch-grid"):
+        summary = load_json(work, name, "summary.json")
+        assert summary["completed"] == summary["trials"] == summary["grid_size"] == 2
+        assert "hyperparameters" in summary["best"] and "macro_f1" in summary["test"]
+        assert (work / name / "model.keras").is_file() and (work / name / "results.csv").is_file()
+        trials = [d for d in os.listdir(work / "logs" / "tune" / name) if d.startswith("trial_")]
+        assert len(trials) == 2  # one HParams session per trial
+    text = "".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "tensorboard --logdir" in text and "HParams" in text
+
+
+def test_03_transfer_and_vit(tmp_path, kernel_name):
+    nb = run_notebook(NAMES[2], str(tmp_path), kernel_name)
+    check_clean_run(nb, figures=2)
+    work = tmp_path / "work"
+    config = load_json(work, "mobilenetv2", "config.json")
+    # the tiny backbone's weights went through the same weights=PATH argument as the ImageNet file
+    assert config["weights"].endswith(".weights.h5") and os.path.isfile(config["weights"])
+    assert config["freeze_epochs"] == 1 and (work / "mobilenetv2" / "phase1.weights.h5").is_file()
+    for run in ("mobilenetv2", "vit-tiny"):
+        report = load_json(work, run, "test_report.json")
+        assert {"top1", "macro_f1", "challenge"} <= set(report)
+        assert {"3x3", "4x4"} <= set(report["challenge"])
+    multi = load_json(work, "multi_label", "test_report.json")
+    assert {"hamming_accuracy", "subset_accuracy", "macro_f1"} <= set(multi)
+    assert load_json(work, "multi_label", "config.json")["multi_label"] is True
+
+
+def test_04_text_captcha(tmp_path, kernel_name):
+    nb = run_notebook(NAMES[3], str(tmp_path), kernel_name)
+    check_clean_run(nb, figures=3)
+    work = tmp_path / "work"
+    assert len([f for f in os.listdir(work / "data") if f.endswith(".png")]) == 60
+    for run in ("crnn", "multihead"):
+        assert (work / run / "model.keras").is_file()
+        report = load_json(work, run, "test_report.json")
+        assert {"n", "exact_match", "cer", "worst", "confusions"} <= set(report)
+    assert (work / "crnn" / "evaluation_predictions.png").is_file()
+
+
+def test_05_character_classifier(tmp_path, kernel_name):
+    nb = run_notebook(NAMES[4], str(tmp_path), kernel_name)
+    check_clean_run(nb, figures=5)
+    work = tmp_path / "work"
+    config = load_json(work, "resnet18", "config.json")
+    assert config["model"] == "resnet18" and config["channels"] == 1 and config["task"] == "chars"
+    report = load_json(work, "resnet18", "test_report.json")
+    assert {"top1", "macro_f1", "confusion_matrix"} <= set(report) and len(report["class_names"]) == 6
