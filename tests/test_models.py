@@ -74,3 +74,13 @@ def test_saved_classifier_loads_in_safe_mode_and_knows_its_classes(tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     assert loaded.get_layer("label_names").names == ["bus", "palm"]
     assert not any(type(l).__name__ == "Lambda" for l in loaded._flatten_layers())
+
+
+def test_calling_a_model_directly_runs_in_inference_mode():
+    """model(x) must equal model.predict(x); training=True must still switch dropout and BatchNorm on."""
+    model = build_classifier("cnn", ["a", "b"], image_size=(24, 24), conv_layers=1, filters=4, dense_units=4,
+                             dropout=0.5)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 30, 30, 3)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), model.predict(x, verbose=0), atol=1e-6)
+    trained = keras.ops.convert_to_numpy(model(x, training=True))
+    assert np.abs(trained - keras.ops.convert_to_numpy(model(x, training=False))).max() > 1e-3

@@ -45,7 +45,9 @@ def with_raw_image_input(
     """
     height, width = network.input_shape[1:3]
     inputs = keras.Input((None, None, channels), dtype="float32", name="image")
-    x = resizing_layer((height, width), resize)(inputs)
+    # An explicit training=False: Keras's Resizing otherwise records training=True in the saved graph, which
+    # then puts the whole model (dropout, BatchNorm) in training mode when it is called as model(x).
+    x = resizing_layer((height, width), resize)(inputs, training=False)
     x = network(x)
     outputs = label_layer(x)
     return keras.Model(inputs, outputs, name=name or network.name)
