@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra builder argument, JSON value (e.g. conv_layers=4, filters=[32,64])")
     p.add_argument("--weights", default=None,
-                   help="backbone weights: none, imagenet (standard Keras download/cache) or a .weights.h5 file")
+                   help="backbone weights: none, imagenet (standard Keras download/cache), a .weights.h5 file, "
+                        "or a trained .keras model with the same backbone (e.g. text: a model trained on synthetic CAPTCHAs)")
     p.add_argument("--alpha", type=float, default=None, help="mobilenetv2 width multiplier (0.35 to 1.4; default 1.0)")
     p.add_argument("--freeze-epochs", type=int, default=None,
                    help="phase-1 epochs with the backbone frozen (default 3 with --weights, else 0)")
@@ -310,7 +311,9 @@ def dispatch(args) -> int:
                 learning_rate=args.learning_rate, patience=args.patience, fractions=fractions, seed=args.seed,
                 val_data=args.val_data, augment=not args.no_augment, logdir=args.logdir or None,
                 run_name=args.run_name, model_kwargs=_model_kwargs(args.model_arg),
-                precision=args.precision, strategy=args.strategy,
+                precision=args.precision, strategy=args.strategy, weights=args.weights,
+                freeze_epochs=args.freeze_epochs, unfreeze=args.unfreeze if args.unfreeze == "all" else int(args.unfreeze),
+                fine_tune_learning_rate=args.fine_tune_learning_rate,
             )
         else:
             cache = {"memory": True, "none": False}.get(args.cache, args.cache)

@@ -127,6 +127,49 @@ def _shard(dist, dataset):
     return shard_by_data(dataset) if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy) else dataset
 
 
+def fit_in_phases(net, out: str, compile_for, fit_phase, epochs: int, freeze_epochs: int, unfreeze,
+                  learning_rate: float, fine_tune_learning_rate: float) -> int:
+    """Fit in one phase, or in two: the backbone frozen for ``freeze_epochs``, then unfrozen.
+
+    ``compile_for(phase_epochs, learning_rate)`` compiles ``net``;
+    ``fit_phase(first_epoch, last_epoch, phase)`` fits it and returns the epochs run.
+    Phase 1's end is saved to ``OUT/phase1.weights.h5``, so a run killed in phase 2
+    resumes there (its own BackupAndRestore state) without repeating phase 1.
+    Returns the epochs run by this call.
+    """
+    from recaptcha_tf.models.finetune import freeze_backbone, unfreeze_backbone
+
+    epochs_run = 0
+    phase1_weights = os.path.join(out, "phase1.weights.h5")
+    if freeze_epochs:
+        if os.path.exists(phase1_weights):
+            log.info("Phase 1 (frozen backbone) already done; resuming from %s", phase1_weights)
+            net.load_weights(phase1_weights)
+        else:
+            log.info("Phase 1: backbone frozen, %d trainable parameters, %d epochs at learning rate %g",
+                     freeze_backbone(net), freeze_epochs, learning_rate)
+            compile_for(freeze_epochs, learning_rate)
+            epochs_run += fit_phase(0, freeze_epochs, 1)
+            net.save_weights(phase1_weights)
+        log.info("Phase 2: unfreezing %s of the backbone, %d trainable parameters, learning rate %g",
+                 "all" if unfreeze == "all" else f"the top {unfreeze} blocks", unfreeze_backbone(net, unfreeze),
+                 fine_tune_learning_rate)
+    compile_for(epochs - freeze_epochs, fine_tune_learning_rate)
+    return epochs_run + fit_phase(freeze_epochs, epochs, 2)
+
+
+def _phases(weights, freeze_epochs, epochs: int, learning_rate: float, fine_tune_learning_rate):
+    """Parsed weights, phase-1 epochs (default 3 with weights) and the phase-2 learning rate."""
+    from recaptcha_tf.models.weights import parse_weights
+
+    weights = parse_weights(weights)
+    freeze_epochs = (3 if weights else 0) if freeze_epochs is None else int(freeze_epochs)
+    if freeze_epochs >= epochs:
+        raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of --epochs {epochs}.")
+    fine_tune_learning_rate = fine_tune_learning_rate or (learning_rate / 10 if freeze_epochs else learning_rate)
+    return weights, freeze_epochs, fine_tune_learning_rate
+
+
 def _sync_batchnorm(dist, net) -> None:
     from recaptcha_tf.distribute import synchronize_batchnorm
 
@@ -238,8 +281,6 @@ def train_classifier(
     from recaptcha_tf.data.balance import class_weights as balanced_class_weights
     from recaptcha_tf.data.pipeline import make_dataset, multi_hot, tile_augmentation
     from recaptcha_tf.models import build_classifier
-    from recaptcha_tf.models.finetune import freeze_backbone, unfreeze_backbone
-    from recaptcha_tf.models.weights import parse_weights
     from recaptcha_tf.distribute import fit as dist_fit
     from recaptcha_tf.training import cosine_schedule, make_optimizer, PredictionSamples, standard_callbacks
 
@@ -253,11 +294,8 @@ def train_classifier(
     learning_rate = learning_rate or d["learning_rate"]
     patience = d["patience"] if patience is None else patience
     weights_arg = weights
-    weights = parse_weights(weights)
-    freeze_epochs = (3 if weights else 0) if freeze_epochs is None else int(freeze_epochs)
-    if freeze_epochs >= epochs:
-        raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of --epochs {epochs}.")
-    fine_tune_learning_rate = fine_tune_learning_rate or (learning_rate / 10 if freeze_epochs else learning_rate)
+    weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs, learning_rate,
+                                                              fine_tune_learning_rate)
     if multi_label and (balance_per_class or class_weight != "none"):
         raise ValueError("--balance and --class-weight are for single-label data, not --multi-label.")
     dist, out, run_logdir, batch_size, (learning_rate, fine_tune_learning_rate) = _distribution(
@@ -339,32 +377,18 @@ def train_classifier(
         os.path.join(out, "config.json"),
     )
     start = time.perf_counter()
-    epochs_run = 0
-    phase1_weights = os.path.join(out, "phase1.weights.h5")
-    if freeze_epochs:
-        if os.path.exists(phase1_weights):
-            log.info("Phase 1 (frozen backbone) already done; resuming from %s", phase1_weights)
-            net.load_weights(phase1_weights)
-        else:
-            log.info("Phase 1: backbone frozen, %d trainable parameters, %d epochs at learning rate %g",
-                     freeze_backbone(net), freeze_epochs, learning_rate)
-            compile_for(freeze_epochs, learning_rate)
-            history = dist_fit(
-                dist, net, train_ds, validation_data=val_ds, epochs=freeze_epochs, class_weight=class_weights, verbose=2,
-                callbacks=standard_callbacks(out, run_logdir, patience=None, last=[*extra, *callbacks],
-                                             backup="backup_phase1"),
-            )
-            epochs_run += len(history.history.get("loss", []))
-            net.save_weights(phase1_weights)
-        log.info("Phase 2: unfreezing %s of the backbone, %d trainable parameters, learning rate %g",
-                 "all" if unfreeze == "all" else f"the top {unfreeze} blocks", unfreeze_backbone(net, unfreeze),
-                 fine_tune_learning_rate)
-    compile_for(epochs - freeze_epochs, fine_tune_learning_rate)
-    history = dist_fit(
-        dist, net, train_ds, validation_data=val_ds, initial_epoch=freeze_epochs, epochs=epochs, class_weight=class_weights,
-        verbose=2, callbacks=standard_callbacks(out, run_logdir, patience=patience, last=[*extra, *callbacks]),
-    )
-    epochs_run += len(history.history.get("loss", []))
+
+    def fit_phase(first_epoch: int, last_epoch: int, phase: int) -> int:
+        history = dist_fit(
+            dist, net, train_ds, validation_data=val_ds, initial_epoch=first_epoch, epochs=last_epoch,
+            class_weight=class_weights, verbose=2,
+            callbacks=standard_callbacks(out, run_logdir, patience=patience if phase == 2 else None,
+                                         last=[*extra, *callbacks], backup="backup" if phase == 2 else "backup_phase1"),
+        )
+        return len(history.history.get("loss", []))
+
+    epochs_run = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
+                               fine_tune_learning_rate)
     wall = time.perf_counter() - start
     summary = {"out": out, "epochs_run": epochs_run, "train_seconds": round(wall, 1),
                "seconds_per_epoch": round(wall / max(epochs_run, 1), 1),
@@ -427,6 +451,10 @@ def train_text(
     callbacks: Sequence = (),
     precision: str = "auto",
     strategy: str = "default",
+    weights: str | None = None,
+    freeze_epochs: int | None = None,
+    unfreeze: int | str = "all",
+    fine_tune_learning_rate: float | None = None,
 ) -> dict:
     """Train a text CAPTCHA reader (``crnn`` with CTC or ``multihead``).
 
@@ -435,6 +463,10 @@ def train_text(
         charset: vocabulary (e.g. ``"a-z0-9"``); labels outside it are an error.
             By default ``a-z0-9`` plus any other characters in the labels.
         case: ``"keep"``, ``"lower"`` or ``"upper"``.
+        weights: the convolutional backbone's starting weights: a ``.weights.h5`` file or a trained
+            ``.keras`` text model with the same backbone (e.g. one trained on synthetic CAPTCHAs).
+        freeze_epochs: a first phase with that backbone frozen (default 3 with ``weights``, else 0);
+            then ``unfreeze`` (``"all"`` or the top N blocks) at ``fine_tune_learning_rate``.
         val_data: a separate validation set; then ``data`` is split only into train/test
             by ``fractions`` ignoring its val part.
 
@@ -455,9 +487,12 @@ def train_text(
     epochs = epochs or d["epochs"]
     batch_size = batch_size or d["batch_size"]
     learning_rate = learning_rate or d["learning_rate"]
+    weights_arg = weights
+    weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs, learning_rate,
+                                                              fine_tune_learning_rate)
     patience = d["patience"] if patience is None else patience
-    dist, out, run_logdir, batch_size, (learning_rate,) = _distribution(
-        strategy, out, logdir, run_name, batch_size, (learning_rate,))
+    dist, out, run_logdir, batch_size, (learning_rate, fine_tune_learning_rate) = _distribution(
+        strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate))
 
     dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
     vocab, strict = _text_vocabulary(dataset.labels, charset)
@@ -508,16 +543,19 @@ def train_text(
     steps = int(np.ceil(len(train_idx) / batch_size))
     with precision_policy(precision) as policy, dist.scope():
         net = build_text_model(model, vocab.characters, image_size, channels=1, max_length=max_length,
-                               **(model_kwargs or {}))
+                               **(model_kwargs or {}), **({"weights": weights} if weights_arg is not None else {}))
         _sync_batchnorm(dist, net)
         frames = net.output_shape[1]
         if kind == "ctc" and frames < 2 * max_length + 1:
             raise ValueError(f"The model reads {frames} frames, too few for labels of {max_length} characters; "
                              "use a wider --image-size.")
-        net.compile(
-            optimizer=make_optimizer("adam", cosine_schedule(learning_rate, epochs, steps)),
-            loss=keras.losses.CTC() if kind == "ctc" else keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
-        )
+
+    def compile_for(phase_epochs: int, lr: float):
+        with dist.scope():
+            net.compile(
+                optimizer=make_optimizer("adam", cosine_schedule(lr, phase_epochs, steps)),
+                loss=keras.losses.CTC() if kind == "ctc" else keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+            )
     from recaptcha_tf.distribute import unsharded
 
     val_images = unsharded(make_dataset(val_sources, None, cache=True, **common))
@@ -538,15 +576,24 @@ def train_text(
          "max_length": max_length, "image_size": image_size, "epochs": epochs, "batch_size": batch_size,
          "learning_rate": learning_rate, "seed": seed, "case": case, "model_kwargs": model_kwargs or {},
          "precision": policy, "strategy": type(dist).__name__, "replicas": dist.num_replicas_in_sync,
+         "weights": weights, "freeze_epochs": freeze_epochs, "unfreeze": unfreeze,
+         "fine_tune_learning_rate": fine_tune_learning_rate,
          "data": os.path.abspath(data)},
         os.path.join(out, "config.json"),
     )
     start = time.perf_counter()
-    history = dist_fit(dist, net, train_ds, validation_data=val_ds, epochs=epochs, verbose=2,
-                      callbacks=standard_callbacks(out, run_logdir, patience=patience, first=first,
-                                                   last=[*last, *callbacks]))
+
+    def fit_phase(first_epoch: int, last_epoch: int, phase: int) -> int:
+        history = dist_fit(dist, net, train_ds, validation_data=val_ds, initial_epoch=first_epoch, epochs=last_epoch,
+                           verbose=2, callbacks=standard_callbacks(
+                               out, run_logdir, patience=patience if phase == 2 else None, first=first,
+                               last=[*last, *callbacks], backup="backup" if phase == 2 else "backup_phase1"))
+        return len(history.history.get("loss", []))
+
+    epochs_run = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
+                               fine_tune_learning_rate)
     wall = time.perf_counter() - start
-    summary = {"out": out, "epochs_run": len(history.history.get("loss", [])), "train_seconds": round(wall, 1)}
+    summary = {"out": out, "epochs_run": epochs_run, "train_seconds": round(wall, 1)}
     if parts["test"] and _is_chief(dist):
         test = dataset.subset(parts["test"])
         report = evaluate_text_dataset(out, test, report=os.path.join(out, "test_report.json"),

@@ -1,6 +1,7 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -127,3 +128,29 @@ def test_train_and_evaluate_from_parquet(tmp_path):
     assert result["subset"] == "test" and result["n"] == len(held_out) == 4  # round(0.15 * 30) == 4
     everything = runs.evaluate(out, parquet, subset="all")
     assert everything["n"] == 30 and 0 <= everything["cer"]
+
+
+def test_text_model_starts_from_another_runs_backbone_with_a_frozen_phase(tmp_path):
+    """Synthetic pretraining -> real fine-tuning: --weights takes a trained .keras text model."""
+    from recaptcha_tf.models.finetune import find_backbone
+
+    data = str(tmp_path / "synth")
+    generate_captchas(data, count=40, length=(4, 4), charset="abc", size=(96, 32), seed=1)
+    kwargs = dict(model="crnn", image_size=(32, 96), batch_size=8, logdir=None, charset="abc", patience=0,
+                  model_kwargs=dict(filters=[8, 8, 16, 16], rnn_units=16, rnn_layers=1))
+    first = str(tmp_path / "first")
+    runs.train_text(data, first, epochs=1, **kwargs)
+    source = find_backbone(load_model(first))
+    out = str(tmp_path / "second")
+    summary = runs.train_text(data, out, epochs=2, weights=os.path.join(first, "model.keras"), freeze_epochs=1,
+                              **kwargs)
+    assert summary["epochs_run"] == 2 and os.path.exists(os.path.join(out, "phase1.weights.h5"))
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["freeze_epochs"] == 1
+    # Phase 1 kept the loaded backbone as it was: its saved weights equal the source's.
+    from recaptcha_tf.models import build_text_model
+
+    net = build_text_model("crnn", "abc", (32, 96), max_length=4, **kwargs["model_kwargs"])
+    net.load_weights(os.path.join(out, "phase1.weights.h5"))
+    for a, b in zip(find_backbone(net).weights, source.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))

@@ -20,6 +20,21 @@ from keras import layers
 from recaptcha_tf.layers import ImagesToSequence
 from recaptcha_tf.models.registry import BN_MOMENTUM, register_model
 from recaptcha_tf.models.resnet import resnet_trunk
+from recaptcha_tf.models.transfer import BACKBONE
+from recaptcha_tf.models.weights import WeightsError, load_weights_file, parse_weights
+
+
+def _backbone(trunk_fn, input_shape, weights, model_name: str) -> keras.Model:
+    """The convolutional part as a nested ``backbone`` model (frozen in a first phase, loadable from a file)."""
+    weights = parse_weights(weights)
+    if weights == "imagenet":
+        raise WeightsError(f"There are no ImageNet weights for the {model_name} backbone; pass --weights PATH "
+                           "(e.g. a model trained on synthetic CAPTCHAs) or none.")
+    trunk_input = keras.Input(input_shape, name="normalised")
+    backbone = keras.Model(trunk_input, trunk_fn(trunk_input), name=BACKBONE)
+    if weights:
+        load_weights_file(backbone, weights, model_name)
+    return backbone
 
 
 @register_model("crnn", tasks=("text",))
@@ -34,6 +49,7 @@ def build_crnn(
     rnn_layers: int = 2,
     dropout: float = 0.25,
     output_activation: str | None = None,
+    weights: str | None = None,
     name: str = "crnn",
 ) -> keras.Model:
     """CNN + bidirectional RNN producing per-frame CTC logits.
@@ -53,6 +69,8 @@ def build_crnn(
         rnn_units: units per direction.
         rnn_layers: stacked bidirectional layers.
         dropout: dropout on the sequence features and between RNN layers.
+        weights: ``None`` or a file with the convolutional ``backbone``'s weights
+            (``.weights.h5``, or a trained ``.keras`` text model to start from).
 
     Returns:
         Model mapping ``(B, H, W, C)`` to logits ``(B, T, num_classes)``.
@@ -60,14 +78,20 @@ def build_crnn(
     rnn_layer = {"lstm": layers.LSTM, "gru": layers.GRU}.get(rnn)
     if rnn_layer is None:
         raise ValueError(f"rnn must be 'lstm' or 'gru', got {rnn!r}.")
+
+    def trunk(x):
+        for i, f in enumerate(filters):
+            for j in range(2 if i >= 2 else 1):
+                x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{i + 1}_{j + 1}")(x)
+                x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"conv{i + 1}_{j + 1}_bn")(x)
+                x = layers.ReLU(name=f"conv{i + 1}_{j + 1}_relu")(x)
+            x = layers.MaxPooling2D((2, width_pooling[i]), name=f"pool{i + 1}")(x)
+        return x
+
+    backbone = _backbone(trunk, input_shape, weights, name)
     inputs = keras.Input(input_shape, name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    for i, f in enumerate(filters):
-        for j in range(2 if i >= 2 else 1):
-            x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{i + 1}_{j + 1}")(x)
-            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"conv{i + 1}_{j + 1}_bn")(x)
-            x = layers.ReLU(name=f"conv{i + 1}_{j + 1}_relu")(x)
-        x = layers.MaxPooling2D((2, width_pooling[i]), name=f"pool{i + 1}")(x)
+    x = backbone(x)
     # The sequence part runs in float32 even under a mixed policy: recurrences
     # and CTC are sensitive to bfloat16's short mantissa; convolutions are not.
     x = ImagesToSequence(name="to_sequence", dtype="float32")(x)
@@ -93,6 +117,7 @@ def build_multihead(
     dense_units: int = 256,
     dropout: float = 0.3,
     output_activation: str = "softmax",
+    weights: str | None = None,
     name: str = "multihead",
 ) -> keras.Model:
     """ResNet-style backbone with one softmax head per character position.
@@ -101,14 +126,16 @@ def build_multihead(
         max_length: number of heads (longest label).
         width: filters of the first ResNet stage.
         blocks: basic blocks per stage.
+        weights: ``None`` or a file with the ``backbone``'s weights (``.weights.h5`` or a ``.keras`` model).
 
     Returns:
         Model mapping ``(B, H, W, C)`` to probabilities ``(B, max_length, num_classes)``.
     """
+    backbone = _backbone(lambda t: resnet_trunk(t, blocks, width=width, small_input=min(input_shape[:2]) < 32,
+                                                strides=(1, 2, 2, 2)[: len(blocks)]), input_shape, weights, name)
     inputs = keras.Input(input_shape, name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    x = resnet_trunk(x, blocks, width=width, small_input=min(input_shape[:2]) < 32,
-                     strides=(1, 2, 2, 2)[: len(blocks)])
+    x = backbone(x)
     x = layers.AveragePooling2D((x.shape[1], 1), name="pool_height")(x)  # keep left-to-right order
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(dropout, name="features_dropout")(x)

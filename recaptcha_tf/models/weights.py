@@ -61,8 +61,24 @@ def build_with_imagenet(constructor, model_name: str, **kwargs) -> keras.Model:
 
 
 def load_weights_file(backbone: keras.Model, path: str, model_name: str) -> None:
-    """Load a local weights file into ``backbone``; a mismatch is a clear :class:`WeightsError`."""
+    """Load a local weights file into ``backbone``; a mismatch is a clear :class:`WeightsError`.
+
+    ``path`` is a ``.weights.h5`` file saved from the same backbone, or a trained
+    ``.keras`` model (loaded in safe mode) whose nested ``backbone`` has the same
+    architecture: e.g. a text model trained on synthetic CAPTCHAs as the start
+    for a small real set.
+    """
     try:
+        if path.endswith(".keras"):
+            import recaptcha_tf.layers  # noqa: F401  (registers custom layers)
+            from recaptcha_tf.models.finetune import find_backbone
+
+            source = find_backbone(keras.saving.load_model(path, safe_mode=True, compile=False))
+            values = source.get_weights()
+            if [v.shape for v in values] != [tuple(w.shape) for w in backbone.weights]:
+                raise ValueError("its backbone has other layer shapes")
+            backbone.set_weights(values)
+            return
         backbone.load_weights(path)
     except Exception as err:
         raise WeightsError(
