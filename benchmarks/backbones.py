@@ -51,7 +51,7 @@ SHORT = {
 }
 
 
-def run(name: str, label: str, weights: str, extra: list[str], data: str, out_root: str) -> dict:
+def run(label: str, weights: str, extra: list[str], data: str, out_root: str) -> dict:
     out = os.path.join(out_root, label.replace(" ", "_").replace("(", "").replace(")", ""))
     shutil.rmtree(out, ignore_errors=True)
     command = ["train", "--task", "tiles", "--data", data, "--out", out, "--logdir", "logs/bench-backbones",
@@ -87,13 +87,13 @@ def main():
 
     rows = []
     if not args.skip_recipe:
-        rows.append(run("mobilenetv2", "mobilenetv2 a0.35 (recipe)", "imagenet (file)", recipe(args), args.data,
+        rows.append(run("mobilenetv2 a0.35 (recipe)", "imagenet (file)", recipe(args), args.data,
                         args.out))
         print(table(rows, list(rows[0])[:-1]), flush=True)
     for name in args.models:
         extra = ["--model", name, "--image-size", str(args.short_size), "--epochs", str(args.short_epochs),
                  "--patience", "0", *SHORT[name]]
-        rows.append(run(name, f"{name} (scratch, {args.short_epochs} ep)", "none", extra, args.data, args.out))
+        rows.append(run(f"{name} (scratch, {args.short_epochs} ep)", "none", extra, args.data, args.out))
         print(table(rows, list(rows[0])[:-1]), flush=True)
     columns = list(rows[0])[:-1]
     print("\n" + table(rows, columns))

@@ -83,14 +83,9 @@ def _add_tune_parser(sub) -> None:
                    help="loss when the space does not search it; default label_smoothed_crossentropy (ctc for crnn)")
     p.add_argument("--split", default="70/15/15", help="train/val/test fractions")
     p.add_argument("--no-augment", action="store_true", help="disable random augmentation")
-    p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
-                   help="number format; auto: bf16 on CPUs that have it, fp16 on GPUs, else float32")
-    p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
-                   help="tf.distribute strategy; --batch-size is per replica and the learning rate scales with "
-                        "replicas. auto: multiworker with a multi-worker TF_CONFIG, tpu on a TPU, mirrored with 2+ GPUs")
+    _add_runtime(p)
     p.add_argument("--charset", default=None, help="text: vocabulary, e.g. a-z0-9 (default: a-z0-9 plus characters in the data)")
-    p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
-    p.add_argument("--label-pattern", default=None, help="text: regex with group 'label' for file names")
+    _add_text_labels(p)
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed builder argument, JSON value (the space overrides it)")
     p.add_argument("--dry-run", action="store_true", help="print the validated space and grid size, then exit")
@@ -123,6 +118,21 @@ def _run_tune(args) -> int:
             print("".join(f.readlines()[:14]))
     print(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def _add_runtime(p):
+    """Number format and tf.distribute strategy (train and tune)."""
+    p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                   help="number format; auto: bf16 on CPUs that have it, fp16 on GPUs, else float32")
+    p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+                   help="tf.distribute strategy; --batch-size is per replica and the learning rate scales with "
+                        "replicas. auto: multiworker with a multi-worker TF_CONFIG, tpu on a TPU, mirrored with 2+ GPUs")
+
+
+def _add_text_labels(p):
+    """How text labels are read from file names (train, tune, evaluate)."""
+    p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
+    p.add_argument("--label-pattern", default=None, help="text: regex with group 'label' for file names")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,14 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'balanced' weights the loss by inverse class frequency instead of oversampling")
     p.add_argument("--no-augment", action="store_true", help="disable random augmentation")
     p.add_argument("--cache", default="memory", help="'memory', 'none', or a file prefix for an on-disk cache")
-    p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
-                   help="number format; auto: bf16 on CPUs that have it, fp16 on GPUs, else float32")
-    p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
-                   help="tf.distribute strategy; --batch-size is per replica and the learning rate scales with "
-                        "replicas. auto: multiworker with a multi-worker TF_CONFIG, tpu on a TPU, mirrored with 2+ GPUs")
+    _add_runtime(p)
     p.add_argument("--charset", default=None, help="text: vocabulary, e.g. a-z0-9 (default: a-z0-9 plus characters in the data)")
-    p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
-    p.add_argument("--label-pattern", default=None, help="text: regex with group 'label' for file names")
+    _add_text_labels(p)
     p.add_argument("--val-data", default=None, help="text: separate validation set")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra builder argument, JSON value (e.g. conv_layers=4, filters=[32,64])")
@@ -202,8 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", choices=("auto", "all", "train", "val", "test"), default="auto",
                    help="auto: the run's test split if --data is its training data, else every image")
     p.add_argument("--beam-width", type=int, default=0, help="text/CTC: beam search width (0 = greedy)")
-    p.add_argument("--label-pattern", default=None, help="text: regex with group 'label' for file names")
-    p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
+    _add_text_labels(p)
     p.add_argument("--labels", default=None, help="multi-label models: CSV 'path,labels' (default: class folders)")
     p.add_argument("--challenges", type=int, default=500,
                    help="tiles: seeded 3x3 and 4x4 grids for the challenge-level score (0 skips it)")

@@ -64,3 +64,28 @@ def tiles_dir(tmp_path):
     root = tmp_path / "tiles"
     make_class_folders(str(root), per_class=14)
     return str(root)
+
+
+def train_tiny_classifier(root, sizes=(24,)):
+    """A one-epoch tile CNN on 3 tiny classes; returns ``(run folder, data folder)``."""
+    from recaptcha_tf import runs
+
+    data = os.path.join(str(root), "tiles")
+    make_class_folders(data, per_class=8, sizes=sizes)
+    out = os.path.join(str(root), "run")
+    runs.train_classifier(data, out, image_size=(24, 24), epochs=1, logdir=None,
+                          model_kwargs=dict(conv_layers=1, filters=4, dense_units=8))
+    return out, data
+
+
+def train_tiny_crnn(root, count, charset="abc"):
+    """A one-epoch CRNN on ``count`` generated 3-4 character CAPTCHAs; returns ``(run folder, data folder)``."""
+    from recaptcha_tf import runs
+    from recaptcha_tf.data.generator import generate_captchas
+
+    data = os.path.join(str(root), "captchas")
+    generate_captchas(data, count=count, length=(3, 4), charset=charset, size=(96, 32), seed=0)
+    out = os.path.join(str(root), "run")
+    runs.train_text(data, out, model="crnn", charset=charset, image_size=(32, 64), epochs=1, batch_size=16,
+                    logdir=None, model_kwargs={"rnn_units": 8, "filters": [4, 4, 8, 8]})
+    return out, data

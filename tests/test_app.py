@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_class_folders, tile_image
-from recaptcha_tf import runs
+from conftest import tile_image, train_tiny_classifier, train_tiny_crnn
 from recaptcha_tf.app import build_app, launch, read_upload, UploadError
 from recaptcha_tf.challenge import cell_bounds, pick_cells, split_grid
-from recaptcha_tf.data.generator import generate_captchas
 from recaptcha_tf.inference import load_model, predict
 
 MAX_BYTES = 200_000
@@ -105,23 +103,13 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
     root = tmp_path_factory.mktemp("app_cls")
-    data = str(root / "tiles")
-    make_class_folders(data, per_class=8, sizes=(24,))
-    out = str(root / "run")
-    runs.train_classifier(data, out, image_size=(24, 24), epochs=1, logdir=None,
-                          model_kwargs=dict(conv_layers=1, filters=4, dense_units=8))
+    out, _ = train_tiny_classifier(root)
     return out, root
 
 
 @pytest.fixture(scope="module")
 def text_model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("app_text")
-    data = str(root / "captchas")
-    generate_captchas(data, count=16, length=(3, 4), charset=CHARS, size=(96, 32), seed=0)
-    out = str(root / "run")
-    runs.train_text(data, out, model="crnn", charset=CHARS, image_size=(32, 64), epochs=1, batch_size=16,
-                    logdir=None, model_kwargs={"rnn_units": 8, "filters": [4, 4, 8, 8]})
-    return out, data
+    return train_tiny_crnn(tmp_path_factory.mktemp("app_text"), count=16, charset=CHARS)
 
 
 def _serve(model_path):

@@ -6,11 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from conftest import make_class_folders
+from conftest import train_tiny_classifier, train_tiny_crnn
 from recaptcha_tf import export as E
-from recaptcha_tf import runs
 from recaptcha_tf.cli import main
-from recaptcha_tf.data.generator import generate_captchas
 from recaptcha_tf.inference import load_model, model_info, predict
 
 CHARS = "abc"
@@ -18,24 +16,12 @@ CHARS = "abc"
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export_cls")
-    data = str(root / "tiles")
-    make_class_folders(data, per_class=8, sizes=(24, 31))
-    out = str(root / "run")
-    runs.train_classifier(data, out, image_size=(24, 24), epochs=1, logdir=None,
-                          model_kwargs=dict(conv_layers=1, filters=4, dense_units=8))
-    return out, data
+    return train_tiny_classifier(tmp_path_factory.mktemp("export_cls"), sizes=(24, 31))
 
 
 @pytest.fixture(scope="module")
 def crnn(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export_text")
-    data = str(root / "captchas")
-    generate_captchas(data, count=20, length=(3, 4), charset=CHARS, size=(96, 32), seed=0)
-    out = str(root / "run")
-    runs.train_text(data, out, model="crnn", charset=CHARS, image_size=(32, 64), epochs=1, batch_size=16,
-                    logdir=None, model_kwargs={"rnn_units": 8, "filters": [4, 4, 8, 8]})
-    return out, data
+    return train_tiny_crnn(tmp_path_factory.mktemp("export_text"), count=20, charset=CHARS)
 
 
 def _images(folder):

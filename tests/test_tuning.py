@@ -11,7 +11,6 @@ import sys
 
 import keras
 import keras_tuner as kt
-import numpy as np
 import pytest
 
 from conftest import make_class_folders
