@@ -114,7 +114,13 @@ def fit(strategy: tf.distribute.Strategy, model, *args, **kwargs):
     was created under the strategy's scope, so its variables are distributed;
     letting ``fit`` take the strategy from the enclosing scope instead of the one
     recorded on the model skips that step and changes nothing else.
+
+    A ``tf.data.Dataset`` is shuffled by its own pipeline, so ``shuffle`` defaults
+    to ``False`` for one (Keras would otherwise warn that it ignores ``shuffle=True``).
     """
+    x = args[0] if args else kwargs.get("x")
+    if isinstance(x, tf.data.Dataset):
+        kwargs.setdefault("shuffle", False)
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         with strategy.scope():
             return model.fit(*args, **kwargs)

@@ -61,8 +61,11 @@ def outputs(nb, output_type=None):
             if output_type is None or o.get("output_type") == output_type]
 
 
+IMAGE_TYPES = ("image/png", "image/jpeg")  # committed runs keep photo grids as JPEG (tools/compact_notebook.py)
+
+
 def images(nb) -> int:
-    return sum("image/png" in o.get("data", {}) for o in outputs(nb))
+    return sum(any(t in o.get("data", {}) for t in IMAGE_TYPES) for o in outputs(nb))
 
 
 def check_clean_run(nb, figures: int) -> None:
@@ -72,8 +75,8 @@ def check_clean_run(nb, figures: int) -> None:
     stderr = "".join(o.get("text", "") for o in outputs(nb, "stream") if o.get("name") == "stderr")
     assert "Traceback" not in stderr
     assert images(nb) == figures, f"{images(nb)} figures displayed, expected {figures}"
-    assert not any("<Figure size" in o.get("data", {}).get("text/plain", "") and "image/png" not in o.get("data", {})
-                   for o in outputs(nb))
+    assert not any("<Figure size" in o.get("data", {}).get("text/plain", "")
+                   and not any(t in o.get("data", {}) for t in IMAGE_TYPES) for o in outputs(nb))
 
 
 def load_json(*parts):
@@ -81,13 +84,16 @@ def load_json(*parts):
         return json.load(f)
 
 
+MAX_NOTEBOOK_BYTES = 2_500_000
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_committed_notebooks_are_clean_and_parameterised(name):
-    """Saved without outputs; a Colab install cell first; a papermill `parameters` cell with DATA, WORK, EPOCHS, SMOKE."""
+def test_committed_notebooks_carry_a_full_run_and_are_parameterised(name):
+    """Committed with the outputs of one full (not SMOKE) top-to-bottom run, small, with a Colab install cell first
+    and a papermill `parameters` cell with DATA, WORK, EPOCHS, SMOKE."""
     nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.outputs and c.execution_count is None for c in code)
     assert "import recaptcha_tf" in code[0].source and "%pip install" in code[0].source
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
@@ -95,6 +101,14 @@ def test_committed_notebooks_are_clean_and_parameterised(name):
         assert key in params[0].source
     assert "DATA" in params[0].source or "WEIGHTS" in params[0].source
     assert nb.metadata["kernelspec"]["name"] == "python3"
+    # One run, top to bottom: every code cell executed once, in order, none failed, and not in SMOKE mode.
+    counts = [c.execution_count for c in code]
+    assert None not in counts and counts == sorted(counts) and len(set(counts)) == len(counts)
+    check_clean_run(nb, figures=images(nb))
+    assert images(nb) >= 2
+    injected = [c for c in code if "injected-parameters" in c.metadata.get("tags", [])]
+    assert all("SMOKE = True" not in c.source for c in injected)
+    assert os.path.getsize(os.path.join(NOTEBOOKS, name)) < MAX_NOTEBOOK_BYTES
 
 
 def test_01_tiles_cnn_balancing(tmp_path, kernel_name):
@@ -165,3 +179,42 @@ def test_05_character_classifier(tmp_path, kernel_name):
     assert config["model"] == "resnet18" and config["channels"] == 1 and config["task"] == "chars"
     report = load_json(work, "resnet18", "test_report.json")
     assert {"top1", "macro_f1", "confusion_matrix"} <= set(report) and len(report["class_names"]) == 6
+
+
+def test_compact_notebook_reencodes_only_large_figures_as_jpeg(tmp_path):
+    """tools/compact_notebook.py: a large PNG output becomes a smaller, downscaled JPEG; a small one stays PNG."""
+    import base64
+    import importlib.util
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location(
+        "compact_notebook", os.path.join(NOTEBOOKS, os.pardir, "tools", "compact_notebook.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+
+    def png(array):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "PNG")
+        return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+    rng = np.random.default_rng(0)
+    large = png(rng.integers(0, 256, (400, 1600, 3), dtype=np.uint8))  # noise: about 1.9 MB as PNG
+    small = png(np.zeros((50, 50, 3), dtype=np.uint8))
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("plot()", execution_count=1, outputs=[
+        nbformat.v4.new_output("display_data", data={"image/png": large, "text/plain": "<Figure>"}),
+        nbformat.v4.new_output("display_data", data={"image/png": small, "text/plain": "<Figure>"}),
+    ])
+    nb.cells.append(cell)
+    path = str(tmp_path / "nb.ipynb")
+    nbformat.write(nb, path)
+
+    before, after = tool.compact(path, min_kb=120, max_width=800)
+    assert after < before / 2
+    out = nbformat.read(path, as_version=4).cells[0].outputs
+    assert set(out[0].data) == {"image/jpeg", "text/plain"}
+    assert Image.open(io.BytesIO(base64.b64decode(out[0].data["image/jpeg"]))).size == (800, 200)
+    assert out[1].data["image/png"] == small
