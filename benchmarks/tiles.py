@@ -4,6 +4,9 @@ Trains from scratch on a seeded 70/15/15 split of DIR and reports held-out test
 top-1, macro-F1, balanced accuracy and training wall time.
 
     python benchmarks/tiles.py --data ../shared/data/recaptcha-tiles
+    python benchmarks/tiles.py --extra --image-size 112 --balance 500 --epochs 26   # another recipe
+
+Results go to benchmarks/results/tiles.json for the defaults, tiles_recipe.json with --extra.
 """
 
 from __future__ import annotations
@@ -30,14 +33,16 @@ def main():
     wall = run_cli(command)
     summary = json.load(open(os.path.join(args.out, "summary.json")))
     report = json.load(open(os.path.join(args.out, "test_report.json")))
-    row = {"model": "cnn (defaults)", "test_n": report["n"], "top1": report["top1"], "top3": report["top3"],
+    label = "cnn (defaults)" if not args.extra else "cnn " + " ".join(args.extra)
+    row = {"model": label, "test_n": report["n"], "top1": report["top1"], "top3": report["top3"],
            "macro_f1": report["macro_f1"], "balanced_accuracy": report["balanced_accuracy"],
            "epochs": summary["epochs_run"], "fit_minutes": summary["train_seconds"] / 60,
            "command_minutes": wall / 60}
     print(table([row], list(row)))
     print("\nper-class F1:", {k: round(v["f1"], 3) for k, v in report["per_class"].items()})
-    path = write_results("tiles", {"command": "recaptcha-tf " + " ".join(command), "machine": machine(),
-                                   "result": row, "per_class": report["per_class"]})
+    payload = {"command": "recaptcha-tf " + " ".join(command), "machine": machine(), "result": row,
+               "per_class": report["per_class"]}
+    path = write_results("tiles_recipe" if args.extra else "tiles", payload)
     print("wrote", path)
 
 
