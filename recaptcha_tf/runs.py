@@ -44,9 +44,12 @@ def _same_folder(a: str, b: str) -> bool:
 
 
 def _write_json(obj, path: str) -> str:
+    """Write ``obj`` to ``path`` atomically (a killed run never leaves half a manifest or summary)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
         json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
     return path
 
 
@@ -414,6 +417,32 @@ def _text_vocabulary(labels: Sequence[str], charset: str | None):
     return Vocabulary(base + "".join(extra)), False
 
 
+def text_split_parts(names: Sequence[str], data: str, out: str, fractions="70/15/15", seed: int = 0,
+                     write: bool = True) -> dict[str, list[int]]:
+    """A text run's split as indices into ``names``: read from ``OUT/split.json`` when it exists (a resumed run
+    or search), else a new seeded split, written there when ``write`` (distributed tuner workers do not write).
+
+    Raises:
+        DatasetError: the manifest names an image that is no longer in ``data``.
+    """
+    manifest = os.path.join(out, MANIFEST_NAME)
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            saved = json.load(f)
+        index = {n: i for i, n in enumerate(names)}
+        missing = [n for k in ("train", "val", "test") for n in saved[k] if n not in index]
+        if missing:
+            raise DatasetError(f"{manifest} names {len(missing)} image(s) that are not in {data!r} "
+                               f"(e.g. {missing[0]!r}). Use another --out.")
+        log.info("Resuming with the split in %s", manifest)
+        return {k: [index[n] for n in saved[k]] for k in ("train", "val", "test")}
+    parts = _text_split(names, fractions, seed)
+    if write:
+        _write_json({k: [names[i] for i in v] for k, v in parts.items()} | {"seed": seed, "data": os.path.abspath(data)},
+                    manifest)
+    return parts
+
+
 def _text_split(names: Sequence[str], fractions, seed: int) -> dict[str, list[int]]:
     from recaptcha_tf.data.splits import parse_fractions
 
@@ -499,20 +528,7 @@ def train_text(
     encoded = [vocab.encode(lab, name) for lab, name in zip(dataset.labels, dataset.names)]
     max_length = max_length or max(len(e) for e in encoded)
 
-    manifest = os.path.join(out, MANIFEST_NAME)
-    if os.path.exists(manifest):
-        with open(manifest) as f:
-            saved = json.load(f)
-        index = {n: i for i, n in enumerate(dataset.names)}
-        try:
-            parts = {k: [index[n] for n in saved[k]] for k in ("train", "val", "test")}
-        except KeyError as err:
-            raise DatasetError(f"{manifest} names an image that is not in {data!r}: {err}. Use another --out.")
-        log.info("Resuming with the split in %s", manifest)
-    else:
-        parts = _text_split(dataset.names, fractions, seed)
-        _write_json({k: [dataset.names[i] for i in v] for k, v in parts.items()} | {"seed": seed, "data": os.path.abspath(data)},
-                    manifest)
+    parts = text_split_parts(dataset.names, data, out, fractions, seed)
     if val_data:
         extra_val = load_text_dataset(val_data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
         val_sources, val_texts = extra_val.sources, extra_val.labels

@@ -60,3 +60,30 @@ def test_manifest_round_trip(tmp_path):
     path = save_manifest(split, str(tmp_path))
     assert json.load(open(path))["class_names"] == ["a", "b"]
     assert load_manifest(str(tmp_path)).to_dict() == split.to_dict()
+
+
+def test_text_split_is_written_reused_and_refuses_a_changed_dataset(tmp_path):
+    """A text run's split.json is written once, read back on resume, and a name no longer in the data is an error."""
+    from recaptcha_tf.data.folders import DatasetError
+    from recaptcha_tf.runs import text_split_parts
+
+    names = [f"{i:05d}.png" for i in range(40)]
+    out = str(tmp_path / "run")
+    parts = text_split_parts(names, "data", out, "70/15/15", seed=3)
+    assert sorted(i for v in parts.values() for i in v) == list(range(40))
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [28, 6, 6]
+    saved = json.load(open(tmp_path / "run" / "split.json"))
+    assert saved["val"] == [names[i] for i in parts["val"]]
+
+    # Resume: the same split even with another seed, and with the names listed in another order.
+    shuffled = list(reversed(names))
+    resumed = text_split_parts(shuffled, "data", out, "70/15/15", seed=99)
+    assert {k: sorted(shuffled[i] for i in v) for k, v in resumed.items()} == \
+        {k: sorted(names[i] for i in v) for k, v in parts.items()}
+
+    # A worker that must not write leaves no manifest behind.
+    assert text_split_parts(names, "data", str(tmp_path / "worker"), seed=3, write=False) == parts
+    assert not (tmp_path / "worker").exists()
+
+    with pytest.raises(DatasetError, match=r"names 1 image\(s\) that are not in 'data'"):
+        text_split_parts(names[1:], "data", out, seed=3)

@@ -110,25 +110,14 @@ def prepare_task_data(
         return TaskData(task, model, list(split.class_names), tuple(image_size), channels, resize, train, val,
                         int(np.ceil(len(train_paths) / batch_size)), n_test=len(split.test))
 
-    from recaptcha_tf.data.splits import MANIFEST_NAME
     from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
-    from recaptcha_tf.runs import _text_split, _text_vocabulary
+    from recaptcha_tf.runs import _text_vocabulary, text_split_parts
 
     dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
     vocab, _ = _text_vocabulary(dataset.labels, charset)
     encoded = [vocab.encode(lab, name) for lab, name in zip(dataset.labels, dataset.names)]
     max_length = max(len(e) for e in encoded)
-    manifest = os.path.join(out, MANIFEST_NAME)
-    if os.path.exists(manifest):
-        with open(manifest) as f:
-            saved = json.load(f)
-        index = {name: i for i, name in enumerate(dataset.names)}
-        parts = {k: [index[name] for name in saved[k] if name in index] for k in ("train", "val", "test")}
-    else:
-        parts = _text_split(dataset.names, fractions, seed)
-        if write_split:
-            _write_json_atomic({k: [dataset.names[i] for i in v] for k, v in parts.items()}
-                               | {"seed": seed, "data": os.path.abspath(data)}, manifest)
+    parts = text_split_parts(dataset.names, data, out, fractions, seed, write=write_split)
     kind = "multihead" if model == "multihead" else "ctc"
 
     def targets(idx):
