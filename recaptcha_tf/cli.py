@@ -72,7 +72,7 @@ def _add_tune_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming the search in --out")
     p.add_argument("--seed", type=int, default=0, help="split, shuffle, initialisation and tuner seed")
     p.add_argument("--image-size", type=_size, default=None,
-                   help="N or HxW; default 96 (tiles), 52x32 (chars), 48x192 (text)")
+                   help="N or HxW; default 112 (tiles), 52x32 (chars), 48x192 (text)")
     p.add_argument("--grayscale", action="store_true", default=None, help="1-channel images (default for chars)")
     p.add_argument("--batch-size", type=int, default=None, help="default 64 (tiles, chars), 16 (text)")
     p.add_argument("--learning-rate", type=float, default=None,
@@ -163,10 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logdir", default="logs", help="TensorBoard root ('' to disable)")
     p.add_argument("--run-name", default=None, help="TensorBoard run name; default: the --out folder name")
     p.add_argument("--image-size", type=_size, default=None,
-                   help="N or HxW; default 96 (tiles), 52x32 (chars), 48x192 (text)")
+                   help="N or HxW; default 112 (tiles), 52x32 (chars), 48x192 (text)")
     p.add_argument("--grayscale", action="store_true", default=None, help="train on 1-channel images (default for chars)")
     p.add_argument("--resize", choices=("stretch", "pad"), default=None, help="stretch, or keep aspect ratio and pad")
-    p.add_argument("--epochs", type=int, default=None, help="default 30 (tiles), 30 (chars), 100 (text, with early stopping)")
+    p.add_argument("--epochs", type=int, default=None, help="default 26 (tiles), 30 (chars), 100 (text, with early stopping)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate of the cosine schedule")
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "nadam", "rmsprop", "sgd"))
@@ -175,8 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="70/15/15", help="train/val/test fractions, or a split.json manifest to reuse")
     p.add_argument("--seed", type=int, default=0, help="split, shuffle and initialisation seed")
     p.add_argument("--balance", type=int, default=None, metavar="N",
-                   help="oversample each training class to N images with Augmentor first")
-    p.add_argument("--balanced-dir", default="balanced_images", help="where --balance writes the balanced training split")
+                   help="oversample each training class to N images with Augmentor first; 0: off. Default (tiles): "
+                        "classes smaller than min(500, the largest class) are oversampled to that size")
+    p.add_argument("--balanced-dir", default=None,
+                   help="where balancing writes the balanced training split (default: OUT/balanced_images)")
     p.add_argument("--class-weight", choices=("none", "balanced"), default="none",
                    help="'balanced' weights the loss by inverse class frequency instead of oversampling")
     p.add_argument("--no-augment", action="store_true", help="disable random augmentation")

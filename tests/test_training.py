@@ -105,3 +105,55 @@ def test_chars_task_trains_a_grayscale_resnet18(tmp_path):
     assert summary["test"]["n"] == 3
     rgb = os.path.join(data, "a", "0000.png")
     assert predict(model, [rgb])[0]["label"] in ("a", "b", "c")
+
+
+def _imbalanced_tiles(root):
+    """3 classes with 20, 20 and 8 tiles."""
+    make_class_folders(root, per_class=20)
+    for name in sorted(os.listdir(os.path.join(root, "traffic_light")))[8:]:
+        os.remove(os.path.join(root, "traffic_light", name))
+    return root
+
+
+def test_tiles_default_balances_small_classes_of_the_training_split_into_the_run(tmp_path):
+    """By default a tiles run oversamples the classes below min(500, largest class), training split only."""
+    data = _imbalanced_tiles(str(tmp_path / "tiles"))
+    out = str(tmp_path / "run")
+    runs.train_classifier(data, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY)
+    split = json.load(open(os.path.join(out, "split.json")))
+    train_counts = np.bincount([label for _, label in split["train"]], minlength=3)
+    assert train_counts.tolist() == [14, 14, 14]  # 14, 14 and 6 training tiles before
+    assert json.load(open(os.path.join(out, "config.json")))["balance_per_class"] == 14
+    balanced = os.path.join(out, "balanced_images")
+    assert all(os.path.abspath(p).startswith(balanced) for p, _ in split["train"])
+    for subset in ("val", "test"):
+        assert split[subset] and all(os.path.abspath(p).startswith(os.path.abspath(data)) for p, _ in split[subset])
+
+
+@pytest.mark.parametrize("kwargs", [{"balance_per_class": 0}, {"class_weight": "balanced"}])
+def test_tiles_balancing_is_off_with_zero_or_class_weights(tmp_path, kwargs):
+    data = _imbalanced_tiles(str(tmp_path / "tiles"))
+    out = str(tmp_path / "run")
+    runs.train_classifier(data, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY, **kwargs)
+    split = json.load(open(os.path.join(out, "split.json")))
+    assert np.bincount([label for _, label in split["train"]], minlength=3).tolist() == [14, 14, 6]
+    assert not os.path.exists(os.path.join(out, "balanced_images"))
+    assert json.load(open(os.path.join(out, "config.json")))["balance_per_class"] is None
+
+
+def test_default_balancing_leaves_an_already_balanced_split_alone(tmp_path):
+    """A split from a balanced manifest (e.g. written by `recaptcha-tf balance`) is not balanced again."""
+    from recaptcha_tf.data.balance import balance_split
+    from recaptcha_tf.data.splits import stratified_split
+    from recaptcha_tf.data.folders import scan_class_folders
+
+    data = _imbalanced_tiles(str(tmp_path / "tiles"))
+    ds = scan_class_folders(data)
+    split = stratified_split(ds.paths, ds.labels, ds.class_names, "70/15/15", seed=0, root=data)
+    balanced = balance_split(split, str(tmp_path / "b"), per_class=10, seed=0, progress=False)
+    assert balanced.counts()["train"] == [14, 14, 10]
+    again = runs.prepare_folder_split(data, str(tmp_path / "c"), str(tmp_path / "b" / "split.json"), balance_up_to=500)
+    assert again.counts()["train"] == [14, 14, 10]
+    assert not os.path.exists(str(tmp_path / "c" / "balanced_images"))
+    fresh = runs.prepare_folder_split(data, str(tmp_path / "d"), balance_up_to=500)
+    assert fresh.counts()["train"] == [14, 14, 14]
