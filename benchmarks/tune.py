@@ -47,7 +47,7 @@ def _baseline() -> dict | None:
     if not os.path.exists(path):
         return None
     r = json.load(open(path))["result"]
-    return {"grid": "cnn defaults (benchmarks/tiles.py)", "trials": 1, "best": "defaults, 30 epochs, 96 px",
+    return {"grid": "cnn defaults (benchmarks/tiles.py)", "trials": 1, "best": f"defaults, {r['epochs']} epochs",
             "test_top1": r["top1"], "test_macro_f1": r["macro_f1"], "test_balanced_accuracy": r["balanced_accuracy"]}
 
 
