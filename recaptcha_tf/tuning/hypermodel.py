@@ -301,8 +301,10 @@ class CaptchaHyperModel(kt.HyperModel):
             shutil.rmtree(trial_logdir, ignore_errors=True)  # a trial retried after an interruption starts clean
             own.append(keras.callbacks.TensorBoard(trial_logdir, write_graph=False, update_freq="epoch"))
         own.append(logger)
+        # d.train is a shuffled tf.data pipeline; shuffle=False only stops Keras warning that it ignores shuffle=True.
         history = model.fit(d.train, validation_data=d.val, epochs=epochs or self.epochs, initial_epoch=initial_epoch,
-                            callbacks=[*own, *(callbacks or [])], verbose=self.verbose if verbose is None else verbose)
+                            shuffle=False, callbacks=[*own, *(callbacks or [])],
+                            verbose=self.verbose if verbose is None else verbose)
         if self.project_dir:
             info = {"trial_id": trial_id, "worker": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"),
                     "hyperparameters": hparams, **logger.summary}
