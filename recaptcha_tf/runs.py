@@ -320,8 +320,8 @@ def train_classifier(
                                                               fine_tune_learning_rate)
     if multi_label and (balance_per_class or class_weight != "none"):
         raise ValueError("--balance and --class-weight are for single-label data, not --multi-label.")
-    balance_up_to = d.get("balance_up_to", 0) if balance_per_class is None and not multi_label \
-        and class_weight == "none" else 0
+    default_balance = balance_per_class is None and not multi_label and class_weight == "none"
+    balance_up_to = d.get("balance_up_to", 0) if default_balance else 0
     dist, out, run_logdir, batch_size, (learning_rate, fine_tune_learning_rate) = _distribution(
         strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate))
 
@@ -393,7 +393,8 @@ def train_classifier(
         {"task": task, "model": model, "image_size": image_size, "channels": channels, "resize": resize,
          "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "optimizer": optimizer,
          "label_smoothing": label_smoothing, "class_weight": class_weight, "seed": seed,
-         "balance_per_class": data_split.extra.get("balanced", {}).get("per_class"), "model_kwargs": model_kwargs or {}, "precision": policy,
+         "balance_per_class": data_split.extra.get("balanced", {}).get("per_class"),
+         "model_kwargs": model_kwargs or {}, "precision": policy,
          "weights": weights, "freeze_epochs": freeze_epochs, "unfreeze": unfreeze,
          "fine_tune_learning_rate": fine_tune_learning_rate, "multi_label": multi_label, "threshold": threshold,
          "labels": labels_csv and os.path.abspath(labels_csv), "data": os.path.abspath(data),

@@ -14,7 +14,6 @@ laid out, copy.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -25,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from recaptcha_tf.precision import precision_policy
+from recaptcha_tf.runs import _write_json
 from recaptcha_tf.tuning.spaces import model_kwargs as space_model_kwargs
 
 TRIAL_INFO = "recaptcha_trial.json"
@@ -52,14 +52,6 @@ class TaskData:
     max_length: int = 0
     val_images: tf.data.Dataset | None = None
     val_texts: list | None = None
-
-
-def _write_json_atomic(obj, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 
 def _folder_split(data, out, fractions, seed, channels, write: bool):
@@ -308,5 +300,5 @@ class CaptchaHyperModel(kt.HyperModel):
         if self.project_dir:
             info = {"trial_id": trial_id, "worker": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"),
                     "hyperparameters": hparams, **logger.summary}
-            _write_json_atomic(info, os.path.join(self.project_dir, f"trial_{trial_id}", TRIAL_INFO))
+            _write_json(info, os.path.join(self.project_dir, f"trial_{trial_id}", TRIAL_INFO))
         return history
