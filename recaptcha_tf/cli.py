@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-weight", choices=("none", "balanced"), default="none",
                    help="'balanced' weights the loss by inverse class frequency instead of oversampling")
     p.add_argument("--no-augment", action="store_true", help="disable random augmentation")
+    p.add_argument("--mix", choices=("none", "mixup", "cutmix"), default="none",
+                   help="tiles/chars: blend pairs of training images and their labels (Keras MixUp / CutMix)")
     p.add_argument("--cache", default="memory", help="'memory', 'none', or a file prefix for an on-disk cache")
     _add_runtime(p)
     p.add_argument("--charset", default=None, help="text: vocabulary, e.g. a-z0-9 (default: a-z0-9 plus characters in the data)")
@@ -329,7 +331,7 @@ def dispatch(args) -> int:
                 optimizer=args.optimizer, label_smoothing=args.label_smoothing, patience=args.patience,
                 split=split_path, fractions=fractions, seed=args.seed, balance_per_class=args.balance,
                 balanced_dir=args.balanced_dir, class_weight=args.class_weight, augment=not args.no_augment,
-                cache=cache, logdir=args.logdir or None, run_name=args.run_name,
+                mix=args.mix, cache=cache, logdir=args.logdir or None, run_name=args.run_name,
                 model_kwargs=_model_kwargs(args.model_arg) | ({"alpha": args.alpha} if args.alpha else {}),
                 precision=args.precision, strategy=args.strategy, weights=args.weights, freeze_epochs=args.freeze_epochs,
                 unfreeze=args.unfreeze if args.unfreeze == "all" else int(args.unfreeze),

@@ -9,6 +9,7 @@ of the best checkpoint on the held-out test split.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -258,6 +259,7 @@ def train_classifier(
     balanced_dir: str | None = None,
     class_weight: str = "none",
     augment: bool = True,
+    mix: str = "none",
     cache: bool | str = True,
     logdir: str | None = "logs",
     run_name: str | None = None,
@@ -283,6 +285,8 @@ def train_classifier(
             (into ``balanced_dir``, default ``out/balanced_images``); ``0`` turns balancing off;
             ``None`` takes the task's default (tiles: classes smaller than ``min(500, largest class)``
             are oversampled to it; single-label runs without ``class_weight`` only).
+        mix: ``"mixup"`` or ``"cutmix"`` blends pairs of training images and their labels
+            (Keras's MixUp / CutMix layers, after the other augmentation); ``"none"``.
         weights: backbone weights, ``None``, ``"imagenet"`` or a local ``.weights.h5`` file.
         freeze_epochs: epochs of phase 1 (backbone frozen, head trained at ``learning_rate``);
             default 3 with pretrained ``weights``, else 0 (one phase).
@@ -301,7 +305,7 @@ def train_classifier(
     import keras
 
     from recaptcha_tf.data.balance import class_weights as balanced_class_weights
-    from recaptcha_tf.data.pipeline import make_dataset, multi_hot, tile_augmentation
+    from recaptcha_tf.data.pipeline import batch_mixing, make_dataset, multi_hot, tile_augmentation
     from recaptcha_tf.models import build_classifier
     from recaptcha_tf.distribute import fit as dist_fit
     from recaptcha_tf.training import cosine_schedule, make_optimizer, PredictionSamples, standard_callbacks
@@ -320,6 +324,8 @@ def train_classifier(
                                                               fine_tune_learning_rate)
     if multi_label and (balance_per_class or class_weight != "none"):
         raise ValueError("--balance and --class-weight are for single-label data, not --multi-label.")
+    mixing = batch_mixing(mix, seed)  # validates the name before any work
+    one_hot = bool(label_smoothing) or mixing is not None
     default_balance = balance_per_class is None and not multi_label and class_weight == "none"
     balance_up_to = d.get("balance_up_to", 0) if default_balance else 0
     dist, out, run_logdir, batch_size, (learning_rate, fine_tune_learning_rate) = _distribution(
@@ -339,12 +345,12 @@ def train_classifier(
     def targets(labels):
         if multi_label:
             return multi_hot(labels, num_classes)
-        return keras.utils.to_categorical(labels, num_classes) if label_smoothing else np.array(labels)
+        return keras.utils.to_categorical(labels, num_classes) if one_hot else np.array(labels)
 
     common = dict(image_size=image_size, channels=channels, resize=resize, batch_size=batch_size)
     train_ds = make_dataset(
         train_paths, targets(train_labels), shuffle=True, seed=seed, cache=cache,
-        augment=tile_augmentation(flip=(task == "tiles"), seed=seed) if augment else None, **common,
+        augment=tile_augmentation(flip=(task == "tiles"), seed=seed) if augment else None, mix=mixing, **common,
     )
     val_ds = make_dataset(val_paths, targets(val_labels), cache=cache, **common)
     train_ds, val_ds = _shard(dist, train_ds), _shard(dist, val_ds)
@@ -352,7 +358,7 @@ def train_classifier(
     if multi_label:
         loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
         metrics = [keras.metrics.BinaryAccuracy(threshold=threshold, name="hamming_accuracy")]
-    elif label_smoothing:
+    elif one_hot:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
         metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
     else:
@@ -392,7 +398,7 @@ def train_classifier(
     _write_json(
         {"task": task, "model": model, "image_size": image_size, "channels": channels, "resize": resize,
          "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "optimizer": optimizer,
-         "label_smoothing": label_smoothing, "class_weight": class_weight, "seed": seed,
+         "label_smoothing": label_smoothing, "mix": mix, "class_weight": class_weight, "seed": seed,
          "balance_per_class": data_split.extra.get("balanced", {}).get("per_class"),
          "model_kwargs": model_kwargs or {}, "precision": policy,
          "weights": weights, "freeze_epochs": freeze_epochs, "unfreeze": unfreeze,
@@ -437,6 +443,53 @@ def _text_vocabulary(labels: Sequence[str], charset: str | None):
     if extra:
         log.info("Labels use characters outside %s: %s; adding them to the vocabulary.", DEFAULT_CHARSET, extra)
     return Vocabulary(base + "".join(extra)), False
+
+
+def text_targets(encoded: Sequence[Sequence[int]], max_length: int, num_outputs: int, kind: str) -> np.ndarray:
+    """Training targets for encoded labels: ``(N, max_length)`` padded ids for ``ctc``, their
+    ``(N, max_length, num_outputs)`` one-hot for ``multihead``."""
+    import keras
+
+    from recaptcha_tf.data.pipeline import pad_sequences
+
+    padded = pad_sequences(encoded, max_length)
+    return keras.utils.to_categorical(padded, num_outputs).astype("float32") if kind == "multihead" else padded
+
+
+@dataclasses.dataclass
+class TextTaskData:
+    """A text dataset ready for training: its vocabulary, encoded labels and split (indices into ``dataset``)."""
+
+    dataset: object  # recaptcha_tf.data.text.TextDataset
+    vocab: object  # recaptcha_tf.data.text.Vocabulary
+    strict_charset: bool
+    encoded: list[list[int]]
+    max_length: int
+    parts: dict[str, list[int]]
+
+    def sources(self, part: str) -> list:
+        return [self.dataset.sources[i] for i in self.parts[part]]
+
+    def texts(self, part: str) -> list[str]:
+        return [self.dataset.labels[i] for i in self.parts[part]]
+
+    def targets(self, part: str, kind: str) -> np.ndarray:
+        return text_targets([self.encoded[i] for i in self.parts[part]], self.max_length, self.vocab.size + 1, kind)
+
+
+def text_task_data(data: str, out: str, charset: str | None = None, case: str = "keep",
+                   label_pattern: str | None = None, fractions="70/15/15", seed: int = 0,
+                   max_length: int | None = None, write_split: bool = True) -> TextTaskData:
+    """Load a text dataset, fix its vocabulary (``charset`` or ``a-z0-9`` plus the labels' characters),
+    encode the labels (unknown characters are a clear error naming the file) and split it
+    (:func:`text_split_parts`). ``train_text`` and the tuner both start here."""
+    from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
+
+    dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
+    vocab, strict = _text_vocabulary(dataset.labels, charset)
+    encoded = [vocab.encode(lab, name) for lab, name in zip(dataset.labels, dataset.names)]
+    parts = text_split_parts(dataset.names, data, out, fractions, seed, write=write_split)
+    return TextTaskData(dataset, vocab, strict, encoded, max_length or max(len(e) for e in encoded), parts)
 
 
 def text_split_parts(names: Sequence[str], data: str, out: str, fractions="70/15/15", seed: int = 0,
@@ -526,7 +579,7 @@ def train_text(
     """
     import keras
 
-    from recaptcha_tf.data.pipeline import make_dataset, pad_sequences, text_augmentation
+    from recaptcha_tf.data.pipeline import make_dataset, text_augmentation
     from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
     from recaptcha_tf.decoding import decode_text_outputs
     from recaptcha_tf.models import build_text_model
@@ -545,40 +598,28 @@ def train_text(
     dist, out, run_logdir, batch_size, (learning_rate, fine_tune_learning_rate) = _distribution(
         strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate))
 
-    dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
-    vocab, strict = _text_vocabulary(dataset.labels, charset)
-    encoded = [vocab.encode(lab, name) for lab, name in zip(dataset.labels, dataset.names)]
-    max_length = max_length or max(len(e) for e in encoded)
-
-    parts = text_split_parts(dataset.names, data, out, fractions, seed)
+    kind = "multihead" if model == "multihead" else "ctc"
+    text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, max_length)
+    dataset, vocab, max_length, parts = text.dataset, text.vocab, text.max_length, text.parts
     if val_data:
         extra_val = load_text_dataset(val_data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
         val_sources, val_texts = extra_val.sources, extra_val.labels
-        val_encoded = [vocab.encode(lab, name) for lab, name in zip(extra_val.labels, extra_val.names)]
+        val_targets = text_targets([vocab.encode(lab, name) for lab, name in zip(extra_val.labels, extra_val.names)],
+                                   max_length, vocab.size + 1, kind)
         parts["train"] = sorted(parts["train"] + parts["val"])
     else:
-        val_sources = [dataset.sources[i] for i in parts["val"]]
-        val_texts = [dataset.labels[i] for i in parts["val"]]
-        val_encoded = [encoded[i] for i in parts["val"]]
-
-    kind = "multihead" if model == "multihead" else "ctc"
-    num_outputs = vocab.size + 1
-
-    def targets(enc):
-        padded = pad_sequences(enc, max_length)
-        return keras.utils.to_categorical(padded, num_outputs).astype("float32") if kind == "multihead" else padded
+        val_sources, val_texts, val_targets = text.sources("val"), text.texts("val"), text.targets("val", kind)
 
     common = dict(image_size=image_size, channels=1, resize="pad", batch_size=batch_size)
-    train_idx = parts["train"]
     train_ds = make_dataset(
-        [dataset.sources[i] for i in train_idx], targets([encoded[i] for i in train_idx]), shuffle=True,
+        text.sources("train"), text.targets("train", kind), shuffle=True,
         seed=seed, augment=text_augmentation(seed) if augment else None, **common,
     )
-    val_ds = make_dataset(val_sources, targets(val_encoded), **common)
+    val_ds = make_dataset(val_sources, val_targets, **common)
     train_ds, val_ds = _shard(dist, train_ds), _shard(dist, val_ds)
 
     keras.utils.set_random_seed(seed)
-    steps = int(np.ceil(len(train_idx) / batch_size))
+    steps = int(np.ceil(len(parts["train"]) / batch_size))
     with precision_policy(precision) as policy, dist.scope():
         net = build_text_model(model, vocab.characters, image_size, channels=1, max_length=max_length,
                                **(model_kwargs or {}), **({"weights": weights} if weights_arg is not None else {}))
@@ -610,7 +651,7 @@ def train_text(
 
         last.append(PredictionSamples(imgs, [val_texts[i] for i in idx], describe, run_logdir, every=10))
     _write_json(
-        {"task": "text", "model": model, "characters": vocab.characters, "strict_charset": strict,
+        {"task": "text", "model": model, "characters": vocab.characters, "strict_charset": text.strict_charset,
          "max_length": max_length, "image_size": image_size, "epochs": epochs, "batch_size": batch_size,
          "learning_rate": learning_rate, "seed": seed, "case": case, "model_kwargs": model_kwargs or {},
          "precision": policy, "strategy": type(dist).__name__, "replicas": dist.num_replicas_in_sync,

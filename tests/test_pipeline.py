@@ -6,7 +6,7 @@ from PIL import Image
 
 from conftest import make_class_folders
 from recaptcha_tf.data.folders import scan_class_folders
-from recaptcha_tf.data.pipeline import make_dataset, multi_hot, pad_sequences, tile_augmentation
+from recaptcha_tf.data.pipeline import batch_mixing, make_dataset, multi_hot, pad_sequences, tile_augmentation
 
 
 @pytest.fixture
@@ -51,6 +51,28 @@ def test_augmentation_changes_pixels_not_shapes(small):
     assert x1.shape == x0.shape and x1.dtype == np.uint8
     assert (y0 == y1).all()
     assert np.abs(x0.astype(int) - x1.astype(int)).mean() > 1
+
+
+@pytest.mark.parametrize("kind", ["mixup", "cutmix"])
+def test_batch_mixing_blends_images_and_labels_alike(small, kind):
+    one_hot = multi_hot(small.labels, 3)
+    plain = make_dataset(small.paths, one_hot, image_size=(16, 16), batch_size=15)
+    mixed = make_dataset(small.paths, one_hot, image_size=(16, 16), batch_size=15, mix=batch_mixing(kind, seed=2))
+    (x0, y0), (x1, y1) = next(iter(plain.as_numpy_iterator())), next(iter(mixed.as_numpy_iterator()))
+    assert x1.shape == x0.shape and x1.dtype == np.uint8 and y1.dtype == np.float32
+    np.testing.assert_allclose(y1.sum(1), 1.0, atol=1e-5)  # still a distribution over the classes
+    assert (y1 >= 0).all() and ((y1 > 0.01) & (y1 < 0.99)).any()  # some targets are now a blend of two
+    changed = np.abs(x0.astype(int) - x1.astype(int)).reshape(15, -1).mean(1) > 0.5
+    blended = y1.max(1) < 0.9
+    assert blended.any() and (changed | ~blended).all()  # a target blended 10% or more comes with a changed image
+
+
+def test_batch_mixing_needs_one_hot_labels_and_a_known_kind(small):
+    with pytest.raises(ValueError, match="one-hot"):
+        make_dataset(small.paths, small.labels, image_size=(8, 8), mix=batch_mixing("mixup"))
+    with pytest.raises(ValueError, match="Unknown mix"):
+        batch_mixing("mosaic")
+    assert batch_mixing("none") is None
 
 
 def test_shuffle_is_seeded_and_reshuffles(small):

@@ -116,6 +116,26 @@ def test_label_outside_the_charset_is_a_clear_error(tiny_text, tmp_path):
     assert "'c'" in str(err.value) and ".png" in str(err.value)
 
 
+class _Steps(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.steps = self.params["steps"]
+
+
+def test_separate_validation_set_joins_the_split_val_part_to_training(tiny_text, tmp_path):
+    val = str(tmp_path / "val")
+    generate_captchas(val, count=10, length=3, charset=CHARS, size=(96, 32), seed=7)
+    steps = _Steps()
+    kwargs = dict(charset=CHARS, image_size=(32, 64), epochs=1, batch_size=8, logdir=None,
+                  model_kwargs={"rnn_units": 8, "filters": [8, 8, 8, 8]})
+    summary = runs.train_text(tiny_text, str(tmp_path / "run"), val_data=val, callbacks=[steps], **kwargs)
+    assert steps.steps == 5  # 40 images - 6 test = 34 training images (the split's 6 val included), batches of 8
+    assert summary["test"]["n"] == 6
+    bad = str(tmp_path / "bad")
+    generate_captchas(bad, count=2, length=3, charset="xyz", size=(96, 32), seed=1)
+    with pytest.raises(OutOfVocabularyError, match=r"\.png: label '[xyz]+' has character\(s\)"):
+        runs.train_text(tiny_text, str(tmp_path / "run2"), val_data=bad, **kwargs)
+
+
 def test_train_and_evaluate_from_parquet(tmp_path):
     parquet = str(tmp_path / "set.parquet")
     generate_captchas(parquet, count=30, length=3, charset=CHARS, size=(96, 32), seed=4, format="parquet")

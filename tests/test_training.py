@@ -62,6 +62,17 @@ def test_training_learns_an_easy_task(tmp_path):
     assert summary["test"]["top1"] >= 0.75
 
 
+def test_batch_mixing_trains_on_one_hot_targets_even_without_label_smoothing(tiles_dir, tmp_path):
+    out = str(tmp_path / "run")
+    summary = runs.train_classifier(tiles_dir, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY,
+                                    label_smoothing=0.0, mix="cutmix")
+    assert summary["epochs_run"] == 1 and summary["test"]["n"] == 6
+    assert json.load(open(os.path.join(out, "config.json")))["mix"] == "cutmix"
+    with pytest.raises(ValueError, match="Unknown mix"):
+        runs.train_classifier(tiles_dir, str(tmp_path / "bad"), epochs=1, logdir=None, mix="mosaic")
+    assert not os.path.exists(str(tmp_path / "bad"))  # rejected before the split or any balancing
+
+
 def test_interrupted_run_resumes_where_it_stopped(tiles_dir, tmp_path):
     out = str(tmp_path / "run")
     kwargs = dict(image_size=(24, 24), epochs=4, logdir=None, model_kwargs=TINY, patience=0)

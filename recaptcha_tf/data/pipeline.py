@@ -78,6 +78,7 @@ def make_dataset(
     shuffle: bool = False,
     cache: bool | str = True,
     augment: keras.layers.Layer | None = None,
+    mix: keras.layers.Layer | None = None,
     seed: int = 0,
     parallel: bool = True,
     prefetch: bool = True,
@@ -97,6 +98,9 @@ def make_dataset(
         cache: ``True`` caches decoded images in memory, a string caches them
             in files with that prefix, ``False`` disables caching.
         augment: a Keras layer applied to float batches after the cache (training).
+        mix: a Keras layer mixing images *and* labels across a batch (``keras.layers.MixUp``
+            or ``CutMix``, see :func:`batch_mixing`), applied after ``augment``; labels
+            must be one-hot or multi-hot and come back as ``float32``.
         seed: shuffle seed.
         parallel: parallel map with AUTOTUNE (``False`` gives the naive pipeline).
         prefetch: prefetch batches with AUTOTUNE.
@@ -141,9 +145,36 @@ def make_dataset(
             ds = ds.map(apply, num_parallel_calls=calls)
         else:
             ds = ds.map(lambda x, y: (apply(x), y), num_parallel_calls=calls)
+    if mix is not None:
+        if labels is None or labels.ndim != 2:
+            raise ValueError("mix needs one-hot (or multi-hot) labels of shape (N, classes).")
+
+        def apply_mix(images, targets):
+            out = mix({"images": tf.cast(images, tf.float32), "labels": tf.cast(targets, tf.float32)}, training=True)
+            return tf.cast(tf.clip_by_value(tf.round(out["images"]), 0, 255), tf.uint8), out["labels"]
+
+        ds = ds.map(apply_mix, num_parallel_calls=calls)
     if prefetch:
         ds = ds.prefetch(AUTOTUNE)
     return ds
+
+
+MIXES = ("none", "mixup", "cutmix")
+
+
+def batch_mixing(kind: str = "none", seed: int | None = None) -> keras.layers.Layer | None:
+    """Keras's batch mixing layer by name: ``mixup`` (alpha 0.2), ``cutmix`` (factor 1.0) or ``none``.
+
+    Both blend pairs of images in a batch and their one-hot labels in the same
+    proportion (MixUp: pixel-wise; CutMix: a pasted rectangle, by its area).
+    """
+    if kind not in MIXES:
+        raise ValueError(f"Unknown mix {kind!r}; choose from {MIXES}.")
+    if kind == "mixup":
+        return keras.layers.MixUp(alpha=0.2, seed=seed)
+    if kind == "cutmix":
+        return keras.layers.CutMix(factor=1.0, seed=seed)
+    return None
 
 
 def multi_hot(labels: Sequence, num_classes: int) -> np.ndarray:

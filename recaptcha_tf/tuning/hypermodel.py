@@ -87,7 +87,7 @@ def prepare_task_data(
     write_split: bool = True,
 ) -> TaskData:
     """Split ``data`` (manifest ``OUT/split.json``, reused on resume) and build the tf.data pipelines."""
-    from recaptcha_tf.data.pipeline import make_dataset, pad_sequences, text_augmentation, tile_augmentation
+    from recaptcha_tf.data.pipeline import make_dataset, text_augmentation, tile_augmentation
 
     if task != "text":
         split = _folder_split(data, out, fractions, seed, channels, write_split)
@@ -102,29 +102,18 @@ def prepare_task_data(
         return TaskData(task, model, list(split.class_names), tuple(image_size), channels, resize, train, val,
                         int(np.ceil(len(train_paths) / batch_size)), n_test=len(split.test))
 
-    from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
-    from recaptcha_tf.runs import _text_vocabulary, text_split_parts
+    from recaptcha_tf.runs import text_task_data
 
-    dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
-    vocab, _ = _text_vocabulary(dataset.labels, charset)
-    encoded = [vocab.encode(lab, name) for lab, name in zip(dataset.labels, dataset.names)]
-    max_length = max(len(e) for e in encoded)
-    parts = text_split_parts(dataset.names, data, out, fractions, seed, write=write_split)
+    text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, write_split=write_split)
     kind = "multihead" if model == "multihead" else "ctc"
-
-    def targets(idx):
-        padded = pad_sequences([encoded[i] for i in idx], max_length)
-        return keras.utils.to_categorical(padded, vocab.size + 1).astype("float32") if kind == "multihead" else padded
-
     common = dict(image_size=image_size, channels=1, resize="pad", batch_size=batch_size)
-    train = make_dataset([dataset.sources[i] for i in parts["train"]], targets(parts["train"]), shuffle=True,
+    train = make_dataset(text.sources("train"), text.targets("train", kind), shuffle=True,
                          seed=seed, augment=text_augmentation(seed) if augment else None, **common)
-    val_sources = [dataset.sources[i] for i in parts["val"]]
-    val = make_dataset(val_sources, targets(parts["val"]), **common)
-    return TaskData("text", model, list(vocab.characters), tuple(image_size), 1, "pad", train, val,
-                    int(np.ceil(len(parts["train"]) / batch_size)), n_test=len(parts["test"]),
-                    max_length=max_length, val_images=make_dataset(val_sources, None, **common),
-                    val_texts=[dataset.labels[i] for i in parts["val"]])
+    val = make_dataset(text.sources("val"), text.targets("val", kind), **common)
+    return TaskData("text", model, list(text.vocab.characters), tuple(image_size), 1, "pad", train, val,
+                    int(np.ceil(len(text.parts["train"]) / batch_size)), n_test=len(text.parts["test"]),
+                    max_length=text.max_length, val_images=make_dataset(text.sources("val"), None, **common),
+                    val_texts=text.texts("val"))
 
 
 def best_epoch(history: list[dict], objective: str, direction: str) -> int:
