@@ -6,7 +6,7 @@ top-1, macro-F1, balanced accuracy and training wall time.
     python benchmarks/tiles.py --data ../shared/data/recaptcha-tiles
     python benchmarks/tiles.py --extra --image-size 112 --balance 500 --epochs 26   # another recipe
 
-Results go to benchmarks/results/tiles.json for the defaults, tiles_recipe.json with --extra.
+Results go to benchmarks/results/tiles.json for the defaults; --extra runs are added to tiles_recipes.json.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_TILES, machine, run_cli, table, write_results  # noqa: E402
+from _common import DEFAULT_TILES, RESULTS, machine, run_cli, table, write_results  # noqa: E402
 
 
 def main():
@@ -42,7 +42,11 @@ def main():
     print("\nper-class F1:", {k: round(v["f1"], 3) for k, v in report["per_class"].items()})
     payload = {"command": "recaptcha-tf " + " ".join(command), "machine": machine(), "result": row,
                "per_class": report["per_class"]}
-    path = write_results("tiles_recipe" if args.extra else "tiles", payload)
+    if args.extra:  # one entry per recipe (by label) in tiles_recipes.json; a re-run replaces its own entry
+        previous = os.path.join(RESULTS, "tiles_recipes.json")
+        runs = json.load(open(previous))["runs"] if os.path.exists(previous) else []
+        payload = {"runs": [r for r in runs if r["result"]["model"] != label] + [payload]}
+    path = write_results("tiles_recipes" if args.extra else "tiles", payload)
     print("wrote", path)
 
 
