@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import recaptcha_tf.layers  # noqa: F401  (registers custom layers before loading)
 from recaptcha_tf.data.images import CorruptImageError, load_image_array
@@ -84,8 +85,11 @@ def predict(model: keras.Model, sources: Sequence, top_k: int = 3, beam_width: i
     ``text`` and per-character ``confidence``.
     """
     info = model_info(model)
-    check_readable(sources, info.channels)
-    outputs = predict_outputs(model, sources)
+    try:
+        outputs = predict_outputs(model, sources)  # one decode per image when all are readable
+    except tf.errors.OpError as err:
+        check_readable(sources, info.channels)  # raises CorruptImageError naming the first unreadable image
+        raise CorruptImageError(f"Could not read the images: {err.message.splitlines()[0]}") from err
     results = []
     if info.kind in ("ctc", "multihead"):
         for text, conf in decode_text_outputs(outputs, info.names, info.kind, beam_width):

@@ -9,7 +9,7 @@ import pytest
 from conftest import make_class_folders
 from recaptcha_tf import runs
 from recaptcha_tf.data.folders import DatasetError
-from recaptcha_tf.inference import load_model, predict
+from recaptcha_tf.inference import CorruptImageError, load_model, predict
 
 TINY = dict(conv_layers=2, filters=8, dense_units=16)
 
@@ -46,6 +46,10 @@ def test_one_epoch_train_saves_reloads_in_safe_mode_and_predicts(tiles_dir, tmp_
     for r in results:
         assert r["label"] in ("bus", "hydrant", "traffic_light")
         assert 0 <= r["confidence"] <= 1 and len(r["top_k"]) == 3
+    truncated = tmp_path / "truncated.png"  # a PNG header and nothing else: only the full decode finds out
+    truncated.write_bytes(open(files[0], "rb").read()[:60])
+    with pytest.raises(CorruptImageError, match="truncated.png"):
+        predict(model, [files[0], str(truncated), files[1]])
     # Raw uint8 images of another size go straight into the model.
     out_probs = model.predict(np.zeros((1, 57, 41, 3), np.uint8), verbose=0)
     assert out_probs.shape == (1, 3)
