@@ -163,14 +163,14 @@ class Predictor:
         """Model probabilities for image arrays, resized exactly as the tf.data pipeline does."""
         import tensorflow as tf
 
-        from recaptcha_tf.data.pipeline import resizing_layer
+        from recaptcha_tf.data.pipeline import resizing_layer, to_uint8
 
         if self._resizer is None:
             self._resizer = resizing_layer(self.info.image_size, self.info.resize)
         batch = []
         for cell in cells:
             x = self._resizer(tf.cast(tf.convert_to_tensor(cell), tf.float32))
-            batch.append(tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8))
+            batch.append(to_uint8(x))
         with self._lock:
             return np.asarray(self.model.predict(tf.stack(batch), verbose=0))
 

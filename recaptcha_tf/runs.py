@@ -606,7 +606,7 @@ def train_text(
         val_sources, val_texts = extra_val.sources, extra_val.labels
         val_targets = text_targets([vocab.encode(lab, name) for lab, name in zip(extra_val.labels, extra_val.names)],
                                    max_length, vocab.size + 1, kind)
-        parts["train"] = sorted(parts["train"] + parts["val"])
+        text.parts["train"] = sorted(parts["train"] + parts["val"])  # text.sources("train") below includes val
     else:
         val_sources, val_texts, val_targets = text.sources("val"), text.texts("val"), text.targets("val", kind)
 

@@ -118,8 +118,7 @@ def make_dataset(
     def load(source):
         data = tf.io.read_file(source) if is_path else source
         image = decode_image(data, channels)
-        image = resizer(tf.cast(image, tf.float32))
-        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        return to_uint8(resizer(tf.cast(image, tf.float32)))
 
     if labels is None:
         ds = tf.data.Dataset.from_tensor_slices(sources)
@@ -130,33 +129,34 @@ def make_dataset(
             raise ValueError(f"{len(sources)} images but {len(labels)} labels.")
         ds = tf.data.Dataset.from_tensor_slices((sources, labels))
         ds = ds.map(lambda s, y: (load(s), y), num_parallel_calls=calls)
+    if mix is not None and (labels is None or labels.ndim != 2):
+        raise ValueError("mix needs one-hot (or multi-hot) labels of shape (N, classes).")
     if cache:
         ds = ds.cache(cache if isinstance(cache, str) else "")
     if shuffle:
         ds = ds.shuffle(min(len(sources), 10_000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if augment is not None:
+    if augment is not None or mix is not None:
 
-        def apply(images):
-            out = augment(tf.cast(images, tf.float32), training=True)
-            return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+        def transform(images, targets=None):
+            """One float pass per batch: augment, then mix images and labels, then back to uint8."""
+            images = tf.cast(images, tf.float32)
+            if augment is not None:
+                images = augment(images, training=True)
+            if mix is not None:
+                mixed = mix({"images": images, "labels": tf.cast(targets, tf.float32)}, training=True)
+                images, targets = mixed["images"], mixed["labels"]
+            return to_uint8(images) if labels is None else (to_uint8(images), targets)
 
-        if labels is None:
-            ds = ds.map(apply, num_parallel_calls=calls)
-        else:
-            ds = ds.map(lambda x, y: (apply(x), y), num_parallel_calls=calls)
-    if mix is not None:
-        if labels is None or labels.ndim != 2:
-            raise ValueError("mix needs one-hot (or multi-hot) labels of shape (N, classes).")
-
-        def apply_mix(images, targets):
-            out = mix({"images": tf.cast(images, tf.float32), "labels": tf.cast(targets, tf.float32)}, training=True)
-            return tf.cast(tf.clip_by_value(tf.round(out["images"]), 0, 255), tf.uint8), out["labels"]
-
-        ds = ds.map(apply_mix, num_parallel_calls=calls)
+        ds = ds.map(transform, num_parallel_calls=calls)
     if prefetch:
         ds = ds.prefetch(AUTOTUNE)
     return ds
+
+
+def to_uint8(images):
+    """Float pixels back to ``uint8`` (rounded, clipped to 0-255)."""
+    return tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
 
 
 MIXES = ("none", "mixup", "cutmix")
