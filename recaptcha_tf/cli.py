@@ -163,10 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logdir", default="logs", help="TensorBoard root ('' to disable)")
     p.add_argument("--run-name", default=None, help="TensorBoard run name; default: the --out folder name")
     p.add_argument("--image-size", type=_size, default=None,
-                   help="N or HxW; default 112 (tiles), 52x32 (chars), 48x192 (text)")
+                   help="N or HxW; default 112 (tiles), 52x32 (chars); text: fitted to the training images")
     p.add_argument("--grayscale", action="store_true", default=None, help="train on 1-channel images (default for chars)")
     p.add_argument("--resize", choices=("stretch", "pad"), default=None, help="stretch, or keep aspect ratio and pad")
-    p.add_argument("--epochs", type=int, default=None, help="default 26 (tiles), 30 (chars), 100 (text, with early stopping)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="default 26 (tiles), 30 (chars); text: as many as --steps takes")
+    p.add_argument("--steps", type=int, default=None,
+                   help="text: optimizer updates in all, whatever the set's size (default 6000); ignored with --epochs")
+    p.add_argument("--colour", choices=("auto", "ink", "gray"), default="auto",
+                   help="text: ink (distance from each image's background colour; any polarity or text colour; "
+                        "the default) or gray (grayscale, padded)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate of the cosine schedule")
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "nadam", "rmsprop", "sgd"))
@@ -321,7 +327,7 @@ def dispatch(args) -> int:
                 run_name=args.run_name, model_kwargs=_model_kwargs(args.model_arg),
                 precision=args.precision, strategy=args.strategy, weights=args.weights,
                 freeze_epochs=args.freeze_epochs, unfreeze=args.unfreeze if args.unfreeze == "all" else int(args.unfreeze),
-                fine_tune_learning_rate=args.fine_tune_learning_rate,
+                fine_tune_learning_rate=args.fine_tune_learning_rate, steps=args.steps, colour=args.colour,
             )
         else:
             cache = {"memory": True, "none": False}.get(args.cache, args.cache)

@@ -31,6 +31,10 @@ class ModelInfo:
     resize: str
     threshold: float
 
+    def pipeline_args(self) -> dict:
+        """The :func:`~recaptcha_tf.data.pipeline.make_dataset` arguments that prepare images as in training."""
+        return dict(image_size=self.image_size, channels=self.channels, resize=self.resize)
+
 
 def resolve_model_path(path: str) -> str:
     """A run folder (holding ``model.keras``) or a ``.keras`` file -> the ``.keras`` file."""
@@ -48,14 +52,16 @@ def load_model(path: str, compile: bool = False) -> keras.Model:
 
 def model_info(model: keras.Model) -> ModelInfo:
     labels = label_names_layer(model)
-    net = network_of(model)
-    height, width, channels = net.input_shape[1:4]
+    # The first resizing layer gives the size the pipeline prepares images at: the network's input size,
+    # or the larger canvas that a cropping text model cuts its input from.
+    resizer = next((layer for layer in model.layers if isinstance(layer, keras.layers.Resizing)), None)
+    height, width = (resizer.height, resizer.width) if resizer else network_of(model).input_shape[1:3]
     return ModelInfo(
         names=list(labels.names),
         kind=labels.kind,
         task=labels.task,
         image_size=(int(height), int(width)),
-        channels=int(channels),
+        channels=int(model.input_shape[-1]),  # raw channels decoded (an ink-map text model's network takes 1)
         resize=labels.resize,
         threshold=labels.threshold,
     )
@@ -64,10 +70,7 @@ def model_info(model: keras.Model) -> ModelInfo:
 def predict_outputs(model: keras.Model, sources: Sequence, batch_size: int = 64) -> np.ndarray:
     """Raw model outputs for image files or bytes, resized exactly as in training."""
     info = model_info(model)
-    ds = make_dataset(
-        sources, None, image_size=info.image_size, channels=info.channels, resize=info.resize,
-        batch_size=batch_size, cache=False,
-    )
+    ds = make_dataset(sources, None, batch_size=batch_size, cache=False, **info.pipeline_args())
     return model.predict(ds, verbose=0)
 
 

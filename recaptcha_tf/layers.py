@@ -102,3 +102,90 @@ class ImageNetPreprocessing(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class InkMap(keras.layers.Layer):
+    """Colour- and polarity-free text input: how far each pixel's colour is from the image's background.
+
+    Takes pixels in ``[0, 255]``, shape ``(B, H, W, C)`` (C = 1 or 3), and returns
+    ``(B, H, W, 1)`` in ``[0, 255]``: the Euclidean colour distance of every pixel
+    from the background colour (the per-channel median of the image's border
+    pixels, ``border`` pixels deep), divided by ``sqrt(C)`` and stretched so that
+    the image's ``percentile``-th distance becomes 255 (never by more than
+    ``255 / min_range``). Dark text on light, light text on dark, text in many
+    colours and coloured backgrounds all become bright glyphs on black, with the
+    faintest sets' contrast stretched to the full range.
+    """
+
+    def __init__(self, border=2, percentile=99.0, min_range=24.0, **kwargs):
+        super().__init__(**kwargs)
+        self.border, self.percentile, self.min_range = int(border), float(percentile), float(min_range)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        channels = x.shape[-1]
+        b = self.border
+        edges = [x[:, :b], x[:, -b:], ops.transpose(x[:, :, :b], (0, 2, 1, 3)),
+                 ops.transpose(x[:, :, -b:], (0, 2, 1, 3))]
+        border = ops.concatenate([ops.reshape(e, (ops.shape(x)[0], -1, channels)) for e in edges], axis=1)
+        background = _quantile(border, 50.0)  # (B, C)
+        distance = ops.sqrt(ops.sum(ops.square(x - background[:, None, None, :]), axis=-1, keepdims=True)
+                            / channels)
+        flat = ops.reshape(distance, (ops.shape(x)[0], -1, 1))
+        top = ops.maximum(_quantile(flat, self.percentile), self.min_range)  # (B, 1)
+        return ops.clip(distance * (255.0 / top)[:, None, None, :], 0.0, 255.0)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:3], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "border": self.border, "percentile": self.percentile,
+                "min_range": self.min_range}
+
+
+def _quantile(values, q: float):
+    """The ``q``-th percentile of ``values`` ``(B, N, C)`` over axis 1 (nearest rank) -> ``(B, C)``."""
+    ordered = ops.sort(values, axis=1)
+    count = ops.shape(values)[1]
+    index = ops.cast(ops.round(ops.cast(count - 1, "float32") * (q / 100.0)), "int32")
+    return ops.take(ordered, index, axis=1)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RelativeCrop(keras.layers.Layer):
+    """Crop every image of a batch to the same box given as fractions of its height and width.
+
+    ``box = (top, left, bottom, right)`` with ``0 <= top < bottom <= 1`` and
+    ``0 <= left < right <= 1``; ``(B, H, W, C)`` -> ``(B, h, w, C)`` with
+    ``h = round(bottom * H) - round(top * H)`` (at least 1 pixel). Used when a
+    text set's glyphs always sit in one part of a larger canvas.
+    """
+
+    def __init__(self, box=(0.0, 0.0, 1.0, 1.0), **kwargs):
+        super().__init__(**kwargs)
+        box = tuple(float(v) for v in box)
+        top, left, bottom, right = box
+        if not (0.0 <= top < bottom <= 1.0 and 0.0 <= left < right <= 1.0):
+            raise ValueError(f"RelativeCrop box must be (top, left, bottom, right) fractions, got {box}.")
+        self.box = box
+
+    def call(self, inputs):
+        top, left, bottom, right = self.box
+        shape = ops.shape(inputs)
+        height, width = ops.cast(shape[1], "float32"), ops.cast(shape[2], "float32")
+
+        def edges(start, stop, size):
+            first = ops.cast(ops.round(start * size), "int32")
+            last = ops.maximum(ops.cast(ops.round(stop * size), "int32"), first + 1)
+            return first, last
+
+        y0, y1 = edges(top, bottom, height)
+        x0, x1 = edges(left, right, width)
+        return inputs[:, y0:y1, x0:x1, :]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None, None, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "box": list(self.box)}

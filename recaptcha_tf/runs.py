@@ -31,8 +31,13 @@ TASK_DEFAULTS = {
               "batch_size": 64, "learning_rate": 2e-3, "patience": 10, "balance_up_to": 500},
     "chars": {"model": "resnet18", "image_size": (52, 32), "channels": 1, "resize": "pad", "epochs": 30,
               "batch_size": 64, "learning_rate": 1e-3, "patience": 8},
-    "text": {"model": "crnn", "image_size": (48, 192), "channels": 1, "resize": "pad", "epochs": 100,
-             "batch_size": 16, "learning_rate": 1e-3, "patience": 20},
+    # text: the input is fitted to the training images (recaptcha_tf.data.text_fit) unless --image-size is given;
+    # the budget is optimizer steps, so small and large sets get the same number of updates, cut into
+    # "evaluations" epochs of equal steps over the repeated training set (validation runs that often); early
+    # stopping waits for a quarter of them without a better validation CER (never while the model reads blanks).
+    # "steps" is the budget for a 48x192 input; a larger input gets proportionally fewer steps (same pixels).
+    "text": {"model": "crnn", "image_size": None, "channels": 3, "resize": "stretch", "colour": "ink",
+             "steps": 4000, "evaluations": 20, "batch_size": 16, "learning_rate": 1e-3, "patience_fraction": 0.25},
 }
 
 
@@ -40,6 +45,12 @@ def task_defaults(task: str) -> dict:
     if task not in TASK_DEFAULTS:
         raise ValueError(f"Unknown task {task!r}; choose from {sorted(TASK_DEFAULTS)}.")
     return dict(TASK_DEFAULTS[task])
+
+
+def step_budget(steps_at_48x192: int, image_size: tuple[int, int]) -> int:
+    """Optimizer steps for a text input of ``image_size``: the same pixels as ``steps_at_48x192`` steps at 48x192,
+    so the training time hardly depends on the input size the data called for."""
+    return max(1, round(steps_at_48x192 * 48 * 192 / (image_size[0] * image_size[1])))
 
 
 def _same_folder(a: str, b: str) -> bool:
@@ -559,8 +570,16 @@ def train_text(
     freeze_epochs: int | None = None,
     unfreeze: int | str = "all",
     fine_tune_learning_rate: float | None = None,
+    steps: int | None = None,
+    colour: str = "auto",
 ) -> dict:
     """Train a text CAPTCHA reader (``crnn`` with CTC or ``multihead``).
+
+    The input size, crop and colour handling are fitted to the training images
+    (:func:`recaptcha_tf.data.text_fit.fit_text_input`) unless ``image_size`` is given,
+    and the budget is ``steps`` optimizer updates whatever the set's size (default
+    4,000 for a 48x192 input, proportionally fewer for larger inputs), run as 20
+    epochs of equal steps over the repeated training set, unless ``epochs`` is given.
 
     Args:
         data: folder of images named by label, a Parquet file, or a folder of Parquet files.
@@ -573,55 +592,87 @@ def train_text(
             then ``unfreeze`` (``"all"`` or the top N blocks) at ``fine_tune_learning_rate``.
         val_data: a separate validation set; then ``data`` is split only into train/test
             by ``fractions`` ignoring its val part.
+        steps: optimizer updates in all (rounded up to a multiple of 20); ignored with ``epochs``.
+        colour: ``"auto"`` (the task default, ``"ink"``), ``"ink"`` (distance from each image's
+            background colour, any polarity or text colour) or ``"gray"`` (grayscale, padded).
 
     Returns:
-        Summary with epochs run, wall time (s) and the test report (exact match, CER).
+        Summary with epochs and steps run, wall time (s), the chosen input, ``plateau`` (the model
+        still reads every image as empty text) and the test report (exact match, CER).
     """
     import keras
 
     from recaptcha_tf.data.pipeline import make_dataset, text_augmentation
     from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
+    from recaptcha_tf.data.text_fit import fit_text_input
     from recaptcha_tf.decoding import decode_text_outputs
-    from recaptcha_tf.models import build_text_model
     from recaptcha_tf.distribute import fit as dist_fit
-    from recaptcha_tf.training import cosine_schedule, make_optimizer, PredictionSamples, TextMetrics, standard_callbacks
+    from recaptcha_tf.models import build_text_model, crop_canvas
+    from recaptcha_tf.models.registry import model_head
+    from recaptcha_tf.training import (BlankPlateauWarning, PlateauAwareEarlyStopping, PredictionSamples,
+                                       TextMetrics, cosine_schedule, make_optimizer, standard_callbacks)
 
     d = task_defaults("text")
-    image_size = tuple(image_size or d["image_size"])
-    epochs = epochs or d["epochs"]
+    colour = d["colour"] if colour in (None, "auto") else colour
     batch_size = batch_size or d["batch_size"]
     learning_rate = learning_rate or d["learning_rate"]
+    kind = model_head(model)
     weights_arg = weights
-    weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs, learning_rate,
-                                                              fine_tune_learning_rate)
-    patience = d["patience"] if patience is None else patience
+    weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs or 2**31,
+                                                              learning_rate, fine_tune_learning_rate)
     dist, out, run_logdir, batch_size, (learning_rate, fine_tune_learning_rate) = _distribution(
         strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate))
-
-    kind = "multihead" if model == "multihead" else "ctc"
     text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, max_length)
     dataset, vocab, max_length, parts = text.dataset, text.vocab, text.max_length, text.parts
+    if val_data:
+        text.parts["train"] = sorted(parts["train"] + parts["val"])  # text.sources("train") below includes val
+    fit = fit_text_input(text.sources("train"), max_length, seed=seed)
+    size_given = bool(image_size)
+    if size_given:
+        fit = dataclasses.replace(fit, image_size=tuple(image_size), crop=None)
+    if colour == "gray":
+        fit = dataclasses.replace(fit, colour="gray", resize="pad")
+    elif colour != "ink":
+        raise ValueError(f"--colour must be auto, ink or gray, got {colour!r}.")
+    channels = 3 if fit.colour == "ink" else 1
+    image_size = fit.image_size
+    budget = steps or step_budget(d["steps"], image_size)
+    if epochs:  # whole passes over the training set
+        steps_per_epoch, repeat = int(np.ceil(len(parts["train"]) / batch_size)), False
+    else:  # the budget in a fixed number of "epochs" of equal steps, over the repeated training set
+        epochs = d["evaluations"]
+        steps_per_epoch, repeat = int(np.ceil(budget / epochs)), True
+    budget = epochs * steps_per_epoch
+    if freeze_epochs >= epochs:
+        raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of {epochs} epochs.")
+    patience = max(3, int(np.ceil(d["patience_fraction"] * epochs))) if patience is None else patience
+    log.info("%s%s; %d epochs of %d steps (budget %d steps), early stopping after %d epochs without a better "
+             "validation CER", fit.describe(), " (--image-size given)" if size_given else "", epochs,
+             steps_per_epoch, budget, patience)
+
     if val_data:
         extra_val = load_text_dataset(val_data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
         val_sources, val_texts = extra_val.sources, extra_val.labels
         val_targets = text_targets([vocab.encode(lab, name) for lab, name in zip(extra_val.labels, extra_val.names)],
                                    max_length, vocab.size + 1, kind)
-        text.parts["train"] = sorted(parts["train"] + parts["val"])  # text.sources("train") below includes val
     else:
         val_sources, val_texts, val_targets = text.sources("val"), text.texts("val"), text.targets("val", kind)
 
-    common = dict(image_size=image_size, channels=1, resize="pad", batch_size=batch_size)
+    common = dict(image_size=crop_canvas(image_size, fit.crop), channels=channels, resize=fit.resize,
+                  batch_size=batch_size)
     train_ds = make_dataset(
         text.sources("train"), text.targets("train", kind), shuffle=True,
         seed=seed, augment=text_augmentation(seed) if augment else None, **common,
     )
     val_ds = make_dataset(val_sources, val_targets, **common)
     train_ds, val_ds = _shard(dist, train_ds), _shard(dist, val_ds)
+    if repeat:
+        train_ds = train_ds.repeat()
 
     keras.utils.set_random_seed(seed)
-    steps = int(np.ceil(len(parts["train"]) / batch_size))
     with precision_policy(precision) as policy, dist.scope():
-        net = build_text_model(model, vocab.characters, image_size, channels=1, max_length=max_length,
+        net = build_text_model(model, vocab.characters, image_size, channels=channels, resize=fit.resize,
+                               max_length=max_length, colour=fit.colour, crop=fit.crop,
                                **(model_kwargs or {}), **({"weights": weights} if weights_arg is not None else {}))
         _sync_batchnorm(dist, net)
         frames = net.output_shape[1]
@@ -632,14 +683,18 @@ def train_text(
     def compile_for(phase_epochs: int, lr: float):
         with dist.scope():
             net.compile(
-                optimizer=make_optimizer("adam", cosine_schedule(lr, phase_epochs, steps)),
+                optimizer=make_optimizer("adam", cosine_schedule(lr, phase_epochs, steps_per_epoch)),
                 loss=keras.losses.CTC() if kind == "ctc" else keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
             )
     from recaptcha_tf.distribute import unsharded
 
     val_images = unsharded(make_dataset(val_sources, None, cache=True, **common))
     first = [TextMetrics(val_images, val_texts, vocab.characters, kind)]
-    last = []
+    plateau = BlankPlateauWarning(
+        steps=max(1, epochs * steps_per_epoch // 3), steps_per_epoch=steps_per_epoch,
+        remedy="check that the file names hold the labels, then try --learning-rate 3e-4 or more --steps; "
+               "the run summary marks it \"plateau\": true")
+    last = [plateau] if kind == "ctc" else []
     if run_logdir:
         idx = list(range(min(12, len(val_sources))))
         imgs = np.concatenate(list(make_dataset([val_sources[i] for i in idx], None, cache=False, **common)
@@ -652,7 +707,8 @@ def train_text(
         last.append(PredictionSamples(imgs, [val_texts[i] for i in idx], describe, run_logdir, every=10))
     _write_json(
         {"task": "text", "model": model, "characters": vocab.characters, "strict_charset": text.strict_charset,
-         "max_length": max_length, "image_size": image_size, "epochs": epochs, "batch_size": batch_size,
+         "max_length": max_length, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
+         **fit.to_config(),
          "learning_rate": learning_rate, "seed": seed, "case": case, "model_kwargs": model_kwargs or {},
          "precision": policy, "strategy": type(dist).__name__, "replicas": dist.num_replicas_in_sync,
          "weights": weights, "freeze_epochs": freeze_epochs, "unfreeze": unfreeze,
@@ -664,20 +720,30 @@ def train_text(
 
     def fit_phase(first_epoch: int, last_epoch: int, phase: int) -> int:
         history = dist_fit(dist, net, train_ds, validation_data=val_ds, initial_epoch=first_epoch, epochs=last_epoch,
-                           verbose=2, callbacks=standard_callbacks(
-                               out, run_logdir, patience=patience if phase == 2 else None, first=first,
-                               last=[*last, *callbacks], backup="backup" if phase == 2 else "backup_phase1"))
+                           steps_per_epoch=steps_per_epoch if repeat else None, verbose=2, callbacks=standard_callbacks(
+                               out, run_logdir, monitor="val_cer", mode="min",
+                               patience=patience if phase == 2 else None, first=first,
+                               last=[*last, *callbacks], backup="backup" if phase == 2 else "backup_phase1",
+                               early_stopping=PlateauAwareEarlyStopping))
         return len(history.history.get("loss", []))
 
     epochs_run = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
                                fine_tune_learning_rate)
     wall = time.perf_counter() - start
-    summary = {"out": out, "epochs_run": epochs_run, "train_seconds": round(wall, 1)}
+    summary = {"out": out, "epochs_run": epochs_run, "train_seconds": round(wall, 1),
+               "steps": epochs_run * steps_per_epoch, "image_size": list(image_size), "crop": fit.crop,
+               "plateau": plateau.on_plateau}
     if parts["test"] and _is_chief(dist):
         test = dataset.subset(parts["test"])
         report = evaluate_text_dataset(out, test, report=os.path.join(out, "test_report.json"),
                                        grid=os.path.join(out, "test_predictions.png"))
         summary["test"] = {k: report[k] for k in ("n", "exact_match", "cer")}
+        blank = float(np.mean([not w["prediction"] for w in report.get("worst", [])] or [0.0]))
+        if report["exact_match"] == 0 and blank == 1.0:
+            summary["plateau"] = True
+    if summary["plateau"]:
+        log.warning("the model reads (nearly) every image as empty text: it did not learn this set; see the "
+                    "warning above for what to try")
     _write_json(summary, os.path.join(out, "summary.json"))
     return summary
 
@@ -712,9 +778,8 @@ def evaluate_text_dataset(model_path: str, dataset, report: str | None = None, g
         wrong = [i for i, (t, r) in enumerate(zip(texts, dataset.labels)) if t != r]
         right = [i for i, (t, r) in enumerate(zip(texts, dataset.labels)) if t == r]
         show = (wrong[:8] + right)[:16]
-        images = np.concatenate(list(make_dataset([dataset.sources[i] for i in show], None,
-                                                  image_size=info.image_size, channels=info.channels,
-                                                  resize=info.resize, cache=False).as_numpy_iterator()))
+        images = np.concatenate(list(make_dataset([dataset.sources[i] for i in show], None, cache=False,
+                                                  **info.pipeline_args()).as_numpy_iterator()))
         fig = prediction_grid(images, [dataset.labels[i] for i in show], [texts[i] for i in show],
                               [float(np.prod(decoded[i][1])) if decoded[i][1] else 0.0 for i in show])
         save_figure(fig, grid)

@@ -13,6 +13,7 @@ and TensorBoard logs go to ``LOGDIR/<run name>/{train,validation,samples}``.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -55,7 +56,8 @@ def cosine_schedule(learning_rate: float, epochs: int, steps_per_epoch: int, war
 
 
 class TextMetrics(keras.callbacks.Callback):
-    """Adds ``val_exact_match`` and ``val_cer`` to the epoch logs of a text model.
+    """Adds ``val_exact_match``, ``val_cer`` and ``val_blank_fraction`` (share of images read as
+    empty text, the CTC all-blank plateau) to the epoch logs of a text model.
 
     Place it before TensorBoard, checkpoint and CSV callbacks so they see the values.
     """
@@ -70,6 +72,56 @@ class TextMetrics(keras.callbacks.Callback):
         if logs is not None:
             logs["val_exact_match"] = float(np.mean([t == r for t, r in zip(texts, self.references)]))
             logs["val_cer"] = character_error_rate(self.references, texts)
+            logs["val_blank_fraction"] = float(np.mean([t == "" for t in texts]))
+
+
+BLANK_PLATEAU = 0.9  # a text model reading at least this share of validation images as empty is on the plateau
+
+
+class BlankPlateauWarning(keras.callbacks.Callback):
+    """Says once, in one line, when a text model still reads (nearly) every image as empty after ``steps``.
+
+    Needs ``val_blank_fraction`` in the logs (:class:`TextMetrics`). ``on_plateau``
+    records the state for the run summary: ``True`` while the last epoch is on
+    the plateau after the check point.
+    """
+
+    def __init__(self, steps: int, steps_per_epoch: int, remedy: str):
+        super().__init__()
+        self.steps, self.steps_per_epoch, self.remedy = steps, steps_per_epoch, remedy
+        self.warned = False
+        self.on_plateau = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        blank = (logs or {}).get("val_blank_fraction")
+        if blank is None or (epoch + 1) * self.steps_per_epoch < self.steps:
+            return
+        self.on_plateau = blank >= BLANK_PLATEAU
+        if self.on_plateau and not self.warned:
+            self.warned = True
+            logging.getLogger("recaptcha_tf").warning(
+                "after %d steps the model still reads %.0f%% of the validation images as empty text (the CTC "
+                "blank plateau); %s", (epoch + 1) * self.steps_per_epoch, 100 * blank, self.remedy)
+
+
+class PlateauAwareEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping that does not count epochs while a text model is still on the blank plateau.
+
+    A CTC model's loss can sit flat for many epochs before it starts emitting
+    characters; plain early stopping would end such a run and save a model that
+    reads nothing. Epochs whose ``val_blank_fraction`` is at least ``blank`` reset
+    the patience counter instead.
+    """
+
+    def __init__(self, blank: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.blank = blank
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (logs or {}).get("val_blank_fraction", 0.0) >= self.blank:
+            self.wait = 0
+            return
+        super().on_epoch_end(epoch, logs)
 
 
 class PredictionSamples(keras.callbacks.Callback):
@@ -128,11 +180,13 @@ def standard_callbacks(
     first: Sequence[keras.callbacks.Callback] = (),
     last: Sequence[keras.callbacks.Callback] = (),
     backup: str = "backup",
+    early_stopping: type[keras.callbacks.EarlyStopping] = keras.callbacks.EarlyStopping,
 ) -> list[keras.callbacks.Callback]:
     """BackupAndRestore, metric callbacks, TensorBoard, best-model checkpoint, early stopping, CSV log.
 
     ``first`` callbacks run before the loggers (they may add metrics to the logs).
     ``backup`` names the BackupAndRestore folder inside ``out_dir`` (one per training phase).
+    ``early_stopping`` is the early-stopping class (e.g. :class:`PlateauAwareEarlyStopping`).
     """
     os.makedirs(out_dir, exist_ok=True)
     csv_path = os.path.join(out_dir, "history.csv")
@@ -149,7 +203,7 @@ def standard_callbacks(
         )
     )
     if patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience))
+        callbacks.append(early_stopping(monitor=monitor, mode=mode, patience=patience))
     callbacks.append(keras.callbacks.CSVLogger(csv_path, append=True))
     callbacks.append(keras.callbacks.TerminateOnNaN())
     callbacks.extend(last)

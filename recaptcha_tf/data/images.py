@@ -32,15 +32,51 @@ def is_image_file(path: str) -> bool:
 def decode_image(contents, channels: int = 3):
     """Decode encoded image bytes to a ``uint8`` tensor of shape ``(H, W, channels)``.
 
+    Transparent images (RGBA, grey+alpha, palette with transparency) are
+    composited onto a plain background before the alpha is dropped: white, or
+    black when the visible pixels are mostly light (light text on a transparent
+    background), so glyphs never vanish into the black that transparent pixels
+    often store. Opaque images are unchanged.
+
     Args:
         contents: scalar ``tf.string`` tensor (or Python bytes) with PNG/JPEG/BMP/GIF data.
-        channels: 1 (grayscale) or 3 (RGB). Alpha is dropped; the first GIF frame is used.
+        channels: 1 (grayscale) or 3 (RGB). The first GIF frame is used.
     """
     import tensorflow as tf
 
-    image = tf.io.decode_image(contents, channels=channels, dtype=tf.uint8, expand_animations=False)
+    image = tf.io.decode_image(contents, channels=0, dtype=tf.uint8, expand_animations=False)
+    image = _composite_alpha(image)
+    depth = tf.shape(image)[-1]
+    if channels == 1:
+        image = tf.cond(depth == 1, lambda: image, lambda: tf.cast(
+            tf.round(tf.image.rgb_to_grayscale(tf.cast(image[..., :3], tf.float32))), tf.uint8))
+    else:
+        image = tf.cond(depth == 1, lambda: tf.tile(image, [1, 1, 3]), lambda: image[..., :3])
     image.set_shape([None, None, channels])
     return image
+
+
+def _composite_alpha(image):
+    """``(H, W, 2 or 4)`` grey/colour + alpha -> ``(H, W, 1 or 3)`` on a plain background; others unchanged.
+
+    The background is white unless the alpha-weighted mean brightness of the
+    colour channels is above 127 (light glyphs), then black.
+    """
+    import tensorflow as tf
+
+    depth = tf.shape(image)[-1]
+
+    def composite():
+        pixels = tf.cast(image, tf.float32)
+        colour, alpha = pixels[..., :-1], pixels[..., -1:] / 255.0
+        weight = tf.reduce_sum(alpha)
+        brightness = tf.reduce_sum(tf.reduce_mean(colour, -1, keepdims=True) * alpha) / tf.maximum(weight, 1.0)
+        background = tf.where(brightness > 127.0, 0.0, 255.0)
+        return tf.cast(tf.round(colour * alpha + background * (1.0 - alpha)), tf.uint8)
+
+    has_alpha = tf.logical_or(tf.equal(depth, 2), tf.equal(depth, 4))
+    # tf.cond needs one static rank; the channel count differs between branches, which is allowed.
+    return tf.cond(has_alpha, composite, lambda: image)
 
 
 def find_undecodable(sources: Sequence, channels: int = 3) -> list[int]:

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 import keras
 
 from recaptcha_tf.data.pipeline import resizing_layer
-from recaptcha_tf.layers import LabelNames
+from recaptcha_tf.layers import InkMap, LabelNames, RelativeCrop
 from recaptcha_tf.models import cnn, resnet, text, transfer, vit  # noqa: F401  (registers builders)
-from recaptcha_tf.models.registry import build_model, list_models, model_tasks, register_model
+from recaptcha_tf.models.registry import build_model, list_models, model_head, model_tasks, register_model
+
+TEXT_COLOURS = ("gray", "ink")
 
 __all__ = [
     "build_model",
@@ -36,21 +38,45 @@ def with_raw_image_input(
     resize: str,
     label_layer: LabelNames,
     name: str | None = None,
+    crop: Sequence[float] | None = None,
+    ink: bool = False,
 ) -> keras.Model:
     """Wrap ``network`` so it accepts raw images ``(B, H, W, channels)`` of any size.
 
-    The wrapper resizes with the same Keras layer the tf.data pipeline uses, runs
-    ``network`` (which normalises its own inputs) and passes the outputs through
-    ``label_layer`` so the saved model carries its label names.
+    The wrapper resizes with the same Keras layer the tf.data pipeline uses,
+    optionally turns colours into a one-channel ink map
+    (:class:`~recaptcha_tf.layers.InkMap`; ``network`` then takes one channel),
+    runs ``network`` (which normalises its own inputs) and passes the outputs
+    through ``label_layer`` so the saved model carries its label names.
+
+    With ``crop = (top, left, bottom, right)`` (fractions) the first resize goes to
+    a larger *canvas* whose crop box is exactly the network's input size; the
+    box is then cut out (:class:`~recaptcha_tf.layers.RelativeCrop`) and resized
+    once more (a no-op up to rounding). The tf.data pipeline prepares images at
+    that canvas size, so training and raw-image inference see the same pixels.
     """
     height, width = network.input_shape[1:3]
     inputs = keras.Input((None, None, channels), dtype="float32", name="image")
     # An explicit training=False: Keras's Resizing otherwise records training=True in the saved graph, which
     # then puts the whole model (dropout, BatchNorm) in training mode when it is called as model(x).
-    x = resizing_layer((height, width), resize)(inputs, training=False)
+    x = resizing_layer(crop_canvas((height, width), crop), resize)(inputs, training=False)
+    if crop is not None:
+        x = RelativeCrop(crop, name="crop", dtype="float32")(x)
+        x = keras.layers.Resizing(height, width, interpolation="bilinear", name="resize_crop",
+                                  dtype="float32")(x, training=False)
+    if ink:
+        x = InkMap(name="ink", dtype="float32")(x)
     x = network(x)
     outputs = label_layer(x)
     return keras.Model(inputs, outputs, name=name or network.name)
+
+
+def crop_canvas(image_size: tuple[int, int], crop: Sequence[float] | None) -> tuple[int, int]:
+    """The ``(height, width)`` whose relative ``crop`` box is ``image_size`` (``image_size`` without a crop)."""
+    if crop is None:
+        return tuple(image_size)
+    top, left, bottom, right = crop
+    return round(image_size[0] / (bottom - top)), round(image_size[1] / (right - left))
 
 
 def build_classifier(
@@ -92,22 +118,33 @@ def build_text_model(
     channels: int = 1,
     resize: str = "pad",
     max_length: int = 6,
+    colour: str = "gray",
+    crop: Sequence[float] | None = None,
     **kwargs,
 ) -> keras.Model:
     """A text CAPTCHA reader (``crnn`` or ``multihead``) that takes raw images.
+
+    Args:
+        colour: ``"gray"`` feeds the decoded ``channels`` as they are; ``"ink"`` feeds
+            the one-channel distance from each image's background colour
+            (:class:`~recaptcha_tf.layers.InkMap`), for any polarity or text colour.
+        crop: a ``(top, left, bottom, right)`` box in fractions that every raw image is
+            cropped to before resizing, or ``None``.
 
     Outputs ``(B, T, len(characters) + 1)`` CTC logits for ``crnn`` and
     ``(B, max_length, len(characters) + 1)`` probabilities for ``multihead``.
     """
     if "text" not in model_tasks(name):
         raise ValueError(f"Model {name!r} is not a text model; use one of {list_models('text')}.")
-    if name == "multihead":
+    if colour not in TEXT_COLOURS:
+        raise ValueError(f"colour must be one of {TEXT_COLOURS}, got {colour!r}.")
+    if model_head(name) == "multihead":
         kwargs["max_length"] = max_length
-    network = build_model(name, (*image_size, channels), len(characters) + 1, **kwargs)
-    kind = "multihead" if name == "multihead" else "ctc"
-    label_layer = LabelNames(list(characters), kind=kind, task="text", resize=resize, name="label_names",
-                             dtype="float32")
-    return with_raw_image_input(network, channels, resize, label_layer, name=name)
+    ink = colour == "ink"
+    network = build_model(name, (*image_size, 1 if ink else channels), len(characters) + 1, **kwargs)
+    label_layer = LabelNames(list(characters), kind=model_head(name), task="text", resize=resize,
+                             name="label_names", dtype="float32")
+    return with_raw_image_input(network, channels, resize, label_layer, name=name, crop=crop, ink=ink)
 
 
 def label_names_layer(model: keras.Model) -> LabelNames:

@@ -30,16 +30,26 @@ BN_MOMENTUM = 0.9
 
 _MODELS: dict[str, Callable[..., keras.Model]] = {}
 _TASKS: dict[str, tuple[str, ...]] = {}
+_HEADS: dict[str, str] = {}
+HEADS = ("classifier", "ctc", "multihead")
 
 
-def register_model(name: str, tasks: tuple[str, ...] = ("tiles", "chars")):
-    """Decorator adding a builder to the registry under ``name`` for the given tasks."""
+def register_model(name: str, tasks: tuple[str, ...] = ("tiles", "chars"), head: str = "classifier"):
+    """Decorator adding a builder to the registry under ``name`` for the given tasks.
+
+    ``head`` is what its outputs are: ``"classifier"`` (``(B, classes)``, softmax or
+    sigmoid), ``"ctc"`` (per-frame logits ``(B, T, C + 1)``) or ``"multihead"``
+    (per-position probabilities ``(B, L, C + 1)``).
+    """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
 
     def decorate(fn):
         if name in _MODELS:
             raise ValueError(f"Model {name!r} is already registered.")
         _MODELS[name] = fn
         _TASKS[name] = tuple(tasks)
+        _HEADS[name] = head
         return fn
 
     return decorate
@@ -59,6 +69,12 @@ def model_builder(name: str) -> Callable[..., keras.Model]:
 def model_tasks(name: str) -> tuple[str, ...]:
     model_builder(name)
     return _TASKS[name]
+
+
+def model_head(name: str) -> str:
+    """The head kind of registered model ``name`` (see :func:`register_model`)."""
+    model_builder(name)
+    return _HEADS[name]
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, **kwargs) -> keras.Model:

@@ -37,7 +37,7 @@ def _backbone(trunk_fn, input_shape, weights, model_name: str) -> keras.Model:
     return backbone
 
 
-@register_model("crnn", tasks=("text",))
+@register_model("crnn", tasks=("text",), head="ctc")
 def build_crnn(
     input_shape: tuple[int, int, int],
     num_classes: int,
@@ -106,7 +106,7 @@ def build_crnn(
     return keras.Model(inputs, outputs, name=name)
 
 
-@register_model("multihead", tasks=("text",))
+@register_model("multihead", tasks=("text",), head="multihead")
 def build_multihead(
     input_shape: tuple[int, int, int],
     num_classes: int,

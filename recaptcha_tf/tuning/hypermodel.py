@@ -23,6 +23,7 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
+from recaptcha_tf.models.registry import model_head
 from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.runs import _write_json
 from recaptcha_tf.tuning.spaces import model_kwargs as space_model_kwargs
@@ -105,7 +106,7 @@ def prepare_task_data(
     from recaptcha_tf.runs import text_task_data
 
     text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, write_split=write_split)
-    kind = "multihead" if model == "multihead" else "ctc"
+    kind = model_head(model)
     common = dict(image_size=image_size, channels=1, resize="pad", batch_size=batch_size)
     train = make_dataset(text.sources("train"), text.targets("train", kind), shuffle=True,
                          seed=seed, augment=text_augmentation(seed) if augment else None, **common)
@@ -270,8 +271,7 @@ class CaptchaHyperModel(kt.HyperModel):
         trial_id = str(trial_id if trial_id is not None else "0")
         own: list[keras.callbacks.Callback] = []
         if d.task == "text":
-            own.append(TextMetrics(d.val_images, d.val_texts, d.labels, "multihead" if d.model == "multihead"
-                                   else "ctc"))
+            own.append(TextMetrics(d.val_images, d.val_texts, d.labels, model_head(d.model)))
         if self.patience:
             own.append(keras.callbacks.EarlyStopping(monitor=self.objective, mode=self.direction,
                                                      patience=self.patience))

@@ -1,0 +1,181 @@
+"""Text defaults that fit themselves to the data: geometry, crop, colour, transparency, plateau and step budget."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from recaptcha_tf.data.images import decode_image
+from recaptcha_tf.data.text_fit import fit_text_input, image_statistics
+from recaptcha_tf.layers import InkMap
+from recaptcha_tf.training import BlankPlateauWarning, PlateauAwareEarlyStopping
+
+
+def _text_image(text: str, size=(200, 50), ink=(30, 30, 30), paper=(235, 235, 235), at=None, font_size=None,
+                line=False):
+    """``text`` drawn on a plain canvas; ``line`` adds a thin noise line across the whole width."""
+    image = Image.new("RGB", size, paper)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=font_size or int(size[1] * 0.7))
+    draw.text(at or (size[0] // 12, size[1] // 8), text, font=font, fill=ink)
+    if line:
+        draw.line((0, size[1] // 2, size[0], size[1] // 2 + 3), fill=ink, width=1)
+    return image
+
+
+def _write_set(folder, count, size, length, **kwargs) -> list[str]:
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        label = "".join(rng.choice(list("abcd"), size=length))
+        path = os.path.join(folder, f"{label}-{i}.png")
+        _text_image(label, size, **kwargs).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("size, length, expected", [
+    ((200, 50), 5, (48, 192)),   # captcha-v2's shape
+    ((100, 50), 4, (48, 96)),    # aspect 2
+    ((90, 30), 4, (48, 144)),    # aspect 3: 4 digits on a login page
+    ((640, 80), 8, (48, 256)),   # very wide: capped
+    ((120, 60), 8, (48, 160)),   # long labels on a narrow image: at least 20 px per character
+])
+def test_fit_chooses_the_geometry_from_the_images(tmp_path, size, length, expected):
+    paths = _write_set(str(tmp_path / "set"), 12, size, length, line=True)
+    fit = fit_text_input(paths, max_length=length)
+    assert fit.crop is None
+    assert fit.image_size == expected
+    assert fit.colour == "ink" and fit.resize == "stretch"
+    assert fit.stats["light_background"] == 1.0 and fit.stats["transparent"] == 0.0
+
+
+def test_fit_crops_text_that_sits_in_a_small_part_of_a_large_canvas(tmp_path):
+    paths = _write_set(str(tmp_path / "set"), 12, (480, 320), 5, at=(160, 140), font_size=30)
+    fit = fit_text_input(paths, max_length=5)
+    assert fit.crop is not None
+    top, left, bottom, right = fit.crop
+    assert 0.38 < top < 0.46 and 0.52 < bottom < 0.62  # the text is at y 140-170 of 320
+    assert 0.28 < left < 0.34 and 0.5 < right < 0.62  # and at x 160-250 of 480
+    assert "crop (" in fit.describe()
+
+
+def test_fit_sees_light_backgrounds_colours_and_transparency(tmp_path):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for i in range(6):
+        rgba = np.zeros((40, 120, 4), np.uint8)
+        rgba[10:30, 10:110] = (250, 30, 30, 255) if i % 2 else (30, 30, 250, 255)
+        Image.fromarray(rgba, "RGBA").save(folder / f"ab{i}.png")
+    fit = fit_text_input(sorted(str(p) for p in folder.iterdir()), max_length=2)
+    assert fit.stats["transparent"] == 1.0
+    assert fit.stats["coloured_text"] == 1.0
+
+
+def _png(array: np.ndarray, mode: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("glyph", [(20, 20, 20), (250, 250, 250), (250, 220, 0)])
+def test_rgba_text_on_a_transparent_background_decodes_to_visible_glyphs(glyph):
+    rgba = np.zeros((20, 40, 4), np.uint8)  # transparent pixels store black, as many exporters do
+    rgba[6:14, 8:32] = (*glyph, 255)
+    for channels in (1, 3):
+        image = decode_image(_png(rgba, "RGBA"), channels).numpy().astype(int)
+        assert image.shape == (20, 40, channels)
+        background, text = image[0, 0].mean(), image[10, 20].mean()
+        assert abs(background - text) > 100, (glyph, channels, background, text)
+
+
+def test_grey_with_alpha_and_opaque_images_decode_as_before():
+    la = np.zeros((10, 10, 2), np.uint8)
+    la[..., 0], la[..., 1] = 40, 0
+    la[3:7, 3:7] = (40, 255)
+    image = decode_image(_png(la, "LA"), 1).numpy()
+    assert image[0, 0, 0] == 255 and image[5, 5, 0] == 40
+    rgb = np.random.default_rng(0).integers(0, 255, (10, 12, 3), dtype=np.uint8)
+    assert np.array_equal(decode_image(_png(rgb, "RGB"), 3).numpy(), rgb)
+
+
+def test_ink_map_reads_every_polarity_and_colour_the_same_way():
+    dark = np.asarray(_text_image("ab12", (120, 40), ink=(20, 20, 20), paper=(235, 235, 235)), np.float32)
+    light = 255 - dark
+    coloured = np.asarray(_text_image("ab12", (120, 40), ink=(250, 200, 0), paper=(255, 255, 255)), np.float32)
+    maps = InkMap()(np.stack([dark, light, coloured])).numpy()[..., 0]
+    text = np.asarray(_text_image("ab12", (120, 40), ink=(0, 0, 0), paper=(255, 255, 255)).convert("L")) < 128
+    for m in maps:
+        assert m[text].mean() > 150 and m[~text].mean() < 20
+    assert np.abs(maps[0] - maps[1]).max() < 1.0  # inverted colours give the same input
+
+
+def test_ink_map_round_trips_in_a_saved_model(tmp_path):
+    from recaptcha_tf.inference import load_model, model_info
+    from recaptcha_tf.models import build_text_model
+
+    model = build_text_model("crnn", "ab", (32, 64), channels=3, resize="stretch", max_length=3, colour="ink",
+                             crop=(0.25, 0.0, 0.75, 1.0), filters=(4, 4, 8, 8), rnn_units=4)
+    info = model_info(model)
+    assert info.channels == 3 and info.image_size == (64, 64)  # the canvas the crop box is cut from
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    x = np.random.default_rng(0).integers(0, 255, (2, 50, 90, 3)).astype("float32")
+    np.testing.assert_allclose(load_model(path)(x), model(x), atol=1e-5)
+
+
+def test_plateau_warning_fires_on_a_model_that_reads_only_blanks(caplog):
+    warning = BlankPlateauWarning(steps=100, steps_per_epoch=50, remedy="try more --steps")
+    with caplog.at_level(logging.WARNING, logger="recaptcha_tf"):
+        warning.on_epoch_end(0, {"val_blank_fraction": 1.0})  # 50 steps: too early to say
+        assert not caplog.records and not warning.on_plateau
+        warning.on_epoch_end(1, {"val_blank_fraction": 1.0})
+        warning.on_epoch_end(2, {"val_blank_fraction": 0.95})
+    assert warning.on_plateau
+    assert len(caplog.records) == 1 and "blank plateau" in caplog.text and "try more --steps" in caplog.text
+    warning.on_epoch_end(3, {"val_blank_fraction": 0.2})
+    assert not warning.on_plateau
+
+
+def test_early_stopping_waits_while_the_model_reads_blanks():
+    stop = PlateauAwareEarlyStopping(monitor="val_cer", mode="min", patience=2)
+    stop.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    stop.model.stop_training = False
+    stop.on_train_begin()
+    for epoch in range(10):  # CER stuck at 1.0 on the plateau: never stops
+        stop.on_epoch_end(epoch, {"val_cer": 1.0, "val_blank_fraction": 1.0})
+    assert not stop.model.stop_training
+    for epoch in range(10, 14):  # left the plateau, then no improvement for 2 epochs: stops
+        stop.on_epoch_end(epoch, {"val_cer": 0.5, "val_blank_fraction": 0.0})
+    assert stop.model.stop_training
+
+
+class _Updates(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        self.iterations = int(self.model.optimizer.iterations.numpy())
+
+
+def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_path):
+    from recaptcha_tf import runs
+
+    updates = []
+    for count in (24, 72):
+        data = str(tmp_path / f"set{count}")
+        _write_set(data, count, (64, 24), 3)
+        counter = _Updates()
+        summary = runs.train_text(data, str(tmp_path / f"run{count}"), charset="abcd", steps=12, batch_size=4,
+                                  logdir=None, patience=0, augment=False, callbacks=[counter],
+                                  model_kwargs={"rnn_units": 4, "filters": [4, 4, 8, 8]})
+        updates.append(counter.iterations)
+        assert summary["steps"] == 20  # 12 rounded up to 20 evaluations of one step
+        config = json.load(open(tmp_path / f"run{count}" / "config.json"))
+        assert config["colour"] == "ink" and config["image_size"] == summary["image_size"]
+    assert updates == [20, 20]
