@@ -153,6 +153,16 @@ class Predictor:
         self.max_pixels = max_pixels
         self.batcher = MicroBatcher(self.inference.run, max_batch_size, batch_wait_ms)
         self.timings: collections.deque = collections.deque(maxlen=100_000)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Trace the decoder and run the model once now, so the first visitor does not wait for it."""
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(buffer, format="PNG")
+        self.batcher.submit(self.inference.preprocess(buffer.getvalue())[None])
+        self.batcher.history.clear()
 
     @property
     def is_text(self) -> bool:

@@ -117,8 +117,8 @@ class Inference:
             load = tf.function(load, input_signature=[tf.TensorSpec([], tf.string, name="contents")])
             fit = tf.function(fit, input_signature=[tf.TensorSpec([None, None, channels], tf.uint8, name="image")])
         self._load, self._fit = load, fit
-        # Build the resizer and trace both functions now, not on the first request (and not from two threads).
-        self.preprocess_array(np.zeros((2, 2, channels), np.uint8))
+        # Build the (weightless) resizer now, so that first calls from several threads do not race to build it.
+        resizer.build((None, None, None, channels))
 
     # ------------------------------------------------------------------ constructors
 
