@@ -16,15 +16,24 @@ full Pillow decode. Problems are shown as a one-line message (``gr.Error``),
 never a traceback.
 
 API endpoints (for ``gradio_client``): ``/predict_tile``, ``/select_cells``
-(classifiers) and ``/predict_text`` (text models).
+(classifiers) and ``/predict_text`` (text models). Plain HTTP on the same
+server: ``POST /api/v1/predict`` with the raw image bytes as body -> JSON.
+
+Speed: one compiled predictor (:class:`recaptcha_tf.inference.Inference`),
+uploads checked and decoded in parallel, concurrent requests grouped into one
+model call (:class:`recaptcha_tf.batching.MicroBatcher`). ``--runtime onnx`` or
+``tflite`` serves the exported artifact instead of the Keras model.
 """
 
 from __future__ import annotations
 
+import collections
 import io
 import logging
 import os
-import threading
+import shutil
+import tempfile
+import time
 import warnings
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -111,17 +120,49 @@ def _decode(data: bytes, channels: int) -> np.ndarray:
 
 
 class Predictor:
-    """The loaded model and the functions behind the demo (usable without Gradio)."""
+    """The loaded model and the functions behind the demo (usable without Gradio).
 
-    def __init__(self, model_path: str, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS):
-        from recaptcha_tf.inference import load_model, model_info
+    One :class:`recaptcha_tf.inference.Inference` (compiled once) and one
+    :class:`recaptcha_tf.batching.MicroBatcher` serve every request: uploads are
+    checked and decoded in the request's own thread, in parallel, and the model
+    runs on micro-batches of concurrent requests. There is no global lock.
 
-        self.model = load_model(model_path)
-        self.info = model_info(self.model)
+    Args:
+        model_path: run folder or ``.keras`` file; with ``runtime`` ``onnx`` or
+            ``tflite`` also the exported artifact itself (default ``RUN/export/model.*``).
+        runtime: ``keras`` (the compiled Keras model), ``onnx`` or ``tflite``
+            (the exported artifact through its runner; no Keras model is loaded).
+        max_batch_size: most images per model call.
+        batch_wait_ms: how long a request waits for others to join its batch.
+
+    Attributes:
+        timings: server-side milliseconds of the last requests, as dicts with
+            ``checks`` (upload checks), ``decode`` (decode and resize),
+            ``model`` (waiting for and running the batch) and ``total``.
+    """
+
+    def __init__(self, model_path: str, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 runtime: str = "keras", max_batch_size: int = 32, batch_wait_ms: float = 2.0, inference=None):
+        from recaptcha_tf.batching import MicroBatcher
+        from recaptcha_tf.inference import load_inference
+
+        self.inference = inference or load_inference(model_path, runtime)
+        self.info = self.inference.info
+        self.runtime = self.inference.runtime
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
-        self._lock = threading.Lock()  # Keras predict is not re-entrant across threads
-        self._resizer = None
+        self.batcher = MicroBatcher(self.inference.run, max_batch_size, batch_wait_ms)
+        self.timings: collections.deque = collections.deque(maxlen=100_000)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Trace the decoder and run the model once now, so the first visitor does not wait for it."""
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(buffer, format="PNG")
+        self.batcher.submit(self.inference.preprocess(buffer.getvalue())[None])
+        self.batcher.history.clear()
 
     @property
     def is_text(self) -> bool:
@@ -130,15 +171,34 @@ class Predictor:
     def _read(self, upload) -> bytes:
         return read_upload(upload, self.max_bytes, self.max_pixels)
 
+    def _preprocess(self, data: bytes) -> np.ndarray:
+        from recaptcha_tf.data.images import CorruptImageError
+
+        try:
+            return self.inference.preprocess(data)
+        except CorruptImageError as err:
+            raise UploadError("The image could not be decoded.") from err
+
+    def predict_upload(self, upload, top_k: int = 5) -> dict:
+        """Checks, decoding and a micro-batched prediction for one upload: the dict of :func:`~recaptcha_tf.inference.predict`."""
+        from recaptcha_tf.inference import format_predictions
+
+        start = time.perf_counter()
+        data = self._read(upload)
+        checked = time.perf_counter()
+        image = self._preprocess(data)
+        decoded = time.perf_counter()
+        outputs = self.batcher.submit(image[None])
+        done = time.perf_counter()
+        self.timings.append({"checks": 1000 * (checked - start), "decode": 1000 * (decoded - checked),
+                             "model": 1000 * (done - decoded), "total": 1000 * (done - start)})
+        return format_predictions(outputs, self.info, top_k)[0]
+
     def tile(self, upload, top_k: int = 5) -> tuple[dict, str]:
         """``({class: probability} for the top k, a one-line summary)``."""
-        from recaptcha_tf.inference import predict
-
         if self.is_text:
             raise UploadError("This is a text CAPTCHA model; use the text tab.")
-        data = self._read(upload)
-        with self._lock:
-            result = predict(self.model, [data], top_k=top_k)[0]
+        result = self.predict_upload(upload, top_k)
         label = {name: float(p) for name, p in result["top_k"]}
         if self.info.kind == "sigmoid":
             labels = result["labels"]
@@ -150,29 +210,15 @@ class Predictor:
 
     def text(self, upload) -> tuple[str, list[list]]:
         """``(text, [[character, confidence], ...])``."""
-        from recaptcha_tf.inference import predict
-
         if not self.is_text:
             raise UploadError("This is an image-tile classifier; use the tile or grid tab.")
-        data = self._read(upload)
-        with self._lock:
-            result = predict(self.model, [data])[0]
+        result = self.predict_upload(upload)
         return result["text"], [[c, round(float(p), 4)] for c, p in zip(result["text"], result["confidence"])]
 
     def cell_probabilities(self, cells: list[np.ndarray]) -> np.ndarray:
-        """Model probabilities for image arrays, resized exactly as the tf.data pipeline does."""
-        import tensorflow as tf
-
-        from recaptcha_tf.data.pipeline import resizing_layer, to_uint8
-
-        if self._resizer is None:
-            self._resizer = resizing_layer(self.info.image_size, self.info.resize)
-        batch = []
-        for cell in cells:
-            x = self._resizer(tf.cast(tf.convert_to_tensor(cell), tf.float32))
-            batch.append(to_uint8(x))
-        with self._lock:
-            return np.asarray(self.model.predict(tf.stack(batch), verbose=0))
+        """Model probabilities ``(cells, classes)`` for image arrays, resized exactly as the tf.data pipeline does."""
+        batch = np.stack([self.inference.preprocess_array(cell) for cell in cells])
+        return np.asarray(self.batcher.submit(batch))
 
     def grid(self, upload, target: str, shape: str = "3x3") -> tuple[np.ndarray, str, list[int]]:
         """``(overlay image, summary, picked cells numbered from 1, row-major)``."""
@@ -197,6 +243,9 @@ class Predictor:
         summary = (f"{target}: cells {', '.join(map(str, numbers))}" if numbers else f"{target}: no cell") + \
             f" of {rows * cols} (row-major from 1, top-left; picked by {rule})"
         return overlay, summary, numbers
+
+    def close(self) -> None:
+        self.batcher.close()
 
 
 def draw_overlay(image: np.ndarray, rows: int, cols: int, picked: list[int]) -> np.ndarray:
@@ -236,22 +285,61 @@ def _user_errors(fn):
     return wrapper
 
 
+def held_out_examples(model_path: str, count: int = 6) -> list[str]:
+    """Up to ``count`` images of the run's held-out split (``split.json``), spread over it, copied to a temp folder.
+
+    ``model_path`` is the run folder, its ``.keras`` file, or an exported
+    artifact (its sidecar names the source model). Copies live in the system
+    temp folder, which Gradio serves; the originals may be anywhere.
+    """
+    from recaptcha_tf.export import read_sidecar, run_images
+
+    source = model_path
+    if os.path.isfile(model_path) and not model_path.endswith(".keras"):
+        try:
+            source = read_sidecar(model_path).get("source_model", model_path)
+        except (OSError, ValueError):
+            return []
+    try:
+        files = run_images(source)
+    except (OSError, ValueError):
+        return []
+    if not files:
+        return []
+    picked = [files[i * len(files) // min(count, len(files))] for i in range(min(count, len(files)))]
+    folder = tempfile.mkdtemp(prefix="recaptcha_tf_examples_")
+    out = []
+    for k, path in enumerate(picked):
+        name = f"{k + 1}_{os.path.basename(os.path.dirname(path))}_{os.path.basename(path)}"
+        out.append(shutil.copy(path, os.path.join(folder, name)))
+    return out
+
+
 def build_app(model_path: str, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
-              predictor: Predictor | None = None):
-    """The ``gr.Blocks`` demo for the model at ``model_path`` (run folder or ``.keras`` file)."""
+              predictor: Predictor | None = None, runtime: str = "keras", concurrency: int = 32,
+              examples: int = 6):
+    """The ``gr.Blocks`` demo for the model at ``model_path`` (run folder or ``.keras`` file).
+
+    ``concurrency`` requests run at once (each checks and decodes its upload,
+    then joins a micro-batch); ``examples`` held-out images are shown under the
+    upload (``0`` for none).
+    """
     import gradio as gr
 
-    p = predictor or Predictor(model_path, max_bytes, max_pixels)
+    p = predictor or Predictor(model_path, max_bytes, max_pixels, runtime=runtime)
     info = p.info
+    shown = held_out_examples(model_path, examples) if examples else []
     limits = f"PNG, JPEG, BMP or GIF; at most {_mb(max_bytes)} and {max_pixels:,} pixels."
     with gr.Blocks(title="recaptcha_tf demo") as demo:
         gr.Markdown(f"## recaptcha_tf: `{os.path.basename(os.path.abspath(model_path))}`\n"
                     f"{info.task} model, {info.kind} output, {len(info.names)} "
                     f"{'characters' if p.is_text else 'classes'}, input {info.image_size[0]}x{info.image_size[1]}"
-                    f"x{info.channels} ({info.resize}). Uploads: {limits}")
+                    f"x{info.channels} ({info.resize}), runtime {p.runtime}. Uploads: {limits}")
         if p.is_text:
             with gr.Tab("Text CAPTCHA"):
                 upload = gr.File(label="text CAPTCHA image", file_types=["image"], type="filepath")
+                if shown:
+                    gr.Examples([[f] for f in shown], inputs=[upload], label="held-out examples (click one)")
                 button = gr.Button("Read", variant="primary")
                 text = gr.Textbox(label="text")
                 conf = gr.Dataframe(headers=["character", "confidence"], label="per-character confidence")
@@ -259,6 +347,8 @@ def build_app(model_path: str, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: i
         else:
             with gr.Tab("Tile"):
                 upload = gr.File(label="tile image", file_types=["image"], type="filepath")
+                if shown:
+                    gr.Examples([[f] for f in shown], inputs=[upload], label="held-out examples (click one)")
                 button = gr.Button("Classify", variant="primary")
                 label = gr.Label(label="top classes", num_top_classes=5)
                 summary = gr.Textbox(label="prediction")
@@ -274,22 +364,80 @@ def build_app(model_path: str, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: i
                 cells = gr.JSON(label="picked cells (numbered from 1, row-major)")
                 grid_button.click(_user_errors(lambda f, t, s: p.grid(f, t, s)), [grid_upload, target, shape],
                                   [overlay, grid_summary, cells], api_name="select_cells")
-    demo.queue(default_concurrency_limit=1)
+    demo.queue(default_concurrency_limit=concurrency)
+    demo.predictor = p
     return demo
 
 
+API_ROUTE = "/api/v1/predict"
+
+
+def add_http_route(app, predictor: Predictor, path: str = API_ROUTE) -> None:
+    """``POST path`` with the raw image bytes as body -> JSON, on a FastAPI app (Gradio's own).
+
+    The same upload checks as the demo (:func:`read_upload`), the same
+    micro-batches. ``200``: the dict of :func:`recaptcha_tf.inference.predict`;
+    ``400`` / ``413``: ``{"error": message}`` for a refused upload; ``500``:
+    ``{"error": "The model could not process this image."}``.
+    """
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    limit = predictor.max_bytes
+
+    def too_big(size: int | None) -> JSONResponse:
+        said = f"The file is {_mb(size)}" if size else "The file is larger than the limit"
+        return JSONResponse({"error": f"{said}; the limit is {_mb(limit)}."}, status_code=413)
+
+    async def predict_route(request: Request):
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return too_big(int(declared))
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return too_big(None)
+        try:
+            result = await run_in_threadpool(predictor.predict_upload, bytes(body))
+        except UploadError as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+        except Exception:
+            log.exception("serve: %s failed on an upload", path)
+            return JSONResponse({"error": "The model could not process this image."}, status_code=500)
+        return JSONResponse(result)
+
+    predict_route.__annotations__["request"] = Request  # a real class: this module's annotations are strings
+    app.add_api_route(path, predict_route, methods=["POST"], name="predict_image_bytes")
+
+
 def launch(demo, host: str = "127.0.0.1", port: int = 7860, max_bytes: int = DEFAULT_MAX_BYTES,
-           block: bool = True):
-    """Start the server; with ``block=False`` it runs in a background thread (tests, benchmarks)."""
+           block: bool = True, http_route: bool = True):
+    """Start the server; with ``block=False`` it runs in a background thread (tests, benchmarks).
+
+    With ``http_route`` the plain ``POST /api/v1/predict`` route (:func:`add_http_route`)
+    is mounted on Gradio's FastAPI app, next to the demo.
+    """
     # Gradio's own limit is a backstop above ours, so the user sees our clearer message first.
-    return demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
-                       share=False, max_file_size=max(2 * max_bytes, max_bytes + 1_000_000), show_error=True,
-                       ssr_mode=False)
+    result = demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=not block,
+                         share=False, max_file_size=max(2 * max_bytes, max_bytes + 1_000_000), show_error=True,
+                         ssr_mode=False)
+    if http_route and getattr(demo, "predictor", None) is not None:
+        add_http_route(demo.app, demo.predictor)
+    if block:
+        demo.block_thread()
+    return result
 
 
 def serve(model_path: str, host: str = "127.0.0.1", port: int = 7860, max_bytes: int = DEFAULT_MAX_BYTES,
-          max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+          max_pixels: int = DEFAULT_MAX_PIXELS, runtime: str = "keras", max_batch_size: int = 32,
+          batch_wait_ms: float = 2.0) -> None:
     """The ``serve`` command: build the demo and serve it until interrupted."""
-    demo = build_app(model_path, max_bytes=max_bytes, max_pixels=max_pixels)
-    print(f"serving {model_path} on http://{host}:{port}  (Ctrl+C to stop)")
+    start = time.perf_counter()
+    predictor = Predictor(model_path, max_bytes, max_pixels, runtime=runtime, max_batch_size=max_batch_size,
+                          batch_wait_ms=batch_wait_ms)
+    demo = build_app(model_path, max_bytes=max_bytes, max_pixels=max_pixels, predictor=predictor)
+    print(f"serving {model_path} ({predictor.runtime}, model ready in {time.perf_counter() - start:.1f} s) on "
+          f"http://{host}:{port}  (plain HTTP: POST raw image bytes to {API_ROUTE}; Ctrl+C to stop)")
     launch(demo, host, port, max_bytes, block=True)

@@ -129,6 +129,14 @@ def _add_runtime(p):
                         "replicas. auto: multiworker with a multi-worker TF_CONFIG, tpu on a TPU, mirrored with 2+ GPUs")
 
 
+def _add_inference_runtime(p):
+    """What runs the model (predict and serve)."""
+    p.add_argument("--runtime", choices=("keras", "onnx", "tflite"), default="keras",
+                   help="keras: the .keras model (compiled once); onnx / tflite: its export (RUN/export/model.onnx "
+                        "or .tflite from `recaptcha-tf export`, or that file as --model) through ONNX Runtime / "
+                        "TFLite, without loading the Keras model")
+
+
 def _add_text_labels(p):
     """How text labels are read from file names (train, tune, evaluate)."""
     p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
@@ -223,11 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tiles: seeded 3x3 and 4x4 grids for the challenge-level score (0 skips it)")
 
     p = sub.add_parser("predict", formatter_class=_Formatter, help="predict image files with a saved model")
-    p.add_argument("--model", required=True, help="run folder or .keras file")
+    p.add_argument("--model", required=True, help="run folder or .keras file (or an .onnx / .tflite export)")
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--top-k", type=int, default=3, help="classifiers: how many classes to list")
     p.add_argument("--beam-width", type=int, default=0, help="text/CTC: beam search width (0 = greedy)")
     p.add_argument("--json", action="store_true", help="print JSON lines")
+    _add_inference_runtime(p)
 
     p = sub.add_parser("generate", formatter_class=_Formatter, help="generate synthetic text CAPTCHAs")
     p.add_argument("--out", required=True, help="folder (png) or .parquet file")
@@ -282,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--max-bytes", type=int, default=5_000_000, help="largest upload in bytes")
     p.add_argument("--max-pixels", type=int, default=4096 * 4096, help="largest upload in pixels (width x height)")
+    _add_inference_runtime(p)
+    p.add_argument("--max-batch-size", type=int, default=32, help="most concurrent images per model call")
+    p.add_argument("--batch-wait-ms", type=float, default=2.0,
+                   help="how long a request waits for others to join its micro-batch")
     _add_tune_parser(sub)
     return parser
 
@@ -356,9 +369,10 @@ def dispatch(args) -> int:
             shown["challenge_solved"] = {g: r["solved"] for g, r in result["challenge"].items()}
         print(json.dumps(shown, indent=2))
     elif args.command == "predict":
-        from recaptcha_tf.inference import load_model, predict
+        from recaptcha_tf.inference import load_inference, predict
 
-        results = predict(load_model(args.model), args.images, top_k=args.top_k, beam_width=args.beam_width)
+        results = predict(load_inference(args.model, args.runtime), args.images, top_k=args.top_k,
+                          beam_width=args.beam_width)
         for path, r in zip(args.images, results):
             if args.json:
                 print(json.dumps({"image": path, **r}))
@@ -392,7 +406,8 @@ def dispatch(args) -> int:
     elif args.command == "serve":
         from recaptcha_tf.app import serve
 
-        serve(args.model, host=args.host, port=args.port, max_bytes=args.max_bytes, max_pixels=args.max_pixels)
+        serve(args.model, host=args.host, port=args.port, max_bytes=args.max_bytes, max_pixels=args.max_pixels,
+              runtime=args.runtime, max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms)
     elif args.command == "tune":
         return _run_tune(args)
     return 0

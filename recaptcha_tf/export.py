@@ -10,8 +10,10 @@ What is exported
     ``mixed_float16``) are exported in float32; the parity report gives the
     difference to the mixed-precision Keras model as ``keras_mixed_vs_float32``.
 
-    * ``savedmodel``: a ``tf.saved_model`` directory; signature
-      ``serving_default(image)`` with ``image`` of shape ``(None, None, None, C)``.
+    * ``savedmodel``: a ``tf.saved_model`` directory for TF Serving; signature
+      ``serving_default(image)`` with ``image`` float32 pixels of shape
+      ``(None, None, None, C)``, and ``serving_bytes(image_bytes)`` taking encoded
+      image files (string ``(None,)``), decoded and resized as in training.
     * ``tflite``: a ``.tflite`` flat buffer. Input ``(None, None, None, C)`` when
       the converter can do it; recurrent (CTC) models need static shapes in
       TFLite, so they get a batch of 1 ``(1, None, None, C)``; the runner then
@@ -238,15 +240,35 @@ def _quiet():
                 lg.setLevel(level)
 
 
-def _export_savedmodel(model, out: str, channels: int):
+def _export_savedmodel(model, out: str, info):
+    """Two signatures for TF Serving: ``serving_default(image)`` raw pixels, ``serving_bytes(image_bytes)`` files.
+
+    ``image``: float32 ``(None, None, None, C)`` pixels 0-255 of any size,
+    resized inside. ``image_bytes``: string ``(None,)``, one encoded PNG / JPEG /
+    BMP / GIF per image, decoded and resized by the training pipeline's
+    :func:`recaptcha_tf.data.pipeline.load_image` (REST: ``{"b64": ...}``).
+    """
     import keras
     import tensorflow as tf
 
-    shape = (None, None, None, channels)
+    from recaptcha_tf.data.pipeline import load_image, resizing_layer
+
+    shape = (None, None, None, info.channels)
+    height, width = info.image_size
+    resizer = resizing_layer(info.image_size, info.resize)
+
+    def from_bytes(image_bytes):
+        images = tf.map_fn(lambda contents: load_image(contents, info.channels, resizer), image_bytes,
+                           fn_output_signature=tf.TensorSpec((height, width, info.channels), tf.uint8))
+        return model(tf.cast(images, tf.float32), training=False)
+
     archive = keras.export.ExportArchive()  # tracks every variable, seed-generator states included
     archive.track(model)
+    # The first endpoint is also exported as "serving_default", the signature TF Serving uses by default.
     archive.add_endpoint(name="serve", fn=lambda image: model(image, training=False),
                          input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
+    archive.add_endpoint(name="serving_bytes", fn=from_bytes,
+                         input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
     with _quiet():
         archive.write_out(out, verbose=False)
     return shape
@@ -338,7 +360,7 @@ def export_model(model_path: str, format: str, out: str | None = None, quantize:
     net = inference_model(model)
     start = time.perf_counter()
     if format == "savedmodel":
-        shape = _export_savedmodel(net, out, info.channels)
+        shape = _export_savedmodel(net, out, info)
     elif format == "tflite":
         shape = _export_tflite(net, out, info, quantize)
     else:
@@ -507,26 +529,14 @@ def load_images(sources: Sequence, meta: dict, batch_size: int = 64) -> np.ndarr
 
 
 def predict_artifact(artifact: str, sources: Sequence, top_k: int = 3) -> list[dict]:
-    """Like :func:`recaptcha_tf.inference.predict`, but with an exported artifact and its sidecar."""
-    from recaptcha_tf.decoding import decode_text_outputs
-    from recaptcha_tf.inference import check_readable
+    """Like :func:`recaptcha_tf.inference.predict`, but with an exported artifact and its sidecar.
 
-    runner = load_runner(artifact)
-    meta = runner.meta
-    check_readable(sources, meta["channels"])
-    outputs = runner(load_images(sources, meta))
-    if meta["kind"] in ("ctc", "multihead"):
-        return [{"text": t, "confidence": [round(c, 4) for c in conf]}
-                for t, conf in decode_text_outputs(outputs, meta["names"], meta["kind"])]
-    results = []
-    for probs in outputs:
-        order = np.argsort(-probs)[:top_k]
-        r = {"label": meta["names"][int(order[0])], "confidence": float(probs[order[0]]),
-             "top_k": [(meta["names"][int(i)], float(probs[i])) for i in order]}
-        if meta["kind"] == "sigmoid":
-            r["labels"] = [meta["names"][i] for i in np.flatnonzero(probs >= meta["threshold"])]
-        results.append(r)
-    return results
+    Runs through :meth:`recaptcha_tf.inference.Inference.from_artifact`: the same
+    decoding and resizing as training, the artifact's runner for the model.
+    """
+    from recaptcha_tf.inference import Inference
+
+    return Inference.from_artifact(artifact).predict(sources, top_k)
 
 
 # --------------------------------------------------------------------------- parity

@@ -1,10 +1,13 @@
-"""Loading saved models (Keras safe mode) and predicting on raw images."""
+"""Loading saved models (Keras safe mode) and predicting on raw images with one compiled predictor per model."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import threading
+import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -12,7 +15,6 @@ import tensorflow as tf
 
 import recaptcha_tf.layers  # noqa: F401  (registers custom layers before loading)
 from recaptcha_tf.data.images import CorruptImageError, load_image_array
-from recaptcha_tf.data.pipeline import make_dataset
 from recaptcha_tf.decoding import decode_text_outputs
 from recaptcha_tf.models import label_names_layer, network_of
 
@@ -67,11 +69,230 @@ def model_info(model: keras.Model) -> ModelInfo:
     )
 
 
-def predict_outputs(model: keras.Model, sources: Sequence, batch_size: int = 64) -> np.ndarray:
-    """Raw model outputs for image files or bytes, resized exactly as in training."""
-    info = model_info(model)
-    ds = make_dataset(sources, None, batch_size=batch_size, cache=False, **info.pipeline_args())
-    return model.predict(ds, verbose=0)
+RUNTIMES = ("keras", "onnx", "tflite")
+
+
+class Inference:
+    """One loaded model behind one compiled predictor: encoded images in, outputs and predictions out.
+
+    Shared by :func:`predict`, ``evaluate``, ``serve`` (with micro-batching on
+    top), the grid challenge and :func:`recaptcha_tf.export.predict_artifact`;
+    build it once per model (:func:`inference_for` caches one per Keras model).
+
+    * :meth:`preprocess`: one image file or bytes -> ``uint8`` ``(H, W, C)`` at
+      the model's size, by :func:`recaptcha_tf.data.pipeline.load_image`, the
+      decode-and-resize of the training pipeline. For a Keras model it is a
+      ``tf.function`` on a scalar string, traced once; for an exported artifact
+      it runs eagerly, so no TensorFlow graph runs at request time.
+    * :meth:`run`: ``uint8`` ``(B, H, W, C)`` -> raw outputs ``(B, ...)`` float32:
+      a ``tf.function`` with the fixed input signature ``(None, H, W, C)``,
+      traced once (Keras), or the artifact's runner (ONNX Runtime, TFLite).
+    * :meth:`outputs`: many images, decoded on a small thread pool while the
+      previous batch runs.
+
+    Args:
+        info: what the model expects and produces.
+        run: the batch function behind :meth:`run`.
+        compiled: trace the preprocessing with ``tf.function`` (Keras) or run it eagerly.
+        threads: decoding threads (default ``min(4, CPUs)``).
+        thread_safe: ``False`` serialises :meth:`run` (a TFLite interpreter is not re-entrant).
+        runtime: ``keras``, ``onnx``, ``tflite`` or ``savedmodel`` (reported, not used).
+    """
+
+    def __init__(self, info: ModelInfo, run, compiled: bool = True, threads: int | None = None,
+                 thread_safe: bool = True, runtime: str = "keras"):
+        from recaptcha_tf.data.pipeline import fit_image, load_image, resizing_layer
+
+        self.info = info
+        self.runtime = runtime
+        self._run = run
+        self._run_lock = None if thread_safe else threading.Lock()
+        self._threads = threads or min(4, os.cpu_count() or 1)
+        self._pool = None
+        self._pool_lock = threading.Lock()
+        resizer = resizing_layer(info.image_size, info.resize)
+        channels = info.channels
+
+        def load(contents):
+            return load_image(contents, channels, resizer)
+
+        def fit(image):
+            return fit_image(image, resizer)
+
+        if compiled:
+            load = tf.function(load, input_signature=[tf.TensorSpec([], tf.string, name="contents")])
+            fit = tf.function(fit, input_signature=[tf.TensorSpec([None, None, channels], tf.uint8, name="image")])
+        self._load, self._fit = load, fit
+        # Build the (weightless) resizer now, so that first calls from several threads do not race to build it.
+        resizer.build((None, None, None, channels))
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_model(cls, model: keras.Model, precision: str = "float32", threads: int | None = None) -> "Inference":
+        """A compiled predictor for a Keras model built by this package.
+
+        ``precision="float32"`` (default) runs a model trained in mixed precision
+        as a float32 copy of it (weights copied now, see
+        :func:`recaptcha_tf.export.inference_model`): much faster on CPUs without
+        bfloat16 instructions, and within float tolerance. ``"model"`` keeps the
+        saved dtype policy.
+        """
+        from recaptcha_tf.export import _uses_mixed_precision, inference_model
+
+        info = model_info(model)
+        net = inference_model(model) if precision == "float32" and _uses_mixed_precision(model) else model
+        height, width = info.image_size
+        spec = tf.TensorSpec([None, height, width, info.channels], tf.uint8, name="image")
+
+        @tf.function(input_signature=[spec])
+        def serve(images):
+            return tf.cast(net(tf.cast(images, tf.float32), training=False), tf.float32)
+
+        def run(images):
+            return serve(tf.convert_to_tensor(images, tf.uint8)).numpy()
+
+        self = cls(info, run, compiled=True, threads=threads, runtime="keras")
+        self.model = net
+        run(np.zeros((1, height, width, info.channels), np.uint8))  # trace now
+        return self
+
+    @classmethod
+    def from_artifact(cls, artifact: str, threads: int | None = None) -> "Inference":
+        """A predictor for an exported artifact (``.onnx``, ``.tflite``, SavedModel folder) and its sidecar."""
+        from recaptcha_tf.export import load_runner
+
+        runner = load_runner(artifact, threads=threads)
+        meta = runner.meta
+        info = ModelInfo(names=list(meta["names"]), kind=meta["kind"], task=meta["task"],
+                         image_size=tuple(meta["image_size"]), channels=int(meta["channels"]),
+                         resize=meta["resize"], threshold=float(meta["threshold"]))
+
+        def run(images):
+            return np.asarray(runner(np.asarray(images, dtype=np.float32)), dtype=np.float32)
+
+        self = cls(info, run, compiled=False, threads=threads, thread_safe=runner.format != "tflite",
+                   runtime=runner.format)
+        self.runner = runner
+        return self
+
+    # ------------------------------------------------------------------ steps
+
+    def preprocess(self, source) -> np.ndarray:
+        """One image file (path) or encoded bytes -> ``uint8`` ``(H, W, C)`` at the model's size.
+
+        Raises:
+            CorruptImageError: naming the file, when it cannot be read or decoded.
+        """
+        name = source if isinstance(source, str) else "<bytes>"
+        try:
+            data = _read(source)
+            return self._load(tf.constant(data)).numpy()
+        except (OSError, tf.errors.OpError, ValueError) as err:
+            check_readable([source], self.info.channels)  # raises CorruptImageError with the shared message
+            raise CorruptImageError(f"Could not read {name}: {str(err).splitlines()[0][:200]}") from err
+
+    def preprocess_array(self, image: np.ndarray) -> np.ndarray:
+        """Decoded pixels ``(h, w, C)`` (e.g. a grid cell) -> ``uint8`` ``(H, W, C)``, resized as in training."""
+        return self._fit(tf.convert_to_tensor(np.asarray(image, dtype=np.uint8))).numpy()
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """``uint8`` ``(B, H, W, C)`` at the model's size -> raw outputs ``(B, ...)`` float32."""
+        if self._run_lock is None:
+            return self._run(images)
+        with self._run_lock:
+            return self._run(images)
+
+    def outputs(self, sources: Sequence, batch_size: int = 64) -> np.ndarray:
+        """Raw outputs for image files or bytes, in order; the next batch decodes while this one runs."""
+        sources = list(sources)
+        if not sources:
+            raise ValueError("No images to predict.")
+        pool = self.pool()
+        chunks = [sources[i:i + batch_size] for i in range(0, len(sources), batch_size)]
+        pending = [pool.submit(self.preprocess, s) for s in chunks[0]]
+        parts = []
+        try:
+            for k in range(len(chunks)):
+                current = pending
+                pending = [pool.submit(self.preprocess, s) for s in chunks[k + 1]] if k + 1 < len(chunks) else []
+                parts.append(self.run(np.stack([f.result() for f in current])))
+        finally:
+            for f in pending:
+                f.cancel()
+        return np.concatenate(parts)
+
+    def predict(self, sources: Sequence, top_k: int = 3, beam_width: int = 0) -> list[dict]:
+        """One dict per image, as :func:`predict` describes."""
+        return format_predictions(self.outputs(sources), self.info, top_k, beam_width)
+
+    def pool(self) -> ThreadPoolExecutor:
+        """The decoding thread pool (created on first use)."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="decode")
+            return self._pool
+
+
+def _read(source) -> bytes:
+    if isinstance(source, str):
+        with open(source, "rb") as f:
+            return f.read()
+    return bytes(source)
+
+
+_CACHE: "weakref.WeakKeyDictionary[keras.Model, Inference]" = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+
+
+def inference_for(model) -> Inference:
+    """The :class:`Inference` of a loaded Keras model, built on first use and kept with the model.
+
+    An :class:`Inference` passes through. A model trained in mixed precision is
+    copied to float32 once, on first use: train it further and build a new one
+    with :meth:`Inference.from_model`.
+    """
+    if isinstance(model, Inference):
+        return model
+    with _CACHE_LOCK:
+        found = _CACHE.get(model)
+        if found is None:
+            found = _CACHE[model] = Inference.from_model(model)
+        return found
+
+
+def resolve_artifact(path: str, runtime: str) -> str:
+    """The exported artifact for ``runtime`` (``onnx`` / ``tflite``): the file itself, or ``RUN/export/model.*``."""
+    from recaptcha_tf.export import EXTENSIONS, default_out
+
+    if runtime not in ("onnx", "tflite"):
+        raise ValueError(f"No exported artifact for runtime {runtime!r}.")
+    if os.path.isfile(path) and path.endswith(EXTENSIONS[runtime]):
+        return path
+    artifact = default_out(path, runtime)
+    if not os.path.exists(artifact):
+        raise FileNotFoundError(
+            f"No {runtime} export at {artifact!r}: run `recaptcha-tf export --model {path} --format {runtime}` "
+            f"first, or pass the {EXTENSIONS[runtime]} file as --model."
+        )
+    return artifact
+
+
+def load_inference(path: str, runtime: str = "keras", threads: int | None = None) -> Inference:
+    """Load a model for prediction: ``keras`` (run folder or ``.keras``), ``onnx`` or ``tflite`` (its export)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"Unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}.")
+    if runtime == "keras":
+        return inference_for(load_model(path))
+    return Inference.from_artifact(resolve_artifact(path, runtime), threads=threads)
+
+
+def predict_outputs(model, sources: Sequence, batch_size: int = 64) -> np.ndarray:
+    """Raw model outputs for image files or bytes, resized exactly as in training.
+
+    ``model`` is a Keras model (its cached :class:`Inference` is used) or an :class:`Inference`.
+    """
+    return inference_for(model).outputs(sources, batch_size)
 
 
 def check_readable(sources: Sequence, channels: int = 3, max_pixels: int | None = None) -> None:
@@ -80,19 +301,22 @@ def check_readable(sources: Sequence, channels: int = 3, max_pixels: int | None 
         load_image_array(s, channels, max_pixels=max_pixels)
 
 
-def predict(model: keras.Model, sources: Sequence, top_k: int = 3, beam_width: int = 0) -> list[dict]:
+def predict(model, sources: Sequence, top_k: int = 3, beam_width: int = 0) -> list[dict]:
     """Predictions for image files (or bytes), one dict per image.
 
+    ``model`` is a Keras model or an :class:`Inference` (e.g. of an ONNX export).
     Classifiers give ``label``, ``confidence`` and ``top_k`` ``(name, prob)`` pairs
     (multi-label: every label over the threshold in ``labels``); text models give
     ``text`` and per-character ``confidence``.
+
+    Raises:
+        CorruptImageError: naming the first image that cannot be decoded.
     """
-    info = model_info(model)
-    try:
-        outputs = predict_outputs(model, sources)  # one decode per image when all are readable
-    except tf.errors.OpError as err:
-        check_readable(sources, info.channels)  # raises CorruptImageError naming the first unreadable image
-        raise CorruptImageError(f"Could not read the images: {err.message.splitlines()[0]}") from err
+    return inference_for(model).predict(sources, top_k, beam_width)
+
+
+def format_predictions(outputs: np.ndarray, info: ModelInfo, top_k: int = 3, beam_width: int = 0) -> list[dict]:
+    """Raw outputs ``(B, ...)`` -> the dicts of :func:`predict` (text through :mod:`recaptcha_tf.decoding`)."""
     results = []
     if info.kind in ("ctc", "multihead"):
         for text, conf in decode_text_outputs(outputs, info.names, info.kind, beam_width):
@@ -111,4 +335,5 @@ def predict(model: keras.Model, sources: Sequence, top_k: int = 3, beam_width: i
     return results
 
 
-__all__ = ["CorruptImageError", "ModelInfo", "load_model", "model_info", "predict", "predict_outputs"]
+__all__ = ["CorruptImageError", "Inference", "ModelInfo", "format_predictions", "inference_for", "load_inference",
+           "load_model", "model_info", "predict", "predict_outputs"]

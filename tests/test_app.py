@@ -206,3 +206,160 @@ def test_text_prediction_over_http(text_model, bad_files):
             client.predict(handle_file(bad_files["bomb"]), api_name="/predict_text")
     finally:
         demo.close()
+
+
+# ----------------------------------------------------------------------------- speed: micro-batching, plain HTTP
+
+
+def test_micro_batcher_groups_requests_and_isolates_a_failing_one():
+    import threading
+
+    from recaptcha_tf.batching import MicroBatcher
+
+    calls = []
+
+    def fn(batch):
+        calls.append(len(batch))
+        if (batch < 0).any():
+            raise ValueError("poisoned image")
+        return batch.reshape(len(batch), -1).sum(axis=1)
+
+    batcher = MicroBatcher(fn, max_batch_size=16, max_wait_ms=200)
+    results, errors = {}, {}
+
+    def client(i):
+        value = -1.0 if i == 3 else float(i)
+        try:
+            results[i] = batcher.submit(np.full((1, 2, 2, 1), value))
+        except ValueError as err:
+            errors[i] = str(err)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    batcher.close()
+    assert errors == {3: "poisoned image"}
+    assert {i: float(r[0]) for i, r in results.items()} == {i: 4.0 * i for i in (0, 1, 2, 4, 5)}
+    assert max(calls) > 1  # requests were grouped before the failure split them up
+    assert sum(n for _, n, _ in batcher.history) == 5
+
+
+@pytest.fixture(scope="module")
+def batching_predictor(classifier):
+    from recaptcha_tf.app import Predictor
+
+    p = Predictor(classifier[0], MAX_BYTES, MAX_PIXELS, batch_wait_ms=150)
+    yield p
+    p.close()
+
+
+def _concurrently(fn, items):
+    import threading
+
+    out = {}
+
+    def call(i, item):
+        try:
+            out[i] = ("ok", fn(item))
+        except Exception as err:  # noqa: BLE001 - compared below
+            out[i] = ("error", err)
+
+    threads = [threading.Thread(target=call, args=(i, item)) for i, item in enumerate(items)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [out[i] for i in range(len(items))]
+
+
+def test_micro_batched_results_equal_one_by_one(classifier, batching_predictor):
+    from recaptcha_tf.export import list_images
+
+    run, root = classifier
+    files = list_images(os.path.join(root, "tiles"))[:8]
+    before = len(batching_predictor.batcher.history)
+    got = _concurrently(batching_predictor.predict_upload, files)
+    model = load_model(run)
+    for (status, result), f in zip(got, files):
+        expected = predict(model, [f], top_k=5)[0]
+        assert status == "ok" and result["label"] == expected["label"]
+        assert [n for n, _ in result["top_k"]] == [n for n, _ in expected["top_k"]]
+        assert [p for _, p in result["top_k"]] == pytest.approx([p for _, p in expected["top_k"]], abs=1e-6)
+    batches = list(batching_predictor.batcher.history)[before:]
+    assert sum(n for n, _, _ in batches) == 8 and max(n for n, _, _ in batches) > 1
+    assert {"checks", "decode", "model", "total"} <= set(batching_predictor.timings[-1])
+
+
+def test_a_bad_upload_in_a_batch_fails_only_its_own_request(classifier, batching_predictor, bad_files):
+    from recaptcha_tf.export import list_images
+
+    good = list_images(os.path.join(classifier[1], "tiles"))[:4]
+    items = [good[0], bad_files["text"], good[1], bad_files["bomb"], good[2], bad_files["wide"], good[3]]
+    got = _concurrently(batching_predictor.predict_upload, items)
+    expected = predict(load_model(classifier[0]), good)
+    assert [r["label"] for s, r in got if s == "ok"] == [e["label"] for e in expected]
+    errors = [r for s, r in got if s == "error"]
+    assert [type(e) for e in errors] == [UploadError] * 3
+    assert [m in str(e) for m, e in zip((EXPECTED["text"], EXPECTED["bomb"], EXPECTED["wide"]), errors)] == [True] * 3
+
+
+def test_concurrent_clients_are_all_answered_correctly(classifier, tile_client):
+    from gradio_client import Client, handle_file
+
+    from recaptcha_tf.export import list_images
+
+    run, root = classifier
+    files = list_images(os.path.join(root, "tiles"))[::3][:8]
+    clients = [Client(tile_client.src, verbose=False) for _ in range(4)]
+    got = _concurrently(lambda k: clients[k % 4].predict(handle_file(files[k]), api_name="/predict_tile"),
+                        list(range(len(files))))
+    expected = predict(load_model(run), files)
+    assert [s for s, _ in got] == ["ok"] * len(files)
+    assert [r[0]["label"] for _, r in got] == [e["label"] for e in expected]
+
+
+def test_plain_http_route(classifier, tile_client, bad_files):
+    import json
+    import urllib.error
+    import urllib.request
+
+    from recaptcha_tf.export import list_images
+
+    url = tile_client.src.rstrip("/") + "/api/v1/predict"
+
+    def post(path):
+        req = urllib.request.Request(url, data=open(path, "rb").read(), method="POST",
+                                     headers={"Content-Type": "application/octet-stream"})
+        try:
+            with urllib.request.urlopen(req) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    files = list_images(os.path.join(classifier[1], "tiles"))[:6]
+    got = _concurrently(post, files)
+    expected = predict(load_model(classifier[0]), files)
+    assert [r[1][0] for r in got] == [200] * 6
+    assert [r[1][1]["label"] for r in got] == [e["label"] for e in expected]
+    assert got[0][1][1]["confidence"] == pytest.approx(expected[0]["confidence"], abs=1e-6)
+    for kind, message in EXPECTED.items():  # the same checks, the same messages as the demo
+        status, body = post(bad_files[kind])
+        assert status == (413 if kind == "heavy" else 400) and message in body["error"], (kind, body)
+
+
+def test_demo_page_shows_held_out_examples(classifier, tile_client):
+    import urllib.request
+
+    from recaptcha_tf.app import held_out_examples
+    from recaptcha_tf.export import run_images
+
+    run, _ = classifier
+    examples = held_out_examples(run, 4)
+    held_out = {os.path.basename(f) for f in run_images(run)}
+    assert 1 <= len(examples) <= 4 and all(os.path.exists(f) for f in examples)
+    assert all(any(os.path.basename(f).endswith("_" + h) for h in held_out) for f in examples)
+    config = urllib.request.urlopen(tile_client.src.rstrip("/") + "/config").read().decode()
+    assert '"dataset"' in config and "held-out examples" in config
+    assert urllib.request.urlopen(tile_client.src).status == 200

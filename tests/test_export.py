@@ -117,3 +117,68 @@ def test_inference_config_makes_float32_without_rnn_dropout():
     assert out["dtype"]["config"]["name"] == "float32"
     assert out["layer"]["config"] == {"dropout": 0.0, "recurrent_dropout": 0.0, "rate": 0.3}
     assert out["inbound_nodes"][0]["kwargs"] == {"mask": None}
+
+
+def test_savedmodel_has_tf_serving_signatures(classifier, tmp_path):
+    import tensorflow as tf
+
+    from recaptcha_tf.inference import inference_for
+
+    run, data = classifier
+    model = load_model(run)
+    artifact = E.export_model(run, "savedmodel", out=str(tmp_path / "sm"), model=model)
+    loaded = tf.saved_model.load(artifact)
+    default = loaded.signatures["serving_default"]
+    spec = default.structured_input_signature[1]
+    assert list(spec) == ["image"] and spec["image"].dtype == tf.float32
+    assert spec["image"].shape.as_list() == [None, None, None, 3]
+    raw = np.random.default_rng(1).integers(0, 256, (2, 37, 29, 3)).astype(np.float32)
+    out = next(iter(default(image=tf.constant(raw)).values())).numpy()
+    np.testing.assert_allclose(out, model.predict(raw, verbose=0), atol=1e-4)
+    # Encoded files in, as over TF Serving's REST API with {"b64": ...}: decoded and resized as in training.
+    by_bytes = loaded.signatures["serving_bytes"]
+    assert list(by_bytes.structured_input_signature[1]) == ["image_bytes"]
+    files = _images(data)[:5]
+    contents = tf.constant([open(f, "rb").read() for f in files])
+    out = next(iter(by_bytes(image_bytes=contents).values())).numpy()
+    np.testing.assert_allclose(out, inference_for(model).outputs(files), atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_each_runtime_gives_the_keras_top1(classifier, crnn, fmt, capsys):
+    from recaptcha_tf.app import Predictor
+    from recaptcha_tf.inference import load_inference
+
+    run, data = classifier
+    files = _images(data)[:8]
+    model = load_model(run)
+    keras_results = predict(model, files)
+    E.export_model(run, fmt, model=model)  # RUN/export/model.<fmt>, where --runtime looks
+    inference = load_inference(run, fmt)
+    assert inference.runtime == fmt and not hasattr(inference, "model")
+    results = predict(inference, files)
+    assert [r["label"] for r in results] == [r["label"] for r in keras_results]
+    assert results[0]["confidence"] == pytest.approx(keras_results[0]["confidence"], abs=1e-4)
+    served = Predictor(run, runtime=fmt, inference=inference)
+    assert served.tile(files[0])[1].startswith(keras_results[0]["label"])
+    served.close()
+    assert main(["predict", "--model", run, "--runtime", fmt, "--json", *files[:3]]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [p["label"] for p in printed] == [r["label"] for r in keras_results[:3]]
+
+    text_run, text_data = crnn
+    text_files = _images(text_data)[:6]
+    text_model = load_model(text_run)
+    E.export_model(text_run, fmt, model=text_model)
+    texts = [r["text"] for r in predict(load_inference(text_run, fmt), text_files)]
+    assert texts == [r["text"] for r in predict(text_model, text_files)]
+
+
+def test_missing_export_for_a_runtime_is_a_clear_error(classifier, tmp_path, capsys):
+    import shutil
+
+    run, data = classifier
+    copy = shutil.copy(os.path.join(run, "model.keras"), str(tmp_path / "m.keras"))  # no export/ beside it
+    assert main(["predict", "--model", copy, "--runtime", "onnx", _images(data)[0]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: No onnx export at") and f"recaptcha-tf export --model {copy} --format onnx" in err

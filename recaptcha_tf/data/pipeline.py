@@ -116,9 +116,7 @@ def make_dataset(
     resizer = resizing_layer(image_size, resize)
 
     def load(source):
-        data = tf.io.read_file(source) if is_path else source
-        image = decode_image(data, channels)
-        return to_uint8(resizer(tf.cast(image, tf.float32)))
+        return load_image(tf.io.read_file(source) if is_path else source, channels, resizer)
 
     if labels is None:
         ds = tf.data.Dataset.from_tensor_slices(sources)
@@ -152,6 +150,21 @@ def make_dataset(
     if prefetch:
         ds = ds.prefetch(AUTOTUNE)
     return ds
+
+
+def load_image(contents, channels: int, resizer: keras.layers.Layer):
+    """Encoded image bytes -> ``uint8`` ``(H, W, channels)`` at the resizer's size.
+
+    The one decode-and-resize used by training, evaluation, ``predict`` and
+    ``serve`` (:class:`recaptcha_tf.inference.Inference`), so they all see the
+    same pixels.
+    """
+    return fit_image(decode_image(contents, channels), resizer)
+
+
+def fit_image(image, resizer: keras.layers.Layer):
+    """Pixels ``(H, W, C)`` or ``(B, H, W, C)`` of any size -> ``uint8`` at the resizer's size (rounded)."""
+    return to_uint8(resizer(tf.cast(image, tf.float32)))
 
 
 def to_uint8(images):
