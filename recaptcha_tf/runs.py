@@ -29,8 +29,11 @@ TASK_DEFAULTS = {
     # are oversampled to that size with Augmentor (benchmarks/tiles.py: macro-F1 0.665 -> 0.716 on the real tiles).
     "tiles": {"model": "cnn", "image_size": (112, 112), "channels": 3, "resize": "stretch", "epochs": 26,
               "batch_size": 64, "learning_rate": 2e-3, "patience": 10, "balance_up_to": 500},
-    "chars": {"model": "resnet18", "image_size": (52, 32), "channels": 1, "resize": "pad", "epochs": 30,
-              "batch_size": 64, "learning_rate": 1e-3, "patience": 8},
+    # chars: glyph sets are small and easy, so the epochs follow the set's size (about `steps` updates, 8 to 30
+    # epochs) and training stops once validation accuracy has not improved for `patience` epochs.
+    "chars": {"model": "resnet18", "image_size": (52, 32), "channels": 1, "resize": "pad", "epochs": None,
+              "steps": 600, "epochs_range": (8, 30), "monitor": ("val_accuracy", "max"),
+              "batch_size": 64, "learning_rate": 1e-3, "patience": 4},
     # text: the input is fitted to the training images (recaptcha_tf.data.text_fit) unless --image-size is given;
     # the budget is optimizer steps, so small and large sets get the same number of updates, cut into
     # "evaluations" epochs of equal steps over the repeated training set (validation runs that often); early
@@ -331,8 +334,8 @@ def train_classifier(
     learning_rate = learning_rate or d["learning_rate"]
     patience = d["patience"] if patience is None else patience
     weights_arg = weights
-    weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs, learning_rate,
-                                                              fine_tune_learning_rate)
+    weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs or 2**31,
+                                                              learning_rate, fine_tune_learning_rate)
     if multi_label and (balance_per_class or class_weight != "none"):
         raise ValueError("--balance and --class-weight are for single-label data, not --multi-label.")
     mixing = batch_mixing(mix, seed)  # validates the name before any work
@@ -352,6 +355,14 @@ def train_classifier(
     num_classes = len(class_names)
     train_paths, train_labels = zip(*data_split.train)
     val_paths, val_labels = zip(*data_split.val)
+    if not epochs:  # epochs from the set's size: about d["steps"] updates, within d["epochs_range"]
+        low, high = d["epochs_range"]
+        epochs = int(np.clip(np.ceil(d["steps"] / np.ceil(len(train_paths) / batch_size)), low, high))
+        log.info("%d epochs for %d training images (about %d steps), early stopping after %d epochs without a "
+                 "better %s", epochs, len(train_paths), d["steps"], patience, d["monitor"][0])
+    if freeze_epochs >= epochs:
+        raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of {epochs} epochs.")
+    monitor, mode = d.get("monitor", ("val_loss", "min")) if not multi_label else ("val_loss", "min")
 
     def targets(labels):
         if multi_label:
@@ -424,7 +435,8 @@ def train_classifier(
         history = dist_fit(
             dist, net, train_ds, validation_data=val_ds, initial_epoch=first_epoch, epochs=last_epoch,
             class_weight=class_weights, verbose=2,
-            callbacks=standard_callbacks(out, run_logdir, patience=patience if phase == 2 else None,
+            callbacks=standard_callbacks(out, run_logdir, monitor=monitor, mode=mode,
+                                         patience=patience if phase == 2 else None,
                                          last=[*extra, *callbacks], backup="backup" if phase == 2 else "backup_phase1"),
         )
         return len(history.history.get("loss", []))

@@ -219,7 +219,8 @@ def run_search(
                           "factor 3). Leave --max-trials out or use another tuner.")
     d = task_defaults(task)
     model = model or DEFAULT_TUNE_MODEL[task]
-    image_size = tuple(image_size or d["image_size"])
+    # Text searches keep the grayscale 48x192 input the search spaces were written for (train fits it to the data).
+    image_size = tuple(image_size or d["image_size"] or (48, 192))
     channels = 1 if task == "text" or (grayscale if grayscale is not None else d["channels"] == 1) else 3
     resize = "pad" if task == "text" else (resize or d["resize"])
     batch_size = batch_size or d["batch_size"]
