@@ -189,3 +189,31 @@ class RelativeCrop(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "box": list(self.box)}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PositionQueries(keras.layers.Layer):
+    """A learned query vector per character position, repeated over the batch.
+
+    ``(B, ...)`` (any tensor, only its batch size is used) -> ``(B, length, width)``;
+    the queries of a multi-head text model's position attention.
+    """
+
+    def __init__(self, length, width, **kwargs):
+        super().__init__(**kwargs)
+        self.length, self.width = int(length), int(width)
+
+    def build(self, input_shape):
+        self.queries = self.add_weight(shape=(self.length, self.width), initializer="random_normal",
+                                       name="queries")
+
+    def call(self, inputs):
+        batch = ops.shape(inputs)[0]
+        return ops.broadcast_to(ops.expand_dims(ops.cast(self.queries, self.compute_dtype), 0),
+                                (batch, self.length, self.width))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.length, self.width)
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length, "width": self.width}

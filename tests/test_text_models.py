@@ -67,8 +67,7 @@ def test_text_train_save_load_predict_round_trip(tiny_text, tmp_path, model):
     out = str(tmp_path / model)
     summary = runs.train_text(tiny_text, out, model=model, charset=CHARS, image_size=(32, 64), epochs=2,
                               batch_size=16, logdir=str(tmp_path / "logs"),
-                              model_kwargs={"rnn_units": 16, "filters": [8, 8, 16, 16]} if model == "crnn"
-                              else {"width": 8, "blocks": [1, 1], "dense_units": 32})
+                              model_kwargs={"rnn_units": 16, "filters": [8, 8, 16, 16]})
     assert summary["epochs_run"] == 2 and summary["test"]["n"] == 6
     report = json.load(open(os.path.join(out, "test_report.json")))
     assert {"n", "exact_match", "cer", "worst"} <= set(report) and 0 <= report["cer"]

@@ -64,7 +64,8 @@ MODEL_ALIASES: dict[str, dict[str, str]] = {
             "dense_neurons": "dense_units", "dropout": "dropout", "activation": "activation"},
     "crnn": {"c2d_layers": "conv_layers", "c2d_filters": "filters", "dense_layers": "rnn_layers",
              "dense_neurons": "rnn_units", "dropout": "dropout"},
-    "multihead": {"c2d_filters": "width", "dense_neurons": "dense_units", "dropout": "dropout"},
+    "multihead": {"c2d_layers": "conv_layers", "c2d_filters": "filters", "dense_layers": "rnn_layers",
+                  "dense_neurons": "rnn_units", "dropout": "dropout"},
     "resnet18": {"c2d_filters": "width", "dropout": "dropout"},
     "resnet34": {"c2d_filters": "width", "dropout": "dropout"},
 }
@@ -128,7 +129,9 @@ def allowed_keys(task: str, model: str) -> list[str]:
 
 
 def losses_for(task: str, model: str) -> tuple[str, ...]:
-    return ("ctc",) if (task == "text" and model == "crnn") else CLASSIFIER_LOSSES
+    from recaptcha_tf.models.registry import model_head
+
+    return ("ctc",) if (task == "text" and model_head(model) == "ctc") else CLASSIFIER_LOSSES
 
 
 def builtin_space(name: str, task: str, model: str) -> dict[str, list]:
@@ -210,14 +213,14 @@ def _check_value(key: str, value, task: str, model: str, image_size=None):
         return float(_check_number(key, value, minimum=0, below=1))
     if key in ("c2d_layers", "c2d_filters", "dense_neurons"):
         value = _check_number(key, value, minimum=1, integer=True)
-        if key == "c2d_layers" and model == "crnn" and image_size:
+        if key == "c2d_layers" and _is_sequence_model(model) and image_size:
             limit = int(math.log2(image_size[0]))
             if value > limit:
                 raise TuningError(f"c2d_layers: {value} conv stages halve a {image_size[0]}-pixel-high image "
                                   f"below one row; use at most {limit} or a larger --image-size.")
         return value
     if key == "dense_layers":
-        return _check_number(key, value, minimum=1 if model == "crnn" else 0, integer=True)
+        return _check_number(key, value, minimum=1 if _is_sequence_model(model) else 0, integer=True)
     # a builder argument: scalars only (keras-tuner choices are int, float, str or bool)
     if not isinstance(value, (str, int, float, bool)) or value is None:
         raise TuningError(f"{key}: {value!r} is not a single number, string or boolean; a space lists "
@@ -284,6 +287,13 @@ def grid_size(space: dict[str, list]) -> int:
     return math.prod(len(v) for v in space.values())
 
 
+def _is_sequence_model(model: str) -> bool:
+    """Text models with the CRNN's conv stages and RNN (their ``filters`` is a list, one per stage)."""
+    from recaptcha_tf.models.registry import model_head
+
+    return model_head(model) in ("ctc", "multihead")
+
+
 def model_kwargs(model: str, values: dict, base: dict | None = None) -> dict:
     """Builder arguments for ``model`` from a trial's values (training keys are skipped).
 
@@ -296,7 +306,7 @@ def model_kwargs(model: str, values: dict, base: dict | None = None) -> dict:
         if key in TRAINING_KEYS or key.startswith("tuner/"):
             continue
         kw[aliases.get(key, key)] = value
-    if model == "crnn" and ("conv_layers" in kw or isinstance(kw.get("filters"), int)):
+    if _is_sequence_model(model) and ("conv_layers" in kw or isinstance(kw.get("filters"), int)):
         n = int(kw.pop("conv_layers", 4))
         first = kw.get("filters", 32)
         first = first if isinstance(first, int) else list(first)[0]
