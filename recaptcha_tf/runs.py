@@ -152,10 +152,13 @@ def fit_in_phases(net, out: str, compile_for, fit_phase, epochs: int, freeze_epo
 
     ``compile_for(phase_epochs, learning_rate)`` compiles ``net``;
     ``fit_phase(first_epoch, last_epoch, phase)`` fits it and returns the epochs run.
-    Phase 1's end is saved to ``OUT/phase1.weights.h5``, so a run killed in phase 2
-    resumes there (its own BackupAndRestore state) without repeating phase 1.
+    Phase 1's end is saved to ``OUT/phase1.weights.h5`` (atomically; phase 1's backup
+    is removed only after that), so a run killed in phase 2 resumes there (its own
+    BackupAndRestore state) without repeating phase 1.
     Returns the epochs run by this call.
     """
+    import shutil
+
     from recaptcha_tf.models.finetune import freeze_backbone, unfreeze_backbone
 
     epochs_run = 0
@@ -169,12 +172,22 @@ def fit_in_phases(net, out: str, compile_for, fit_phase, epochs: int, freeze_epo
                      freeze_backbone(net), freeze_epochs, learning_rate)
             compile_for(freeze_epochs, learning_rate)
             epochs_run += fit_phase(0, freeze_epochs, 1)
-            net.save_weights(phase1_weights)
+            partial = os.path.join(out, "partial-phase1.weights.h5")
+            net.save_weights(partial)
+            os.replace(partial, phase1_weights)
+            shutil.rmtree(os.path.join(out, "backup_phase1"), ignore_errors=True)
         log.info("Phase 2: unfreezing %s of the backbone, %d trainable parameters, learning rate %g",
                  "all" if unfreeze == "all" else f"the top {unfreeze} blocks", unfreeze_backbone(net, unfreeze),
                  fine_tune_learning_rate)
     compile_for(epochs - freeze_epochs, fine_tune_learning_rate)
     return epochs_run + fit_phase(freeze_epochs, epochs, 2)
+
+
+def _epochs_run(out: str, epochs_now: int) -> int:
+    """Finished epochs of the whole run, resumed parts included (``history.csv`` rows)."""
+    from recaptcha_tf.training import epochs_logged
+
+    return max(epochs_logged(os.path.join(out, "history.csv")), epochs_now)
 
 
 def _phases(weights, freeze_epochs, epochs: int, learning_rate: float, fine_tune_learning_rate):
@@ -414,15 +427,16 @@ def train_classifier(
             dist, net, train_ds, validation_data=val_ds, initial_epoch=first_epoch, epochs=last_epoch,
             class_weight=class_weights, verbose=2,
             callbacks=standard_callbacks(out, run_logdir, patience=patience if phase == 2 else None,
-                                         last=[*extra, *callbacks], backup="backup" if phase == 2 else "backup_phase1"),
+                                         last=[*extra, *callbacks], backup="backup" if phase == 2 else "backup_phase1",
+                                         initial_epoch=first_epoch, delete_backup=phase == 2),
         )
         return len(history.history.get("loss", []))
 
-    epochs_run = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
+    epochs_now = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
                                fine_tune_learning_rate)
     wall = time.perf_counter() - start
-    summary = {"out": out, "epochs_run": epochs_run, "train_seconds": round(wall, 1),
-               "seconds_per_epoch": round(wall / max(epochs_run, 1), 1),
+    summary = {"out": out, "epochs_run": _epochs_run(out, epochs_now), "epochs_this_session": epochs_now,
+               "train_seconds": round(wall, 1), "seconds_per_epoch": round(wall / max(epochs_now, 1), 1),
                "parameters": int(net.count_params())}
     if data_split.test and _is_chief(dist):
         report = evaluate(out, data, subset="test", report=os.path.join(out, "test_report.json"))
@@ -666,13 +680,15 @@ def train_text(
         history = dist_fit(dist, net, train_ds, validation_data=val_ds, initial_epoch=first_epoch, epochs=last_epoch,
                            verbose=2, callbacks=standard_callbacks(
                                out, run_logdir, patience=patience if phase == 2 else None, first=first,
-                               last=[*last, *callbacks], backup="backup" if phase == 2 else "backup_phase1"))
+                               last=[*last, *callbacks], backup="backup" if phase == 2 else "backup_phase1",
+                               initial_epoch=first_epoch, delete_backup=phase == 2))
         return len(history.history.get("loss", []))
 
-    epochs_run = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
+    epochs_now = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
                                fine_tune_learning_rate)
     wall = time.perf_counter() - start
-    summary = {"out": out, "epochs_run": epochs_run, "train_seconds": round(wall, 1)}
+    summary = {"out": out, "epochs_run": _epochs_run(out, epochs_now), "epochs_this_session": epochs_now,
+               "train_seconds": round(wall, 1)}
     if parts["test"] and _is_chief(dist):
         test = dataset.subset(parts["test"])
         report = evaluate_text_dataset(out, test, report=os.path.join(out, "test_report.json"),

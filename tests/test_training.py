@@ -86,7 +86,8 @@ def test_interrupted_run_resumes_where_it_stopped(tiles_dir, tmp_path):
     assert _epochs_logged(out) == [0, 1]
     split_before = open(os.path.join(out, "split.json")).read()
     summary = runs.train_classifier(tiles_dir, out, **kwargs)
-    assert summary["epochs_run"] == 2  # epochs 3 and 4 only
+    assert summary["epochs_this_session"] == 2  # epochs 3 and 4 only
+    assert summary["epochs_run"] == 4  # the whole run, the resumed part included
     assert _epochs_logged(out) == [0, 1, 2, 3]
     assert open(os.path.join(out, "split.json")).read() == split_before
     assert not os.path.exists(os.path.join(out, "backup"))  # removed after a finished run
