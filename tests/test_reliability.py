@@ -103,3 +103,64 @@ def test_best_model_checkpoint_is_written_atomically(tmp_path, monkeypatch):
     assert open(path, "rb").read() == good
     monkeypatch.undo()
     assert keras.saving.load_model(path).predict(np.zeros((1, 2)), verbose=0).shape == (1, 1)
+
+
+# ------------------------------------------------------------------------- 2. merge-parquet never destroys an input
+
+
+def _parquet(path, labels):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    blobs = []
+    for i, _ in enumerate(labels):
+        buf = io.BytesIO()
+        Image.new("RGB", (24, 12), (i * 40, 0, 0)).save(buf, format="PNG")
+        blobs.append(buf.getvalue())
+    pq.write_table(pa.table({"image": pa.array(blobs, pa.binary()), "text": pa.array(labels)}), path)
+    return path
+
+
+def test_merge_parquet_refuses_a_link_to_an_input_and_leaves_it_intact(tmp_path, capsys):
+    from recaptcha_tf.cli import main
+
+    a = _parquet(str(tmp_path / "a.parquet"), ["ab1", "cd2"])
+    b = _parquet(str(tmp_path / "b.parquet"), ["ef3"])
+    before = open(a, "rb").read()
+    link = str(tmp_path / "link.parquet")
+    os.symlink(a, link)
+    assert main(["merge-parquet", a, b, "--out", link]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "also an input" in err and "Traceback" not in err
+    assert open(a, "rb").read() == before
+    hard = str(tmp_path / "hard.parquet")
+    os.link(b, hard)
+    assert main(["merge-parquet", a, b, "--out", hard]) == 2
+    assert open(b, "rb").read() == open(hard, "rb").read()
+
+
+def test_merge_parquet_writes_a_temporary_file_and_renames_it(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from recaptcha_tf.data import text
+
+    a = _parquet(str(tmp_path / "a.parquet"), ["ab1", "cd2"])
+    out = str(tmp_path / "out.parquet")
+    _parquet(out, ["old"])
+    old = open(out, "rb").read()
+    real = text._normalised_table
+
+    def failing(*args):
+        raise KeyboardInterrupt  # killed mid-merge
+
+    monkeypatch.setattr(text, "_normalised_table", failing)
+    with pytest.raises(KeyboardInterrupt):
+        text.merge_parquet([a], out)
+    assert open(out, "rb").read() == old  # the previous output is untouched
+    assert sorted(os.listdir(tmp_path)) == ["a.parquet", "out.parquet"]  # no temporary file left behind
+    monkeypatch.setattr(text, "_normalised_table", real)
+    assert text.merge_parquet([a], out) == 2
+    assert pq.read_table(out).column("text").to_pylist() == ["ab1", "cd2"]
