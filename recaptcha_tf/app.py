@@ -46,6 +46,10 @@ class UploadError(ValueError):
     """An upload that is refused; the message is shown to the user as is."""
 
 
+class ServeError(ValueError):
+    """The server cannot start (the port is taken, the host cannot be bound)."""
+
+
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
@@ -104,8 +108,8 @@ def read_upload(upload, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DE
 def _decode(data: bytes, channels: int) -> np.ndarray:
     from recaptcha_tf.data.images import CorruptImageError, load_image_array
 
-    try:
-        return load_image_array(data, channels)
+    try:  # read_upload has checked the pixels against the serve limit already
+        return load_image_array(data, channels, max_pixels=0)
     except CorruptImageError as err:
         raise UploadError("The image could not be decoded.") from err
 
@@ -292,4 +296,7 @@ def serve(model_path: str, host: str = "127.0.0.1", port: int = 7860, max_bytes:
     """The ``serve`` command: build the demo and serve it until interrupted."""
     demo = build_app(model_path, max_bytes=max_bytes, max_pixels=max_pixels)
     print(f"serving {model_path} on http://{host}:{port}  (Ctrl+C to stop)")
-    launch(demo, host, port, max_bytes, block=True)
+    try:
+        launch(demo, host, port, max_bytes, block=True)
+    except OSError as err:  # Gradio: "Cannot find empty port in range ..."
+        raise ServeError(f"Cannot listen on {host}:{port}: {' '.join(str(err).split())}") from err

@@ -195,9 +195,15 @@ def write_sidecar(artifact: str, info, format: str, quantize: str | None, input_
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
-    path = sidecar_path(artifact)
-    with open(path, "w") as f:
-        json.dump(meta, f, indent=2)
+    return _write_json(meta, sidecar_path(artifact))
+
+
+def _write_json(obj, path: str) -> str:
+    """Write ``obj`` as JSON to a temporary file beside ``path``, then rename it into place."""
+    tmp = f"{path}.partial{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
     return path
 
 
@@ -276,8 +282,10 @@ def _export_tflite(model, out: str, info, quantize: str | None):
             continue
         if shape != shapes[0]:
             log.info("TFLite input shape is %s (a fully dynamic input did not convert).", shape)
-        with open(out, "wb") as f:
+        tmp = f"{out}.partial{os.getpid()}"
+        with open(tmp, "wb") as f:
             f.write(flat)
+        os.replace(tmp, out)
         return shape
     raise ExportError("TFLite conversion failed for every input shape tried: " + " | ".join(errors))
 
@@ -572,6 +580,19 @@ def run_images(model_path: str) -> list[str]:
     return found
 
 
+def _readable(files: list[str], channels: int) -> list[str]:
+    """``files`` without the unreadable ones (corrupt, truncated, over the pixel limit), named in one warning."""
+    from recaptcha_tf.data.images import find_undecodable, warn_skipped
+
+    bad = set(find_undecodable(files, channels))
+    if bad:
+        warn_skipped([files[i] for i in sorted(bad)], what="unreadable parity image(s)")
+        files = [f for i, f in enumerate(files) if i not in bad]
+    if not files:
+        raise ExportError(f"None of the {len(bad)} parity image(s) could be read; pass --data with readable images.")
+    return files
+
+
 def _sample(items: list, limit: int | None, seed: int = 0) -> list:
     if limit is None or len(items) <= limit:
         return list(items)
@@ -611,7 +632,7 @@ def check_parity(model_path: str, artifact: str, sources: Sequence[str] | None =
         raise ExportError(
             "No images for the parity check: the run's split.json images were not found; pass --data DIR."
         )
-    files = _sample(files, limit)
+    files = _readable(_sample(files, limit), meta["channels"])
     model = model if model is not None else load_model(model_path)
     reference = KerasRunner(inference_model(model))
     runner = load_runner(artifact)
@@ -705,9 +726,7 @@ def run_export(model_path: str, format: str, out: str | None = None, quantize: s
     except ExportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    report_path = artifact.rstrip("/" + os.sep) + ".parity.json"
-    with open(report_path, "w") as f:
-        json.dump(report, f, indent=2)
+    report_path = _write_json(report, artifact.rstrip("/" + os.sep) + ".parity.json")
     print(describe_parity(report))
     if not report["passed"]:
         print(f"error: the {format} export does not agree with the Keras model (details: {report_path}); "

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 import recaptcha_tf.layers  # noqa: F401  (registers custom layers before loading)
-from recaptcha_tf.data.images import CorruptImageError, load_image_array
+from recaptcha_tf.data.images import CorruptImageError, find_undecodable, load_image_array
 from recaptcha_tf.data.pipeline import make_dataset
 from recaptcha_tf.decoding import decode_text_outputs
 from recaptcha_tf.models import label_names_layer, network_of
@@ -41,13 +41,39 @@ def resolve_model_path(path: str) -> str:
     return path
 
 
+class ModelLoadError(ValueError):
+    """A model file that cannot be loaded: not a Keras model, damaged, or holding code that safe mode refuses."""
+
+
 def load_model(path: str, compile: bool = False) -> keras.Model:
-    """Load a ``.keras`` model with ``safe_mode=True`` (no arbitrary code is deserialised)."""
-    return keras.saving.load_model(resolve_model_path(path), safe_mode=True, compile=compile)
+    """Load a ``.keras`` model with ``safe_mode=True`` (no arbitrary code is deserialised).
+
+    Raises:
+        FileNotFoundError: no model at ``path``.
+        ModelLoadError: the file is not a readable Keras model, or contains code (e.g. a
+            ``Lambda`` layer) that safe mode does not load.
+    """
+    import zipfile
+
+    file = resolve_model_path(path)
+    try:
+        return keras.saving.load_model(file, safe_mode=True, compile=compile)
+    except (ValueError, TypeError, KeyError, zipfile.BadZipFile, OSError) as err:
+        text = " ".join(str(err).split())
+        if "safe_mode" in text or "safe mode" in text.lower():
+            raise ModelLoadError(f"{file} contains code (such as a Lambda layer) that safe mode does not load; "
+                                 "this package only loads models without arbitrary code.") from err
+        if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise ModelLoadError(f"{file} is not a readable Keras model: {text[:300]}") from err
 
 
 def model_info(model: keras.Model) -> ModelInfo:
-    labels = label_names_layer(model)
+    """What ``model`` expects and produces; :class:`ModelLoadError` for a Keras model this package did not make."""
+    try:
+        labels = label_names_layer(model)
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from err
     net = network_of(model)
     height, width, channels = net.input_shape[1:4]
     return ModelInfo(
@@ -77,19 +103,52 @@ def check_readable(sources: Sequence, channels: int = 3, max_pixels: int | None 
         load_image_array(s, channels, max_pixels=max_pixels)
 
 
-def predict(model: keras.Model, sources: Sequence, top_k: int = 3, beam_width: int = 0) -> list[dict]:
+def unreadable(sources: Sequence, channels: int = 3) -> dict[int, str]:
+    """``{index: one-line reason}`` for each image among ``sources`` that cannot be used
+    (missing, corrupt, or over the pixel limit), found with the training decoder in parallel."""
+    reasons = {}
+    for i in find_undecodable(list(sources), channels, warn=False):
+        name = sources[i] if isinstance(sources[i], str) else f"image {i + 1}"
+        try:
+            load_image_array(sources[i], channels)
+            reasons[i] = f"{name} could not be decoded."
+        except CorruptImageError as err:
+            reasons[i] = str(err)
+    return reasons
+
+
+def predict(model: keras.Model, sources: Sequence, top_k: int = 3, beam_width: int = 0,
+            errors: str = "raise") -> list[dict]:
     """Predictions for image files (or bytes), one dict per image.
 
     Classifiers give ``label``, ``confidence`` and ``top_k`` ``(name, prob)`` pairs
     (multi-label: every label over the threshold in ``labels``); text models give
     ``text`` and per-character ``confidence``.
+
+    An unreadable image (missing, corrupt, over the pixel limit): with ``errors="raise"``
+    a :class:`CorruptImageError` naming the first one; with ``errors="report"`` its
+    entry is ``{"error": reason}`` and every other image is still predicted.
     """
     info = model_info(model)
+    sources = list(sources)
+    bad: dict[int, str] = {}
     try:
         outputs = predict_outputs(model, sources)  # one decode per image when all are readable
     except tf.errors.OpError as err:
-        check_readable(sources, info.channels)  # raises CorruptImageError naming the first unreadable image
-        raise CorruptImageError(f"Could not read the images: {err.message.splitlines()[0]}") from err
+        bad = unreadable(sources, info.channels)
+        if not bad:
+            raise CorruptImageError(f"Could not read the images: {err.message.splitlines()[0]}") from err
+        if errors == "raise":
+            raise CorruptImageError(bad[min(bad)]) from err
+        good = [s for i, s in enumerate(sources) if i not in bad]
+        outputs = predict_outputs(model, good) if good else np.zeros((0,))
+    results = _describe_outputs(outputs, info, top_k, beam_width) if len(outputs) else []
+    for i in sorted(bad):
+        results.insert(i, {"error": bad[i]})
+    return results
+
+
+def _describe_outputs(outputs: np.ndarray, info: ModelInfo, top_k: int, beam_width: int) -> list[dict]:
     results = []
     if info.kind in ("ctc", "multihead"):
         for text, conf in decode_text_outputs(outputs, info.names, info.kind, beam_width):
@@ -108,4 +167,4 @@ def predict(model: keras.Model, sources: Sequence, top_k: int = 3, beam_width: i
     return results
 
 
-__all__ = ["CorruptImageError", "ModelInfo", "load_model", "model_info", "predict", "predict_outputs"]
+__all__ = ["CorruptImageError", "ModelInfo", "ModelLoadError", "load_model", "model_info", "predict", "predict_outputs"]

@@ -42,6 +42,50 @@ def task_defaults(task: str) -> dict:
     return dict(TASK_DEFAULTS[task])
 
 
+def _positive(defaults: dict, **values) -> list:
+    """Each value, or the task default when ``None``; zero or negative is an error, never the default."""
+    out = []
+    for key, value in values.items():
+        if value is None:
+            value = defaults[key]
+        elif isinstance(value, bool) or not value > 0:
+            raise ValueError(f"{key} must be positive, got {value!r}.")
+        out.append(value)
+    return out
+
+
+RUN_STATE = ("backup", "backup_phase1", "split.json", "history.csv", "model.keras", "phase1.weights.h5",
+             "partial-model.keras", "partial-phase1.weights.h5", "config.json", "summary.json", "test_report.json",
+             "test_confusion.png", "test_predictions.png")
+
+
+def clear_run_state(out: str) -> list[str]:
+    """Remove a run's training state from ``out`` (``train --overwrite``); returns what was removed.
+
+    Only the names in :data:`RUN_STATE` directly inside ``out`` are removed (a link
+    is removed, never followed), plus ``out/balanced_images`` when ``balance.json``
+    shows this package wrote it. Anything else in ``out`` (exports, your files) stays.
+    """
+    import shutil
+
+    removed = []
+    names = list(RUN_STATE)
+    if os.path.isfile(os.path.join(out, "balanced_images", "balance.json")):
+        names.append("balanced_images")
+    for name in names:
+        path = os.path.join(out, name)
+        if os.path.islink(path) or os.path.isfile(path):
+            os.remove(path)
+        elif os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            continue
+        removed.append(name)
+    if removed:
+        log.info("--overwrite: removed %s from %s", ", ".join(removed), out)
+    return removed
+
+
 def _same_folder(a: str, b: str) -> bool:
     return bool(a) and bool(b) and os.path.realpath(a) == os.path.realpath(b)
 
@@ -97,6 +141,9 @@ def prepare_folder_split(
                  data, len(split.train), len(split.val), len(split.test))
     else:
         ds = scan_class_folders(data, channels=channels)
+        if len(ds.class_names) < 2:
+            raise DatasetError(f"{data!r} has one class ({ds.class_names[0]!r}); a classifier needs at least two "
+                               "class folders (with one, every prediction is right by construction).")
         split = stratified_split(ds.paths, ds.labels, ds.class_names, fractions, seed, root=data)
     if not balance_per_class and balance_up_to and "balanced" not in split.extra:
         counts = split.counts()["train"]
@@ -228,8 +275,11 @@ def prepare_multilabel_split(
     fractions="70/15/15",
     seed: int = 0,
     channels: int = 3,
+    allow_outside_data: bool = False,
 ) -> Split:
-    """The split of a multi-label dataset (CSV manifest, or class folders as single labels), reused on resume."""
+    """The split of a multi-label dataset (CSV manifest, or class folders as single labels), reused on resume.
+
+    CSV paths must lie inside ``data`` unless ``allow_outside_data``."""
     from recaptcha_tf.data.multilabel import folder_as_multilabel, multilabel_split, read_label_csv
 
     own = os.path.join(out_dir, MANIFEST_NAME)
@@ -239,7 +289,8 @@ def prepare_multilabel_split(
             raise DatasetError(f"{split_path or own} is a single-label split; a multi-label run needs its own --out.")
         return split
     if labels_csv:
-        paths, label_lists, class_names = read_label_csv(labels_csv, root=data, channels=channels)
+        paths, label_lists, class_names = read_label_csv(labels_csv, root=data, channels=channels,
+                                                         allow_outside=allow_outside_data)
     else:
         paths, label_lists, class_names = folder_as_multilabel(data, channels=channels)
     split = multilabel_split(paths, label_lists, class_names, fractions, seed, root=data)
@@ -287,6 +338,7 @@ def train_classifier(
     labels_csv: str | None = None,
     threshold: float = 0.5,
     strategy: str = "default",
+    allow_outside_data: bool = False,
 ) -> dict:
     """Train a tile or character classifier on a class-folder dataset (or a multi-label CSV).
 
@@ -309,6 +361,7 @@ def train_classifier(
         multi_label: sigmoid head with binary cross-entropy; labels from ``labels_csv``
             (``path,labels`` with ``;``-separated labels) or, without it, the class folders.
         threshold: sigmoid decision threshold stored in the model.
+        allow_outside_data: accept ``labels_csv`` paths outside ``data`` (absolute or ``../``).
         strategy: ``tf.distribute`` strategy (:mod:`recaptcha_tf.distribute`); ``batch_size``
             is per replica and the learning rates scale with the number of replicas.
 
@@ -323,14 +376,14 @@ def train_classifier(
     from recaptcha_tf.distribute import fit as dist_fit
     from recaptcha_tf.training import cosine_schedule, make_optimizer, PredictionSamples, standard_callbacks
 
+    from recaptcha_tf.models import check_model_task
+
     d = task_defaults(task)
     model = model or d["model"]
     image_size = tuple(image_size or d["image_size"])
     channels = 1 if (grayscale if grayscale is not None else d["channels"] == 1) else 3
     resize = resize or d["resize"]
-    epochs = epochs or d["epochs"]
-    batch_size = batch_size or d["batch_size"]
-    learning_rate = learning_rate or d["learning_rate"]
+    epochs, batch_size, learning_rate = _positive(d, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
     patience = d["patience"] if patience is None else patience
     weights_arg = weights
     weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs, learning_rate,
@@ -338,6 +391,7 @@ def train_classifier(
     if multi_label and (balance_per_class or class_weight != "none"):
         raise ValueError("--balance and --class-weight are for single-label data, not --multi-label.")
     mixing = batch_mixing(mix, seed)  # validates the name before any work
+    check_model_task(model, task, dict(model_kwargs or {}) | ({"weights": weights} if weights_arg is not None else {}))
     one_hot = bool(label_smoothing) or mixing is not None
     default_balance = balance_per_class is None and not multi_label and class_weight == "none"
     balance_up_to = d.get("balance_up_to", 0) if default_balance else 0
@@ -345,7 +399,8 @@ def train_classifier(
         strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate))
 
     if multi_label:
-        data_split = prepare_multilabel_split(data, out, labels_csv, split, fractions, seed, channels)
+        data_split = prepare_multilabel_split(data, out, labels_csv, split, fractions, seed, channels,
+                                              allow_outside_data)
     else:
         data_split = prepare_folder_split(
             data, out, split, fractions, seed, channels, balance_per_class, balance_cap, balanced_dir, balance_up_to
@@ -493,13 +548,16 @@ class TextTaskData:
 
 def text_task_data(data: str, out: str, charset: str | None = None, case: str = "keep",
                    label_pattern: str | None = None, fractions="70/15/15", seed: int = 0,
-                   max_length: int | None = None, write_split: bool = True) -> TextTaskData:
+                   max_length: int | None = None, write_split: bool = True, image_column: str | None = None,
+                   label_column: str | None = None) -> TextTaskData:
     """Load a text dataset, fix its vocabulary (``charset`` or ``a-z0-9`` plus the labels' characters),
     encode the labels (unknown characters are a clear error naming the file) and split it
-    (:func:`text_split_parts`). ``train_text`` and the tuner both start here."""
+    (:func:`text_split_parts`). ``train_text`` and the tuner both start here. ``image_column`` and
+    ``label_column`` name Parquet columns (default: detected)."""
     from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
 
-    dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
+    dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case,
+                                image_column=image_column, label_column=label_column)
     vocab, strict = _text_vocabulary(dataset.labels, charset)
     encoded = [vocab.encode(lab, name) for lab, name in zip(dataset.labels, dataset.names)]
     parts = text_split_parts(dataset.names, data, out, fractions, seed, write=write_split)
@@ -522,7 +580,7 @@ def text_split_parts(names: Sequence[str], data: str, out: str, fractions="70/15
         missing = [n for k in ("train", "val", "test") for n in saved[k] if n not in index]
         if missing:
             raise DatasetError(f"{manifest} names {len(missing)} image(s) that are not in {data!r} "
-                               f"(e.g. {missing[0]!r}). Use another --out.")
+                               f"(e.g. {missing[0]!r}). Use another --out, or --overwrite to start afresh.")
         log.info("Resuming with the split in %s", manifest)
         return {k: [index[n] for n in saved[k]] for k in ("train", "val", "test")}
     parts = _text_split(names, fractions, seed)
@@ -573,6 +631,8 @@ def train_text(
     freeze_epochs: int | None = None,
     unfreeze: int | str = "all",
     fine_tune_learning_rate: float | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> dict:
     """Train a text CAPTCHA reader (``crnn`` with CTC or ``multihead``).
 
@@ -587,6 +647,7 @@ def train_text(
             then ``unfreeze`` (``"all"`` or the top N blocks) at ``fine_tune_learning_rate``.
         val_data: a separate validation set; then ``data`` is split only into train/test
             by ``fractions`` ignoring its val part.
+        image_column, label_column: Parquet column names (default: detected).
 
     Returns:
         Summary with epochs run, wall time (s) and the test report (exact match, CER).
@@ -600,11 +661,12 @@ def train_text(
     from recaptcha_tf.distribute import fit as dist_fit
     from recaptcha_tf.training import cosine_schedule, make_optimizer, PredictionSamples, TextMetrics, standard_callbacks
 
+    from recaptcha_tf.models import check_model_task
+
     d = task_defaults("text")
     image_size = tuple(image_size or d["image_size"])
-    epochs = epochs or d["epochs"]
-    batch_size = batch_size or d["batch_size"]
-    learning_rate = learning_rate or d["learning_rate"]
+    epochs, batch_size, learning_rate = _positive(d, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
+    check_model_task(model, "text", dict(model_kwargs or {}))
     weights_arg = weights
     weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs, learning_rate,
                                                               fine_tune_learning_rate)
@@ -613,10 +675,11 @@ def train_text(
         strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate))
 
     kind = "multihead" if model == "multihead" else "ctc"
-    text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, max_length)
+    columns = dict(image_column=image_column, label_column=label_column)
+    text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, max_length, **columns)
     dataset, vocab, max_length, parts = text.dataset, text.vocab, text.max_length, text.parts
     if val_data:
-        extra_val = load_text_dataset(val_data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
+        extra_val = load_text_dataset(val_data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case, **columns)
         val_sources, val_texts = extra_val.sources, extra_val.labels
         val_targets = text_targets([vocab.encode(lab, name) for lab, name in zip(extra_val.labels, extra_val.names)],
                                    max_length, vocab.size + 1, kind)
@@ -766,8 +829,11 @@ def evaluate(
     case: str = "keep",
     labels_csv: str | None = None,
     challenges: int = 500,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    allow_outside_data: bool = False,
 ) -> dict:
-    """Evaluate a saved model on a data folder (or Parquet for text).
+    """Evaluate a saved model on a data folder (or Parquet for text: ``image_column``/``label_column``).
 
     ``subset="auto"`` evaluates the run's held-out test split when ``data`` is
     the folder it was trained on, and every image otherwise (a new held-out set).
@@ -789,7 +855,8 @@ def evaluate(
     if info.task == "text":
         from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
 
-        dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
+        dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case,
+                                    image_column=image_column, label_column=label_column)
         if which:
             run_dir = model if os.path.isdir(model) else os.path.dirname(model)
             with open(os.path.join(run_dir, MANIFEST_NAME)) as f:
@@ -811,7 +878,8 @@ def evaluate(
         from recaptcha_tf.data.multilabel import folder_as_multilabel, read_label_csv
 
         if labels_csv:
-            paths, labels, _ = read_label_csv(labels_csv, root=data, class_names=info.names, channels=info.channels)
+            paths, labels, _ = read_label_csv(labels_csv, root=data, class_names=info.names, channels=info.channels,
+                                              allow_outside=allow_outside_data)
         else:
             paths, labels, _ = folder_as_multilabel(data, class_names=info.names, channels=info.channels)
     else:

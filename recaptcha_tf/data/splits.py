@@ -91,7 +91,8 @@ def parse_fractions(text: str | Sequence[float]) -> tuple[float, float, float]:
     """Parse ``"70/15/15"``, ``"0.7,0.3"`` or a sequence into (train, val, test) fractions.
 
     Two numbers mean train/val with no test subset (the seed project's 70/30).
-    Percentages are accepted; the result always sums to 1.
+    Percentages (adding up to 100) or fractions (adding up to 1) are accepted;
+    any other total (``50/60``) is an error rather than a silent rescaling.
     """
     if isinstance(text, str):
         parts = [p for p in text.replace("/", ",").replace(":", ",").split(",") if p.strip()]
@@ -108,6 +109,9 @@ def parse_fractions(text: str | Sequence[float]) -> tuple[float, float, float]:
             f"Split fractions must be train/val[/test] with positive train and val, got {text!r}."
         )
     total = sum(values)
+    if not (abs(total - 1) < 1e-6 or abs(total - 100) < 1e-3):
+        raise SplitError(f"Split {text!r} adds up to {total:g}; percentages must add up to 100 (e.g. 70/15/15) "
+                         "and fractions to 1 (e.g. 0.7,0.15,0.15).")
     return tuple(v / total for v in values)
 
 

@@ -434,7 +434,7 @@ def _pick_column(schema, requested, candidates, accepts, what: str, path: str) -
     raise DatasetError(
         f"Cannot find the {what} column in {path!r}: tried {list(candidates)}. Columns: "
         f"{_describe_columns(schema)}. Name it with "
-        f"{'image_column' if what == 'image' else 'label_column'}=..."
+        f"{'--image-column' if what == 'image' else '--label-column'} (image_column=/label_column= in Python)."
     )
 
 
@@ -673,8 +673,9 @@ def load_text_dataset(path: str | Sequence[str], **kwargs) -> TextDataset:
     ``kwargs`` go to the chosen loader (``case``, ``vocabulary``, ``validate``,
     and ``pattern`` or ``image_column``/``label_column``).
     """
-    # A file-name pattern means nothing for Parquet rows, whose labels are a column.
+    # A file-name pattern means nothing for Parquet rows, whose labels are a column; columns mean nothing for files.
     parquet_kwargs = {k: v for k, v in kwargs.items() if k != "pattern"}
+    folder_kwargs = {k: v for k, v in kwargs.items() if k not in ("image_column", "label_column")}
     if not isinstance(path, (str, os.PathLike)):
         return load_text_parquet(list(path), **parquet_kwargs)
     path = os.fspath(path)
@@ -686,7 +687,7 @@ def load_text_dataset(path: str | Sequence[str], **kwargs) -> TextDataset:
         raise DatasetError(f"Text dataset {path!r} does not exist.")
     entries = sorted(os.listdir(path))
     if any(is_image_file(f) and os.path.isfile(os.path.join(path, f)) for f in entries):
-        return load_text_folder(path, **kwargs)
+        return load_text_folder(path, **folder_kwargs)
     parquets = [
         os.path.join(path, f) for f in entries if f.lower().endswith(".parquet") and not f.startswith(".")
     ]
