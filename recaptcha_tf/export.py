@@ -559,22 +559,15 @@ def run_images(model_path: str) -> list[str]:
     """The held-out test images of a training run (from ``RUN/split.json``), if they still exist."""
     from recaptcha_tf.inference import resolve_model_path
 
+    from recaptcha_tf.data.splits import load_manifest
+
     split_file = os.path.join(os.path.dirname(resolve_model_path(model_path)), "split.json")
     if not os.path.exists(split_file):
         return []
-    with open(split_file) as f:
-        split = json.load(f)
-    root = split.get("root") or split.get("data") or ""
-    if not isinstance(root, str) or not os.path.isdir(root):
-        root = ""
+    split = load_manifest(split_file)  # paths resolved against the manifest's root, from any working directory
     found = []
     for subset in ("test", "val", "train"):
-        for entry in split.get(subset, []):
-            path = entry[0] if isinstance(entry, (list, tuple)) else entry
-            if isinstance(path, str):
-                path = path if os.path.isabs(path) else os.path.join(root, path)
-                if os.path.isfile(path) and is_image_file(path):
-                    found.append(path)
+        found = [p for p, _ in split.subset(subset) if os.path.isfile(p) and is_image_file(p)]
         if found:
             return found
     return found

@@ -560,22 +560,34 @@ def text_task_data(data: str, out: str, charset: str | None = None, case: str = 
                                 image_column=image_column, label_column=label_column)
     vocab, strict = _text_vocabulary(dataset.labels, charset)
     encoded = [vocab.encode(lab, name) for lab, name in zip(dataset.labels, dataset.names)]
-    parts = text_split_parts(dataset.names, data, out, fractions, seed, write=write_split)
+    parts = text_split_parts(dataset.names, data, out, fractions, seed, write=write_split, labels=dataset.labels)
     return TextTaskData(dataset, vocab, strict, encoded, max_length or max(len(e) for e in encoded), parts)
 
 
+def text_entry_name(path: str) -> str:
+    """The dataset name of a text manifest entry: ``parquet:FILE#ROW`` as is, a file by its base name."""
+    return path if path.startswith("parquet:") else os.path.basename(path)
+
+
+def text_split_names(manifest: str, subset: str) -> list[str]:
+    """Dataset names (see :func:`text_entry_name`) in one subset of a text run's manifest (any version)."""
+    return [text_entry_name(p) for p, _ in load_manifest(manifest).subset(subset)]
+
+
 def text_split_parts(names: Sequence[str], data: str, out: str, fractions="70/15/15", seed: int = 0,
-                     write: bool = True) -> dict[str, list[int]]:
+                     write: bool = True, labels: Sequence[str] | None = None) -> dict[str, list[int]]:
     """A text run's split as indices into ``names``: read from ``OUT/split.json`` when it exists (a resumed run
     or search), else a new seeded split, written there when ``write`` (distributed tuner workers do not write).
+
+    The manifest has the schema of every run (:mod:`recaptcha_tf.data.splits`): ``root`` is the data
+    folder, entries are ``[file relative to it, text]`` or ``[parquet:FILE#ROW, text]``.
 
     Raises:
         DatasetError: the manifest names an image that is no longer in ``data``.
     """
     manifest = os.path.join(out, MANIFEST_NAME)
     if os.path.exists(manifest):
-        with open(manifest) as f:
-            saved = json.load(f)
+        saved = {k: text_split_names(manifest, k) for k in ("train", "val", "test")}
         index = {n: i for i, n in enumerate(names)}
         missing = [n for k in ("train", "val", "test") for n in saved[k] if n not in index]
         if missing:
@@ -585,8 +597,19 @@ def text_split_parts(names: Sequence[str], data: str, out: str, fractions="70/15
         return {k: [index[n] for n in saved[k]] for k in ("train", "val", "test")}
     parts = _text_split(names, fractions, seed)
     if write:
-        _write_json({k: [names[i] for i in v] for k, v in parts.items()} | {"seed": seed, "data": os.path.abspath(data)},
-                    manifest)
+        from recaptcha_tf.data.splits import parse_fractions
+
+        folder = data if isinstance(data, str) and not os.path.isfile(data) else ""  # a Parquet file: no folder
+
+        def entry(i):
+            name = names[i]
+            path = os.path.join(folder, name) if folder and not name.startswith("parquet:") else name
+            return path, labels[i] if labels is not None else None
+
+        split = Split(class_names=[], **{k: [entry(i) for i in v] for k, v in parts.items()}, root=folder,
+                      seed=seed, fractions=parse_fractions(fractions),
+                      extra={"task": "text", "data": os.path.abspath(data) if isinstance(data, str) else None})
+        save_manifest(split, manifest)
     return parts
 
 
@@ -810,11 +833,10 @@ def _subset_for(model_path: str, data: str, subset: str):
         if subset != "auto":
             raise DatasetError(f"--subset {subset} needs the run's {MANIFEST_NAME} next to the model.")
         return None
-    with open(manifest) as f:
-        saved = json.load(f)
-    same = _same_folder((saved.get("extra") or {}).get("data") or saved.get("data", ""), data)
+    saved = load_manifest(manifest)
+    same = _same_folder(saved.extra.get("data") or saved.root, data)
     if subset == "auto":
-        return "test" if same and saved.get("test") else None
+        return "test" if same and saved.test else None
     return subset
 
 
@@ -859,8 +881,7 @@ def evaluate(
                                     image_column=image_column, label_column=label_column)
         if which:
             run_dir = model if os.path.isdir(model) else os.path.dirname(model)
-            with open(os.path.join(run_dir, MANIFEST_NAME)) as f:
-                wanted = set(json.load(f)[which])
+            wanted = set(text_split_names(os.path.join(run_dir, MANIFEST_NAME), which))
             dataset = dataset.subset([i for i, n in enumerate(dataset.names) if n in wanted])
         result = evaluate_text_dataset(model, dataset, report, grid=(stem + "_predictions.png") if stem else plot,
                                        beam_width=beam_width, model=net)
