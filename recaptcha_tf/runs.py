@@ -230,6 +230,13 @@ def fit_in_phases(net, out: str, compile_for, fit_phase, epochs: int, freeze_epo
     return epochs_run + fit_phase(freeze_epochs, epochs, 2)
 
 
+def _finish_run(out: str) -> None:
+    """Remove the backup once the run's results are written: until then a killed run resumes, never retrains."""
+    import shutil
+
+    shutil.rmtree(os.path.join(out, "backup"), ignore_errors=True)
+
+
 def _epochs_run(out: str, epochs_now: int) -> int:
     """Finished epochs of the whole run, resumed parts included (``history.csv`` rows)."""
     from recaptcha_tf.training import epochs_logged
@@ -483,7 +490,7 @@ def train_classifier(
             class_weight=class_weights, verbose=2,
             callbacks=standard_callbacks(out, run_logdir, patience=patience if phase == 2 else None,
                                          last=[*extra, *callbacks], backup="backup" if phase == 2 else "backup_phase1",
-                                         initial_epoch=first_epoch, delete_backup=phase == 2),
+                                         initial_epoch=first_epoch, delete_backup=False),
         )
         return len(history.history.get("loss", []))
 
@@ -499,6 +506,7 @@ def train_classifier(
                 "challenge", "ms_per_image")
         summary["test"] = {k: report[k] for k in keys if k in report}
     _write_json(summary, os.path.join(out, "summary.json"))
+    _finish_run(out)
     return summary
 
 
@@ -767,7 +775,7 @@ def train_text(
                            verbose=2, callbacks=standard_callbacks(
                                out, run_logdir, patience=patience if phase == 2 else None, first=first,
                                last=[*last, *callbacks], backup="backup" if phase == 2 else "backup_phase1",
-                               initial_epoch=first_epoch, delete_backup=phase == 2))
+                               initial_epoch=first_epoch, delete_backup=False))
         return len(history.history.get("loss", []))
 
     epochs_now = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
@@ -781,6 +789,7 @@ def train_text(
                                        grid=os.path.join(out, "test_predictions.png"))
         summary["test"] = {k: report[k] for k in ("n", "exact_match", "cer")}
     _write_json(summary, os.path.join(out, "summary.json"))
+    _finish_run(out)
     return summary
 
 

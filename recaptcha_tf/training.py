@@ -166,7 +166,10 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     On restore ``latest`` is tried, then ``previous``; an unreadable one is
     skipped with a warning, and with neither readable the phase starts afresh at
-    ``initial_epoch`` (warning). ``history.csv`` is then made to match the
+    ``initial_epoch`` (warning). With ``delete_checkpoint=False`` the backup stays
+    after training and records that it finished (``done.json``), so a run killed
+    afterwards (while evaluating) does not train again: the caller removes it
+    once its results are written. ``history.csv`` is then made to match the
     restored epoch: rows of epochs that will run again are dropped, and the
     restored epoch's own row is re-added from the backup when a kill fell
     between the backup and the CSV log.
@@ -184,6 +187,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.initial_epoch = initial_epoch
         self._previous_path = os.path.join(backup_dir, "previous.weights.h5")
         self._partial_path = os.path.join(backup_dir, "partial.weights.h5")
+        self._done_path = os.path.join(backup_dir, "done.json")
         self.restored_epoch: int | None = None
 
     # ------------------------------------------------------------------ save
@@ -236,8 +240,13 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
                 continue
             self.restored_epoch = epoch
             self.model._initial_epoch = epoch
-            log.info("Restored the training state from %s: resuming after epoch %d.", path, epoch)
             self._repair_history(epoch, epoch_logs)
+            if os.path.exists(self._done_path) and path == self._weights_path:
+                self.model._initial_epoch = max(epoch, int(self.params.get("epochs") or epoch))
+                log.info("Restored the training state from %s: resuming after epoch %d; training had finished.",
+                         path, epoch)
+            else:
+                log.info("Restored the training state from %s: resuming after epoch %d.", path, epoch)
             return
         for v, value in zip(variables, snapshot):
             v.assign(value)
@@ -273,6 +282,11 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
             import shutil
 
             shutil.rmtree(self.backup_dir)
+        elif os.path.exists(self._weights_path):
+            tmp = self._done_path + ".partial"
+            with open(tmp, "w") as f:
+                json.dump({"epoch": int(self._current_epoch)}, f)
+            os.replace(tmp, self._done_path)
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
