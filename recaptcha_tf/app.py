@@ -13,7 +13,9 @@ Every upload is checked before TensorFlow sees it (:func:`read_upload`): its
 size in bytes, then its header with Pillow (format, and width x height against
 the pixel limit, which stops decompression bombs before any decoding), then a
 full Pillow decode. Problems are shown as a one-line message (``gr.Error``),
-never a traceback.
+never a traceback. Every upload is deleted from Gradio's cache once its request
+is answered, accepted or refused (:func:`discard_uploads`); ``delete_cache``
+removes anything older than ten minutes and the whole cache at shutdown.
 
 API endpoints (for ``gradio_client``): ``/predict_tile``, ``/select_cells``
 (classifiers) and ``/predict_text`` (text models). Plain HTTP on the same
@@ -49,10 +51,15 @@ DEFAULT_MAX_BYTES = 5_000_000
 DEFAULT_MAX_PIXELS = 4096 * 4096
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 GRID_SHAPES = {"3x3": (3, 3), "4x4": (4, 4)}
+CACHE_FREQUENCY, CACHE_AGE = 60, 600  # seconds (gr.Blocks(delete_cache=...))
 
 
 class UploadError(ValueError):
     """An upload that is refused; the message is shown to the user as is."""
+
+
+class ServeError(ValueError):
+    """The server cannot start (the port is taken, the host cannot be bound)."""
 
 
 def _mb(n: int) -> str:
@@ -113,8 +120,8 @@ def read_upload(upload, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DE
 def _decode(data: bytes, channels: int) -> np.ndarray:
     from recaptcha_tf.data.images import CorruptImageError, load_image_array
 
-    try:
-        return load_image_array(data, channels)
+    try:  # read_upload has checked the pixels against the serve limit already
+        return load_image_array(data, channels, max_pixels=0)
     except CorruptImageError as err:
         raise UploadError("The image could not be decoded.") from err
 
@@ -266,8 +273,37 @@ def draw_overlay(image: np.ndarray, rows: int, cols: int, picked: list[int]) -> 
     return np.asarray(Image.alpha_composite(base, layer).convert("RGB"))
 
 
+def discard_uploads(args) -> int:
+    """Delete the uploaded files among ``args`` from Gradio's upload cache (and their emptied folders).
+
+    Each request's upload is read into memory first, so nothing a client sends,
+    accepted or refused, stays on disk after its request. Returns the bytes freed.
+    """
+    from gradio.utils import get_upload_folder
+
+    cache = os.path.realpath(get_upload_folder())
+    freed = 0
+    for arg in args:
+        if not isinstance(arg, str) or not os.path.isfile(arg):
+            continue
+        path = os.path.realpath(arg)
+        if not path.startswith(cache + os.sep):
+            continue  # never a file outside Gradio's cache
+        freed += os.path.getsize(path)
+        os.remove(path)
+        folder = os.path.dirname(path)
+        while folder != cache and folder.startswith(cache + os.sep):
+            try:
+                os.rmdir(folder)  # only when empty
+            except OSError:
+                break
+            folder = os.path.dirname(folder)
+    return freed
+
+
 def _user_errors(fn):
-    """Turn refused uploads into ``gr.Error`` messages and unexpected failures into a generic one."""
+    """Turn refused uploads into ``gr.Error`` messages and unexpected failures into a generic one;
+    the request's uploads are deleted either way (:func:`discard_uploads`)."""
     import functools
 
     import gradio as gr
@@ -281,6 +317,11 @@ def _user_errors(fn):
         except Exception:
             log.exception("serve: failed on an upload")
             raise gr.Error("The model could not process this image.", print_exception=False) from None
+        finally:
+            try:
+                discard_uploads(args)
+            except OSError as err:  # a file already gone: nothing to free
+                log.debug("serve: could not delete an upload: %s", err)
 
     return wrapper
 
@@ -330,7 +371,9 @@ def build_app(model_path: str, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: i
     info = p.info
     shown = held_out_examples(model_path, examples) if examples else []
     limits = f"PNG, JPEG, BMP or GIF; at most {_mb(max_bytes)} and {max_pixels:,} pixels."
-    with gr.Blocks(title="recaptcha_tf demo") as demo:
+    # Backstop for uploads no request ever used (and for outputs): Gradio deletes cached files older than
+    # CACHE_AGE seconds every CACHE_FREQUENCY seconds, and the whole cache when the server stops.
+    with gr.Blocks(title="recaptcha_tf demo", delete_cache=(CACHE_FREQUENCY, CACHE_AGE)) as demo:
         gr.Markdown(f"## recaptcha_tf: `{os.path.basename(os.path.abspath(model_path))}`\n"
                     f"{info.task} model, {info.kind} output, {len(info.names)} "
                     f"{'characters' if p.is_text else 'classes'}, input {info.image_size[0]}x{info.image_size[1]}"
@@ -440,4 +483,7 @@ def serve(model_path: str, host: str = "127.0.0.1", port: int = 7860, max_bytes:
     demo = build_app(model_path, max_bytes=max_bytes, max_pixels=max_pixels, predictor=predictor)
     print(f"serving {model_path} ({predictor.runtime}, model ready in {time.perf_counter() - start:.1f} s) on "
           f"http://{host}:{port}  (plain HTTP: POST raw image bytes to {API_ROUTE}; Ctrl+C to stop)")
-    launch(demo, host, port, max_bytes, block=True)
+    try:
+        launch(demo, host, port, max_bytes, block=True)
+    except OSError as err:  # Gradio: "Cannot find empty port in range ..."
+        raise ServeError(f"Cannot listen on {host}:{port}: {' '.join(str(err).split())}") from err

@@ -1,25 +1,67 @@
 """The ``recaptcha-tf`` command line: parses arguments and dispatches, nothing more.
 
 Every sub-command has ``--help`` with its defaults. Errors about the user's
-input (bad folders, unknown characters, class mismatches, corrupt images) are
-printed as one line ``error: ...`` with exit status 2, not as a traceback.
+input (bad arguments and paths, bad folders, unknown characters, class
+mismatches, corrupt images, models that safe mode refuses) are printed as one
+line ``error: ...`` with exit status 2, not as a traceback (:func:`main` is the
+one error boundary; a bug still shows its traceback). Arguments and paths are
+checked before TensorFlow is imported, and TensorFlow's start-up chatter is
+hidden unless ``--verbose``.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 log = logging.getLogger("recaptcha_tf")
+
+# Commands that never import TensorFlow.
+NO_TENSORFLOW = ("generate", "merge-parquet")
+
+
+class UsageError(ValueError):
+    """A command-line argument or path that cannot be used as given (checked before any work)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line ``error: ...`` (exit status 2), like every other user error."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
+
+
+def _count(minimum: int):
+    """argparse type: an integer of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -61,8 +103,8 @@ def _add_tune_parser(sub) -> None:
     p.add_argument("--model", default=None, help="registry model; default cnn (tiles, chars), crnn (text)")
     p.add_argument("--max-trials", type=int, default=None,
                    help="cap on trials; default the whole grid (grid) or 10 (random, bayesian); not for hyperband")
-    p.add_argument("--epochs", type=int, default=8, help="epochs per trial (hyperband: the most any trial gets)")
-    p.add_argument("--patience", type=int, default=3, help="early stopping per trial on the objective (0 disables)")
+    p.add_argument("--epochs", type=_count(1), default=8, help="epochs per trial (hyperband: the most any trial gets)")
+    p.add_argument("--patience", type=_count(0), default=3, help="early stopping per trial on the objective (0 disables)")
     p.add_argument("--objective", default=None,
                    help="tiles/chars: macro_f1 (default), accuracy or loss; text: cer (default), exact_match or loss "
                         "(all on the validation split)")
@@ -74,8 +116,8 @@ def _add_tune_parser(sub) -> None:
     p.add_argument("--image-size", type=_size, default=None,
                    help="N or HxW; default 112 (tiles), 52x32 (chars), 48x192 (text)")
     p.add_argument("--grayscale", action="store_true", default=None, help="1-channel images (default for chars)")
-    p.add_argument("--batch-size", type=int, default=None, help="default 64 (tiles, chars), 16 (text)")
-    p.add_argument("--learning-rate", type=float, default=None,
+    p.add_argument("--batch-size", type=_count(1), default=None, help="default 64 (tiles, chars), 16 (text)")
+    p.add_argument("--learning-rate", type=_positive_float, default=None,
                    help="peak learning rate when the space does not search it; default the task's")
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "nadam", "rmsprop", "sgd", "sgd+momentum"),
                    help="optimizer when the space does not search it")
@@ -89,6 +131,7 @@ def _add_tune_parser(sub) -> None:
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed builder argument, JSON value (the space overrides it)")
     p.add_argument("--dry-run", action="store_true", help="print the validated space and grid size, then exit")
+    _add_max_pixels(p)
 
 
 def _run_tune(args) -> int:
@@ -137,6 +180,19 @@ def _add_inference_runtime(p):
                         "TFLite, without loading the Keras model")
 
 
+def _add_max_pixels(p):
+    from recaptcha_tf.data.images import DEFAULT_MAX_PIXELS
+
+    p.add_argument("--max-pixels", type=_count(0), default=DEFAULT_MAX_PIXELS,
+                   help="images declaring more pixels (width x height) are skipped in training and refused by "
+                        "predict/evaluate, from their header, before decoding (decompression bombs); 0: no limit")
+
+
+def _add_parquet_columns(p):
+    p.add_argument("--image-column", default=None, help="Parquet: the image column (default: detected)")
+    p.add_argument("--label-column", default=None, help="Parquet: the label column (default: detected)")
+
+
 def _add_text_labels(p):
     """How text labels are read from file names (train, tune, evaluate)."""
     p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
@@ -144,11 +200,12 @@ def _add_text_labels(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="recaptcha-tf", formatter_class=_Formatter,
         description="Keras/TensorFlow toolkit for CAPTCHA recognition research (tiles, text, chars).",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and TensorFlow's own start-up and C++ log lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("balance", formatter_class=_Formatter,
@@ -158,10 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "`train --data OUT` trains on the balanced set without leakage.")
     _add_common_data(p, "class-folder dataset ROOT/<class>/<images>")
     p.add_argument("--out", default="balanced_images", help="output folder")
-    p.add_argument("--per-class", type=int, default=2000, help="oversample every class up to this many images")
-    p.add_argument("--cap", type=int, default=None, help="keep at most this many originals per class")
+    p.add_argument("--per-class", type=_count(1), default=2000, help="oversample every class up to this many images")
+    p.add_argument("--cap", type=_count(1), default=None, help="keep at most this many originals per class")
     p.add_argument("--split", default="70/15/15", help="train/val/test fractions")
     p.add_argument("--seed", type=int, default=0, help="split and augmentation seed")
+    _add_max_pixels(p)
 
     p = sub.add_parser("train", formatter_class=_Formatter, help="train a model (tiles, chars or text)")
     _add_common_data(p, "class folders (tiles/chars), or text images named by label / Parquet (text)")
@@ -174,19 +232,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="N or HxW; default 112 (tiles), 52x32 (chars); text: fitted to the training images")
     p.add_argument("--grayscale", action="store_true", default=None, help="train on 1-channel images (default for chars)")
     p.add_argument("--resize", choices=("stretch", "pad"), default=None, help="stretch, or keep aspect ratio and pad")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="default 26 (tiles), 30 (chars); text: as many as --steps takes")
-    p.add_argument("--steps", type=int, default=None,
-                   help="text: optimizer updates in all, whatever the set's size (default 6000); ignored with --epochs")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh: remove the run's state in --out (backup, split.json, history, checkpoints, "
+                        "balanced_images) first; other files in --out are kept")
+    p.add_argument("--epochs", type=_count(1), default=None,
+                   help="default 26 (tiles); chars: from the set's size (8-30); text: as many as --steps takes")
+    p.add_argument("--steps", type=_count(1), default=None,
+                   help="text: optimizer updates in all, whatever the set's size (default 4000 for a 48x192 input, "
+                        "fewer for larger inputs); ignored with --epochs")
     p.add_argument("--colour", choices=("auto", "ink", "gray"), default="auto",
                    help="text: ink (distance from each image's background colour; any polarity or text colour; "
                         "the default) or gray (grayscale, padded)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate of the cosine schedule")
+    p.add_argument("--batch-size", type=_count(1), default=None, help="default 64 (tiles, chars), 16 (text)")
+    p.add_argument("--learning-rate", type=_positive_float, default=None, help="peak learning rate of the cosine schedule")
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "nadam", "rmsprop", "sgd"))
     p.add_argument("--label-smoothing", type=float, default=0.1, help="tiles/chars cross-entropy label smoothing")
-    p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (0 disables)")
-    p.add_argument("--split", default="70/15/15", help="train/val/test fractions, or a split.json manifest to reuse")
+    p.add_argument("--patience", type=_count(0), default=None, help="early-stopping patience in epochs (0 disables)")
+    p.add_argument("--split", default="70/15/15",
+                   help="train/val/test fractions adding up to 100 (70/30: no test part), or a split.json to reuse")
     p.add_argument("--seed", type=int, default=0, help="split, shuffle and initialisation seed")
     p.add_argument("--balance", type=int, default=None, metavar="N",
                    help="oversample each training class to N images with Augmentor first; 0: off. Default (tiles): "
@@ -203,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--charset", default=None, help="text: vocabulary, e.g. a-z0-9 (default: a-z0-9 plus characters in the data)")
     _add_text_labels(p)
     p.add_argument("--val-data", default=None, help="text: separate validation set")
+    _add_parquet_columns(p)
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra builder argument, JSON value (e.g. conv_layers=4, filters=[32,64])")
     p.add_argument("--weights", default=None,
@@ -216,7 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="phase-2 peak learning rate (default: --learning-rate / 10 after a frozen phase)")
     p.add_argument("--multi-label", action="store_true", help="tiles: sigmoid head with binary cross-entropy")
     p.add_argument("--labels", default=None, help="multi-label CSV 'path,labels' (';'-separated), paths under --data")
+    p.add_argument("--allow-outside-data", action="store_true",
+                   help="multi-label CSV: accept absolute and ../ paths that point outside --data")
     p.add_argument("--threshold", type=float, default=0.5, help="multi-label decision threshold")
+    _add_max_pixels(p)
 
     p = sub.add_parser("evaluate", formatter_class=_Formatter, help="evaluate a saved model on a data folder")
     p.add_argument("--model", required=True, help="run folder or .keras file")
@@ -227,20 +294,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-width", type=int, default=0, help="text/CTC: beam search width (0 = greedy)")
     _add_text_labels(p)
     p.add_argument("--labels", default=None, help="multi-label models: CSV 'path,labels' (default: class folders)")
-    p.add_argument("--challenges", type=int, default=500,
+    p.add_argument("--allow-outside-data", action="store_true",
+                   help="multi-label CSV: accept absolute and ../ paths that point outside --data")
+    p.add_argument("--challenges", type=_count(0), default=500,
                    help="tiles: seeded 3x3 and 4x4 grids for the challenge-level score (0 skips it)")
+    _add_parquet_columns(p)
+    _add_max_pixels(p)
 
     p = sub.add_parser("predict", formatter_class=_Formatter, help="predict image files with a saved model")
     p.add_argument("--model", required=True, help="run folder or .keras file (or an .onnx / .tflite export)")
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--top-k", type=int, default=3, help="classifiers: how many classes to list")
-    p.add_argument("--beam-width", type=int, default=0, help="text/CTC: beam search width (0 = greedy)")
+    p.add_argument("--top-k", type=_count(1), default=3, help="classifiers: how many classes to list")
+    p.add_argument("--beam-width", type=_count(0), default=0, help="text/CTC: beam search width (0 = greedy)")
     p.add_argument("--json", action="store_true", help="print JSON lines")
     _add_inference_runtime(p)
+    _add_max_pixels(p)
 
     p = sub.add_parser("generate", formatter_class=_Formatter, help="generate synthetic text CAPTCHAs")
     p.add_argument("--out", required=True, help="folder (png) or .parquet file")
-    p.add_argument("--count", type=int, default=5000, help="number of CAPTCHAs")
+    p.add_argument("--count", type=_count(1), default=5000, help="number of CAPTCHAs")
     p.add_argument("--length", default="4-6", help="label length N or MIN-MAX")
     p.add_argument("--charset", default="a-z0-9", help="characters to draw from (ranges allowed)")
     p.add_argument("--size", default="200x50", help="WIDTHxHEIGHT in pixels")
@@ -253,13 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("merge-parquet", formatter_class=_Formatter, help="merge Parquet CAPTCHA files into one")
     p.add_argument("inputs", nargs="+", help="Parquet files with image bytes and label columns")
     p.add_argument("--out", required=True, help="merged Parquet file (columns image, text)")
+    _add_parquet_columns(p)
 
     p = sub.add_parser("demo", formatter_class=_Formatter,
                        help="generate ~5,000 CAPTCHAs, train the CRNN, evaluate on a held-out generated set")
     p.add_argument("--out", default="demo_run", help="folder for generated data, model and reports")
     p.add_argument("--logdir", default="logs", help="TensorBoard root")
-    p.add_argument("--count", type=int, default=5000, help="training CAPTCHAs to generate (500 more are held out)")
-    p.add_argument("--epochs", type=int, default=None, help="CRNN epochs (default 12)")
+    p.add_argument("--count", type=_count(10), default=5000, help="training CAPTCHAs to generate (500 more are held out)")
+    p.add_argument("--epochs", type=_count(1), default=None, help="CRNN epochs (default 12)")
     p.add_argument("--seed", type=int, default=0, help="generator and training seed")
 
     p = sub.add_parser("export", formatter_class=_Formatter,
@@ -275,12 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="artifact path; default RUN/export/model[_dynamic]{_savedmodel,.tflite,.onnx}")
     p.add_argument("--data", nargs="*", default=None,
                    help="images or folders for the parity check; default the run's test split (split.json)")
-    p.add_argument("--parity-images", type=int, default=64, help="at most this many images in the parity check")
+    p.add_argument("--parity-images", type=_count(1), default=64, help="at most this many images in the parity check")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="float32 exports: max abs difference allowed on probabilities")
     p.add_argument("--min-agreement", type=float, default=0.9,
                    help="quantized exports: top-1 / label-set / decoded-text agreement required")
     p.add_argument("--no-parity", action="store_true", help="skip the parity check")
+    _add_max_pixels(p)
 
     p = sub.add_parser("serve", formatter_class=_Formatter,
                        help="Gradio demo: tiles, text CAPTCHAs and 3x3/4x4 grid challenges",
@@ -288,11 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "TensorFlow sees them.")
     p.add_argument("--model", required=True, help="run folder or .keras file")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--max-bytes", type=int, default=5_000_000, help="largest upload in bytes")
-    p.add_argument("--max-pixels", type=int, default=4096 * 4096, help="largest upload in pixels (width x height)")
+    p.add_argument("--port", type=_count(0), default=7860)
+    p.add_argument("--max-bytes", type=_count(1), default=5_000_000, help="largest upload in bytes")
+    p.add_argument("--max-pixels", type=_count(1), default=4096 * 4096, help="largest upload in pixels (width x height)")
     _add_inference_runtime(p)
-    p.add_argument("--max-batch-size", type=int, default=32, help="most concurrent images per model call")
+    p.add_argument("--max-batch-size", type=_count(1), default=32, help="most concurrent images per model call")
     p.add_argument("--batch-wait-ms", type=float, default=2.0,
                    help="how long a request waits for others to join its micro-batch")
     _add_tune_parser(sub)
@@ -302,7 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _model_kwargs(items):
     out = {}
     for item in items:
-        key, _, value = item.partition("=")
+        key, eq, value = item.partition("=")
+        if not key or not eq:
+            raise UsageError(f"--model-arg {item!r}: use KEY=VALUE, e.g. conv_layers=4 or filters=[32,64].")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -319,6 +395,8 @@ def dispatch(args) -> int:
         from recaptcha_tf.data.splits import stratified_split
 
         ds = scan_class_folders(args.data)
+        if len(ds.class_names) < 2:
+            raise UsageError(f"{args.data!r} has one class folder; balancing needs at least two classes.")
         split = stratified_split(ds.paths, ds.labels, ds.class_names, args.split, args.seed, root=args.data)
         out = balance_split(split, args.out, per_class=args.per_class, cap=args.cap, seed=args.seed)
         counts = out.counts()
@@ -328,9 +406,11 @@ def dispatch(args) -> int:
         print(f"wrote {args.out}/ and {args.out}/split.json")
     elif args.command == "train":
         model = args.model or runs.task_defaults(args.task)["model"]
-        out = args.out or os.path.join("models", f"{args.task}-{model}")
+        out = _train_out(args)
         split_path = args.split if args.split.endswith(".json") else None
         fractions = "70/15/15" if split_path else args.split
+        if args.overwrite:
+            runs.clear_run_state(out)
         if args.task == "text":
             summary = runs.train_text(
                 args.data, out, model=model, charset=args.charset, case=args.case, label_pattern=args.label_pattern,
@@ -341,6 +421,7 @@ def dispatch(args) -> int:
                 precision=args.precision, strategy=args.strategy, weights=args.weights,
                 freeze_epochs=args.freeze_epochs, unfreeze=args.unfreeze if args.unfreeze == "all" else int(args.unfreeze),
                 fine_tune_learning_rate=args.fine_tune_learning_rate, steps=args.steps, colour=args.colour,
+                image_column=args.image_column, label_column=args.label_column,
             )
         else:
             cache = {"memory": True, "none": False}.get(args.cache, args.cache)
@@ -355,13 +436,14 @@ def dispatch(args) -> int:
                 precision=args.precision, strategy=args.strategy, weights=args.weights, freeze_epochs=args.freeze_epochs,
                 unfreeze=args.unfreeze if args.unfreeze == "all" else int(args.unfreeze),
                 fine_tune_learning_rate=args.fine_tune_learning_rate, multi_label=args.multi_label,
-                labels_csv=args.labels, threshold=args.threshold,
+                labels_csv=args.labels, threshold=args.threshold, allow_outside_data=args.allow_outside_data,
             )
         print(json.dumps(summary, indent=2))
     elif args.command == "evaluate":
         result = runs.evaluate(args.model, args.data, report=args.report, subset=args.subset,
                                beam_width=args.beam_width, label_pattern=args.label_pattern, case=args.case,
-                               labels_csv=args.labels, challenges=args.challenges)
+                               labels_csv=args.labels, challenges=args.challenges, image_column=args.image_column,
+                               label_column=args.label_column, allow_outside_data=args.allow_outside_data)
         keys = ("n", "exact_match", "cer", "top1", "top3", "hamming_accuracy", "subset_accuracy", "balanced_accuracy",
                 "macro_f1", "subset", "images_per_second")
         shown = {k: result[k] for k in keys if k in result}
@@ -372,9 +454,15 @@ def dispatch(args) -> int:
         from recaptcha_tf.inference import load_inference, predict
 
         results = predict(load_inference(args.model, args.runtime), args.images, top_k=args.top_k,
-                          beam_width=args.beam_width)
+                          beam_width=args.beam_width, errors="report")
+        failed = 0
         for path, r in zip(args.images, results):
-            if args.json:
+            if "error" in r:
+                failed += 1
+                print(f"error: {r['error']}", file=sys.stderr)
+                if args.json:
+                    print(json.dumps({"image": path, **r}))
+            elif args.json:
                 print(json.dumps({"image": path, **r}))
             elif "text" in r:
                 conf = " ".join(f"{c}:{p:.2f}" for c, p in zip(r["text"], r["confidence"]))
@@ -382,6 +470,9 @@ def dispatch(args) -> int:
             else:
                 top = ", ".join(f"{n} {p:.3f}" for n, p in r["top_k"])
                 print(f"{path}\t{r['label']}\t{r['confidence']:.3f}\t[{top}]")
+        if failed:
+            print(f"error: {failed} of {len(results)} image(s) could not be read", file=sys.stderr)
+            return 2
     elif args.command == "generate":
         from recaptcha_tf.data.generator import generate_captchas, parse_length, parse_size
 
@@ -392,7 +483,8 @@ def dispatch(args) -> int:
     elif args.command == "merge-parquet":
         from recaptcha_tf.data.text import merge_parquet
 
-        print(f"wrote {merge_parquet(args.inputs, args.out)} rows to {args.out}")
+        rows = merge_parquet(args.inputs, args.out, image_column=args.image_column, label_column=args.label_column)
+        print(f"wrote {rows} rows to {args.out}")
     elif args.command == "demo":
         from recaptcha_tf.demo import run_demo
 
@@ -413,30 +505,202 @@ def dispatch(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- checks before TensorFlow
+
+
+def _train_out(args) -> str:
+    model = args.model or {"tiles": "cnn", "chars": "resnet18", "text": "crnn"}[args.task]
+    return args.out or os.path.join("models", f"{args.task}-{model}")
+
+
+def _must_exist(path: str, what: str) -> None:
+    if not os.path.exists(path):
+        raise UsageError(f"{what} {path!r} does not exist.")
+
+
+def _check_model_path(path: str) -> None:
+    """A run folder holding model.keras, or a .keras file (the same rule as inference.resolve_model_path)."""
+    file = os.path.join(path, "model.keras") if os.path.isdir(path) else path
+    if not os.path.isfile(file):
+        raise UsageError(f"No model at {file!r}: pass a run folder with model.keras or a .keras file.")
+
+
+def _check_writable(path: str, what: str, folder: bool = False) -> None:
+    """``path`` can be created: no file where a folder must be, and the nearest existing folder is writable."""
+    path = os.path.abspath(path)
+    if folder and os.path.isfile(path):
+        raise UsageError(f"{what} {path!r} is a file, not a folder.")
+    if not folder and os.path.isdir(path):
+        raise UsageError(f"{what} {path!r} is a folder; give a file name.")
+    parent = path if folder else os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UsageError(f"Cannot write {what.lower()} {path!r}: {parent!r} is a file, not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"Cannot write {what.lower()} {path!r}: no permission to write in {parent!r}.")
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise UsageError(f"Port {port} on {host} is already in use; pick another with --port.") from None
+            raise UsageError(f"Cannot listen on {host}:{port}: {err.strerror}.") from None
+
+
+def _check_split(text: str) -> None:
+    from recaptcha_tf.data.splits import parse_fractions
+
+    if text.endswith(".json"):
+        _must_exist(text, "Split manifest")
+        return
+    if parse_fractions(text)[2] == 0:
+        log.warning("--split %s has no test part: the run gets no test report.", text)
+
+
+def check_args(args) -> None:
+    """Argument and path checks that need no TensorFlow (so bad input fails in a fraction of a second)."""
+    from recaptcha_tf.data.images import set_max_pixels
+
+    if getattr(args, "max_pixels", None) is not None:
+        set_max_pixels(args.max_pixels)  # serve: uploads are checked against it before TensorFlow too
+    command = args.command
+    if command in ("train", "tune", "balance", "evaluate"):
+        _must_exist(args.data, "--data")
+    if command in ("train", "tune", "balance") and getattr(args, "split", None):
+        _check_split(args.split)
+    if getattr(args, "charset", None):
+        from recaptcha_tf.data.text import expand_charset
+
+        try:
+            expand_charset(args.charset)
+        except ValueError as err:
+            raise UsageError(f"--charset: {err}") from None
+    if getattr(args, "labels", None):
+        _must_exist(args.labels, "--labels")
+    if getattr(args, "model_arg", None):
+        _model_kwargs(args.model_arg)
+    if command == "train":
+        _check_writable(_train_out(args), "--out", folder=True)
+        if args.val_data:
+            _must_exist(args.val_data, "--val-data")
+    elif command == "balance":
+        _check_writable(args.out, "--out", folder=True)
+        if _inside(args.out, args.data) or _inside(args.data, args.out):
+            raise UsageError(f"--out {args.out!r} and --data {args.data!r} overlap; balance into a separate folder.")
+    elif command in ("evaluate", "predict", "export", "serve"):
+        _check_model_path(args.model)
+    if command == "evaluate" and args.report:
+        _check_writable(args.report, "--report")
+    elif command == "export":
+        if args.out:
+            _check_writable(args.out, "--out")
+        for path in args.data or []:
+            _must_exist(path, "--data")
+    elif command == "serve":
+        _check_port(args.host, args.port)
+    elif command == "generate":
+        from recaptcha_tf.data.generator import parse_length, parse_size
+
+        try:
+            parse_size(args.size), parse_length(args.length)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        _check_writable(args.out, "--out", folder=args.format == "png" and not args.out.endswith(".parquet"))
+    elif command == "merge-parquet":
+        for path in args.inputs:
+            _must_exist(path, "Input")
+        _check_writable(args.out, "--out")
+
+
+def _start_tensorflow(verbose: bool) -> None:
+    """Import TensorFlow with its C++ start-up lines (CUDA probing, absl) hidden unless ``verbose``.
+
+    Those lines are written straight to file descriptor 2, so it points at /dev/null
+    while TensorFlow loads and looks for devices; Python errors are unaffected.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
+    if verbose or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+
+        return
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+# ----------------------------------------------------------------------------- the error boundary
+
+# The project's own error types, by module: an error can only come from a module that was imported.
+_USER_ERRORS = {
+    "recaptcha_tf.cli": ("UsageError",),
+    "recaptcha_tf.data.folders": ("DatasetError",),
+    "recaptcha_tf.data.splits": ("SplitError",),
+    "recaptcha_tf.data.images": ("CorruptImageError",),
+    "recaptcha_tf.data.text": ("OutOfVocabularyError",),
+    "recaptcha_tf.models.weights": ("WeightsError",),
+    "recaptcha_tf.models.registry": ("ModelConfigError",),
+    "recaptcha_tf.inference": ("ModelLoadError",),
+    "recaptcha_tf.export": ("ExportError",),
+    "recaptcha_tf.app": ("UploadError", "ServeError"),
+    "recaptcha_tf.tuning.spaces": ("TuningError",),
+}
+# Expected operating-system errors: paths that are missing, taken, not folders, or not ours to write.
+_OS_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def is_user_error(err: BaseException) -> bool:
+    """True for the project's own error types and expected OS errors; anything else is a bug."""
+    types = tuple(getattr(sys.modules[m], name) for m, names in _USER_ERRORS.items() if m in sys.modules
+                  for name in names if hasattr(sys.modules[m], name))
+    return isinstance(err, types + _OS_ERRORS) or (isinstance(err, OSError) and err.errno == errno.EADDRINUSE)
+
+
+def error_line(err: BaseException) -> str:
+    """The one-line message of a user error."""
+    if isinstance(err, OSError) and err.strerror and err.filename:
+        return f"{err.strerror}: {err.filename!r}"
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    from recaptcha_tf.data.folders import DatasetError
-    from recaptcha_tf.data.images import CorruptImageError
-    from recaptcha_tf.data.splits import SplitError
-
-    from recaptcha_tf.models.weights import WeightsError
-
-    user_errors = (DatasetError, SplitError, CorruptImageError, FileNotFoundError, WeightsError)
     try:
-        from recaptcha_tf.data.text import OutOfVocabularyError
-
-        user_errors += (OutOfVocabularyError,)
-    except ImportError:  # pragma: no cover
-        pass
-    from recaptcha_tf.tuning.spaces import TuningError
-
-    user_errors += (TuningError,)
-    try:
-        return dispatch(args)
-    except user_errors as err:
-        print(f"error: {err}", file=sys.stderr)
+        args = build_parser().parse_args(argv)
+    except UsageError as err:
+        print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        check_args(args)
+        if args.command not in NO_TENSORFLOW:
+            _start_tensorflow(args.verbose)
+        return dispatch(args)
     except KeyboardInterrupt:
         print("interrupted: re-run the same command to resume from the last completed epoch", file=sys.stderr)
         return 130
+    except Exception as err:
+        if not is_user_error(err):
+            raise  # a bug: keep its traceback
+        print(f"error: {error_line(err)}", file=sys.stderr)
+        return 2

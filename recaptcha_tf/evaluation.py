@@ -216,8 +216,11 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None, d
 
 
 def write_report(report: dict, path: str) -> str:
+    """Write ``report`` as JSON to a temporary file beside ``path``, then rename it into place."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
+    tmp = f"{path}.partial{os.getpid()}"
+    with open(tmp, "w") as f:
         json.dump(report, f, indent=2)
+    os.replace(tmp, path)
     return path
 

@@ -197,9 +197,15 @@ def write_sidecar(artifact: str, info, format: str, quantize: str | None, input_
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
-    path = sidecar_path(artifact)
-    with open(path, "w") as f:
-        json.dump(meta, f, indent=2)
+    return _write_json(meta, sidecar_path(artifact))
+
+
+def _write_json(obj, path: str) -> str:
+    """Write ``obj`` as JSON to a temporary file beside ``path``, then rename it into place."""
+    tmp = f"{path}.partial{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
     return path
 
 
@@ -298,8 +304,10 @@ def _export_tflite(model, out: str, info, quantize: str | None):
             continue
         if shape != shapes[0]:
             log.info("TFLite input shape is %s (a fully dynamic input did not convert).", shape)
-        with open(out, "wb") as f:
+        tmp = f"{out}.partial{os.getpid()}"
+        with open(tmp, "wb") as f:
             f.write(flat)
+        os.replace(tmp, out)
         return shape
     raise ExportError("TFLite conversion failed for every input shape tried: " + " | ".join(errors))
 
@@ -561,25 +569,31 @@ def run_images(model_path: str) -> list[str]:
     """The held-out test images of a training run (from ``RUN/split.json``), if they still exist."""
     from recaptcha_tf.inference import resolve_model_path
 
+    from recaptcha_tf.data.splits import load_manifest
+
     split_file = os.path.join(os.path.dirname(resolve_model_path(model_path)), "split.json")
     if not os.path.exists(split_file):
         return []
-    with open(split_file) as f:
-        split = json.load(f)
-    root = split.get("root") or split.get("data") or ""
-    if not isinstance(root, str) or not os.path.isdir(root):
-        root = ""
+    split = load_manifest(split_file)  # paths resolved against the manifest's root, from any working directory
     found = []
     for subset in ("test", "val", "train"):
-        for entry in split.get(subset, []):
-            path = entry[0] if isinstance(entry, (list, tuple)) else entry
-            if isinstance(path, str):
-                path = path if os.path.isabs(path) else os.path.join(root, path)
-                if os.path.isfile(path) and is_image_file(path):
-                    found.append(path)
+        found = [p for p, _ in split.subset(subset) if os.path.isfile(p) and is_image_file(p)]
         if found:
             return found
     return found
+
+
+def _readable(files: list[str], channels: int) -> list[str]:
+    """``files`` without the unreadable ones (corrupt, truncated, over the pixel limit), named in one warning."""
+    from recaptcha_tf.data.images import find_undecodable, warn_skipped
+
+    bad = set(find_undecodable(files, channels))
+    if bad:
+        warn_skipped([files[i] for i in sorted(bad)], what="unreadable parity image(s)")
+        files = [f for i, f in enumerate(files) if i not in bad]
+    if not files:
+        raise ExportError(f"None of the {len(bad)} parity image(s) could be read; pass --data with readable images.")
+    return files
 
 
 def _sample(items: list, limit: int | None, seed: int = 0) -> list:
@@ -621,7 +635,7 @@ def check_parity(model_path: str, artifact: str, sources: Sequence[str] | None =
         raise ExportError(
             "No images for the parity check: the run's split.json images were not found; pass --data DIR."
         )
-    files = _sample(files, limit)
+    files = _readable(_sample(files, limit), meta["channels"])
     model = model if model is not None else load_model(model_path)
     reference = KerasRunner(inference_model(model))
     runner = load_runner(artifact)
@@ -715,9 +729,7 @@ def run_export(model_path: str, format: str, out: str | None = None, quantize: s
     except ExportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    report_path = artifact.rstrip("/" + os.sep) + ".parity.json"
-    with open(report_path, "w") as f:
-        json.dump(report, f, indent=2)
+    report_path = _write_json(report, artifact.rstrip("/" + os.sep) + ".parity.json")
     print(describe_parity(report))
     if not report["passed"]:
         print(f"error: the {format} export does not agree with the Keras model (details: {report_path}); "

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 import recaptcha_tf.layers  # noqa: F401  (registers custom layers before loading)
-from recaptcha_tf.data.images import CorruptImageError, load_image_array
+from recaptcha_tf.data.images import CorruptImageError, find_undecodable, load_image_array
 from recaptcha_tf.decoding import decode_text_outputs
 from recaptcha_tf.models import label_names_layer, network_of
 
@@ -47,13 +47,39 @@ def resolve_model_path(path: str) -> str:
     return path
 
 
+class ModelLoadError(ValueError):
+    """A model file that cannot be loaded: not a Keras model, damaged, or holding code that safe mode refuses."""
+
+
 def load_model(path: str, compile: bool = False) -> keras.Model:
-    """Load a ``.keras`` model with ``safe_mode=True`` (no arbitrary code is deserialised)."""
-    return keras.saving.load_model(resolve_model_path(path), safe_mode=True, compile=compile)
+    """Load a ``.keras`` model with ``safe_mode=True`` (no arbitrary code is deserialised).
+
+    Raises:
+        FileNotFoundError: no model at ``path``.
+        ModelLoadError: the file is not a readable Keras model, or contains code (e.g. a
+            ``Lambda`` layer) that safe mode does not load.
+    """
+    import zipfile
+
+    file = resolve_model_path(path)
+    try:
+        return keras.saving.load_model(file, safe_mode=True, compile=compile)
+    except (ValueError, TypeError, KeyError, zipfile.BadZipFile, OSError) as err:
+        text = " ".join(str(err).split())
+        if "safe_mode" in text or "safe mode" in text.lower():
+            raise ModelLoadError(f"{file} contains code (such as a Lambda layer) that safe mode does not load; "
+                                 "this package only loads models without arbitrary code.") from err
+        if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise ModelLoadError(f"{file} is not a readable Keras model: {text[:300]}") from err
 
 
 def model_info(model: keras.Model) -> ModelInfo:
-    labels = label_names_layer(model)
+    """What ``model`` expects and produces; :class:`ModelLoadError` for a Keras model this package did not make."""
+    try:
+        labels = label_names_layer(model)
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from err
     # The first resizing layer gives the size the pipeline prepares images at: the network's input size,
     # or the larger canvas that a cropping text model cuts its input from.
     resizer = next((layer for layer in model.layers if isinstance(layer, keras.layers.Resizing)), None)
@@ -301,7 +327,21 @@ def check_readable(sources: Sequence, channels: int = 3, max_pixels: int | None 
         load_image_array(s, channels, max_pixels=max_pixels)
 
 
-def predict(model, sources: Sequence, top_k: int = 3, beam_width: int = 0) -> list[dict]:
+def unreadable(sources: Sequence, channels: int = 3) -> dict[int, str]:
+    """``{index: one-line reason}`` for each image among ``sources`` that cannot be used
+    (missing, corrupt, or over the pixel limit), found with the training decoder in parallel."""
+    reasons = {}
+    for i in find_undecodable(list(sources), channels, warn=False):
+        name = sources[i] if isinstance(sources[i], str) else f"image {i + 1}"
+        try:
+            load_image_array(sources[i], channels)
+            reasons[i] = f"{name} could not be decoded."
+        except CorruptImageError as err:
+            reasons[i] = str(err)
+    return reasons
+
+
+def predict(model, sources: Sequence, top_k: int = 3, beam_width: int = 0, errors: str = "raise") -> list[dict]:
     """Predictions for image files (or bytes), one dict per image.
 
     ``model`` is a Keras model or an :class:`Inference` (e.g. of an ONNX export).
@@ -309,10 +349,23 @@ def predict(model, sources: Sequence, top_k: int = 3, beam_width: int = 0) -> li
     (multi-label: every label over the threshold in ``labels``); text models give
     ``text`` and per-character ``confidence``.
 
-    Raises:
-        CorruptImageError: naming the first image that cannot be decoded.
+    An unreadable image (missing, corrupt, over the pixel limit): with ``errors="raise"``
+    a :class:`CorruptImageError` naming the first one; with ``errors="report"`` its
+    entry is ``{"error": reason}`` and every other image is still predicted.
     """
-    return inference_for(model).predict(sources, top_k, beam_width)
+    inference = inference_for(model)
+    sources = list(sources)
+    try:
+        return inference.predict(sources, top_k, beam_width)
+    except CorruptImageError:
+        if errors == "raise":
+            raise
+    bad = unreadable(sources, inference.info.channels)
+    good = [s for i, s in enumerate(sources) if i not in bad]
+    results = inference.predict(good, top_k, beam_width) if good else []
+    for i in sorted(bad):
+        results.insert(i, {"error": bad[i]})
+    return results
 
 
 def format_predictions(outputs: np.ndarray, info: ModelInfo, top_k: int = 3, beam_width: int = 0) -> list[dict]:
@@ -335,5 +388,5 @@ def format_predictions(outputs: np.ndarray, info: ModelInfo, top_k: int = 3, bea
     return results
 
 
-__all__ = ["CorruptImageError", "Inference", "ModelInfo", "format_predictions", "inference_for", "load_inference",
-           "load_model", "model_info", "predict", "predict_outputs"]
+__all__ = ["CorruptImageError", "Inference", "ModelInfo", "ModelLoadError", "format_predictions", "inference_for",
+           "load_inference", "load_model", "model_info", "predict", "predict_outputs"]

@@ -56,6 +56,50 @@ def step_budget(steps_at_48x192: int, image_size: tuple[int, int]) -> int:
     return max(1, round(steps_at_48x192 * 48 * 192 / (image_size[0] * image_size[1])))
 
 
+def _positive(defaults: dict, **values) -> list:
+    """Each value, or the task default when ``None``; zero or negative is an error, never the default."""
+    out = []
+    for key, value in values.items():
+        if value is None:
+            value = defaults[key]
+        elif isinstance(value, bool) or not value > 0:
+            raise ValueError(f"{key} must be positive, got {value!r}.")
+        out.append(value)
+    return out
+
+
+RUN_STATE = ("backup", "backup_phase1", "split.json", "history.csv", "model.keras", "phase1.weights.h5",
+             "partial-model.keras", "partial-phase1.weights.h5", "config.json", "summary.json", "test_report.json",
+             "test_confusion.png", "test_predictions.png")
+
+
+def clear_run_state(out: str) -> list[str]:
+    """Remove a run's training state from ``out`` (``train --overwrite``); returns what was removed.
+
+    Only the names in :data:`RUN_STATE` directly inside ``out`` are removed (a link
+    is removed, never followed), plus ``out/balanced_images`` when ``balance.json``
+    shows this package wrote it. Anything else in ``out`` (exports, your files) stays.
+    """
+    import shutil
+
+    removed = []
+    names = list(RUN_STATE)
+    if os.path.isfile(os.path.join(out, "balanced_images", "balance.json")):
+        names.append("balanced_images")
+    for name in names:
+        path = os.path.join(out, name)
+        if os.path.islink(path) or os.path.isfile(path):
+            os.remove(path)
+        elif os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            continue
+        removed.append(name)
+    if removed:
+        log.info("--overwrite: removed %s from %s", ", ".join(removed), out)
+    return removed
+
+
 def _same_folder(a: str, b: str) -> bool:
     return bool(a) and bool(b) and os.path.realpath(a) == os.path.realpath(b)
 
@@ -111,6 +155,9 @@ def prepare_folder_split(
                  data, len(split.train), len(split.val), len(split.test))
     else:
         ds = scan_class_folders(data, channels=channels)
+        if len(ds.class_names) < 2:
+            raise DatasetError(f"{data!r} has one class ({ds.class_names[0]!r}); a classifier needs at least two "
+                               "class folders (with one, every prediction is right by construction).")
         split = stratified_split(ds.paths, ds.labels, ds.class_names, fractions, seed, root=data)
     if not balance_per_class and balance_up_to and "balanced" not in split.extra:
         counts = split.counts()["train"]
@@ -166,10 +213,13 @@ def fit_in_phases(net, out: str, compile_for, fit_phase, epochs: int, freeze_epo
 
     ``compile_for(phase_epochs, learning_rate)`` compiles ``net``;
     ``fit_phase(first_epoch, last_epoch, phase)`` fits it and returns the epochs run.
-    Phase 1's end is saved to ``OUT/phase1.weights.h5``, so a run killed in phase 2
-    resumes there (its own BackupAndRestore state) without repeating phase 1.
+    Phase 1's end is saved to ``OUT/phase1.weights.h5`` (atomically; phase 1's backup
+    is removed only after that), so a run killed in phase 2 resumes there (its own
+    BackupAndRestore state) without repeating phase 1.
     Returns the epochs run by this call.
     """
+    import shutil
+
     from recaptcha_tf.models.finetune import freeze_backbone, unfreeze_backbone
 
     epochs_run = 0
@@ -183,12 +233,29 @@ def fit_in_phases(net, out: str, compile_for, fit_phase, epochs: int, freeze_epo
                      freeze_backbone(net), freeze_epochs, learning_rate)
             compile_for(freeze_epochs, learning_rate)
             epochs_run += fit_phase(0, freeze_epochs, 1)
-            net.save_weights(phase1_weights)
+            partial = os.path.join(out, "partial-phase1.weights.h5")
+            net.save_weights(partial)
+            os.replace(partial, phase1_weights)
+            shutil.rmtree(os.path.join(out, "backup_phase1"), ignore_errors=True)
         log.info("Phase 2: unfreezing %s of the backbone, %d trainable parameters, learning rate %g",
                  "all" if unfreeze == "all" else f"the top {unfreeze} blocks", unfreeze_backbone(net, unfreeze),
                  fine_tune_learning_rate)
     compile_for(epochs - freeze_epochs, fine_tune_learning_rate)
     return epochs_run + fit_phase(freeze_epochs, epochs, 2)
+
+
+def _finish_run(out: str) -> None:
+    """Remove the backup once the run's results are written: until then a killed run resumes, never retrains."""
+    import shutil
+
+    shutil.rmtree(os.path.join(out, "backup"), ignore_errors=True)
+
+
+def _epochs_run(out: str, epochs_now: int) -> int:
+    """Finished epochs of the whole run, resumed parts included (``history.csv`` rows)."""
+    from recaptcha_tf.training import epochs_logged
+
+    return max(epochs_logged(os.path.join(out, "history.csv")), epochs_now)
 
 
 def _phases(weights, freeze_epochs, epochs: int, learning_rate: float, fine_tune_learning_rate):
@@ -229,8 +296,11 @@ def prepare_multilabel_split(
     fractions="70/15/15",
     seed: int = 0,
     channels: int = 3,
+    allow_outside_data: bool = False,
 ) -> Split:
-    """The split of a multi-label dataset (CSV manifest, or class folders as single labels), reused on resume."""
+    """The split of a multi-label dataset (CSV manifest, or class folders as single labels), reused on resume.
+
+    CSV paths must lie inside ``data`` unless ``allow_outside_data``."""
     from recaptcha_tf.data.multilabel import folder_as_multilabel, multilabel_split, read_label_csv
 
     own = os.path.join(out_dir, MANIFEST_NAME)
@@ -240,7 +310,8 @@ def prepare_multilabel_split(
             raise DatasetError(f"{split_path or own} is a single-label split; a multi-label run needs its own --out.")
         return split
     if labels_csv:
-        paths, label_lists, class_names = read_label_csv(labels_csv, root=data, channels=channels)
+        paths, label_lists, class_names = read_label_csv(labels_csv, root=data, channels=channels,
+                                                         allow_outside=allow_outside_data)
     else:
         paths, label_lists, class_names = folder_as_multilabel(data, channels=channels)
     split = multilabel_split(paths, label_lists, class_names, fractions, seed, root=data)
@@ -288,6 +359,7 @@ def train_classifier(
     labels_csv: str | None = None,
     threshold: float = 0.5,
     strategy: str = "default",
+    allow_outside_data: bool = False,
 ) -> dict:
     """Train a tile or character classifier on a class-folder dataset (or a multi-label CSV).
 
@@ -310,6 +382,7 @@ def train_classifier(
         multi_label: sigmoid head with binary cross-entropy; labels from ``labels_csv``
             (``path,labels`` with ``;``-separated labels) or, without it, the class folders.
         threshold: sigmoid decision threshold stored in the model.
+        allow_outside_data: accept ``labels_csv`` paths outside ``data`` (absolute or ``../``).
         strategy: ``tf.distribute`` strategy (:mod:`recaptcha_tf.distribute`); ``batch_size``
             is per replica and the learning rates scale with the number of replicas.
 
@@ -324,14 +397,14 @@ def train_classifier(
     from recaptcha_tf.distribute import fit as dist_fit
     from recaptcha_tf.training import cosine_schedule, make_optimizer, PredictionSamples, standard_callbacks
 
+    from recaptcha_tf.models import check_model_task
+
     d = task_defaults(task)
     model = model or d["model"]
     image_size = tuple(image_size or d["image_size"])
     channels = 1 if (grayscale if grayscale is not None else d["channels"] == 1) else 3
     resize = resize or d["resize"]
-    epochs = epochs or d["epochs"]
-    batch_size = batch_size or d["batch_size"]
-    learning_rate = learning_rate or d["learning_rate"]
+    epochs, batch_size, learning_rate = _positive(d, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
     patience = d["patience"] if patience is None else patience
     weights_arg = weights
     weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs or 2**31,
@@ -339,6 +412,7 @@ def train_classifier(
     if multi_label and (balance_per_class or class_weight != "none"):
         raise ValueError("--balance and --class-weight are for single-label data, not --multi-label.")
     mixing = batch_mixing(mix, seed)  # validates the name before any work
+    check_model_task(model, task, dict(model_kwargs or {}) | ({"weights": weights} if weights_arg is not None else {}))
     one_hot = bool(label_smoothing) or mixing is not None
     default_balance = balance_per_class is None and not multi_label and class_weight == "none"
     balance_up_to = d.get("balance_up_to", 0) if default_balance else 0
@@ -346,7 +420,8 @@ def train_classifier(
         strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate))
 
     if multi_label:
-        data_split = prepare_multilabel_split(data, out, labels_csv, split, fractions, seed, channels)
+        data_split = prepare_multilabel_split(data, out, labels_csv, split, fractions, seed, channels,
+                                              allow_outside_data)
     else:
         data_split = prepare_folder_split(
             data, out, split, fractions, seed, channels, balance_per_class, balance_cap, balanced_dir, balance_up_to
@@ -437,15 +512,16 @@ def train_classifier(
             class_weight=class_weights, verbose=2,
             callbacks=standard_callbacks(out, run_logdir, monitor=monitor, mode=mode,
                                          patience=patience if phase == 2 else None,
-                                         last=[*extra, *callbacks], backup="backup" if phase == 2 else "backup_phase1"),
+                                         last=[*extra, *callbacks], backup="backup" if phase == 2 else "backup_phase1",
+                                         initial_epoch=first_epoch, delete_backup=False),
         )
         return len(history.history.get("loss", []))
 
-    epochs_run = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
+    epochs_now = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
                                fine_tune_learning_rate)
     wall = time.perf_counter() - start
-    summary = {"out": out, "epochs_run": epochs_run, "train_seconds": round(wall, 1),
-               "seconds_per_epoch": round(wall / max(epochs_run, 1), 1),
+    summary = {"out": out, "epochs_run": _epochs_run(out, epochs_now), "epochs_this_session": epochs_now,
+               "train_seconds": round(wall, 1), "seconds_per_epoch": round(wall / max(epochs_now, 1), 1),
                "parameters": int(net.count_params())}
     if data_split.test and _is_chief(dist):
         report = evaluate(out, data, subset="test", report=os.path.join(out, "test_report.json"))
@@ -453,6 +529,7 @@ def train_classifier(
                 "challenge", "ms_per_image")
         summary["test"] = {k: report[k] for k in keys if k in report}
     _write_json(summary, os.path.join(out, "summary.json"))
+    _finish_run(out)
     return summary
 
 
@@ -502,42 +579,68 @@ class TextTaskData:
 
 def text_task_data(data: str, out: str, charset: str | None = None, case: str = "keep",
                    label_pattern: str | None = None, fractions="70/15/15", seed: int = 0,
-                   max_length: int | None = None, write_split: bool = True) -> TextTaskData:
+                   max_length: int | None = None, write_split: bool = True, image_column: str | None = None,
+                   label_column: str | None = None) -> TextTaskData:
     """Load a text dataset, fix its vocabulary (``charset`` or ``a-z0-9`` plus the labels' characters),
     encode the labels (unknown characters are a clear error naming the file) and split it
-    (:func:`text_split_parts`). ``train_text`` and the tuner both start here."""
+    (:func:`text_split_parts`). ``train_text`` and the tuner both start here. ``image_column`` and
+    ``label_column`` name Parquet columns (default: detected)."""
     from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
 
-    dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
+    dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case,
+                                image_column=image_column, label_column=label_column)
     vocab, strict = _text_vocabulary(dataset.labels, charset)
     encoded = [vocab.encode(lab, name) for lab, name in zip(dataset.labels, dataset.names)]
-    parts = text_split_parts(dataset.names, data, out, fractions, seed, write=write_split)
+    parts = text_split_parts(dataset.names, data, out, fractions, seed, write=write_split, labels=dataset.labels)
     return TextTaskData(dataset, vocab, strict, encoded, max_length or max(len(e) for e in encoded), parts)
 
 
+def text_entry_name(path: str) -> str:
+    """The dataset name of a text manifest entry: ``parquet:FILE#ROW`` as is, a file by its base name."""
+    return path if path.startswith("parquet:") else os.path.basename(path)
+
+
+def text_split_names(manifest: str, subset: str) -> list[str]:
+    """Dataset names (see :func:`text_entry_name`) in one subset of a text run's manifest (any version)."""
+    return [text_entry_name(p) for p, _ in load_manifest(manifest).subset(subset)]
+
+
 def text_split_parts(names: Sequence[str], data: str, out: str, fractions="70/15/15", seed: int = 0,
-                     write: bool = True) -> dict[str, list[int]]:
+                     write: bool = True, labels: Sequence[str] | None = None) -> dict[str, list[int]]:
     """A text run's split as indices into ``names``: read from ``OUT/split.json`` when it exists (a resumed run
     or search), else a new seeded split, written there when ``write`` (distributed tuner workers do not write).
+
+    The manifest has the schema of every run (:mod:`recaptcha_tf.data.splits`): ``root`` is the data
+    folder, entries are ``[file relative to it, text]`` or ``[parquet:FILE#ROW, text]``.
 
     Raises:
         DatasetError: the manifest names an image that is no longer in ``data``.
     """
     manifest = os.path.join(out, MANIFEST_NAME)
     if os.path.exists(manifest):
-        with open(manifest) as f:
-            saved = json.load(f)
+        saved = {k: text_split_names(manifest, k) for k in ("train", "val", "test")}
         index = {n: i for i, n in enumerate(names)}
         missing = [n for k in ("train", "val", "test") for n in saved[k] if n not in index]
         if missing:
             raise DatasetError(f"{manifest} names {len(missing)} image(s) that are not in {data!r} "
-                               f"(e.g. {missing[0]!r}). Use another --out.")
+                               f"(e.g. {missing[0]!r}). Use another --out, or --overwrite to start afresh.")
         log.info("Resuming with the split in %s", manifest)
         return {k: [index[n] for n in saved[k]] for k in ("train", "val", "test")}
     parts = _text_split(names, fractions, seed)
     if write:
-        _write_json({k: [names[i] for i in v] for k, v in parts.items()} | {"seed": seed, "data": os.path.abspath(data)},
-                    manifest)
+        from recaptcha_tf.data.splits import parse_fractions
+
+        folder = data if isinstance(data, str) and not os.path.isfile(data) else ""  # a Parquet file: no folder
+
+        def entry(i):
+            name = names[i]
+            path = os.path.join(folder, name) if folder and not name.startswith("parquet:") else name
+            return path, labels[i] if labels is not None else None
+
+        split = Split(class_names=[], **{k: [entry(i) for i in v] for k, v in parts.items()}, root=folder,
+                      seed=seed, fractions=parse_fractions(fractions),
+                      extra={"task": "text", "data": os.path.abspath(data) if isinstance(data, str) else None})
+        save_manifest(split, manifest)
     return parts
 
 
@@ -584,6 +687,8 @@ def train_text(
     fine_tune_learning_rate: float | None = None,
     steps: int | None = None,
     colour: str = "auto",
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> dict:
     """Train a text CAPTCHA reader (``crnn`` with CTC or ``multihead``).
 
@@ -607,6 +712,7 @@ def train_text(
         steps: optimizer updates in all (rounded up to a multiple of 20); ignored with ``epochs``.
         colour: ``"auto"`` (the task default, ``"ink"``), ``"ink"`` (distance from each image's
             background colour, any polarity or text colour) or ``"gray"`` (grayscale, padded).
+        image_column, label_column: Parquet column names (default: detected).
 
     Returns:
         Summary with epochs and steps run, wall time (s), the chosen input, ``plateau`` (the model
@@ -624,17 +730,24 @@ def train_text(
     from recaptcha_tf.training import (BlankPlateauWarning, PlateauAwareEarlyStopping, PredictionSamples,
                                        TextMetrics, cosine_schedule, make_optimizer, standard_callbacks)
 
+    from recaptcha_tf.models import check_model_task
+
     d = task_defaults("text")
     colour = d["colour"] if colour in (None, "auto") else colour
-    batch_size = batch_size or d["batch_size"]
-    learning_rate = learning_rate or d["learning_rate"]
+    if colour not in ("ink", "gray"):
+        raise ValueError(f"--colour must be auto, ink or gray, got {colour!r}.")
+    epochs, batch_size, learning_rate, steps = _positive(
+        {**d, "epochs": None, "steps": None}, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+        steps=steps)
+    check_model_task(model, "text", dict(model_kwargs or {}))
     kind = model_head(model)
     weights_arg = weights
     weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs or 2**31,
                                                               learning_rate, fine_tune_learning_rate)
     dist, out, run_logdir, batch_size, (learning_rate, fine_tune_learning_rate) = _distribution(
         strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate))
-    text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, max_length)
+    columns = dict(image_column=image_column, label_column=label_column)
+    text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, max_length, **columns)
     dataset, vocab, max_length, parts = text.dataset, text.vocab, text.max_length, text.parts
     if val_data:
         text.parts["train"] = sorted(parts["train"] + parts["val"])  # text.sources("train") below includes val
@@ -644,8 +757,6 @@ def train_text(
         fit = dataclasses.replace(fit, image_size=tuple(image_size), crop=None)
     if colour == "gray":
         fit = dataclasses.replace(fit, colour="gray", resize="pad")
-    elif colour != "ink":
-        raise ValueError(f"--colour must be auto, ink or gray, got {colour!r}.")
     channels = 3 if fit.colour == "ink" else 1
     image_size = fit.image_size
     budget = steps or step_budget(d["steps"], image_size)
@@ -663,7 +774,7 @@ def train_text(
              steps_per_epoch, budget, patience)
 
     if val_data:
-        extra_val = load_text_dataset(val_data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
+        extra_val = load_text_dataset(val_data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case, **columns)
         val_sources, val_texts = extra_val.sources, extra_val.labels
         val_targets = text_targets([vocab.encode(lab, name) for lab, name in zip(extra_val.labels, extra_val.names)],
                                    max_length, vocab.size + 1, kind)
@@ -736,15 +847,17 @@ def train_text(
                                out, run_logdir, monitor="val_cer", mode="min",
                                patience=patience if phase == 2 else None, first=first,
                                last=[*last, *callbacks], backup="backup" if phase == 2 else "backup_phase1",
-                               early_stopping=PlateauAwareEarlyStopping))
+                               early_stopping=PlateauAwareEarlyStopping, initial_epoch=first_epoch,
+                               delete_backup=False))
         return len(history.history.get("loss", []))
 
-    epochs_run = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
+    epochs_now = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
                                fine_tune_learning_rate)
     wall = time.perf_counter() - start
-    summary = {"out": out, "epochs_run": epochs_run, "train_seconds": round(wall, 1),
-               "steps": epochs_run * steps_per_epoch, "image_size": list(image_size), "crop": fit.crop,
-               "plateau": plateau.on_plateau}
+    epochs_run = _epochs_run(out, epochs_now)
+    summary = {"out": out, "epochs_run": epochs_run, "epochs_this_session": epochs_now,
+               "train_seconds": round(wall, 1), "steps": epochs_run * steps_per_epoch, "image_size": list(image_size),
+               "crop": fit.crop, "plateau": plateau.on_plateau}
     if parts["test"] and _is_chief(dist):
         test = dataset.subset(parts["test"])
         report = evaluate_text_dataset(out, test, report=os.path.join(out, "test_report.json"),
@@ -757,6 +870,7 @@ def train_text(
         log.warning("the model reads (nearly) every image as empty text: it did not learn this set; see the "
                     "warning above for what to try")
     _write_json(summary, os.path.join(out, "summary.json"))
+    _finish_run(out)
     return summary
 
 
@@ -808,11 +922,10 @@ def _subset_for(model_path: str, data: str, subset: str):
         if subset != "auto":
             raise DatasetError(f"--subset {subset} needs the run's {MANIFEST_NAME} next to the model.")
         return None
-    with open(manifest) as f:
-        saved = json.load(f)
-    same = _same_folder((saved.get("extra") or {}).get("data") or saved.get("data", ""), data)
+    saved = load_manifest(manifest)
+    same = _same_folder(saved.extra.get("data") or saved.root, data)
     if subset == "auto":
-        return "test" if same and saved.get("test") else None
+        return "test" if same and saved.test else None
     return subset
 
 
@@ -827,8 +940,11 @@ def evaluate(
     case: str = "keep",
     labels_csv: str | None = None,
     challenges: int = 500,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    allow_outside_data: bool = False,
 ) -> dict:
-    """Evaluate a saved model on a data folder (or Parquet for text).
+    """Evaluate a saved model on a data folder (or Parquet for text: ``image_column``/``label_column``).
 
     ``subset="auto"`` evaluates the run's held-out test split when ``data`` is
     the folder it was trained on, and every image otherwise (a new held-out set).
@@ -850,11 +966,11 @@ def evaluate(
     if info.task == "text":
         from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
 
-        dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case)
+        dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case,
+                                    image_column=image_column, label_column=label_column)
         if which:
             run_dir = model if os.path.isdir(model) else os.path.dirname(model)
-            with open(os.path.join(run_dir, MANIFEST_NAME)) as f:
-                wanted = set(json.load(f)[which])
+            wanted = set(text_split_names(os.path.join(run_dir, MANIFEST_NAME), which))
             dataset = dataset.subset([i for i, n in enumerate(dataset.names) if n in wanted])
         result = evaluate_text_dataset(model, dataset, report, grid=(stem + "_predictions.png") if stem else plot,
                                        beam_width=beam_width, model=net)
@@ -872,7 +988,8 @@ def evaluate(
         from recaptcha_tf.data.multilabel import folder_as_multilabel, read_label_csv
 
         if labels_csv:
-            paths, labels, _ = read_label_csv(labels_csv, root=data, class_names=info.names, channels=info.channels)
+            paths, labels, _ = read_label_csv(labels_csv, root=data, class_names=info.names, channels=info.channels,
+                                              allow_outside=allow_outside_data)
         else:
             paths, labels, _ = folder_as_multilabel(data, class_names=info.names, channels=info.channels)
     else:

@@ -3,8 +3,8 @@
 A run folder ``OUT`` receives::
 
     OUT/model.keras     best model (lowest monitored value), with preprocessing and label names
-    OUT/backup/         BackupAndRestore state; re-running the same command resumes here
-    OUT/history.csv     CSVLogger, appended across resumed runs
+    OUT/backup/         BackupAndRestore state (latest and previous good epoch); re-running resumes here
+    OUT/history.csv     CSVLogger, appended across resumed runs (one row per finished epoch)
     OUT/split.json      the data split (written by recaptcha_tf.runs)
 
 and TensorBoard logs go to ``LOGDIR/<run name>/{train,validation,samples}``.
@@ -13,6 +13,7 @@ and TensorBoard logs go to ``LOGDIR/<run name>/{train,validation,samples}``.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import os
@@ -27,6 +28,8 @@ from recaptcha_tf.evaluation import character_error_rate
 from recaptcha_tf.plots import figure_to_array, prediction_grid
 
 BEST_MODEL = "model.keras"
+
+log = logging.getLogger("recaptcha_tf")
 
 
 def make_optimizer(name: str = "adam", learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
@@ -171,6 +174,204 @@ def best_logged_value(csv_path: str, monitor: str, mode: str = "min") -> float |
     return min(values) if mode == "min" else max(values)
 
 
+def _fsync(path: str) -> None:
+    """Flush ``path`` to disk before it is renamed into place."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_history(csv_path: str) -> tuple[list[str], list[dict]]:
+    """``(field names, rows)`` of a CSVLogger file; empty when there is none."""
+    if not os.path.exists(csv_path):
+        return [], []
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def epochs_logged(csv_path: str) -> int:
+    """How many distinct epochs ``history.csv`` records (every finished epoch of a run, resumed or not)."""
+    return len({row["epoch"] for row in read_history(csv_path)[1] if row.get("epoch") not in (None, "")})
+
+
+def _jsonable_logs(logs) -> dict:
+    out = {}
+    for key, value in (logs or {}).items():
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose state survives a kill at any instant.
+
+    Every epoch end writes the weights (optimizer included), the epoch number and
+    that epoch's logs into *one* file under a temporary name, then renames it:
+    the last good file becomes ``previous.weights.h5`` and the new one
+    ``latest.weights.h5``. A kill mid-write leaves only the temporary file behind.
+
+    On restore ``latest`` is tried, then ``previous``; an unreadable one is
+    skipped with a warning, and with neither readable the phase starts afresh at
+    ``initial_epoch`` (warning). With ``delete_checkpoint=False`` the backup stays
+    after training and records that it finished (``done.json``), so a run killed
+    afterwards (while evaluating) does not train again: the caller removes it
+    once its results are written. ``history.csv`` is then made to match the
+    restored epoch: rows of epochs that will run again are dropped, and the
+    restored epoch's own row is re-added from the backup when a kill fell
+    between the backup and the CSV log.
+
+    Place it after callbacks that add metrics to the logs and before the CSV log.
+    """
+
+    EPOCH_ATTR = "recaptcha_tf_epoch"
+    LOGS_ATTR = "recaptcha_tf_logs"
+
+    def __init__(self, backup_dir: str, csv_path: str | None = None, initial_epoch: int = 0,
+                 delete_checkpoint: bool = True):
+        super().__init__(backup_dir, delete_checkpoint=delete_checkpoint)
+        self.csv_path = csv_path
+        self.initial_epoch = initial_epoch
+        self._previous_path = os.path.join(backup_dir, "previous.weights.h5")
+        self._partial_path = os.path.join(backup_dir, "partial.weights.h5")
+        self._done_path = os.path.join(backup_dir, "done.json")
+        self.restored_epoch: int | None = None
+
+    # ------------------------------------------------------------------ save
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        self._save_model(logs)
+
+    def _save_model(self, logs=None):
+        import h5py
+
+        os.makedirs(self.backup_dir, exist_ok=True)
+        self.model.save_weights(self._partial_path, overwrite=True)
+        with h5py.File(self._partial_path, "a") as f:
+            f.attrs[self.EPOCH_ATTR] = int(self._current_epoch)
+            f.attrs[self.LOGS_ATTR] = json.dumps(_jsonable_logs(logs))
+        _fsync(self._partial_path)
+        if os.path.exists(self._weights_path):
+            os.replace(self._weights_path, self._previous_path)
+        os.replace(self._partial_path, self._weights_path)
+
+    # --------------------------------------------------------------- restore
+    def _read_state(self, path: str) -> tuple[int, dict | None]:
+        """``(epoch, logs)`` recorded in a backup file (older backups: epoch from the Keras metadata file)."""
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            if self.EPOCH_ATTR in f.attrs:
+                return int(f.attrs[self.EPOCH_ATTR]), json.loads(f.attrs.get(self.LOGS_ATTR, "{}"))
+        with open(self._training_metadata_path) as f:  # written by keras.callbacks.BackupAndRestore
+            return int(json.load(f)["epoch"]), None
+
+    def on_train_begin(self, logs=None):
+        self.restored_epoch = None
+        self.model._initial_epoch = None  # never carry an epoch over from an earlier fit (phase 1)
+        candidates = [p for p in (self._weights_path, self._previous_path) if os.path.exists(p)]
+        if not candidates:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        variables = list(self.model.weights) + list(getattr(self.model.optimizer, "variables", []))
+        snapshot = [v.numpy() for v in variables]
+        for path in candidates:
+            try:
+                epoch, epoch_logs = self._read_state(path)
+                self.model.load_weights(path)
+            except (OSError, ValueError, KeyError) as err:
+                log.warning("Backup %s is unreadable (%s); falling back to the previous one.", path,
+                            str(err).splitlines()[0] if str(err) else type(err).__name__)
+                continue
+            self.restored_epoch = epoch
+            self.model._initial_epoch = epoch
+            self._repair_history(epoch, epoch_logs)
+            if os.path.exists(self._done_path) and path == self._weights_path:
+                self.model._initial_epoch = max(epoch, int(self.params.get("epochs") or epoch))
+                log.info("Restored the training state from %s: resuming after epoch %d; training had finished.",
+                         path, epoch)
+            else:
+                log.info("Restored the training state from %s: resuming after epoch %d.", path, epoch)
+            return
+        for v, value in zip(variables, snapshot):
+            v.assign(value)
+        log.warning("No readable backup in %s; this training phase starts afresh at epoch %d.",
+                    self.backup_dir, self.initial_epoch + 1)
+        self._repair_history(self.initial_epoch, None)
+
+    def _repair_history(self, epoch: int, epoch_logs: dict | None) -> None:
+        """Keep the CSV rows of epochs before ``epoch`` (the last one from the backup when missing)."""
+        if not self.csv_path:
+            return
+        fields, rows = read_history(self.csv_path)
+        kept = {}
+        for row in rows:
+            if row.get("epoch", "").isdigit() and int(row["epoch"]) < epoch:
+                kept[int(row["epoch"])] = row
+        if epoch_logs and epoch - 1 not in kept and epoch >= 1:
+            fields = fields or ["epoch", *sorted(epoch_logs)]
+            kept[epoch - 1] = {"epoch": str(epoch - 1), **{k: str(v) for k, v in epoch_logs.items()}}
+            log.info("Re-added epoch %d to %s from the backup.", epoch, self.csv_path)
+        new_rows = [kept[e] for e in sorted(kept)]
+        if new_rows == rows:
+            return
+        tmp = f"{self.csv_path}.tmp{os.getpid()}"
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore", restval="")
+            writer.writeheader()
+            writer.writerows(new_rows)
+        os.replace(tmp, self.csv_path)
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and os.path.exists(self.backup_dir):
+            import shutil
+
+            shutil.rmtree(self.backup_dir)
+        elif os.path.exists(self._weights_path):
+            tmp = self._done_path + ".partial"
+            with open(tmp, "w") as f:
+                json.dump({"epoch": int(self._current_epoch)}, f)
+            os.replace(tmp, self._done_path)
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` that writes to a temporary file and renames it, so a kill never leaves half a model.
+
+    With ``csv_path``, the best value so far is re-read from the (repaired) CSV log
+    when training begins, so a resumed run keeps the true best.
+    """
+
+    def __init__(self, filepath: str, csv_path: str | None = None, **kwargs):
+        super().__init__(filepath, **kwargs)
+        self.csv_path = csv_path
+
+    def on_train_begin(self, logs=None):
+        if self.csv_path:
+            best = best_logged_value(self.csv_path, self.monitor, self.mode)
+            if best is not None:
+                self.best = best
+
+    def _save_model(self, epoch, batch, logs):
+        filepath = self._get_file_path(epoch, batch, logs)
+        if not self._should_save_model(epoch, batch, logs, filepath):
+            return
+        folder, name = os.path.split(filepath)
+        os.makedirs(folder or ".", exist_ok=True)
+        tmp = os.path.join(folder, "partial-" + name)
+        if self.save_weights_only:
+            self.model.save_weights(tmp, overwrite=True)
+        else:
+            self.model.save(tmp, overwrite=True)
+        _fsync(tmp)
+        os.replace(tmp, filepath)
+
+
 def standard_callbacks(
     out_dir: str,
     logdir: str | None,
@@ -181,24 +382,29 @@ def standard_callbacks(
     last: Sequence[keras.callbacks.Callback] = (),
     backup: str = "backup",
     early_stopping: type[keras.callbacks.EarlyStopping] = keras.callbacks.EarlyStopping,
+    initial_epoch: int = 0,
+    delete_backup: bool = True,
 ) -> list[keras.callbacks.Callback]:
-    """BackupAndRestore, metric callbacks, TensorBoard, best-model checkpoint, early stopping, CSV log.
+    """Metric callbacks, kill-safe BackupAndRestore, TensorBoard, best-model checkpoint, early stopping, CSV log.
 
-    ``first`` callbacks run before the loggers (they may add metrics to the logs).
-    ``backup`` names the BackupAndRestore folder inside ``out_dir`` (one per training phase).
+    ``first`` callbacks run before the backup and the loggers (they may add metrics to the logs).
+    ``backup`` names the BackupAndRestore folder inside ``out_dir`` (one per training phase);
+    ``initial_epoch`` is the phase's first epoch; ``delete_backup=False`` keeps the
+    backup after the phase ends (the caller removes it once it has saved what follows).
     ``early_stopping`` is the early-stopping class (e.g. :class:`PlateauAwareEarlyStopping`).
     """
     os.makedirs(out_dir, exist_ok=True)
     csv_path = os.path.join(out_dir, "history.csv")
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.BackupAndRestore(os.path.join(out_dir, backup)),
         *first,
+        SafeBackupAndRestore(os.path.join(out_dir, backup), csv_path=csv_path, initial_epoch=initial_epoch,
+                             delete_checkpoint=delete_backup),
     ]
     if logdir:
         callbacks.append(keras.callbacks.TensorBoard(logdir, write_graph=False, update_freq="epoch"))
     callbacks.append(
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(out_dir, BEST_MODEL), monitor=monitor, mode=mode, save_best_only=True,
+        AtomicModelCheckpoint(
+            os.path.join(out_dir, BEST_MODEL), csv_path=csv_path, monitor=monitor, mode=mode, save_best_only=True,
             initial_value_threshold=best_logged_value(csv_path, monitor, mode),
         )
     )

@@ -363,3 +363,26 @@ def test_demo_page_shows_held_out_examples(classifier, tile_client):
     config = urllib.request.urlopen(tile_client.src.rstrip("/") + "/config").read().decode()
     assert '"dataset"' in config and "held-out examples" in config
     assert urllib.request.urlopen(tile_client.src).status == 200
+def _cache_bytes():
+    from gradio.utils import get_upload_folder
+
+    total = 0
+    for folder, _, files in os.walk(get_upload_folder()):
+        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files if os.path.isfile(os.path.join(folder, f)))
+    return total
+
+
+def test_refused_and_accepted_uploads_leave_nothing_on_disk(classifier, tile_client, tmp_path):
+    """Issue #12: 20 refused 1 MB uploads used to stay in Gradio's cache (+19.7 MB) after shutdown."""
+    from gradio_client import handle_file
+
+    run, root = classifier
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(os.urandom(MAX_BYTES - 1000))  # under the size limit, not an image: refused after upload
+    good = os.path.join(root, "tiles", "bus", "0001.png")
+    before = _cache_bytes()
+    for k in range(5):
+        with pytest.raises(Exception, match="not an image"):
+            tile_client.predict(handle_file(str(junk)), api_name="/predict_tile")
+    tile_client.predict(handle_file(good), api_name="/predict_tile")
+    assert _cache_bytes() - before < 20_000  # 5 x ~200 KB refused + one tile accepted: all deleted

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -73,7 +74,8 @@ def test_text_split_is_written_reused_and_refuses_a_changed_dataset(tmp_path):
     assert sorted(i for v in parts.values() for i in v) == list(range(40))
     assert [len(parts[k]) for k in ("train", "val", "test")] == [28, 6, 6]
     saved = json.load(open(tmp_path / "run" / "split.json"))
-    assert saved["val"] == [names[i] for i in parts["val"]]
+    assert saved["version"] == 2 and saved["root"] == os.path.abspath("data")  # the schema of every run
+    assert [path for path, _ in saved["val"]] == [names[i] for i in parts["val"]]
 
     # Resume: the same split even with another seed, and with the names listed in another order.
     shuffled = list(reversed(names))

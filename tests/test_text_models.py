@@ -142,7 +142,7 @@ def test_train_and_evaluate_from_parquet(tmp_path):
     runs.train_text(parquet, out, charset=CHARS, image_size=(32, 64), epochs=1, batch_size=16, logdir=None,
                     label_pattern=r"(?P<label>.+)", model_kwargs={"rnn_units": 8, "filters": [8, 8, 8, 8]})
     result = runs.evaluate(out, parquet, report=str(tmp_path / "r.json"))
-    held_out = json.load(open(os.path.join(out, "split.json")))["test"]
+    held_out = [name for name, _ in json.load(open(os.path.join(out, "split.json")))["test"]]
     assert all(name.startswith("parquet:") for name in held_out)
     assert result["subset"] == "test" and result["n"] == len(held_out) == 4  # round(0.15 * 30) == 4
     everything = runs.evaluate(out, parquet, subset="all")

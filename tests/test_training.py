@@ -86,7 +86,8 @@ def test_interrupted_run_resumes_where_it_stopped(tiles_dir, tmp_path):
     assert _epochs_logged(out) == [0, 1]
     split_before = open(os.path.join(out, "split.json")).read()
     summary = runs.train_classifier(tiles_dir, out, **kwargs)
-    assert summary["epochs_run"] == 2  # epochs 3 and 4 only
+    assert summary["epochs_this_session"] == 2  # epochs 3 and 4 only
+    assert summary["epochs_run"] == 4  # the whole run, the resumed part included
     assert _epochs_logged(out) == [0, 1, 2, 3]
     assert open(os.path.join(out, "split.json")).read() == split_before
     assert not os.path.exists(os.path.join(out, "backup"))  # removed after a finished run
@@ -135,7 +136,9 @@ def test_tiles_default_balances_small_classes_of_the_training_split_into_the_run
     data = _imbalanced_tiles(str(tmp_path / "tiles"))
     out = str(tmp_path / "run")
     runs.train_classifier(data, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY)
-    split = json.load(open(os.path.join(out, "split.json")))
+    from recaptcha_tf.data.splits import load_manifest
+
+    split = {k: getattr(load_manifest(out), k) for k in ("train", "val", "test")}  # absolute paths
     train_counts = np.bincount([label for _, label in split["train"]], minlength=3)
     assert train_counts.tolist() == [14, 14, 14]  # 14, 14 and 6 training tiles before
     assert json.load(open(os.path.join(out, "config.json")))["balance_per_class"] == 14

@@ -131,7 +131,8 @@ def test_two_phase_fine_tuning_runs_both_phases_and_resumes(tmp_path):
         runs.train_classifier(data, out, callbacks=[Interrupt(after=2)], **kwargs)
     assert os.path.exists(os.path.join(out, "phase1.weights.h5"))
     summary = runs.train_classifier(data, out, **kwargs)
-    assert summary["epochs_run"] == 1  # phase 1 is not repeated; phase 2 resumes at its last epoch
+    assert summary["epochs_this_session"] == 1  # phase 1 is not repeated; phase 2 resumes at its last epoch
+    assert summary["epochs_run"] == 3
     with open(os.path.join(out, "history.csv")) as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2]
     config = json.load(open(os.path.join(out, "config.json")))

@@ -180,11 +180,16 @@ def augment_image(image, rng=None, operations: Sequence = DEFAULT_OPERATIONS):
 
 
 def _read_rgb(path: str):
-    """Decode ``path`` fully with Pillow to an RGB image (first frame), or ``None`` if it cannot."""
+    """Decode ``path`` fully with Pillow to an RGB image (first frame), or ``None`` if it cannot
+    or if its header declares more pixels than the limit (:func:`recaptcha_tf.data.images.max_pixels`)."""
     from PIL import Image
+
+    from recaptcha_tf.data.images import max_pixels
 
     try:
         with Image.open(path) as im:
+            if max_pixels() and im.size[0] * im.size[1] > max_pixels():  # header only: no decompression bomb
+                return None
             im.load()
             if im.size[0] < 1 or im.size[1] < 1:
                 return None
@@ -491,7 +496,7 @@ def balance_split(
             continue
         rng = np.random.default_rng([seed, label])
         plans.append(_plan_class(readable, per_class, cap, rng))
-    warn_skipped(skipped, what="unreadable training image")
+    warn_skipped(skipped, what="unreadable training image(s) (corrupt or over the pixel limit)")
     if unreadable_classes:
         raise DatasetError(f"Class(es) {unreadable_classes} have no readable training images.")
 

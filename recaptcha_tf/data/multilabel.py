@@ -31,12 +31,15 @@ def read_label_csv(
     class_names: Sequence[str] | None = None,
     channels: int = 3,
     validate: bool = True,
+    allow_outside: bool = False,
 ) -> tuple[list[str], list[list[int]], list[str]]:
     """Read a ``path,labels`` manifest.
 
     Args:
         csv_path: the CSV file; a header row ``path,labels`` is optional.
         root: folder that relative paths start from (default: the CSV's folder).
+        allow_outside: accept absolute and ``../`` paths that lead outside ``root``
+            (refused by default: a label file should not reach into other folders).
         class_names: expected classes (a trained model's); by default the sorted
             canonical names of every label in the file.
         validate: decode each image once; unreadable ones are skipped with one warning.
@@ -45,8 +48,8 @@ def read_label_csv(
         ``(paths, label_lists, class_names)`` with label indices into ``class_names``.
 
     Raises:
-        DatasetError: missing file, a row without a path, an image that does not
-            exist, or a label the model does not know.
+        DatasetError: missing file, a row without a path, a path outside ``root``, an
+            image that does not exist, or a label the model does not know.
     """
     if not os.path.isfile(csv_path):
         raise DatasetError(f"Label file {csv_path!r} does not exist.")
@@ -61,6 +64,9 @@ def read_label_csv(
             names = [canonical_class_name(n) for n in (row[1] if len(row) > 1 else "").split(";") if n.strip()]
             path = row[0].strip()
             path = path if os.path.isabs(path) else os.path.join(root, path)
+            if not allow_outside and not _inside(path, root):
+                raise DatasetError(f"{csv_path}:{lineno}: {row[0]!r} points outside the data folder {root!r}; "
+                                   "list paths relative to it, or pass --allow-outside-data.")
             if not os.path.isfile(path):
                 raise DatasetError(f"{csv_path}:{lineno}: image {row[0]!r} not found under {root!r}.")
             rows.append((path, sorted(set(names))))
@@ -83,6 +89,12 @@ def read_label_csv(
             paths = [p for i, p in enumerate(paths) if i not in bad]
             labels = [lab for i, lab in enumerate(labels) if i not in bad]
     return paths, labels, list(class_names)
+
+
+def _inside(path: str, folder: str) -> bool:
+    """True if ``path`` (links resolved) lies below ``folder``."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def folder_as_multilabel(root: str, class_names: Sequence[str] | None = None, channels: int = 3):

@@ -4,6 +4,20 @@ A split is made *before* anything else (balancing, augmentation, tuning) so that
 no augmented copy of a validation or test image can reach the training set. The
 manifest is a small JSON file written next to each run; passing it back
 (``--split PATH``) repeats an experiment exactly.
+
+Manifest schema (version 2), the same for every task::
+
+    {"version": 2, "root": "/abs/path/of/the/data", "class_names": [...],
+     "train": [["bus/0001.png", 0], ...], "val": [...], "test": [...],
+     "seed": 0, "fractions": [0.7, 0.15, 0.15], "extra": {...}}
+
+``root`` is absolute; each entry is ``[path, label]`` with ``path`` relative to
+``root`` (POSIX separators), or absolute for a file outside it (balanced copies),
+or ``parquet:FILE#ROW`` for a Parquet row (text runs). :func:`load_manifest`
+resolves paths against ``root`` the same way for every reader, from any working
+directory. Version 1 manifests (paths relative to the working directory of the
+run, ``root`` as typed) still load: their training directory is recovered from
+the absolute data folder in ``extra["data"]``.
 """
 
 from __future__ import annotations
@@ -17,6 +31,50 @@ import numpy as np
 
 SUBSETS = ("train", "val", "test")
 MANIFEST_NAME = "split.json"
+MANIFEST_VERSION = 2
+PARQUET_PREFIX = "parquet:"
+
+
+def _is_file_entry(path: str) -> bool:
+    return not str(path).startswith(PARQUET_PREFIX)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _stored_path(path: str, root: str) -> str:
+    """``path`` as a manifest stores it: relative to ``root`` (POSIX) when inside it, else absolute."""
+    if not _is_file_entry(path):
+        return path
+    path = os.path.abspath(path)
+    if root and _inside(path, root):
+        return os.path.relpath(path, root).replace(os.sep, "/")
+    return path
+
+
+def _resolved_path(path: str, base: str) -> str:
+    """A stored manifest path as an absolute path (``base``: the folder relative paths start from)."""
+    if not _is_file_entry(path) or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(base, *path.split("/")))
+
+
+def _legacy_base(d: dict) -> str:
+    """The folder a version-1 manifest's relative paths start from: the run's working directory.
+
+    It wrote ``root`` as typed (``clean``) and the absolute data folder in ``extra["data"]``
+    (``/home/me/clean``); the working directory was their difference (``/home/me``).
+    """
+    root, data = d.get("root") or "", (d.get("extra") or {}).get("data") or d.get("data") or ""
+    if os.path.isabs(root) or not data:
+        return os.getcwd()
+    root, data = os.path.normpath(root), os.path.normpath(data)
+    if root == ".":
+        return data
+    if data.endswith(os.sep + root):
+        return data[: -len(root) - 1] or os.sep
+    return os.getcwd()
 
 
 class SplitError(ValueError):
@@ -30,8 +88,9 @@ class Split:
     Attributes:
         class_names: label ``i`` means ``class_names[i]``.
         train, val, test: lists of ``(path, label)`` pairs. ``label`` is an int
-            for single-label data, or a list of ints for multi-label data.
-        root: the data folder the split was made from (informational).
+            for single-label data, or a list of ints for multi-label data (text
+            runs: the text). A loaded manifest gives absolute paths.
+        root: the data folder the split was made from; manifest paths are relative to it.
         seed, fractions: how the split was made.
     """
 
@@ -61,29 +120,43 @@ class Split:
         return out
 
     def to_dict(self) -> dict:
+        """The version-2 manifest: absolute ``root``, paths relative to it (see the module docstring)."""
+        root = os.path.abspath(self.root) if self.root else ""
         return {
+            "version": MANIFEST_VERSION,
             "class_names": list(self.class_names),
-            "root": self.root,
+            "root": root,
             "seed": self.seed,
             "fractions": list(self.fractions),
             "extra": self.extra,
-            **{name: [[p, lab] for p, lab in self.subset(name)] for name in SUBSETS},
+            **{name: [[_stored_path(p, root), lab] for p, lab in self.subset(name)] for name in SUBSETS},
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Split":
+        """Read a manifest of either version; file paths come back absolute."""
+        version = int(d.get("version", 1))
+        root = d.get("root") or ""
+        base = (root or os.getcwd()) if version >= 2 else _legacy_base(d)
+        if version < 2 and root and not os.path.isabs(root):
+            root = os.path.normpath(os.path.join(base, root))
+
         def pairs(items):
-            return [(str(p), lab) for p, lab in items]
+            out = []
+            for item in items:
+                path, label = (item, None) if isinstance(item, str) else item
+                out.append((_resolved_path(str(path), base), label))
+            return out
 
         return cls(
-            class_names=list(d["class_names"]),
+            class_names=list(d.get("class_names", [])),
             train=pairs(d["train"]),
             val=pairs(d["val"]),
             test=pairs(d["test"]),
-            root=d.get("root", ""),
+            root=root,
             seed=int(d.get("seed", 0)),
             fractions=tuple(d.get("fractions", (0.7, 0.15, 0.15))),
-            extra=dict(d.get("extra", {})),
+            extra=dict(d.get("extra") or {}) | ({"data": d["data"]} if "data" in d and version < 2 else {}),
         )
 
 
@@ -91,7 +164,8 @@ def parse_fractions(text: str | Sequence[float]) -> tuple[float, float, float]:
     """Parse ``"70/15/15"``, ``"0.7,0.3"`` or a sequence into (train, val, test) fractions.
 
     Two numbers mean train/val with no test subset (the seed project's 70/30).
-    Percentages are accepted; the result always sums to 1.
+    Percentages (adding up to 100) or fractions (adding up to 1) are accepted;
+    any other total (``50/60``) is an error rather than a silent rescaling.
     """
     if isinstance(text, str):
         parts = [p for p in text.replace("/", ",").replace(":", ",").split(",") if p.strip()]
@@ -108,6 +182,9 @@ def parse_fractions(text: str | Sequence[float]) -> tuple[float, float, float]:
             f"Split fractions must be train/val[/test] with positive train and val, got {text!r}."
         )
     total = sum(values)
+    if not (abs(total - 1) < 1e-6 or abs(total - 100) < 1e-3):
+        raise SplitError(f"Split {text!r} adds up to {total:g}; percentages must add up to 100 (e.g. 70/15/15) "
+                         "and fractions to 1 (e.g. 0.7,0.15,0.15).")
     return tuple(v / total for v in values)
 
 
@@ -186,10 +263,17 @@ def save_manifest(split: Split, path: str) -> str:
 
 
 def load_manifest(path: str) -> Split:
-    """Read a manifest written by :func:`save_manifest` (file or folder holding ``split.json``)."""
+    """Read a manifest written by :func:`save_manifest` (file or folder holding ``split.json``).
+
+    File paths come back absolute, resolved against the manifest's ``root``
+    (any version; see the module docstring), whatever the working directory.
+    """
     if os.path.isdir(path):
         path = os.path.join(path, MANIFEST_NAME)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No split manifest at {path}.")
-    with open(path) as f:
-        return Split.from_dict(json.load(f))
+    try:
+        with open(path) as f:
+            return Split.from_dict(json.load(f))
+    except (ValueError, KeyError, TypeError) as err:
+        raise SplitError(f"{path} is not a readable split manifest ({err}).") from err

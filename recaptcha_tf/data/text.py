@@ -434,7 +434,7 @@ def _pick_column(schema, requested, candidates, accepts, what: str, path: str) -
     raise DatasetError(
         f"Cannot find the {what} column in {path!r}: tried {list(candidates)}. Columns: "
         f"{_describe_columns(schema)}. Name it with "
-        f"{'image_column' if what == 'image' else 'label_column'}=..."
+        f"{'--image-column' if what == 'image' else '--label-column'} (image_column=/label_column= in Python)."
     )
 
 
@@ -551,11 +551,40 @@ def _normalised_table(data: Sequence, paths: Sequence, labels: Sequence[str]):
 
 
 def _check_output(output: str, inputs: Sequence[str] = ()) -> None:
-    out = os.path.abspath(output)
-    if any(os.path.abspath(p) == out for p in inputs):
-        raise DatasetError(f"The output {output!r} is also an input; write the merged file elsewhere.")
-    parent = os.path.dirname(out)
+    """Refuse an output that is (through links too) one of the inputs; create its folder."""
+    out = os.path.realpath(output)
+    for p in inputs:
+        if os.path.realpath(p) == out or (os.path.exists(output) and os.path.exists(p)
+                                          and os.path.samefile(p, output)):
+            raise DatasetError(f"The output {output!r} is also an input ({p!r}, the same file); write the merged "
+                               "file elsewhere.")
+    parent = os.path.dirname(os.path.abspath(output))
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise DatasetError(f"Cannot write {output!r}: {parent!r} is not a folder.")
     os.makedirs(parent, exist_ok=True)
+
+
+def _partial_path(output: str) -> str:
+    """A temporary name beside ``output`` (same folder, so the final rename is atomic)."""
+    folder, name = os.path.split(os.path.abspath(output))
+    return os.path.join(folder, f".{name}.partial{os.getpid()}")
+
+
+def _write_parquet_atomically(output: str, write) -> None:
+    """``write(writer)`` into a temporary file beside ``output``, renamed over it only when complete.
+
+    A link at ``output`` is replaced by the new file; whatever it pointed to is never opened for writing.
+    """
+    import pyarrow.parquet as pq
+
+    tmp = _partial_path(output)
+    try:
+        with pq.ParquetWriter(tmp, _normalised_schema()) as writer:
+            write(writer)
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def write_text_parquet(dataset: TextDataset, output: str, rows_per_group: int = 2048) -> None:
@@ -570,10 +599,9 @@ def write_text_parquet(dataset: TextDataset, output: str, rows_per_group: int = 
         output: the ``.parquet`` file to create (parent folders are created).
         rows_per_group: Parquet row-group size (and how many images are held in memory at once).
     """
-    import pyarrow.parquet as pq
-
     _check_output(output)
-    with pq.ParquetWriter(output, _normalised_schema()) as writer:
+
+    def write(writer):
         for start in range(0, max(len(dataset), 1), rows_per_group):
             stop = min(start + rows_per_group, len(dataset))
             data = []
@@ -587,6 +615,8 @@ def write_text_parquet(dataset: TextDataset, output: str, rows_per_group: int = 
                 n if n.startswith("parquet:") else os.path.basename(n) for n in dataset.names[start:stop]
             ]
             writer.write_table(_normalised_table(data, names, dataset.labels[start:stop]))
+
+    _write_parquet_atomically(output, write)
 
 
 def merge_parquet(
@@ -607,11 +637,12 @@ def merge_parquet(
         output: the merged ``.parquet`` file (must not be one of the inputs).
         image_column, label_column: column names, when the same in every input.
 
+    The merged file is written under a temporary name in the output's folder and
+    renamed at the end, so an input is never truncated (even through a link).
+
     Returns:
         The number of rows written.
     """
-    import pyarrow.parquet as pq
-
     inputs = [os.fspath(p) for p in inputs]
     if not inputs:
         raise DatasetError("merge_parquet needs at least one input file.")
@@ -619,11 +650,15 @@ def merge_parquet(
         detect_parquet_columns(path, image_column, label_column)
     _check_output(output, inputs)
     rows = 0
-    with pq.ParquetWriter(output, _normalised_schema()) as writer:
+
+    def write(writer):
+        nonlocal rows
         for path in inputs:
             data, paths, labels = _read_image_label_columns(path, image_column, label_column)
             writer.write_table(_normalised_table(data, paths, labels))
             rows += len(labels)
+
+    _write_parquet_atomically(output, write)
     return rows
 
 
@@ -638,8 +673,9 @@ def load_text_dataset(path: str | Sequence[str], **kwargs) -> TextDataset:
     ``kwargs`` go to the chosen loader (``case``, ``vocabulary``, ``validate``,
     and ``pattern`` or ``image_column``/``label_column``).
     """
-    # A file-name pattern means nothing for Parquet rows, whose labels are a column.
+    # A file-name pattern means nothing for Parquet rows, whose labels are a column; columns mean nothing for files.
     parquet_kwargs = {k: v for k, v in kwargs.items() if k != "pattern"}
+    folder_kwargs = {k: v for k, v in kwargs.items() if k not in ("image_column", "label_column")}
     if not isinstance(path, (str, os.PathLike)):
         return load_text_parquet(list(path), **parquet_kwargs)
     path = os.fspath(path)
@@ -651,7 +687,7 @@ def load_text_dataset(path: str | Sequence[str], **kwargs) -> TextDataset:
         raise DatasetError(f"Text dataset {path!r} does not exist.")
     entries = sorted(os.listdir(path))
     if any(is_image_file(f) and os.path.isfile(os.path.join(path, f)) for f in entries):
-        return load_text_folder(path, **kwargs)
+        return load_text_folder(path, **folder_kwargs)
     parquets = [
         os.path.join(path, f) for f in entries if f.lower().endswith(".parquet") and not f.startswith(".")
     ]

@@ -16,7 +16,9 @@ import keras
 from recaptcha_tf.data.pipeline import resizing_layer
 from recaptcha_tf.layers import InkMap, LabelNames, RelativeCrop
 from recaptcha_tf.models import cnn, resnet, text, transfer, vit  # noqa: F401  (registers builders)
-from recaptcha_tf.models.registry import build_model, list_models, model_head, model_tasks, register_model
+from recaptcha_tf.models.registry import (
+    ModelConfigError, build_model, check_model_kwargs, list_models, model_head, model_tasks, register_model,
+)
 
 TEXT_COLOURS = ("gray", "ink")
 
@@ -79,6 +81,16 @@ def crop_canvas(image_size: tuple[int, int], crop: Sequence[float] | None) -> tu
     return round(image_size[0] / (bottom - top)), round(image_size[1] / (right - left))
 
 
+def check_model_task(name: str, task: str, kwargs: dict | None = None) -> None:
+    """Raise :class:`ModelConfigError` unless ``name`` is a registered model for ``task``
+    (and, given ``kwargs``, takes those builder arguments with values of the right type)."""
+    if task not in model_tasks(name):
+        raise ModelConfigError(f"Model {name!r} is for tasks {model_tasks(name)}, not {task!r}; "
+                               f"use one of {list_models(task)}.")
+    if kwargs is not None:
+        check_model_kwargs(name, kwargs)
+
+
 def build_classifier(
     name: str,
     class_names: Sequence[str],
@@ -95,8 +107,7 @@ def build_classifier(
     Returns a model mapping ``(B, H, W, channels)`` raw pixels to
     ``(B, len(class_names))`` softmax (or sigmoid, with ``multi_label``) probabilities.
     """
-    if task not in model_tasks(name):
-        raise ValueError(f"Model {name!r} is for tasks {model_tasks(name)}, not {task!r}.")
+    check_model_task(name, task)
     network = build_model(
         name,
         (*image_size, channels),
@@ -134,10 +145,9 @@ def build_text_model(
     Outputs ``(B, T, len(characters) + 1)`` CTC logits for ``crnn`` and
     ``(B, max_length, len(characters) + 1)`` probabilities for ``multihead``.
     """
-    if "text" not in model_tasks(name):
-        raise ValueError(f"Model {name!r} is not a text model; use one of {list_models('text')}.")
+    check_model_task(name, "text")
     if colour not in TEXT_COLOURS:
-        raise ValueError(f"colour must be one of {TEXT_COLOURS}, got {colour!r}.")
+        raise ModelConfigError(f"colour must be one of {TEXT_COLOURS}, got {colour!r}.")
     if model_head(name) == "multihead":
         kwargs["max_length"] = max_length
     ink = colour == "ink"

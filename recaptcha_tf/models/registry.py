@@ -16,7 +16,10 @@ raw-image input (any size) and the label names.
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
+import types
+import typing
 from collections.abc import Callable
 
 import keras
@@ -27,6 +30,10 @@ import keras
 # model whose training loss reaches 0.01 while validation decodes nothing).
 # 0.9 matches PyTorch's default (its momentum=0.1).
 BN_MOMENTUM = 0.9
+
+class ModelConfigError(ValueError, TypeError):
+    """An unknown model name, or builder arguments it does not take or of the wrong type."""
+
 
 _MODELS: dict[str, Callable[..., keras.Model]] = {}
 _TASKS: dict[str, tuple[str, ...]] = {}
@@ -62,7 +69,7 @@ def list_models(task: str | None = None) -> list[str]:
 
 def model_builder(name: str) -> Callable[..., keras.Model]:
     if name not in _MODELS:
-        raise ValueError(f"Unknown model {name!r}. Available: {', '.join(list_models())}.")
+        raise ModelConfigError(f"Unknown model {name!r}. Available: {', '.join(list_models())}.")
     return _MODELS[name]
 
 
@@ -77,13 +84,60 @@ def model_head(name: str) -> str:
     return _HEADS[name]
 
 
-def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, **kwargs) -> keras.Model:
-    """Build registered model ``name``; unknown keyword arguments are a clear error."""
+def _matches(value, hint) -> bool:
+    """Whether ``value`` fits the type annotation ``hint`` (ints for floats too; unknown hints accept anything)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, collections.abc.Sequence):
+        if not isinstance(value, (list, tuple)):
+            return False
+        item = args[0] if len(args) == 1 or (len(args) == 2 and args[1] is Ellipsis) else None
+        return item is None or all(_matches(v, item) for v in value)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def check_model_kwargs(name: str, kwargs: dict) -> None:
+    """Raise :class:`ModelConfigError` for an unknown model, an argument its builder does not take,
+    or a value of the wrong type (``conv_layers="banana"``), before anything is built."""
     builder = model_builder(name)
     params = inspect.signature(builder).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         unknown = sorted(set(kwargs) - set(params))
         if unknown:
             valid = sorted(p for p in params if p not in ("input_shape", "num_classes"))
-            raise TypeError(f"Model {name!r} does not take {unknown}; it takes {valid}.")
-    return builder(input_shape, num_classes, **kwargs)
+            raise ModelConfigError(f"Model {name!r} does not take {unknown}; it takes {valid}.")
+    try:
+        hints = typing.get_type_hints(builder)
+    except Exception:  # annotations that do not resolve: nothing to check against
+        return
+    for key, value in kwargs.items():
+        if key in hints and not _matches(value, hints[key]):
+            default = params[key].default if key in params else inspect.Parameter.empty
+            shown = "" if default is inspect.Parameter.empty else f" (default {default!r})"
+            raise ModelConfigError(f"Model {name!r}: {key}={value!r} is not a valid value; {key} takes "
+                                   f"{_describe(hints[key])}{shown}.")
+
+
+def _describe(hint) -> str:
+    if isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace("typing.", "").replace("collections.abc.", "")
+
+
+def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, **kwargs) -> keras.Model:
+    """Build registered model ``name``; unknown keyword arguments or wrong types are a clear error."""
+    check_model_kwargs(name, kwargs)
+    return model_builder(name)(input_shape, num_classes, **kwargs)
