@@ -36,8 +36,9 @@ TASK_DEFAULTS = {
               "batch_size": 64, "learning_rate": 1e-3, "patience": 4},
     # text: the input is fitted to the training images (recaptcha_tf.data.text_fit) unless --image-size is given;
     # the budget is optimizer steps, so small and large sets get the same number of updates, cut into
-    # "evaluations" epochs of equal steps over the repeated training set (validation runs that often); early
-    # stopping waits for a quarter of them without a better validation CER (never while the model reads blanks).
+    # "evaluations" epochs of equal steps over the repeated training set (validation runs that often); the best
+    # checkpoint and early stopping follow validation CER, ties broken by validation loss (training.cer_then_loss),
+    # and early stopping waits a quarter of the evaluations (never while the model reads blanks).
     # "steps" is the budget for a 48x192 input; a larger input gets proportionally fewer steps (same pixels).
     "text": {"model": "crnn", "image_size": None, "channels": 3, "resize": "stretch", "colour": "ink",
              "steps": 4000, "evaluations": 20, "batch_size": 16, "learning_rate": 1e-3, "patience_fraction": 0.25},
@@ -770,7 +771,7 @@ def train_text(
         raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of {epochs} epochs.")
     patience = max(3, int(np.ceil(d["patience_fraction"] * epochs))) if patience is None else patience
     log.info("%s%s; %d epochs of %d steps (budget %d steps), early stopping after %d epochs without a better "
-             "validation CER", fit.describe(), " (--image-size given)" if size_given else "", epochs,
+             "validation CER (or loss, at equal CER)", fit.describe(), " (--image-size given)" if size_given else "", epochs,
              steps_per_epoch, budget, patience)
 
     if val_data:
@@ -844,7 +845,7 @@ def train_text(
     def fit_phase(first_epoch: int, last_epoch: int, phase: int) -> int:
         history = dist_fit(dist, net, train_ds, validation_data=val_ds, initial_epoch=first_epoch, epochs=last_epoch,
                            steps_per_epoch=steps_per_epoch if repeat else None, verbose=2, callbacks=standard_callbacks(
-                               out, run_logdir, monitor="val_cer", mode="min",
+                               out, run_logdir, monitor="val_cer_then_loss", mode="min",
                                patience=patience if phase == 2 else None, first=first,
                                last=[*last, *callbacks], backup="backup" if phase == 2 else "backup_phase1",
                                early_stopping=PlateauAwareEarlyStopping, initial_epoch=first_epoch,

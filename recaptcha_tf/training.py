@@ -58,9 +58,21 @@ def cosine_schedule(learning_rate: float, epochs: int, steps_per_epoch: int, war
     )
 
 
+def cer_then_loss(cer: float, loss: float) -> float:
+    """Validation CER with ties broken by the validation loss: ``cer + 1e-7 * min(loss, 10)``.
+
+    Once a text model reads every validation image right, its CER stays at 0 while
+    it keeps improving; monitoring CER alone would keep the first perfect epoch and
+    stop early. The loss term (at most 1e-6, under one character in 100,000) only
+    decides between equal CERs.
+    """
+    return float(cer) + 1e-7 * min(float(loss), 10.0)
+
+
 class TextMetrics(keras.callbacks.Callback):
-    """Adds ``val_exact_match``, ``val_cer`` and ``val_blank_fraction`` (share of images read as
-    empty text, the CTC all-blank plateau) to the epoch logs of a text model.
+    """Adds ``val_exact_match``, ``val_cer``, ``val_blank_fraction`` (share of images read as
+    empty text, the CTC all-blank plateau) and ``val_cer_then_loss`` (:func:`cer_then_loss`)
+    to the epoch logs of a text model.
 
     Place it before TensorBoard, checkpoint and CSV callbacks so they see the values.
     """
@@ -76,6 +88,8 @@ class TextMetrics(keras.callbacks.Callback):
             logs["val_exact_match"] = float(np.mean([t == r for t, r in zip(texts, self.references)]))
             logs["val_cer"] = character_error_rate(self.references, texts)
             logs["val_blank_fraction"] = float(np.mean([t == "" for t in texts]))
+            if "val_loss" in logs:
+                logs["val_cer_then_loss"] = cer_then_loss(logs["val_cer"], logs["val_loss"])
 
 
 BLANK_PLATEAU = 0.9  # a text model reading at least this share of validation images as empty is on the plateau

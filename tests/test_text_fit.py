@@ -179,3 +179,13 @@ def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_p
         config = json.load(open(tmp_path / f"run{count}" / "config.json"))
         assert config["colour"] == "ink" and config["image_size"] == summary["image_size"]
     assert updates == [20, 20]
+
+
+def test_checkpoint_score_is_the_cer_with_ties_broken_by_the_loss():
+    from recaptcha_tf.training import cer_then_loss
+
+    # a lower CER always wins, whatever the losses (the smallest CER step of 100,000 characters is 1e-5)
+    assert cer_then_loss(0.00099, 10.0) < cer_then_loss(0.001, 0.0)
+    assert cer_then_loss(0.0, 50.0) < cer_then_loss(1e-5 + 1e-9, 0.0)
+    # at equal CER the lower loss wins, so a perfect model keeps improving instead of stopping early
+    assert cer_then_loss(0.0, 0.005) < cer_then_loss(0.0, 0.0067) < cer_then_loss(0.0, 0.0232)
