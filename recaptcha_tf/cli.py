@@ -21,7 +21,7 @@ import sys
 log = logging.getLogger("recaptcha_tf")
 
 # Commands that never import TensorFlow.
-NO_TENSORFLOW = ("generate", "merge-parquet")
+NO_TENSORFLOW = ("generate", "merge-parquet", "convert-multilabel")
 
 
 class UsageError(ValueError):
@@ -188,6 +188,11 @@ def _add_max_pixels(p):
                         "predict/evaluate, from their header, before decoding (decompression bombs); 0: no limit")
 
 
+def _add_tta(p):
+    p.add_argument("--tta", choices=("none", "flip"), default="none",
+                   help="tiles: test-time augmentation; flip averages each tile's probabilities with its mirror image's")
+
+
 def _add_parquet_columns(p):
     p.add_argument("--image-column", default=None, help="Parquet: the image column (default: detected)")
     p.add_argument("--label-column", default=None, help="Parquet: the label column (default: detected)")
@@ -246,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_count(1), default=None, help="default 64 (tiles, chars), 16 (text)")
     p.add_argument("--learning-rate", type=_positive_float, default=None, help="peak learning rate of the cosine schedule")
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "nadam", "rmsprop", "sgd"))
-    p.add_argument("--label-smoothing", type=float, default=0.1, help="tiles/chars cross-entropy label smoothing")
+    p.add_argument("--label-smoothing", type=float, default=None,
+                   help="tiles/chars cross-entropy label smoothing (default 0.1, or the model's transfer recipe's)")
     p.add_argument("--patience", type=_count(0), default=None, help="early-stopping patience in epochs (0 disables)")
     p.add_argument("--split", default="70/15/15",
                    help="train/val/test fractions adding up to 100 (70/30: no test part), or a split.json to reuse")
@@ -270,12 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra builder argument, JSON value (e.g. conv_layers=4, filters=[32,64])")
     p.add_argument("--weights", default=None,
-                   help="backbone weights: none, imagenet (standard Keras download/cache), a .weights.h5 file, "
+                   help="backbone weights: none, imagenet (standard Keras/keras-hub download and cache), a "
+                        "keras-hub preset name or local preset folder (efficientnet-lite0, vit-*), a .weights.h5 file, "
                         "or a trained .keras model with the same backbone (e.g. text: a model trained on synthetic CAPTCHAs)")
     p.add_argument("--alpha", type=float, default=None, help="mobilenetv2 width multiplier (0.35 to 1.4; default 1.0)")
     p.add_argument("--freeze-epochs", type=int, default=None,
                    help="phase-1 epochs with the backbone frozen (default 3 with --weights, else 0)")
-    p.add_argument("--unfreeze", default="all", help="phase 2 unfreezes 'all' of the backbone or its top N blocks")
+    p.add_argument("--unfreeze", default=None,
+                   help="phase 2 unfreezes 'all' of the backbone or its top N blocks (default all, or the recipe's)")
     p.add_argument("--fine-tune-learning-rate", type=float, default=None,
                    help="phase-2 peak learning rate (default: --learning-rate / 10 after a frozen phase)")
     p.add_argument("--multi-label", action="store_true", help="tiles: sigmoid head with binary cross-entropy")
@@ -298,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multi-label CSV: accept absolute and ../ paths that point outside --data")
     p.add_argument("--challenges", type=_count(0), default=500,
                    help="tiles: seeded 3x3 and 4x4 grids for the challenge-level score (0 skips it)")
+    _add_tta(p)
+    p.add_argument("--ensemble", nargs="+", default=[], metavar="RUN",
+                   help="tiles/chars: average the probabilities of these runs (same classes) with --model's")
     _add_parquet_columns(p)
     _add_max_pixels(p)
 
@@ -307,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=_count(1), default=3, help="classifiers: how many classes to list")
     p.add_argument("--beam-width", type=_count(0), default=0, help="text/CTC: beam search width (0 = greedy)")
     p.add_argument("--json", action="store_true", help="print JSON lines")
+    _add_tta(p)
     _add_inference_runtime(p)
     _add_max_pixels(p)
 
@@ -326,6 +338,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="Parquet files with image bytes and label columns")
     p.add_argument("--out", required=True, help="merged Parquet file (columns image, text)")
     _add_parquet_columns(p)
+
+    p = sub.add_parser("convert-multilabel", formatter_class=_Formatter,
+                       help="Hugging Face multi-label images (e.g. ReCAPTCHAv2-29k) -> images + path,labels CSV")
+    p.add_argument("source", help="a .parquet/.arrow file, or a folder of Parquet files, Arrow files (save_to_disk) "
+                                  "or images with metadata.jsonl/metadata.csv")
+    p.add_argument("--out", required=True, help="folder for images/ and labels.csv (train with --data OUT "
+                                                "--labels OUT/labels.csv --multi-label)")
+    p.add_argument("--classes", default=None,
+                   help="comma-separated class names of the label positions (default: the dataset's features)")
+    p.add_argument("--image-column", default="image", help="the image column")
+    p.add_argument("--label-column", default="labels", help="the labels column (multi-hot, indices or names)")
+    p.add_argument("--allow-outside-data", action="store_true",
+                   help="image-folder metadata: accept file names outside SOURCE")
+    _add_max_pixels(p)
 
     p = sub.add_parser("demo", formatter_class=_Formatter,
                        help="generate ~5,000 CAPTCHAs, train the CRNN, evaluate on a held-out generated set")
@@ -419,7 +445,7 @@ def dispatch(args) -> int:
                 val_data=args.val_data, augment=not args.no_augment, logdir=args.logdir or None,
                 run_name=args.run_name, model_kwargs=_model_kwargs(args.model_arg),
                 precision=args.precision, strategy=args.strategy, weights=args.weights,
-                freeze_epochs=args.freeze_epochs, unfreeze=args.unfreeze if args.unfreeze == "all" else int(args.unfreeze),
+                freeze_epochs=args.freeze_epochs, unfreeze=_unfreeze(args.unfreeze),
                 fine_tune_learning_rate=args.fine_tune_learning_rate, steps=args.steps, colour=args.colour,
                 image_column=args.image_column, label_column=args.label_column,
             )
@@ -434,7 +460,7 @@ def dispatch(args) -> int:
                 mix=args.mix, cache=cache, logdir=args.logdir or None, run_name=args.run_name,
                 model_kwargs=_model_kwargs(args.model_arg) | ({"alpha": args.alpha} if args.alpha else {}),
                 precision=args.precision, strategy=args.strategy, weights=args.weights, freeze_epochs=args.freeze_epochs,
-                unfreeze=args.unfreeze if args.unfreeze == "all" else int(args.unfreeze),
+                unfreeze=_unfreeze(args.unfreeze),
                 fine_tune_learning_rate=args.fine_tune_learning_rate, multi_label=args.multi_label,
                 labels_csv=args.labels, threshold=args.threshold, allow_outside_data=args.allow_outside_data,
             )
@@ -443,7 +469,8 @@ def dispatch(args) -> int:
         result = runs.evaluate(args.model, args.data, report=args.report, subset=args.subset,
                                beam_width=args.beam_width, label_pattern=args.label_pattern, case=args.case,
                                labels_csv=args.labels, challenges=args.challenges, image_column=args.image_column,
-                               label_column=args.label_column, allow_outside_data=args.allow_outside_data)
+                               label_column=args.label_column, allow_outside_data=args.allow_outside_data,
+                               tta=args.tta, ensemble=args.ensemble)
         keys = ("n", "exact_match", "cer", "top1", "top3", "hamming_accuracy", "subset_accuracy", "balanced_accuracy",
                 "macro_f1", "subset", "images_per_second")
         shown = {k: result[k] for k in keys if k in result}
@@ -454,7 +481,7 @@ def dispatch(args) -> int:
         from recaptcha_tf.inference import load_inference, predict
 
         results = predict(load_inference(args.model, args.runtime), args.images, top_k=args.top_k,
-                          beam_width=args.beam_width, errors="report")
+                          beam_width=args.beam_width, errors="report", tta=args.tta)
         failed = 0
         for path, r in zip(args.images, results):
             if "error" in r:
@@ -485,6 +512,16 @@ def dispatch(args) -> int:
 
         rows = merge_parquet(args.inputs, args.out, image_column=args.image_column, label_column=args.label_column)
         print(f"wrote {rows} rows to {args.out}")
+    elif args.command == "convert-multilabel":
+        from recaptcha_tf.data.hf_multilabel import convert_multilabel
+
+        result = convert_multilabel(args.source, args.out, class_names=args.classes and args.classes.split(","),
+                                    image_column=args.image_column, label_column=args.label_column,
+                                    allow_outside=args.allow_outside_data)
+        for problem in result["skipped"]:
+            print(f"warning: skipped {problem}", file=sys.stderr)
+        print(f"wrote {result['images']} images ({', '.join(f'{k} {v}' for k, v in result['splits'].items())}) "
+              f"and {result['csv']}; classes: {', '.join(result['class_names'] or [])}")
     elif args.command == "demo":
         from recaptcha_tf.demo import run_demo
 
@@ -511,6 +548,16 @@ def dispatch(args) -> int:
 def _train_out(args) -> str:
     model = args.model or {"tiles": "cnn", "chars": "resnet18", "text": "crnn"}[args.task]
     return args.out or os.path.join("models", f"{args.task}-{model}")
+
+
+def _unfreeze(value: str | None):
+    """``--unfreeze``: ``None`` (the default), ``"all"`` or a number of top blocks."""
+    if value is None or value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--unfreeze takes 'all' or a number of blocks, not {value!r}.") from None
 
 
 def _must_exist(path: str, what: str) -> None:
@@ -603,6 +650,8 @@ def check_args(args) -> None:
             raise UsageError(f"--out {args.out!r} and --data {args.data!r} overlap; balance into a separate folder.")
     elif command in ("evaluate", "predict", "export", "serve"):
         _check_model_path(args.model)
+        for member in getattr(args, "ensemble", None) or []:
+            _check_model_path(member)
     if command == "evaluate" and args.report:
         _check_writable(args.report, "--report")
     elif command == "export":
@@ -620,6 +669,9 @@ def check_args(args) -> None:
         except ValueError as err:
             raise UsageError(str(err)) from None
         _check_writable(args.out, "--out", folder=args.format == "png" and not args.out.endswith(".parquet"))
+    elif command == "convert-multilabel":
+        _must_exist(args.source, "Source")
+        _check_writable(args.out, "--out", folder=True)
     elif command == "merge-parquet":
         for path in args.inputs:
             _must_exist(path, "Input")

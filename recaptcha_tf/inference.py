@@ -229,11 +229,21 @@ class Inference:
         with self._run_lock:
             return self._run(images)
 
-    def outputs(self, sources: Sequence, batch_size: int = 64) -> np.ndarray:
-        """Raw outputs for image files or bytes, in order; the next batch decodes while this one runs."""
+    def run_tta(self, images: np.ndarray, tta: str = "none") -> np.ndarray:
+        """:meth:`run` with test-time augmentation: ``"flip"`` averages the outputs of the images
+        and of their mirror images (left-right), for tile classifiers; ``"none"`` is :meth:`run`."""
+        if tta == "none":
+            return self.run(images)
+        check_tta(tta, self.info)
+        return (self.run(images) + self.run(np.ascontiguousarray(images[:, :, ::-1]))) / 2
+
+    def outputs(self, sources: Sequence, batch_size: int = 64, tta: str = "none") -> np.ndarray:
+        """Raw outputs for image files or bytes, in order; the next batch decodes while this one runs.
+        ``tta="flip"``: see :meth:`run_tta`."""
         sources = list(sources)
         if not sources:
             raise ValueError("No images to predict.")
+        check_tta(tta, self.info)
         pool = self.pool()
         chunks = [sources[i:i + batch_size] for i in range(0, len(sources), batch_size)]
         pending = [pool.submit(self.preprocess, s) for s in chunks[0]]
@@ -242,15 +252,15 @@ class Inference:
             for k in range(len(chunks)):
                 current = pending
                 pending = [pool.submit(self.preprocess, s) for s in chunks[k + 1]] if k + 1 < len(chunks) else []
-                parts.append(self.run(np.stack([f.result() for f in current])))
+                parts.append(self.run_tta(np.stack([f.result() for f in current]), tta))
         finally:
             for f in pending:
                 f.cancel()
         return np.concatenate(parts)
 
-    def predict(self, sources: Sequence, top_k: int = 3, beam_width: int = 0) -> list[dict]:
+    def predict(self, sources: Sequence, top_k: int = 3, beam_width: int = 0, tta: str = "none") -> list[dict]:
         """One dict per image, as :func:`predict` describes."""
-        return format_predictions(self.outputs(sources), self.info, top_k, beam_width)
+        return format_predictions(self.outputs(sources, tta=tta), self.info, top_k, beam_width)
 
     def pool(self) -> ThreadPoolExecutor:
         """The decoding thread pool (created on first use)."""
@@ -313,12 +323,24 @@ def load_inference(path: str, runtime: str = "keras", threads: int | None = None
     return Inference.from_artifact(resolve_artifact(path, runtime), threads=threads)
 
 
-def predict_outputs(model, sources: Sequence, batch_size: int = 64) -> np.ndarray:
+TTA = ("none", "flip")
+
+
+def check_tta(tta: str, info: ModelInfo) -> None:
+    """Flip averaging is for tile classifiers: a mirrored glyph or text is another label."""
+    if tta not in TTA:
+        raise ValueError(f"--tta must be one of {TTA}, not {tta!r}.")
+    if tta != "none" and info.task != "tiles":
+        raise ValueError(f"--tta {tta} is for tile models (a mirrored {info.task} image reads differently).")
+
+
+def predict_outputs(model, sources: Sequence, batch_size: int = 64, tta: str = "none") -> np.ndarray:
     """Raw model outputs for image files or bytes, resized exactly as in training.
 
-    ``model`` is a Keras model (its cached :class:`Inference` is used) or an :class:`Inference`.
+    ``model`` is a Keras model (its cached :class:`Inference` is used) or an :class:`Inference`;
+    ``tta="flip"`` averages each image's outputs with its mirror image's (tile models).
     """
-    return inference_for(model).outputs(sources, batch_size)
+    return inference_for(model).outputs(sources, batch_size, tta=tta)
 
 
 def check_readable(sources: Sequence, channels: int = 3, max_pixels: int | None = None) -> None:
@@ -341,7 +363,8 @@ def unreadable(sources: Sequence, channels: int = 3) -> dict[int, str]:
     return reasons
 
 
-def predict(model, sources: Sequence, top_k: int = 3, beam_width: int = 0, errors: str = "raise") -> list[dict]:
+def predict(model, sources: Sequence, top_k: int = 3, beam_width: int = 0, errors: str = "raise",
+            tta: str = "none") -> list[dict]:
     """Predictions for image files (or bytes), one dict per image.
 
     ``model`` is a Keras model or an :class:`Inference` (e.g. of an ONNX export).
@@ -352,17 +375,18 @@ def predict(model, sources: Sequence, top_k: int = 3, beam_width: int = 0, error
     An unreadable image (missing, corrupt, over the pixel limit): with ``errors="raise"``
     a :class:`CorruptImageError` naming the first one; with ``errors="report"`` its
     entry is ``{"error": reason}`` and every other image is still predicted.
+    ``tta="flip"`` averages each tile's outputs with its mirror image's.
     """
     inference = inference_for(model)
     sources = list(sources)
     try:
-        return inference.predict(sources, top_k, beam_width)
+        return inference.predict(sources, top_k, beam_width, tta=tta)
     except CorruptImageError:
         if errors == "raise":
             raise
     bad = unreadable(sources, inference.info.channels)
     good = [s for i, s in enumerate(sources) if i not in bad]
-    results = inference.predict(good, top_k, beam_width) if good else []
+    results = inference.predict(good, top_k, beam_width, tta=tta) if good else []
     for i in sorted(bad):
         results.insert(i, {"error": bad[i]})
     return results

@@ -335,7 +335,7 @@ def train_classifier(
     batch_size: int | None = None,
     learning_rate: float | None = None,
     optimizer: str = "adam",
-    label_smoothing: float = 0.1,
+    label_smoothing: float | None = None,
     patience: int | None = None,
     split: str | None = None,
     fractions="70/15/15",
@@ -354,7 +354,7 @@ def train_classifier(
     precision: str = "auto",
     weights: str | None = None,
     freeze_epochs: int | None = None,
-    unfreeze: int | str = "all",
+    unfreeze: int | str | None = None,
     fine_tune_learning_rate: float | None = None,
     multi_label: bool = False,
     labels_csv: str | None = None,
@@ -374,10 +374,16 @@ def train_classifier(
             are oversampled to it; single-label runs without ``class_weight`` only).
         mix: ``"mixup"`` or ``"cutmix"`` blends pairs of training images and their labels
             (Keras's MixUp / CutMix layers, after the other augmentation); ``"none"``.
-        weights: backbone weights, ``None``, ``"imagenet"`` or a local ``.weights.h5`` file.
+        label_smoothing: cross-entropy label smoothing (default 0.1, or the model's recipe's).
+        weights: backbone weights: ``None``, ``"imagenet"``, a local ``.weights.h5`` file, or for
+            keras-hub models a preset name or preset folder. With weights, the model's registered
+            transfer recipe (:func:`recaptcha_tf.models.pretrained_recipe`: image size, epochs,
+            phases, learning rates, batch size, label smoothing) replaces the task's defaults for
+            every argument left ``None``.
         freeze_epochs: epochs of phase 1 (backbone frozen, head trained at ``learning_rate``);
-            default 3 with pretrained ``weights``, else 0 (one phase).
-        unfreeze: phase 2 unfreezes ``"all"`` of the backbone or its top N blocks.
+            default 3 with pretrained ``weights`` (or the recipe's), else 0 (one phase).
+        unfreeze: phase 2 unfreezes ``"all"`` of the backbone or its top N blocks (default ``"all"``
+            or the recipe's).
         fine_tune_learning_rate: peak learning rate of phase 2 (default ``learning_rate / 10``
             after a frozen phase).
         multi_label: sigmoid head with binary cross-entropy; labels from ``labels_csv``
@@ -400,13 +406,26 @@ def train_classifier(
 
     from recaptcha_tf.models import check_model_task
 
-    d = task_defaults(task)
-    model = model or d["model"]
+    from recaptcha_tf.models import pretrained_recipe
+    from recaptcha_tf.models.weights import parse_weights
+
+    model = model or task_defaults(task)["model"]
+    # With pretrained weights the model's own transfer recipe (registry) fills in what the caller left unset.
+    recipe = pretrained_recipe(model) if parse_weights(weights) else {}
+    d = task_defaults(task) | recipe
+    if recipe:
+        log.info("Pretrained %s: transfer recipe %s (explicit arguments win)", model, recipe)
     image_size = tuple(image_size or d["image_size"])
     channels = 1 if (grayscale if grayscale is not None else d["channels"] == 1) else 3
     resize = resize or d["resize"]
     epochs, batch_size, learning_rate = _positive(d, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
     patience = d["patience"] if patience is None else patience
+    label_smoothing = d.get("label_smoothing", 0.1) if label_smoothing is None else label_smoothing
+    unfreeze = d.get("unfreeze", "all") if unfreeze is None else unfreeze
+    if freeze_epochs is None and recipe.get("freeze_epochs") is not None:
+        # the recipe's frozen phase, leaving at least one fine-tuning epoch when the user asked for fewer epochs
+        freeze_epochs = min(recipe["freeze_epochs"], epochs - 1) if epochs else recipe["freeze_epochs"]
+    fine_tune_learning_rate = fine_tune_learning_rate or d.get("fine_tune_learning_rate")
     weights_arg = weights
     weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs or 2**31,
                                                               learning_rate, fine_tune_learning_rate)
@@ -684,7 +703,7 @@ def train_text(
     strategy: str = "default",
     weights: str | None = None,
     freeze_epochs: int | None = None,
-    unfreeze: int | str = "all",
+    unfreeze: int | str | None = None,
     fine_tune_learning_rate: float | None = None,
     steps: int | None = None,
     colour: str = "auto",
@@ -742,6 +761,7 @@ def train_text(
         steps=steps)
     check_model_task(model, "text", dict(model_kwargs or {}))
     kind = model_head(model)
+    unfreeze = "all" if unfreeze is None else unfreeze
     weights_arg = weights
     weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs or 2**31,
                                                               learning_rate, fine_tune_learning_rate)
@@ -944,6 +964,8 @@ def evaluate(
     image_column: str | None = None,
     label_column: str | None = None,
     allow_outside_data: bool = False,
+    tta: str = "none",
+    ensemble: Sequence[str] = (),
 ) -> dict:
     """Evaluate a saved model on a data folder (or Parquet for text: ``image_column``/``label_column``).
 
@@ -954,6 +976,10 @@ def evaluate(
     seeded 3x3 and 4x4 grids of the evaluated images (``0`` skips it).
     Multi-label models read their labels from ``labels_csv`` (``path,labels``)
     or, without it, from the class folders.
+
+    Tile and char classifiers: ``tta="flip"`` averages each image's probabilities with
+    its mirror image's (tiles); ``ensemble`` names more runs (or ``.keras`` files) with
+    the same class names whose probabilities are averaged with this model's.
     """
     from recaptcha_tf.challenge import challenge_report
     from recaptcha_tf.evaluation import classification_report, multilabel_report, write_report
@@ -966,6 +992,9 @@ def evaluate(
     stem = os.path.splitext(report)[0] if report else None
     if info.task == "text":
         from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
+
+        if tta != "none" or ensemble:
+            raise ValueError("--tta and --ensemble are for tile and char classifiers, not text models.")
 
         dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case,
                                     image_column=image_column, label_column=label_column)
@@ -997,7 +1026,13 @@ def evaluate(
         ds = scan_class_folders(data, class_names=info.names, channels=info.channels, allow_missing_classes=True)
         paths, labels = ds.paths, ds.labels
     start = time.perf_counter()
-    probs = predict_outputs(net, list(paths))
+    probs = predict_outputs(net, list(paths), tta=tta)
+    for member in ensemble:
+        other = load_model(member)
+        if [n.lower() for n in model_info(other).names] != [n.lower() for n in info.names]:
+            raise DatasetError(f"--ensemble {member}: its classes {model_info(other).names} differ from {info.names}.")
+        probs = probs + predict_outputs(other, list(paths), tta=tta)
+    probs = probs / (1 + len(ensemble))
     seconds = time.perf_counter() - start
     if info.kind == "sigmoid":
         from recaptcha_tf.data.pipeline import multi_hot
@@ -1011,6 +1046,7 @@ def evaluate(
     result["images_per_second"] = len(paths) / max(seconds, 1e-9)
     result["ms_per_image"] = 1000 * seconds / max(len(paths), 1)
     result["subset"] = which or "all"
+    result["tta"], result["ensemble"] = tta, [os.path.abspath(m) for m in ensemble]
     if report:
         write_report(result, report)
     plot = plot or ((stem + "_confusion.png") if stem else None)

@@ -15,9 +15,12 @@ import keras
 
 from recaptcha_tf.data.pipeline import resizing_layer
 from recaptcha_tf.layers import InkMap, LabelNames, RelativeCrop
-from recaptcha_tf.models import cnn, resnet, text, transfer, vit  # noqa: F401  (registers builders)
+from recaptcha_tf.models import (  # noqa: F401  (registers builders)
+    cnn, efficientnet_lite, hybrid_vit, resnet, text, transfer, vit,
+)
 from recaptcha_tf.models.registry import (
-    ModelConfigError, build_model, check_model_kwargs, list_models, model_head, model_tasks, register_model,
+    ModelConfigError, build_model, check_model_kwargs, list_models, model_head, model_tasks, pretrained_recipe,
+    register_model,
 )
 
 TEXT_COLOURS = ("gray", "ink")

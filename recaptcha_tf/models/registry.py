@@ -38,15 +38,23 @@ class ModelConfigError(ValueError, TypeError):
 _MODELS: dict[str, Callable[..., keras.Model]] = {}
 _TASKS: dict[str, tuple[str, ...]] = {}
 _HEADS: dict[str, str] = {}
+_RECIPES: dict[str, dict] = {}
 HEADS = ("classifier", "ctc", "multihead")
 
 
-def register_model(name: str, tasks: tuple[str, ...] = ("tiles", "chars"), head: str = "classifier"):
+def register_model(name: str, tasks: tuple[str, ...] = ("tiles", "chars"), head: str = "classifier",
+                   pretrained: dict | None = None):
     """Decorator adding a builder to the registry under ``name`` for the given tasks.
 
     ``head`` is what its outputs are: ``"classifier"`` (``(B, classes)``, softmax or
     sigmoid), ``"ctc"`` (per-frame logits ``(B, T, C + 1)``) or ``"multihead"``
     (per-position probabilities ``(B, L, C + 1)``).
+
+    ``pretrained`` is the entry's transfer recipe (as timm's ``default_cfgs``): the
+    training defaults used when the model starts from pretrained weights, e.g.
+    ``image_size``, ``epochs``, ``freeze_epochs``, ``unfreeze``, ``learning_rate``,
+    ``fine_tune_learning_rate``, ``batch_size``, ``label_smoothing``. Arguments the user
+    gives win over it, and it wins over the task's defaults.
     """
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
@@ -57,6 +65,7 @@ def register_model(name: str, tasks: tuple[str, ...] = ("tiles", "chars"), head:
         _MODELS[name] = fn
         _TASKS[name] = tuple(tasks)
         _HEADS[name] = head
+        _RECIPES[name] = dict(pretrained or {})
         return fn
 
     return decorate
@@ -82,6 +91,12 @@ def model_head(name: str) -> str:
     """The head kind of registered model ``name`` (see :func:`register_model`)."""
     model_builder(name)
     return _HEADS[name]
+
+
+def pretrained_recipe(name: str) -> dict:
+    """The training defaults registered model ``name`` uses with pretrained weights (may be empty)."""
+    model_builder(name)
+    return dict(_RECIPES[name])
 
 
 def _matches(value, hint) -> bool:

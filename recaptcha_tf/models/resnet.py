@@ -14,7 +14,7 @@ from keras import layers
 
 from recaptcha_tf.models.registry import BN_MOMENTUM, register_model
 from recaptcha_tf.models.transfer import BACKBONE, classifier_head
-from recaptcha_tf.models.weights import WeightsError, load_weights_file, parse_weights
+from recaptcha_tf.models.weights import WeightsError, load_weights_file, require_file_weights
 
 STAGE_FILTERS = (64, 128, 256, 512)
 
@@ -81,7 +81,7 @@ def resnet_basic(
     The trunk is a nested model named ``backbone`` (see :mod:`recaptcha_tf.models.transfer`),
     so it can be frozen, unfrozen by stage and loaded from a weights file.
     """
-    weights = parse_weights(weights)
+    weights = require_file_weights(weights, name)
     if weights == "imagenet":
         raise WeightsError(f"Keras ships no ImageNet weights for {name}; use resnet50, mobilenetv2 or "
                            "efficientnetb0 for --weights imagenet, or pass --weights PATH.")

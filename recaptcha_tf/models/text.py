@@ -20,12 +20,12 @@ from keras import layers
 from recaptcha_tf.layers import ImagesToSequence, PositionQueries
 from recaptcha_tf.models.registry import BN_MOMENTUM, register_model
 from recaptcha_tf.models.transfer import BACKBONE
-from recaptcha_tf.models.weights import WeightsError, load_weights_file, parse_weights
+from recaptcha_tf.models.weights import WeightsError, load_weights_file, require_file_weights
 
 
 def _backbone(trunk_fn, input_shape, weights, model_name: str) -> keras.Model:
     """The convolutional part as a nested ``backbone`` model (frozen in a first phase, loadable from a file)."""
-    weights = parse_weights(weights)
+    weights = require_file_weights(weights, model_name)
     if weights == "imagenet":
         raise WeightsError(f"There are no ImageNet weights for the {model_name} backbone; pass --weights PATH "
                            "(e.g. a model trained on synthetic CAPTCHAs) or none.")

@@ -28,10 +28,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from recaptcha_tf.layers import ImageNetPreprocessing
 from recaptcha_tf.models.registry import register_model
 from recaptcha_tf.models.transfer import BACKBONE, classifier_head, rgb_input
-from recaptcha_tf.models.weights import WeightsError, load_weights_file, parse_weights
+from recaptcha_tf.models.hub import load_hub_backbone, normalisation_layer, preset_normalisation
+from recaptcha_tf.models.weights import WeightsError, weights_kind
 
 VIT_CONFIGS = {
     "vit-tiny": dict(hidden_dim=192, num_layers=12, num_heads=3, mlp_dim=768),
@@ -39,6 +39,8 @@ VIT_CONFIGS = {
     "vit-b16": dict(hidden_dim=768, num_layers=12, num_heads=12, mlp_dim=3072),
 }
 IMAGENET_PRESETS = {"vit-b16": "vit_base_patch16_224_imagenet"}
+# mean 0.5, std 0.5 per channel: [0, 255] -> [-1, 1] (the seed ViT); a preset with an image converter overrides it.
+VIT_NORMALISATION = (1 / 127.5, -1.0)
 
 
 def vit_classifier(
@@ -58,12 +60,14 @@ def vit_classifier(
         config: ``vit-tiny``, ``vit-small`` or ``vit-b16``.
         input_shape: ``(H, W, C)``; ``H`` and ``W`` must be multiples of ``patch_size``.
         weights: ``None``, ``"imagenet"`` (vit-b16 at 224x224, patch 16: keras-hub's
-            ``vit_base_patch16_224_imagenet`` preset, downloaded and cached by keras-hub)
-            or a local ``.weights.h5`` saved from the same backbone.
+            ``vit_base_patch16_224_imagenet`` preset, downloaded and cached by keras-hub),
+            another keras-hub ViT preset name or a local preset folder, or a local
+            ``.weights.h5`` saved from the same backbone. The input normalisation follows
+            the preset's image converter when it has one.
     """
     import keras_hub
 
-    weights = parse_weights(weights)
+    kind = weights_kind(weights)
     height, width, channels = input_shape
     if height % patch_size or width % patch_size:
         raise ValueError(f"ViT input {height}x{width} is not a multiple of patch size {patch_size}; "
@@ -71,24 +75,21 @@ def vit_classifier(
     params = dict(VIT_CONFIGS[config])
     if num_layers:
         params["num_layers"] = int(num_layers)
-    if weights == "imagenet":
-        if config not in IMAGENET_PRESETS or (height, width, patch_size) != (224, 224, 16) or num_layers:
-            raise WeightsError(f"ImageNet weights exist for vit-b16 at 224x224 with patch 16 only "
-                               f"(keras-hub preset {IMAGENET_PRESETS['vit-b16']}); train {config} from scratch "
-                               "or pass --weights PATH.")
-        try:
-            backbone = keras_hub.models.ViTBackbone.from_preset(IMAGENET_PRESETS[config])
-        except Exception as err:
-            raise WeightsError(f"Could not load the keras-hub preset {IMAGENET_PRESETS[config]} (no network?): "
-                               f"{err}. keras-hub caches presets under ~/.cache/kagglehub.") from None
-    else:
-        backbone = keras_hub.models.ViTBackbone(image_shape=(height, width, 3), patch_size=patch_size, **params)
-        if weights:
-            load_weights_file(backbone, weights, config)
+    if kind == "imagenet" and (config not in IMAGENET_PRESETS or (height, width, patch_size) != (224, 224, 16)
+                               or num_layers):
+        raise WeightsError(f"ImageNet weights exist for vit-b16 at 224x224 with patch 16 only "
+                           f"(keras-hub preset {IMAGENET_PRESETS['vit-b16']}); train {config} from scratch, "
+                           "or pass --weights with a preset name or folder.")
+    backbone, preset = load_hub_backbone(
+        keras_hub.models.ViTBackbone, weights, IMAGENET_PRESETS.get(config), config,
+        dict(image_shape=(height, width, 3), patch_size=patch_size, **params))
+    if preset is not None and tuple(backbone.input_shape[1:3]) != (height, width):
+        raise WeightsError(f"The preset {preset} takes {backbone.input_shape[1]}x{backbone.input_shape[2]} images; "
+                           f"train with --image-size {backbone.input_shape[1]}.")
     backbone.name = BACKBONE
     inputs = keras.Input(input_shape, name="pixels")
     x = rgb_input(inputs, channels)
-    x = ImageNetPreprocessing("tf", name="normalise", dtype="float32")(x)
+    x = normalisation_layer(preset_normalisation(preset, VIT_NORMALISATION))(x)
     tokens = backbone(x)
     class_token = layers.Cropping1D((0, tokens.shape[1] - 1), name="class_token")(tokens)
     class_token = layers.Flatten(name="class_token_flat")(class_token)

@@ -1,4 +1,4 @@
-"""Pretrained weights for backbones: ``none``, ``imagenet`` or a local file.
+"""Pretrained weights for backbones: ``none``, ``imagenet``, a local file or a keras-hub preset.
 
 ``imagenet`` goes through the library's own download and cache
 (``keras.utils.get_file`` into ``~/.keras/models``, or ``$KERAS_HOME/models``),
@@ -27,16 +27,56 @@ def keras_cache_dir() -> str:
     return os.path.join(os.path.expanduser(config.keras_home()), "models")
 
 
+_PRESET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+
+
 def parse_weights(weights: str | None) -> str | None:
-    """``None``/``"none"`` -> ``None``; ``"imagenet"``; otherwise an existing file path."""
+    """Normalise ``--weights``.
+
+    * ``None`` / ``"none"`` -> ``None`` (random initialisation);
+    * ``"imagenet"`` -> ``"imagenet"`` (each entry's standard ImageNet weights);
+    * an existing file (``.weights.h5``, ``.h5``, ``.keras``) -> its path;
+    * an existing folder -> its path, if it is a keras-hub preset (holds ``config.json``);
+    * a keras-hub preset name (``efficientnet_lite0_ra_imagenet``) or handle
+      (``kaggle://...``, ``hf://...``) -> unchanged, for keras-hub entries to load.
+
+    Raises:
+        WeightsError: a path that does not exist, or a folder that is not a preset.
+    """
     if weights is None or str(weights).lower() in ("", "none", "random"):
         return None
     if str(weights).lower() == "imagenet":
         return "imagenet"
-    path = os.path.expanduser(str(weights))
-    if not os.path.isfile(path):
-        raise WeightsError(f"--weights {weights!r}: no such file. Use none, imagenet or a .weights.h5 file.")
-    return path
+    text = str(weights)
+    path = os.path.expanduser(text)
+    if os.path.isfile(path):
+        return path
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise WeightsError(f"--weights {weights!r} is a folder but not a keras-hub preset (no config.json in it).")
+        return path
+    if "://" in text or (_PRESET_NAME.match(text) and not text.endswith((".h5", ".keras"))):
+        return text
+    raise WeightsError(f"--weights {weights!r}: no such file or folder. Use none, imagenet, a .weights.h5 file, "
+                       "or (for keras-hub models) a preset name or preset folder.")
+
+
+def weights_kind(weights: str | None) -> str | None:
+    """What a parsed ``--weights`` value is: ``None``, ``"imagenet"``, ``"file"`` or ``"preset"``
+    (a keras-hub preset folder, name or handle)."""
+    weights = parse_weights(weights)
+    if weights is None or weights == "imagenet":
+        return weights
+    return "file" if os.path.isfile(weights) else "preset"
+
+
+def require_file_weights(weights: str | None, model_name: str) -> str | None:
+    """``weights`` for a model that is not a keras-hub backbone: a preset is a clear error."""
+    weights = parse_weights(weights)
+    if weights_kind(weights) == "preset":
+        raise WeightsError(f"{model_name} is not a keras-hub backbone, so --weights {weights!r} (a preset) does not "
+                           "apply; use none, imagenet or a .weights.h5 file.")
+    return weights
 
 
 def build_with_imagenet(constructor, model_name: str, **kwargs) -> keras.Model:
