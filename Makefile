@@ -21,8 +21,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m recaptcha_tf demo --out demo_run --logdir logs
 
-## The whole test suite.
+## Lint and format checks (ruff, configured in pyproject.toml), then the whole test suite.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 clean:

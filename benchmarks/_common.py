@@ -10,7 +10,9 @@ import sys
 import time
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-DEFAULT_TILES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "recaptcha-tiles")
+DEFAULT_TILES = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "recaptcha-tiles"
+)
 DEFAULT_TEXT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "captcha-v2")
 
 
@@ -28,6 +30,7 @@ def machine() -> dict:
 
 def table(rows: list[dict], columns: list[str]) -> str:
     """A Markdown table of ``rows`` restricted to ``columns``."""
+
     def fmt(v):
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 

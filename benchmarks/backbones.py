@@ -26,55 +26,138 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_TILES, RESULTS, machine, run_cli, table, write_results  # noqa: E402
+from _common import DEFAULT_TILES, RESULTS, machine, run_cli, table, write_results
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "weights")
 DEFAULT_WEIGHTS = os.path.join(WEIGHTS_DIR, "mobilenetv2_0.35_224_imagenet_notop.weights.h5")
 
 # Pretrained rows: the one-line command (model + weights; the model's registered transfer recipe does the rest).
 PRETRAINED = {
-    "mobilenetv2-0.35": ["--model", "mobilenetv2", "--alpha", "0.35",
-                         "--weights", os.path.join(WEIGHTS_DIR, "mobilenetv2_0.35_224_imagenet_notop.weights.h5")],
-    "mobilenetv2-1.0": ["--model", "mobilenetv2", "--alpha", "1.0",
-                        "--weights", os.path.join(WEIGHTS_DIR, "mobilenetv2_1.0_224_imagenet_notop.weights.h5")],
-    "efficientnet-lite0": ["--model", "efficientnet-lite0",
-                           "--weights", os.path.join(WEIGHTS_DIR, "efficientnet_lite0_imagenet")],
+    "mobilenetv2-0.35": [
+        "--model",
+        "mobilenetv2",
+        "--alpha",
+        "0.35",
+        "--weights",
+        os.path.join(WEIGHTS_DIR, "mobilenetv2_0.35_224_imagenet_notop.weights.h5"),
+    ],
+    "mobilenetv2-1.0": [
+        "--model",
+        "mobilenetv2",
+        "--alpha",
+        "1.0",
+        "--weights",
+        os.path.join(WEIGHTS_DIR, "mobilenetv2_1.0_224_imagenet_notop.weights.h5"),
+    ],
+    "efficientnet-lite0": [
+        "--model",
+        "efficientnet-lite0",
+        "--weights",
+        os.path.join(WEIGHTS_DIR, "efficientnet_lite0_imagenet"),
+    ],
     "vit-hybrid": ["--model", "vit-hybrid", "--weights", os.path.join(WEIGHTS_DIR, "efficientnet_lite0_imagenet")],
-    "vit-hybrid-multilabel": ["--model", "vit-hybrid", "--multi-label",
-                              "--weights", os.path.join(WEIGHTS_DIR, "efficientnet_lite0_imagenet")],
+    "vit-hybrid-multilabel": [
+        "--model",
+        "vit-hybrid",
+        "--multi-label",
+        "--weights",
+        os.path.join(WEIGHTS_DIR, "efficientnet_lite0_imagenet"),
+    ],
 }
 
 
 def recipe(args) -> list[str]:
     """The earlier MobileNetV2-0.35 recipe with every setting spelled out (the --legacy-recipe row)."""
-    return ["--model", "mobilenetv2", "--alpha", "0.35", "--weights", args.weights, "--image-size",
-            str(args.size), "--epochs", str(args.epochs), "--freeze-epochs", "2", "--batch-size", "32",
-            "--learning-rate", "1e-3", "--fine-tune-learning-rate", str(args.fine_tune_lr)]
+    return [
+        "--model",
+        "mobilenetv2",
+        "--alpha",
+        "0.35",
+        "--weights",
+        args.weights,
+        "--image-size",
+        str(args.size),
+        "--epochs",
+        str(args.epochs),
+        "--freeze-epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--learning-rate",
+        "1e-3",
+        "--fine-tune-learning-rate",
+        str(args.fine_tune_lr),
+    ]
+
+
+SHORT = {
+    "cnn": [],
+    "resnet18": [],
+    "resnet34": [],
+    "resnet50": [],
+    "mobilenetv2": ["--alpha", "1.0"],
+    "efficientnetb0": [],
+    "efficientnetv2b0": [],
+    "vit-tiny": ["--model-arg", "patch_size=16"],
+    "vit-small": ["--model-arg", "patch_size=16"],
+    "vit-b16": ["--model-arg", "patch_size=16"],
+}
 
 
 def run(label: str, weights: str, extra: list[str], data: str, out_root: str, seed: int = 0) -> dict:
     out = os.path.join(out_root, label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", ""))
     shutil.rmtree(out, ignore_errors=True)
-    command = ["train", "--task", "tiles", "--data", data, "--out", out, "--logdir", "logs/bench-backbones",
-               "--seed", str(seed), *extra]
+    command = [
+        "train",
+        "--task",
+        "tiles",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--logdir",
+        "logs/bench-backbones",
+        "--seed",
+        str(seed),
+        *extra,
+    ]
     wall = run_cli(command)
     summary = json.load(open(os.path.join(out, "summary.json")))
     report = json.load(open(os.path.join(out, "test_report.json")))
     if "--multi-label" in extra:
-        return {"model": label, "weights": weights, "seed": seed, "params_M": summary["parameters"] / 1e6,
-                "epochs": summary["epochs_run"], "train_min": summary["train_seconds"] / 60,
-                "ms_per_image": report["ms_per_image"], "top1": report.get("top1"),
-                "hamming_accuracy": report.get("hamming_accuracy"), "subset_accuracy": report.get("subset_accuracy"),
-                "macro_f1": report.get("macro_f1"), "out": out, "command": "recaptcha-tf " + " ".join(command)}
+        return {
+            "model": label,
+            "weights": weights,
+            "seed": seed,
+            "params_M": summary["parameters"] / 1e6,
+            "epochs": summary["epochs_run"],
+            "train_min": summary["train_seconds"] / 60,
+            "ms_per_image": report["ms_per_image"],
+            "top1": report.get("top1"),
+            "hamming_accuracy": report.get("hamming_accuracy"),
+            "subset_accuracy": report.get("subset_accuracy"),
+            "macro_f1": report.get("macro_f1"),
+            "out": out,
+            "command": "recaptcha-tf " + " ".join(command),
+        }
     return {
-        "model": label, "weights": weights, "params_M": summary["parameters"] / 1e6,
-        "epochs": summary["epochs_run"], "s_per_epoch": summary["seconds_per_epoch"],
-        "train_min": summary["train_seconds"] / 60, "command_min": wall / 60,
-        "ms_per_image": report["ms_per_image"], "top1": report["top1"], "macro_f1": report["macro_f1"],
+        "model": label,
+        "weights": weights,
+        "params_M": summary["parameters"] / 1e6,
+        "epochs": summary["epochs_run"],
+        "s_per_epoch": summary["seconds_per_epoch"],
+        "train_min": summary["train_seconds"] / 60,
+        "command_min": wall / 60,
+        "ms_per_image": report["ms_per_image"],
+        "top1": report["top1"],
+        "macro_f1": report["macro_f1"],
         "balanced_acc": report["balanced_accuracy"],
-        "grid3x3_solved": report["challenge"]["3x3"]["solved"], "grid4x4_solved": report["challenge"]["4x4"]["solved"],
-        "seed": seed, "per_class_f1": {name: round(v["f1"], 3) for name, v in report.get("per_class", {}).items()},
-        "out": out, "command": "recaptcha-tf " + " ".join(command),
+        "grid3x3_solved": report["challenge"]["3x3"]["solved"],
+        "grid4x4_solved": report["challenge"]["4x4"]["solved"],
+        "seed": seed,
+        "per_class_f1": {name: round(v["f1"], 3) for name, v in report.get("per_class", {}).items()},
+        "out": out,
+        "command": "recaptcha-tf " + " ".join(command),
     }
 
 
@@ -85,15 +168,23 @@ def main():
     parser.add_argument("--size", type=int, default=160, help="image size of the full recipe")
     parser.add_argument("--epochs", type=int, default=12, help="epochs of the full recipe")
     parser.add_argument("--fine-tune-lr", type=float, default=3e-4)
-    parser.add_argument("--pretrained", nargs="*", default=list(PRETRAINED),
-                        help=f"pretrained rows, the one-line recipe each; any of {sorted(PRETRAINED)}")
+    parser.add_argument(
+        "--pretrained",
+        nargs="*",
+        default=list(PRETRAINED),
+        help=f"pretrained rows, the one-line recipe each; any of {sorted(PRETRAINED)}",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of each pretrained row")
-    parser.add_argument("--models", nargs="*", default=[],
-                        help=f"from-scratch models on the short budget; any of {sorted(SHORT)}")
+    parser.add_argument(
+        "--models", nargs="*", default=[], help=f"from-scratch models on the short budget; any of {sorted(SHORT)}"
+    )
     parser.add_argument("--short-epochs", type=int, default=2)
     parser.add_argument("--short-size", type=int, default=96)
-    parser.add_argument("--legacy-recipe", action="store_true",
-                        help="also the earlier MobileNetV2-0.35 recipe with every setting spelled out")
+    parser.add_argument(
+        "--legacy-recipe",
+        action="store_true",
+        help="also the earlier MobileNetV2-0.35 recipe with every setting spelled out",
+    )
     parser.add_argument("--rerun", action="store_true", help="run rows that the results file already holds")
     parser.add_argument("--out", default="models/bench-backbones")
     args = parser.parse_args()
@@ -119,11 +210,32 @@ def main():
     if args.legacy_recipe:
         add("mobilenetv2 a0.35 (spelled-out recipe)", "imagenet (file)", recipe(args))
     for name in args.models:
-        extra = ["--model", name, "--image-size", str(args.short_size), "--epochs", str(args.short_epochs),
-                 "--patience", "0", *SHORT[name]]
+        extra = [
+            "--model",
+            name,
+            "--image-size",
+            str(args.short_size),
+            "--epochs",
+            str(args.short_epochs),
+            "--patience",
+            "0",
+            *SHORT[name],
+        ]
         add(f"{name} (scratch, {args.short_epochs} ep)", "none", extra)
-    columns = ["model", "seed", "params_M", "train_min", "ms_per_image", "top1", "macro_f1", "balanced_acc",
-               "grid3x3_solved", "grid4x4_solved", "hamming_accuracy", "subset_accuracy"]
+    columns = [
+        "model",
+        "seed",
+        "params_M",
+        "train_min",
+        "ms_per_image",
+        "top1",
+        "macro_f1",
+        "balanced_acc",
+        "grid3x3_solved",
+        "grid4x4_solved",
+        "hamming_accuracy",
+        "subset_accuracy",
+    ]
     print("\n" + table(rows, columns))
     print("wrote", write_results("backbones", {"machine": machine(), "rows": rows}))
 

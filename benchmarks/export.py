@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine, table, write_results  # noqa: E402
+from _common import machine, table, write_results
 
 VARIANTS = [("savedmodel", None), ("tflite", None), ("tflite", "dynamic"), ("onnx", None), ("onnx", "dynamic")]
 
@@ -30,7 +30,7 @@ VARIANTS = [("savedmodel", None), ("tflite", None), ("tflite", "dynamic"), ("onn
 def time_runner(runner, images, batch: int, max_images: int, warmup: int = 2) -> float:
     """Milliseconds per image over up to ``max_images`` images in batches of ``batch``."""
     images = images[:max_images]
-    batches = [images[i:i + batch] for i in range(0, len(images) - batch + 1, batch)] or [images]
+    batches = [images[i : i + batch] for i in range(0, len(images) - batch + 1, batch)] or [images]
     for b in batches[:warmup]:
         runner(b)
     start = time.perf_counter()
@@ -68,9 +68,14 @@ def main():
     keras_runner = E.KerasRunner(model)
     keras_size = os.path.getsize(keras_file)
     rows = []
-    keras_row = {"runtime": "keras", "quantize": "", "input": "(None, None, None, C)", "size_mb": keras_size / 1e6,
-                 "ms_b1": time_runner(keras_runner, images, 1, args.batch1_images),
-                 "ms_b32": time_runner(keras_runner, images, 32, len(images))}
+    keras_row = {
+        "runtime": "keras",
+        "quantize": "",
+        "input": "(None, None, None, C)",
+        "size_mb": keras_size / 1e6,
+        "ms_b1": time_runner(keras_runner, images, 1, args.batch1_images),
+        "ms_b32": time_runner(keras_runner, images, 32, len(images)),
+    }
     rows.append(keras_row)
     parity = {}
     for fmt, quantize in VARIANTS:
@@ -80,7 +85,7 @@ def main():
         start = time.perf_counter()
         try:
             E.export_model(args.model, fmt, out=path, quantize=quantize, model=model)
-        except Exception as err:  # report and go on with the other formats
+        except Exception as err:  # noqa: BLE001  report and go on with the other formats
             print(f"{label}: export failed: {err}")
             rows.append({"runtime": fmt, "quantize": quantize or "", "error": str(err)[:200]})
             continue
@@ -89,30 +94,57 @@ def main():
         report = E.check_parity(args.model, path, sources=files, limit=None, raw_limit=8, model=model)
         parity[label] = report
         shape = tuple(runner.input_shape)
-        rows.append({
-            "runtime": fmt, "quantize": quantize or "", "input": str(shape),
-            "size_mb": E.artifact_size(path) / 1e6,
-            "ms_b1": time_runner(runner, images, 1, args.batch1_images),
-            "ms_b32": time_runner(runner, images, 32, len(images)),
-            "export_s": export_s,
-            "max_abs_diff": report["max_abs_diff"], "agreement": report["agreement"], "parity": report["passed"],
-        })
+        rows.append(
+            {
+                "runtime": fmt,
+                "quantize": quantize or "",
+                "input": str(shape),
+                "size_mb": E.artifact_size(path) / 1e6,
+                "ms_b1": time_runner(runner, images, 1, args.batch1_images),
+                "ms_b32": time_runner(runner, images, 32, len(images)),
+                "export_s": export_s,
+                "max_abs_diff": report["max_abs_diff"],
+                "agreement": report["agreement"],
+                "parity": report["passed"],
+            }
+        )
     for r in rows:
         if "ms_b1" in r:
             r["size_vs_keras"] = r["size_mb"] / keras_row["size_mb"]
             r["b1_speedup"] = keras_row["ms_b1"] / r["ms_b1"]
             r["b32_speedup"] = keras_row["ms_b32"] / r["ms_b32"]
-    columns = ["runtime", "quantize", "size_mb", "size_vs_keras", "ms_b1", "b1_speedup", "ms_b32", "b32_speedup",
-               "max_abs_diff", "agreement", "parity"]
+    columns = [
+        "runtime",
+        "quantize",
+        "size_mb",
+        "size_vs_keras",
+        "ms_b1",
+        "b1_speedup",
+        "ms_b32",
+        "b32_speedup",
+        "max_abs_diff",
+        "agreement",
+        "parity",
+    ]
     print(table(rows, columns))
-    print("speedup = Keras ms per image / runtime ms per image (same run, same images); "
-          f"float parity tolerance {E.FLOAT_TOLERANCE:g}, quantized agreement >= {E.QUANTIZED_MIN_AGREEMENT:g}")
-    path = write_results(args.name, {
-        "command": "python benchmarks/export.py " + " ".join(sys.argv[1:]), "machine": machine(),
-        "model": os.path.abspath(keras_file), "model_info": meta, "images": len(files),
-        "threads": args.threads, "rows": rows, "parity": parity,
-        "note": "keras = the saved model as loaded (its own precision policy); exports compute in float32",
-    })
+    print(
+        "speedup = Keras ms per image / runtime ms per image (same run, same images); "
+        f"float parity tolerance {E.FLOAT_TOLERANCE:g}, quantized agreement >= {E.QUANTIZED_MIN_AGREEMENT:g}"
+    )
+    path = write_results(
+        args.name,
+        {
+            "command": "python benchmarks/export.py " + " ".join(sys.argv[1:]),
+            "machine": machine(),
+            "model": os.path.abspath(keras_file),
+            "model_info": meta,
+            "images": len(files),
+            "threads": args.threads,
+            "rows": rows,
+            "parity": parity,
+            "note": "keras = the saved model as loaded (its own precision policy); exports compute in float32",
+        },
+    )
     print("wrote", path)
 
 

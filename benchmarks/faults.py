@@ -35,7 +35,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS, table  # noqa: E402
+from _common import RESULTS, table
 
 RESUMED = re.compile(r"resuming after epoch (\d+)")
 
@@ -56,9 +56,34 @@ def make_data(root: str, per_class: int = 10, size: int = 24, seed: int = 0) -> 
 
 
 def train_command(data: str, out: str, epochs: int) -> list[str]:
-    return [sys.executable, "-m", "recaptcha_tf", "train", "--task", "tiles", "--data", data, "--epochs", str(epochs),
-            "--image-size", "32", "--out", out, "--logdir", "", "--patience", "0", "--balance", "0",
-            "--model-arg", "conv_layers=1", "--model-arg", "filters=4", "--model-arg", "dense_units=8"]
+    return [
+        sys.executable,
+        "-m",
+        "recaptcha_tf",
+        "train",
+        "--task",
+        "tiles",
+        "--data",
+        data,
+        "--epochs",
+        str(epochs),
+        "--image-size",
+        "32",
+        "--out",
+        out,
+        "--logdir",
+        "",
+        "--patience",
+        "0",
+        "--balance",
+        "0",
+        "--model-arg",
+        "conv_layers=1",
+        "--model-arg",
+        "filters=4",
+        "--model-arg",
+        "dense_units=8",
+    ]
 
 
 def history(out: str) -> list[int]:
@@ -103,16 +128,32 @@ def timed_clean_run(cmd: list[str], log_path: str, timeout: float) -> tuple[floa
 def check_finished(out: str, epochs: int) -> dict:
     """The finished run: E history rows once each, epochs_run == E, and a model that loads."""
     rows = history(out)
-    summary = json.load(open(os.path.join(out, "summary.json"))) if os.path.exists(os.path.join(out, "summary.json")) else {}
-    loads = subprocess.run([sys.executable, "-c", "import sys; from recaptcha_tf.inference import load_model, "
-                            "model_info; print(model_info(load_model(sys.argv[1])).names)", out],
-                           capture_output=True, text=True, timeout=300)
-    return {"history_complete": rows == list(range(epochs)), "epochs_run": summary.get("epochs_run"),
-            "model_loads": loads.returncode == 0, "backup_removed": not os.path.exists(os.path.join(out, "backup"))}
+    summary = (
+        json.load(open(os.path.join(out, "summary.json"))) if os.path.exists(os.path.join(out, "summary.json")) else {}
+    )
+    loads = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from recaptcha_tf.inference import load_model, "
+            "model_info; print(model_info(load_model(sys.argv[1])).names)",
+            out,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return {
+        "history_complete": rows == list(range(epochs)),
+        "epochs_run": summary.get("epochs_run"),
+        "model_loads": loads.returncode == 0,
+        "backup_removed": not os.path.exists(os.path.join(out, "backup")),
+    }
 
 
-def kill_loop(data: str, work: str, epochs: int, kills: int, window: tuple[float, float], rng: random.Random,
-              timeout: float):
+def kill_loop(
+    data: str, work: str, epochs: int, kills: int, window: tuple[float, float], rng: random.Random, timeout: float
+):
     """SIGKILL the run ``kills`` times at instants drawn uniformly from ``window`` (seconds after each start:
     from when training begins to when a clean run ends); returns one row per kill, the run folder, exit status."""
     out = os.path.join(work, "run")
@@ -134,7 +175,9 @@ def kill_loop(data: str, work: str, epochs: int, kills: int, window: tuple[float
             proc.wait()
             k += 1
             logged = history(out)
-            backups = sorted(os.listdir(os.path.join(out, "backup"))) if os.path.isdir(os.path.join(out, "backup")) else []
+            backups = (
+                sorted(os.listdir(os.path.join(out, "backup"))) if os.path.isdir(os.path.join(out, "backup")) else []
+            )
         attempt += 1
         log_path = os.path.join(work, f"attempt{attempt}.log")
         proc = start(cmd, log_path)
@@ -142,17 +185,27 @@ def kill_loop(data: str, work: str, epochs: int, kills: int, window: tuple[float
             continue
         # Wait until the re-run has restored (or decided to start afresh): its log says so before epoch 1 ends.
         deadline = time.time() + timeout
-        while time.time() < deadline and proc.poll() is None and resumed_after(log_path) is None \
-                and "Epoch 1/" not in open(log_path).read() and "Epoch 2/" not in open(log_path).read():
+        while (
+            time.time() < deadline
+            and proc.poll() is None
+            and resumed_after(log_path) is None
+            and "Epoch 1/" not in open(log_path).read()
+            and "Epoch 2/" not in open(log_path).read()
+        ):
             time.sleep(0.2)
         after = resumed_after(log_path)
-        rows.append({
-            "kill": k, "delay_s": round(delay, 2), "epochs_logged_at_kill": len(logged),
-            "history_consecutive": logged == list(range(len(logged))), "backup_files": " ".join(backups) or "-",
-            "resumed_after": after if after is not None else 0,
-            "resumes": after is not None or not logged,
-            "no_epoch_lost": (after or 0) >= len(logged),
-        })
+        rows.append(
+            {
+                "kill": k,
+                "delay_s": round(delay, 2),
+                "epochs_logged_at_kill": len(logged),
+                "history_consecutive": logged == list(range(len(logged))),
+                "backup_files": " ".join(backups) or "-",
+                "resumed_after": after if after is not None else 0,
+                "resumes": after is not None or not logged,
+                "no_epoch_lost": (after or 0) >= len(logged),
+            }
+        )
     rc = proc.wait(timeout=timeout)
     return rows, out, rc
 
@@ -176,20 +229,31 @@ def mid_write_scenario(data: str, work: str, epochs: int, timeout: float) -> dic
     log_path = os.path.join(work, "midwrite1.log")
     rc = run_to_end(cmd, log_path, timeout)
     text = open(log_path).read()
-    return {"truncated_latest": truncated, "rc": rc, "warned": "latest.weights.h5 is unreadable" in text,
-            "resumed_after": resumed_after(log_path), **check_finished(out, epochs)}
+    return {
+        "truncated_latest": truncated,
+        "rc": rc,
+        "warned": "latest.weights.h5 is unreadable" in text,
+        "resumed_after": resumed_after(log_path),
+        **check_finished(out, epochs),
+    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kills", type=int, default=20, help="SIGKILLs at random instants (at least 20 for the record)")
+    parser.add_argument(
+        "--kills", type=int, default=20, help="SIGKILLs at random instants (at least 20 for the record)"
+    )
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one, removed)")
     parser.add_argument("--json", default=os.path.join(RESULTS, "faults.json"), help="results file")
     parser.add_argument("--timeout", type=float, default=600, help="seconds allowed for one run")
-    parser.add_argument("--wall", type=float, default=None,
-                        help="seconds of a clean run, to skip measuring it (kills then fall in its second half)")
+    parser.add_argument(
+        "--wall",
+        type=float,
+        default=None,
+        help="seconds of a clean run, to skip measuring it (kills then fall in its second half)",
+    )
     args = parser.parse_args(argv)
 
     work = args.work or tempfile.mkdtemp(prefix="faults-")
@@ -198,8 +262,11 @@ def main(argv=None) -> int:
     data = make_data(os.path.join(work, "tiny"))
     try:
         if args.wall is None:
-            startup, wall = timed_clean_run(train_command(data, os.path.join(work, "clean"), args.epochs),
-                                            os.path.join(work, "clean.log"), args.timeout)
+            startup, wall = timed_clean_run(
+                train_command(data, os.path.join(work, "clean"), args.epochs),
+                os.path.join(work, "clean.log"),
+                args.timeout,
+            )
         else:
             startup, wall = args.wall / 2, args.wall
         rows, out, rc = kill_loop(data, work, args.epochs, args.kills, (startup, wall), rng, args.timeout)
@@ -209,20 +276,47 @@ def main(argv=None) -> int:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
 
-    columns = ["kill", "delay_s", "epochs_logged_at_kill", "backup_files", "resumed_after", "resumes", "no_epoch_lost",
-               "history_consecutive"]
-    print(f"clean run: {wall:.1f} s for {args.epochs} epochs, training from {startup:.1f} s; "
-          "SIGKILL at a uniform instant in between\n")
+    columns = [
+        "kill",
+        "delay_s",
+        "epochs_logged_at_kill",
+        "backup_files",
+        "resumed_after",
+        "resumes",
+        "no_epoch_lost",
+        "history_consecutive",
+    ]
+    print(
+        f"clean run: {wall:.1f} s for {args.epochs} epochs, training from {startup:.1f} s; "
+        "SIGKILL at a uniform instant in between\n"
+    )
     print(table(rows, columns))
     print(f"\nfinal run: {final}\nmid-write kill (truncated latest.weights.h5): {midwrite}")
-    passed = (all(r["resumes"] and r["no_epoch_lost"] and r["history_consecutive"] for r in rows)
-              and final["rc"] == 0 and final["history_complete"] and final["epochs_run"] == args.epochs
-              and final["model_loads"] and midwrite["truncated_latest"] and midwrite["warned"]
-              and midwrite["rc"] == 0 and midwrite["history_complete"] and midwrite["model_loads"])
-    payload = {"kills": args.kills, "epochs": args.epochs, "seed": args.seed, "clean_run_seconds": round(wall, 1),
-               "startup_seconds": round(startup, 1),
-               "rows": rows, "final": final, "mid_write": midwrite, "passed": passed,
-               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count()}
+    passed = (
+        all(r["resumes"] and r["no_epoch_lost"] and r["history_consecutive"] for r in rows)
+        and final["rc"] == 0
+        and final["history_complete"]
+        and final["epochs_run"] == args.epochs
+        and final["model_loads"]
+        and midwrite["truncated_latest"]
+        and midwrite["warned"]
+        and midwrite["rc"] == 0
+        and midwrite["history_complete"]
+        and midwrite["model_loads"]
+    )
+    payload = {
+        "kills": args.kills,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "clean_run_seconds": round(wall, 1),
+        "startup_seconds": round(startup, 1),
+        "rows": rows,
+        "final": final,
+        "mid_write": midwrite,
+        "passed": passed,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+    }
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(payload, f, indent=2)

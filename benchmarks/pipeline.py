@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_TILES, machine, table, write_results  # noqa: E402
+from _common import DEFAULT_TILES, machine, table, write_results
 
 
 def consume(ds) -> tuple[int, float]:
@@ -48,30 +48,52 @@ def main():
     size = (args.image_size, args.image_size)
     rows = []
 
-    bare = tf.data.Dataset.from_tensor_slices(paths).map(
-        lambda p: decode_image(tf.io.read_file(p)), num_parallel_calls=tf.data.AUTOTUNE
-    ).prefetch(tf.data.AUTOTUNE)
+    bare = (
+        tf.data.Dataset.from_tensor_slices(paths)
+        .map(lambda p: decode_image(tf.io.read_file(p)), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     rows.append(("bare decode (parallel read+decode, ceiling)", *consume(bare)))
-    naive = make_dataset(paths, labels, image_size=size, batch_size=args.batch_size, cache=False, parallel=False,
-                         prefetch=False)
+    naive = make_dataset(
+        paths, labels, image_size=size, batch_size=args.batch_size, cache=False, parallel=False, prefetch=False
+    )
     rows.append(("naive (sequential map, no cache, no prefetch)", *consume(naive)))
     project = make_dataset(paths, labels, image_size=size, batch_size=args.batch_size, shuffle=True, cache=True)
     rows.append(("project, epoch 1 (parallel map, fills cache)", *consume(project)))
     rows.append(("project, epoch 2 (from cache)", *consume(project)))
-    augmented = make_dataset(paths, labels, image_size=size, batch_size=args.batch_size, shuffle=True, cache=True,
-                             augment=tile_augmentation())
+    augmented = make_dataset(
+        paths,
+        labels,
+        image_size=size,
+        batch_size=args.batch_size,
+        shuffle=True,
+        cache=True,
+        augment=tile_augmentation(),
+    )
     consume(augmented)
     rows.append(("project + augmentation, epoch 2 (from cache)", *consume(augmented)))
 
     naive_rate = rows[1][1] / rows[1][2]
     out = [
-        {"pipeline": name, "images": n, "seconds": round(s, 2), "images_per_s": round(n / s, 1),
-         "x_naive": round((n / s) / naive_rate, 2)}
+        {
+            "pipeline": name,
+            "images": n,
+            "seconds": round(s, 2),
+            "images_per_s": round(n / s, 1),
+            "x_naive": round((n / s) / naive_rate, 2),
+        }
         for name, n, s in rows
     ]
     print(table(out, ["pipeline", "images", "seconds", "images_per_s", "x_naive"]))
-    path = write_results("pipeline", {"command": f"python benchmarks/pipeline.py --data {args.data}",
-                                      "machine": machine(), "image_size": size, "rows": out})
+    path = write_results(
+        "pipeline",
+        {
+            "command": f"python benchmarks/pipeline.py --data {args.data}",
+            "machine": machine(),
+            "image_size": size,
+            "rows": out,
+        },
+    )
     print("wrote", path)
 
 

@@ -33,7 +33,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine, table, write_results  # noqa: E402
+from _common import machine, table, write_results
 
 LEGACY_CLI = """
 import sys
@@ -51,8 +51,9 @@ def legacy_outputs(model, files):
     from recaptcha_tf.inference import model_info
 
     info = model_info(model)
-    ds = make_dataset(files, None, image_size=info.image_size, channels=info.channels, resize=info.resize,
-                      batch_size=64, cache=False)
+    ds = make_dataset(
+        files, None, image_size=info.image_size, channels=info.channels, resize=info.resize, batch_size=64, cache=False
+    )
     return model.predict(ds, verbose=0)
 
 
@@ -80,8 +81,12 @@ def main():
     parser.add_argument("--model", required=True, help="run folder or .keras file")
     parser.add_argument("--images", required=True, nargs="+", help="folders or files with real images")
     parser.add_argument("--count", type=int, default=1000, help="files predicted per call")
-    parser.add_argument("--runtimes", nargs="+", choices=("legacy", "keras", "onnx", "tflite"),
-                        default=["legacy", "keras", "onnx", "tflite"])
+    parser.add_argument(
+        "--runtimes",
+        nargs="+",
+        choices=("legacy", "keras", "onnx", "tflite"),
+        default=["legacy", "keras", "onnx", "tflite"],
+    )
     parser.add_argument("--cold-repeats", type=int, default=3, help="fresh processes per cold-start figure (0 skips)")
     parser.add_argument("--no-export", action="store_true", help="fail instead of exporting missing onnx/tflite files")
     parser.add_argument("--name", default="predict", help="results/<name>.json")
@@ -94,7 +99,7 @@ def main():
 
     files = _sample(list_images(args.images), args.count)
     if len(files) < args.count:
-        files = (files * (args.count // max(len(files), 1) + 1))[:args.count]
+        files = (files * (args.count // max(len(files), 1) + 1))[: args.count]
     print(f"{len(files)} files")
     for runtime in [r for r in args.runtimes if r in ("onnx", "tflite")]:
         try:
@@ -109,8 +114,8 @@ def main():
         row = {"runtime": runtime, "images": len(files)}
         if runtime == "legacy":
             model = load_model(args.model)
-            row["first_s"] = timed(lambda: legacy_outputs(model, files))
-            row["warm_s"] = timed(lambda: legacy_outputs(model, files))
+            row["first_s"] = timed(lambda model=model: legacy_outputs(model, files))
+            row["warm_s"] = timed(lambda model=model: legacy_outputs(model, files))
             reference = np.argmax(legacy_outputs(model, files[:64]), -1)
         else:
             start = time.perf_counter()
@@ -119,8 +124,8 @@ def main():
             else:
                 inference = Inference.from_artifact(resolve_artifact(args.model, runtime))
             row["build_s"] = time.perf_counter() - start
-            row["first_s"] = timed(lambda: predict(inference, files))
-            row["warm_s"] = timed(lambda: predict(inference, files))
+            row["first_s"] = timed(lambda inference=inference: predict(inference, files))
+            row["warm_s"] = timed(lambda inference=inference: predict(inference, files))
             if reference is not None:
                 row["top1_agrees"] = float(np.mean(np.argmax(inference.outputs(files[:64]), -1) == reference))
         row["images_per_s"] = len(files) / row["warm_s"]
@@ -136,11 +141,30 @@ def main():
             r["first_speedup"] = r["first_images_per_s"] / base["first_images_per_s"]
             if "cold_start_s" in r and "cold_start_s" in base:
                 r["cold_vs_legacy"] = r["cold_start_s"] / base["cold_start_s"]
-    columns = ["runtime", "images", "build_s", "first_s", "first_images_per_s", "first_speedup", "warm_s",
-               "images_per_s", "speedup", "cold_start_s", "cold_vs_legacy", "top1_agrees"]
+    columns = [
+        "runtime",
+        "images",
+        "build_s",
+        "first_s",
+        "first_images_per_s",
+        "first_speedup",
+        "warm_s",
+        "images_per_s",
+        "speedup",
+        "cold_start_s",
+        "cold_vs_legacy",
+        "top1_agrees",
+    ]
     print(table(rows, columns))
-    path = write_results(args.name, {"command": "python benchmarks/predict.py " + " ".join(sys.argv[1:]),
-                                     "machine": machine(), "model": os.path.abspath(args.model), "rows": rows})
+    path = write_results(
+        args.name,
+        {
+            "command": "python benchmarks/predict.py " + " ".join(sys.argv[1:]),
+            "machine": machine(),
+            "model": os.path.abspath(args.model),
+            "rows": rows,
+        },
+    )
     print("wrote", path)
 
 

@@ -43,7 +43,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine, table, write_results  # noqa: E402
+from _common import machine, table, write_results
 
 MODES = ("legacy", "gradio", "http", "noop")
 
@@ -63,8 +63,9 @@ def make_grids(files, out_dir, count=8, size=100):
     grids = []
     for g in range(count):
         tiles = [Image.open(files[(9 * g + k) % len(files)]).convert("RGB").resize((size, size)) for k in range(9)]
-        arr = np.concatenate([np.concatenate([np.asarray(t) for t in tiles[r * 3:r * 3 + 3]], axis=1)
-                              for r in range(3)])
+        arr = np.concatenate(
+            [np.concatenate([np.asarray(t) for t in tiles[r * 3 : r * 3 + 3]], axis=1) for r in range(3)]
+        )
         path = os.path.join(out_dir, f"grid{g}.png")
         Image.fromarray(arr).save(path)
         grids.append(path)
@@ -99,12 +100,25 @@ def legacy_predictor(model_path: str):
             data = self._read(upload)
             checked = time.perf_counter()
             with self._lock:
-                ds = make_dataset([data], None, image_size=self.info.image_size, channels=self.info.channels,
-                                  resize=self.info.resize, batch_size=64, cache=False)
+                ds = make_dataset(
+                    [data],
+                    None,
+                    image_size=self.info.image_size,
+                    channels=self.info.channels,
+                    resize=self.info.resize,
+                    batch_size=64,
+                    cache=False,
+                )
                 outputs = self.model.predict(ds, verbose=0)
             done = time.perf_counter()
-            self.timings.append({"checks": 1000 * (checked - start), "decode": 0.0,
-                                 "model": 1000 * (done - checked), "total": 1000 * (done - start)})
+            self.timings.append(
+                {
+                    "checks": 1000 * (checked - start),
+                    "decode": 0.0,
+                    "model": 1000 * (done - checked),
+                    "total": 1000 * (done - start),
+                }
+            )
             return format_predictions(outputs, self.info, top_k)[0]
 
         def cell_probabilities(self, cells):
@@ -173,7 +187,7 @@ def load(make_call, files, requests: int, clients: int):
             t = time.perf_counter()
             try:
                 call(path)
-            except Exception as err:  # counted, reported
+            except Exception as err:  # noqa: BLE001  counted, reported
                 with lock:
                     errors.append(f"{path}: {str(err)[:200]}")
                 continue
@@ -194,12 +208,19 @@ def summarise(label, runtime, endpoint, clients, requests, latencies, errors, wa
     import numpy as np
 
     ms = np.array(latencies) * 1000
-    row = {"mode": label, "runtime": runtime, "endpoint": endpoint, "clients": clients, "requests": requests,
-           "ok": len(latencies), "errors": len(errors),
-           "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
-           "p95_ms": float(np.percentile(ms, 95)) if len(ms) else None,
-           "max_ms": float(ms.max()) if len(ms) else None,
-           "requests_per_s": len(latencies) / wall}
+    row = {
+        "mode": label,
+        "runtime": runtime,
+        "endpoint": endpoint,
+        "clients": clients,
+        "requests": requests,
+        "ok": len(latencies),
+        "errors": len(errors),
+        "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
+        "p95_ms": float(np.percentile(ms, 95)) if len(ms) else None,
+        "max_ms": float(ms.max()) if len(ms) else None,
+        "requests_per_s": len(latencies) / wall,
+    }
     if timings:
         row["server_p50_ms"] = float(np.median([t["total"] for t in timings]))
         row["model_p50_ms"] = float(np.median([t["model"] for t in timings]))
@@ -231,8 +252,13 @@ def start_server(args, mode: str, runtime: str, port: int):
         demo = noop_app()
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
         return demo, None
-    predictor = legacy_predictor(args.model) if mode == "legacy" else Predictor(
-        args.model, runtime=runtime, max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms)
+    predictor = (
+        legacy_predictor(args.model)
+        if mode == "legacy"
+        else Predictor(
+            args.model, runtime=runtime, max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms
+        )
+    )
     demo = build_app(args.model, predictor=predictor, examples=0, concurrency=1 if mode == "legacy" else 32)
     launch(demo, port=port, block=False)
     return demo, predictor
@@ -247,9 +273,12 @@ def serve_child(args) -> None:
     def timings():
         if predictor is None:
             return {"timings": [], "batches": [], "is_text": False, "names": []}
-        return {"timings": list(predictor.timings),
-                "batches": list(predictor.batcher.history) if predictor.batcher else [],
-                "is_text": predictor.is_text, "names": list(predictor.info.names)}
+        return {
+            "timings": list(predictor.timings),
+            "batches": list(predictor.batcher.history) if predictor.batcher else [],
+            "is_text": predictor.is_text,
+            "names": list(predictor.info.names),
+        }
 
     demo.app.add_api_route("/_bench/timings", timings, methods=["GET"])
     print(f"READY {time.perf_counter() - start:.3f}", flush=True)
@@ -266,7 +295,9 @@ class RemoteServer:
         start = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), *argv, "--serve-child", f"{mode}:{runtime}:{self.port}"],
-            stdout=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for line in self.process.stdout:
             if line.startswith("READY"):
                 self.startup = float(line.split()[1])
@@ -297,8 +328,13 @@ def main():
     parser.add_argument("--requests", type=int, default=200, help="requests per row")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32], help="concurrent clients, one row each")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
-    parser.add_argument("--runtimes", nargs="+", choices=("keras", "onnx", "tflite"), default=["keras", "onnx", "tflite"],
-                        help="runtimes for the gradio and http modes")
+    parser.add_argument(
+        "--runtimes",
+        nargs="+",
+        choices=("keras", "onnx", "tflite"),
+        default=["keras", "onnx", "tflite"],
+        help="runtimes for the gradio and http modes",
+    )
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--batch-wait-ms", type=float, default=2.0)
     parser.add_argument("--grid", action="store_true", help="classifiers: load /select_cells with 3x3 grids")
@@ -327,8 +363,16 @@ def main():
     for runtime in {r for m, r in configs if r in ("onnx", "tflite")}:
         ensure_export(args.model, runtime, not args.no_export)
 
-    child_argv = ["--model", args.model, "--images", args.images, "--max-batch-size", str(args.max_batch_size),
-                  "--batch-wait-ms", str(args.batch_wait_ms)]
+    child_argv = [
+        "--model",
+        args.model,
+        "--images",
+        args.images,
+        "--max-batch-size",
+        str(args.max_batch_size),
+        "--batch-wait-ms",
+        str(args.batch_wait_ms),
+    ]
     rows, errors_seen, startup = [], {}, {}
     grid_files = None
     for mode, runtime in configs:
@@ -352,15 +396,28 @@ def main():
             endpoint, extra, inputs = "/select_cells", [state["names"][0], "3x3"], grid_files
         else:
             endpoint = "/predict_tile"
-        make_call = (lambda: http_call(port)) if mode == "http" else (lambda: gradio_call(url, endpoint, extra))
+        if mode == "http":
+            make_call = lambda port=port: http_call(port)
+        else:
+            make_call = lambda url=url, endpoint=endpoint, extra=extra: gradio_call(url, endpoint, extra)
         try:
             make_call()(inputs[0])  # warm-up
             for clients in args.clients:
                 before = server.state()
                 latencies, errors, wall = load(make_call, inputs, args.requests, clients)
                 after = server.state()
-                row = summarise(mode, runtime, endpoint, clients, args.requests, latencies, errors, wall,
-                                after["timings"][len(before["timings"]):], after["batches"][len(before["batches"]):])
+                row = summarise(
+                    mode,
+                    runtime,
+                    endpoint,
+                    clients,
+                    args.requests,
+                    latencies,
+                    errors,
+                    wall,
+                    after["timings"][len(before["timings"]) :],
+                    after["batches"][len(before["batches"]) :],
+                )
                 rows.append(row)
                 errors_seen[f"{mode}/{runtime}/{clients}"] = errors[:5]
                 print(table([row], list(row)), flush=True)
@@ -372,16 +429,40 @@ def main():
             base = [r for r in rows if r["mode"] == ref and r["clients"] == row["clients"]]
             if base and base[0]["requests_per_s"]:
                 row[key] = row["requests_per_s"] / base[0]["requests_per_s"]
-    columns = ["mode", "runtime", "clients", "ok", "errors", "p50_ms", "p95_ms", "max_ms", "requests_per_s",
-               "vs_legacy", "vs_noop", "server_p50_ms", "model_p50_ms", "batch"]
+    columns = [
+        "mode",
+        "runtime",
+        "clients",
+        "ok",
+        "errors",
+        "p50_ms",
+        "p95_ms",
+        "max_ms",
+        "requests_per_s",
+        "vs_legacy",
+        "vs_noop",
+        "server_p50_ms",
+        "model_p50_ms",
+        "batch",
+    ]
     print(table(rows, columns))
-    print("server start-up seconds (new process to ready: imports, model load, compile, warm-up, Gradio launch):",
-          ", ".join(f"{k} {v:.1f}" for k, v in startup.items()))
+    print(
+        "server start-up seconds (new process to ready: imports, model load, compile, warm-up, Gradio launch):",
+        ", ".join(f"{k} {v:.1f}" for k, v in startup.items()),
+    )
     if any(errors_seen.values()):
         print("first errors:", *[f"{k}: {e}" for k, es in errors_seen.items() for e in es][:10], sep="\n  ")
-    path = write_results(args.name, {"command": "python benchmarks/serve_load.py " + " ".join(sys.argv[1:]),
-                                     "machine": machine(), "model": os.path.abspath(args.model), "rows": rows,
-                                     "startup_s": startup, "errors": errors_seen})
+    path = write_results(
+        args.name,
+        {
+            "command": "python benchmarks/serve_load.py " + " ".join(sys.argv[1:]),
+            "machine": machine(),
+            "model": os.path.abspath(args.model),
+            "rows": rows,
+            "startup_s": startup,
+            "errors": errors_seen,
+        },
+    )
     print("wrote", path)
 
 

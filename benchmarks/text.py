@@ -17,7 +17,7 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_TEXT, machine, run_cli, table, write_results  # noqa: E402
+from _common import DEFAULT_TEXT, machine, run_cli, table, write_results
 
 
 def main():
@@ -30,16 +30,35 @@ def main():
     for model in args.models:
         out = f"{args.out}-{model}"
         shutil.rmtree(out, ignore_errors=True)
-        command = ["train", "--task", "text", "--model", model, "--data", args.data, "--out", out,
-                   "--logdir", "logs/bench"]
+        command = [
+            "train",
+            "--task",
+            "text",
+            "--model",
+            model,
+            "--data",
+            args.data,
+            "--out",
+            out,
+            "--logdir",
+            "logs/bench",
+        ]
         commands.append("recaptcha-tf " + " ".join(command))
         wall = run_cli(command)
         summary = json.load(open(os.path.join(out, "summary.json")))
         report = json.load(open(os.path.join(out, "test_report.json")))
-        rows.append({"model": model, "test_n": report["n"], "exact_match": report["exact_match"],
-                     "cer": report["cer"], "epochs": summary["epochs_run"],
-                     "fit_minutes": summary["train_seconds"] / 60, "command_minutes": wall / 60,
-                     "ms_per_image": report["ms_per_image"]})
+        rows.append(
+            {
+                "model": model,
+                "test_n": report["n"],
+                "exact_match": report["exact_match"],
+                "cer": report["cer"],
+                "epochs": summary["epochs_run"],
+                "fit_minutes": summary["train_seconds"] / 60,
+                "command_minutes": wall / 60,
+                "ms_per_image": report["ms_per_image"],
+            }
+        )
         print(table(rows[-1:], list(rows[-1])), flush=True)
     print()
     print(table(rows, list(rows[0])))

@@ -1,4 +1,4 @@
-"""Text defaults on many different sets: does `recaptcha-tf train --task text --data DIR` work on data it was not tuned on?
+"""Text defaults on many different sets: does `recaptcha-tf train --task text --data DIR` work on unseen data?
 
 Every row runs the same command, with the defaults only, on one set:
 
@@ -32,11 +32,23 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_TEXT, RESULTS, machine, run_cli, table  # noqa: E402
+from _common import DEFAULT_TEXT, RESULTS, machine, run_cli, table
 
 DEFAULT_DIGITS = os.path.join(os.path.dirname(DEFAULT_TEXT), "digits")
-ROWS = ("captcha-v2", "multicolour", "rgba-transparent", "small-on-canvas", "strike-through", "inverted",
-        "jpeg-q10", "digits-4", "long-7-8", "generator-project", "generator-captcha-lib", "chars-digits")
+ROWS = (
+    "captcha-v2",
+    "multicolour",
+    "rgba-transparent",
+    "small-on-canvas",
+    "strike-through",
+    "inverted",
+    "jpeg-q10",
+    "digits-4",
+    "long-7-8",
+    "generator-project",
+    "generator-captcha-lib",
+    "chars-digits",
+)
 GENERATED = 1500  # images in each generated set
 
 
@@ -130,8 +142,11 @@ def _multicolour(out: str, rng: np.random.Generator) -> str:
             draw.text((x, 12 + int(rng.integers(-6, 7))), char, font=font, fill=colour)
             x += 50 + int(rng.integers(0, 14))
         for _ in range(2):
-            draw.line([(int(rng.integers(0, width)), int(rng.integers(0, 80))) for _ in range(2)],
-                      fill=tuple(int(255 * c) for c in _bright(rng.random())) + (255,), width=1)
+            draw.line(
+                [(int(rng.integers(0, width)), int(rng.integers(0, 80))) for _ in range(2)],
+                fill=tuple(int(255 * c) for c in _bright(rng.random())) + (255,),
+                width=1,
+            )
         _save(image, os.path.join(out, file))
     return out
 
@@ -143,8 +158,13 @@ def _bright(hue: float) -> tuple[float, float, float]:
 
 
 def run_row(name: str, args) -> dict:
-    data = args.data if name == "captcha-v2" else args.digits if name == "chars-digits" else os.path.join(
-        args.out, "data", name)
+    data = (
+        args.data
+        if name == "captcha-v2"
+        else args.digits
+        if name == "chars-digits"
+        else os.path.join(args.out, "data", name)
+    )
     if data not in (args.data, args.digits) and not os.path.isdir(data):
         build_variant(name, args.data, data, seed=args.seed)
     out = os.path.join(args.out, name)
@@ -158,11 +178,17 @@ def run_row(name: str, args) -> dict:
     test = summary.get("test", {})
     size = config.get("image_size")
     return {
-        "set": name, "images": _count(data), "test_n": test.get("n"),
-        "exact_match": test.get("exact_match", test.get("top1")), "cer": test.get("cer", ""),
-        "train_minutes": round(summary["train_seconds"] / 60, 2), "command_minutes": round(wall / 60, 2),
-        "input": f"{size[0]}x{size[1]}" if size else "", "crop": "yes" if config.get("crop") else "no",
-        "plateau": summary.get("plateau", ""), "command": "recaptcha-tf " + " ".join(command),
+        "set": name,
+        "images": _count(data),
+        "test_n": test.get("n"),
+        "exact_match": test.get("exact_match", test.get("top1")),
+        "cer": test.get("cer", ""),
+        "train_minutes": round(summary["train_seconds"] / 60, 2),
+        "command_minutes": round(wall / 60, 2),
+        "input": f"{size[0]}x{size[1]}" if size else "",
+        "crop": "yes" if config.get("crop") else "no",
+        "plateau": summary.get("plateau", ""),
+        "command": "recaptcha-tf " + " ".join(command),
     }
 
 

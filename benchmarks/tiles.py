@@ -18,7 +18,7 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_TILES, RESULTS, machine, run_cli, table, write_results  # noqa: E402
+from _common import DEFAULT_TILES, RESULTS, machine, run_cli, table, write_results
 
 
 def main():
@@ -28,20 +28,43 @@ def main():
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="extra train arguments")
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
-    command = ["train", "--task", "tiles", "--model", "cnn", "--data", args.data, "--out", args.out,
-               "--logdir", "logs/bench", *args.extra]
+    command = [
+        "train",
+        "--task",
+        "tiles",
+        "--model",
+        "cnn",
+        "--data",
+        args.data,
+        "--out",
+        args.out,
+        "--logdir",
+        "logs/bench",
+        *args.extra,
+    ]
     wall = run_cli(command)
     summary = json.load(open(os.path.join(args.out, "summary.json")))
     report = json.load(open(os.path.join(args.out, "test_report.json")))
     label = "cnn (defaults)" if not args.extra else "cnn " + " ".join(args.extra)
-    row = {"model": label, "test_n": report["n"], "top1": report["top1"], "top3": report["top3"],
-           "macro_f1": report["macro_f1"], "balanced_accuracy": report["balanced_accuracy"],
-           "epochs": summary["epochs_run"], "fit_minutes": summary["train_seconds"] / 60,
-           "command_minutes": wall / 60}
+    row = {
+        "model": label,
+        "test_n": report["n"],
+        "top1": report["top1"],
+        "top3": report["top3"],
+        "macro_f1": report["macro_f1"],
+        "balanced_accuracy": report["balanced_accuracy"],
+        "epochs": summary["epochs_run"],
+        "fit_minutes": summary["train_seconds"] / 60,
+        "command_minutes": wall / 60,
+    }
     print(table([row], list(row)))
     print("\nper-class F1:", {k: round(v["f1"], 3) for k, v in report["per_class"].items()})
-    payload = {"command": "recaptcha-tf " + " ".join(command), "machine": machine(), "result": row,
-               "per_class": report["per_class"]}
+    payload = {
+        "command": "recaptcha-tf " + " ".join(command),
+        "machine": machine(),
+        "result": row,
+        "per_class": report["per_class"],
+    }
     if args.extra:  # one entry per recipe (by label) in tiles_recipes.json; a re-run replaces its own entry
         previous = os.path.join(RESULTS, "tiles_recipes.json")
         runs = json.load(open(previous))["runs"] if os.path.exists(previous) else []

@@ -32,16 +32,24 @@ import sys
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_TILES, RESULTS, machine, run_cli, table, write_results  # noqa: E402
+from _common import DEFAULT_TILES, RESULTS, machine, run_cli, table, write_results
 
 # A reduced optimizer grid (15 of the 120 built-in combinations): every optimizer x loss, one activation and
 # learning rate; `--optimizer-grid full` runs the built-in 120.
-REDUCED_OPTIMIZERS = {"optimizer": ["adam", "rmsprop", "sgd+momentum", "nadam", "adamw"],
-                      "loss": ["sparse_categorical_crossentropy", "label_smoothed_crossentropy", "focal"],
-                      "activation": ["leaky_relu"], "learning_rate": [0.002]}
+REDUCED_OPTIMIZERS = {
+    "optimizer": ["adam", "rmsprop", "sgd+momentum", "nadam", "adamw"],
+    "loss": ["sparse_categorical_crossentropy", "label_smoothed_crossentropy", "focal"],
+    "activation": ["leaky_relu"],
+    "learning_rate": [0.002],
+}
 # A reduced architecture grid (8 of the 72 built-in combinations).
-REDUCED_ARCHITECTURE = {"c2d_layers": [3, 5], "c2d_filters": [16, 32], "dense_layers": [1], "dense_neurons": [128, 256],
-                        "dropout": [0.2]}
+REDUCED_ARCHITECTURE = {
+    "c2d_layers": [3, 5],
+    "c2d_filters": [16, 32],
+    "dense_layers": [1],
+    "dense_neurons": [128, 256],
+    "dropout": [0.2],
+}
 
 
 def _baseline() -> dict | None:
@@ -49,8 +57,14 @@ def _baseline() -> dict | None:
     if not os.path.exists(path):
         return None
     r = json.load(open(path))["result"]
-    return {"grid": "cnn defaults (benchmarks/tiles.py)", "trials": 1, "best": f"defaults, {r['epochs']} epochs",
-            "test_top1": r["top1"], "test_macro_f1": r["macro_f1"], "test_balanced_accuracy": r["balanced_accuracy"]}
+    return {
+        "grid": "cnn defaults (benchmarks/tiles.py)",
+        "trials": 1,
+        "best": f"defaults, {r['epochs']} epochs",
+        "test_top1": r["top1"],
+        "test_macro_f1": r["macro_f1"],
+        "test_balanced_accuracy": r["balanced_accuracy"],
+    }
 
 
 def _number(text: str):
@@ -63,9 +77,30 @@ def _number(text: str):
 def run_grid(label: str, space_args: list[str], args, out_root: str) -> dict:
     name = f"bench-{label}"
     out = os.path.join(out_root, name)
-    command = ["tune", "--task", "tiles", "--data", args.data, *space_args, "--tuner", "grid",
-               "--epochs", str(args.epochs), "--image-size", str(args.image_size), "--objective", args.objective,
-               "--logdir", args.logdir, "--name", name, "--out", out, "--seed", str(args.seed)]
+    command = [
+        "tune",
+        "--task",
+        "tiles",
+        "--data",
+        args.data,
+        *space_args,
+        "--tuner",
+        "grid",
+        "--epochs",
+        str(args.epochs),
+        "--image-size",
+        str(args.image_size),
+        "--objective",
+        args.objective,
+        "--logdir",
+        args.logdir,
+        "--name",
+        name,
+        "--out",
+        out,
+        "--seed",
+        str(args.seed),
+    ]
     if args.max_trials:
         command += ["--max-trials", str(args.max_trials)]
     if args.overwrite:
@@ -111,8 +146,12 @@ def main():
     parser.add_argument("--logdir", default="logs/tune", help="TensorBoard root (HParams)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="start the grids afresh instead of resuming")
-    parser.add_argument("--optimizer-grid", choices=("reduced", "full"), default="reduced",
-                        help="reduced: 5 optimizers x 3 losses (15 trials); full: the built-in 120")
+    parser.add_argument(
+        "--optimizer-grid",
+        choices=("reduced", "full"),
+        default="reduced",
+        help="reduced: 5 optimizers x 3 losses (15 trials); full: the built-in 120",
+    )
     args = parser.parse_args()
 
     rows = []
@@ -132,17 +171,34 @@ def main():
             yaml.safe_dump(REDUCED_ARCHITECTURE, f, sort_keys=False)
         rows.append(run_grid("architecture", ["--space", space], args, args.out_root))
     baseline = _baseline()
-    columns = ["grid", "trials", "sec_per_trial_mean", "sec_per_trial_median", "trial_minutes", "search_minutes", "best",
-               f"best_val_{args.objective.removeprefix('val_')}", "test_top1", "test_macro_f1",
-               "test_balanced_accuracy"]
+    columns = [
+        "grid",
+        "trials",
+        "sec_per_trial_mean",
+        "sec_per_trial_median",
+        "trial_minutes",
+        "search_minutes",
+        "best",
+        f"best_val_{args.objective.removeprefix('val_')}",
+        "test_top1",
+        "test_macro_f1",
+        "test_balanced_accuracy",
+    ]
     print(table(rows + ([baseline] if baseline else []), columns))
     for r in rows:
         print(f"\n{r['grid']}: top trials\n" + table(r["top5"], list(r["top5"][0]) if r["top5"] else []))
-    path = write_results("tune", {"machine": machine(), "epochs_per_trial": args.epochs,
-                                  "image_size": args.image_size, "reduced_architecture_grid": REDUCED_ARCHITECTURE,
-                                  "optimizer_grid": REDUCED_OPTIMIZERS if args.optimizer_grid == "reduced"
-                                  else "built-in optimizers (120)",
-                                  "grids": rows, "baseline": baseline})
+    path = write_results(
+        "tune",
+        {
+            "machine": machine(),
+            "epochs_per_trial": args.epochs,
+            "image_size": args.image_size,
+            "reduced_architecture_grid": REDUCED_ARCHITECTURE,
+            "optimizer_grid": REDUCED_OPTIMIZERS if args.optimizer_grid == "reduced" else "built-in optimizers (120)",
+            "grids": rows,
+            "baseline": baseline,
+        },
+    )
     print("wrote", path)
 
 

@@ -41,9 +41,9 @@ import warnings
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from recaptcha_tf.challenge import cell_bounds, pick_cells, split_grid  # noqa: E402
+from recaptcha_tf.challenge import cell_bounds, pick_cells, split_grid
 
 log = logging.getLogger("recaptcha_tf")
 
@@ -148,8 +148,16 @@ class Predictor:
             ``model`` (waiting for and running the batch) and ``total``.
     """
 
-    def __init__(self, model_path: str, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 runtime: str = "keras", max_batch_size: int = 32, batch_wait_ms: float = 2.0, inference=None):
+    def __init__(
+        self,
+        model_path: str,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        runtime: str = "keras",
+        max_batch_size: int = 32,
+        batch_wait_ms: float = 2.0,
+        inference=None,
+    ):
         from recaptcha_tf.batching import MicroBatcher
         from recaptcha_tf.inference import load_inference
 
@@ -187,7 +195,10 @@ class Predictor:
             raise UploadError("The image could not be decoded.") from err
 
     def predict_upload(self, upload, top_k: int = 5) -> dict:
-        """Checks, decoding and a micro-batched prediction for one upload: the dict of :func:`~recaptcha_tf.inference.predict`."""
+        """Checks, decoding and a micro-batched prediction for one upload.
+
+        Returns the dict of :func:`~recaptcha_tf.inference.predict`.
+        """
         from recaptcha_tf.inference import format_predictions
 
         start = time.perf_counter()
@@ -197,8 +208,14 @@ class Predictor:
         decoded = time.perf_counter()
         outputs = self.batcher.submit(image[None])
         done = time.perf_counter()
-        self.timings.append({"checks": 1000 * (checked - start), "decode": 1000 * (decoded - checked),
-                             "model": 1000 * (done - decoded), "total": 1000 * (done - start)})
+        self.timings.append(
+            {
+                "checks": 1000 * (checked - start),
+                "decode": 1000 * (decoded - checked),
+                "model": 1000 * (done - decoded),
+                "total": 1000 * (done - start),
+            }
+        )
         return format_predictions(outputs, self.info, top_k)[0]
 
     def tile(self, upload, top_k: int = 5) -> tuple[dict, str]:
@@ -209,8 +226,11 @@ class Predictor:
         label = {name: float(p) for name, p in result["top_k"]}
         if self.info.kind == "sigmoid":
             labels = result["labels"]
-            summary = (f"labels over {self.info.threshold:g}: " + ", ".join(labels)) if labels else \
-                f"no label over the threshold {self.info.threshold:g}"
+            summary = (
+                (f"labels over {self.info.threshold:g}: " + ", ".join(labels))
+                if labels
+                else f"no label over the threshold {self.info.threshold:g}"
+            )
         else:
             summary = f"{result['label']} ({result['confidence']:.3f})"
         return label, summary
@@ -247,8 +267,9 @@ class Predictor:
         overlay = draw_overlay(rgb, rows, cols, picked)
         numbers = [i + 1 for i in picked]
         rule = f"probability >= {threshold:g}" if threshold is not None else "arg-max class"
-        summary = (f"{target}: cells {', '.join(map(str, numbers))}" if numbers else f"{target}: no cell") + \
-            f" of {rows * cols} (row-major from 1, top-left; picked by {rule})"
+        summary = (
+            f"{target}: cells {', '.join(map(str, numbers))}" if numbers else f"{target}: no cell"
+        ) + f" of {rows * cols} (row-major from 1, top-left; picked by {rule})"
         return overlay, summary, numbers
 
     def close(self) -> None:
@@ -356,9 +377,15 @@ def held_out_examples(model_path: str, count: int = 6) -> list[str]:
     return out
 
 
-def build_app(model_path: str, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
-              predictor: Predictor | None = None, runtime: str = "keras", concurrency: int = 32,
-              examples: int = 6):
+def build_app(
+    model_path: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    predictor: Predictor | None = None,
+    runtime: str = "keras",
+    concurrency: int = 32,
+    examples: int = 6,
+):
     """The ``gr.Blocks`` demo for the model at ``model_path`` (run folder or ``.keras`` file).
 
     ``concurrency`` requests run at once (each checks and decodes its upload,
@@ -374,10 +401,12 @@ def build_app(model_path: str, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: i
     # Backstop for uploads no request ever used (and for outputs): Gradio deletes cached files older than
     # CACHE_AGE seconds every CACHE_FREQUENCY seconds, and the whole cache when the server stops.
     with gr.Blocks(title="recaptcha_tf demo", delete_cache=(CACHE_FREQUENCY, CACHE_AGE)) as demo:
-        gr.Markdown(f"## recaptcha_tf: `{os.path.basename(os.path.abspath(model_path))}`\n"
-                    f"{info.task} model, {info.kind} output, {len(info.names)} "
-                    f"{'characters' if p.is_text else 'classes'}, input {info.image_size[0]}x{info.image_size[1]}"
-                    f"x{info.channels} ({info.resize}), runtime {p.runtime}. Uploads: {limits}")
+        gr.Markdown(
+            f"## recaptcha_tf: `{os.path.basename(os.path.abspath(model_path))}`\n"
+            f"{info.task} model, {info.kind} output, {len(info.names)} "
+            f"{'characters' if p.is_text else 'classes'}, input {info.image_size[0]}x{info.image_size[1]}"
+            f"x{info.channels} ({info.resize}), runtime {p.runtime}. Uploads: {limits}"
+        )
         if p.is_text:
             with gr.Tab("Text CAPTCHA"):
                 upload = gr.File(label="text CAPTCHA image", file_types=["image"], type="filepath")
@@ -405,8 +434,12 @@ def build_app(model_path: str, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: i
                 overlay = gr.Image(label="picked cells", type="numpy", format="png")
                 grid_summary = gr.Textbox(label="cells")
                 cells = gr.JSON(label="picked cells (numbered from 1, row-major)")
-                grid_button.click(_user_errors(lambda f, t, s: p.grid(f, t, s)), [grid_upload, target, shape],
-                                  [overlay, grid_summary, cells], api_name="select_cells")
+                grid_button.click(
+                    _user_errors(lambda f, t, s: p.grid(f, t, s)),
+                    [grid_upload, target, shape],
+                    [overlay, grid_summary, cells],
+                    api_name="select_cells",
+                )
     demo.queue(default_concurrency_limit=concurrency)
     demo.predictor = p
     return demo
@@ -455,17 +488,30 @@ def add_http_route(app, predictor: Predictor, path: str = API_ROUTE) -> None:
     app.add_api_route(path, predict_route, methods=["POST"], name="predict_image_bytes")
 
 
-def launch(demo, host: str = "127.0.0.1", port: int = 7860, max_bytes: int = DEFAULT_MAX_BYTES,
-           block: bool = True, http_route: bool = True):
+def launch(
+    demo,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    block: bool = True,
+    http_route: bool = True,
+):
     """Start the server; with ``block=False`` it runs in a background thread (tests, benchmarks).
 
     With ``http_route`` the plain ``POST /api/v1/predict`` route (:func:`add_http_route`)
     is mounted on Gradio's FastAPI app, next to the demo.
     """
     # Gradio's own limit is a backstop above ours, so the user sees our clearer message first.
-    result = demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=not block,
-                         share=False, max_file_size=max(2 * max_bytes, max_bytes + 1_000_000), show_error=True,
-                         ssr_mode=False)
+    result = demo.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=not block,
+        share=False,
+        max_file_size=max(2 * max_bytes, max_bytes + 1_000_000),
+        show_error=True,
+        ssr_mode=False,
+    )
     if http_route and getattr(demo, "predictor", None) is not None:
         add_http_route(demo.app, demo.predictor)
     if block:
@@ -473,16 +519,26 @@ def launch(demo, host: str = "127.0.0.1", port: int = 7860, max_bytes: int = DEF
     return result
 
 
-def serve(model_path: str, host: str = "127.0.0.1", port: int = 7860, max_bytes: int = DEFAULT_MAX_BYTES,
-          max_pixels: int = DEFAULT_MAX_PIXELS, runtime: str = "keras", max_batch_size: int = 32,
-          batch_wait_ms: float = 2.0) -> None:
+def serve(
+    model_path: str,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    runtime: str = "keras",
+    max_batch_size: int = 32,
+    batch_wait_ms: float = 2.0,
+) -> None:
     """The ``serve`` command: build the demo and serve it until interrupted."""
     start = time.perf_counter()
-    predictor = Predictor(model_path, max_bytes, max_pixels, runtime=runtime, max_batch_size=max_batch_size,
-                          batch_wait_ms=batch_wait_ms)
+    predictor = Predictor(
+        model_path, max_bytes, max_pixels, runtime=runtime, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms
+    )
     demo = build_app(model_path, max_bytes=max_bytes, max_pixels=max_pixels, predictor=predictor)
-    print(f"serving {model_path} ({predictor.runtime}, model ready in {time.perf_counter() - start:.1f} s) on "
-          f"http://{host}:{port}  (plain HTTP: POST raw image bytes to {API_ROUTE}; Ctrl+C to stop)")
+    print(
+        f"serving {model_path} ({predictor.runtime}, model ready in {time.perf_counter() - start:.1f} s) on "
+        f"http://{host}:{port}  (plain HTTP: POST raw image bytes to {API_ROUTE}; Ctrl+C to stop)"
+    )
     try:
         launch(demo, host, port, max_bytes, block=True)
     except OSError as err:  # Gradio: "Cannot find empty port in range ..."

@@ -106,5 +106,5 @@ class MicroBatcher:
         self.history.append((len(items), len(outputs), 1000 * (time.perf_counter() - start)))
         offset = 0
         for images, future in items:
-            future.set_result(outputs[offset:offset + len(images)])
+            future.set_result(outputs[offset : offset + len(images)])
             offset += len(images)

@@ -48,7 +48,8 @@ def split_grid(image: np.ndarray, rows: int, cols: int) -> list[np.ndarray]:
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ValueError(f"Expected an image (H, W) or (H, W, C), got shape {image.shape}.")
-    return [image[t:b, l:r] for t, b, l, r in cell_bounds(image.shape[0], image.shape[1], rows, cols)]
+    bounds = cell_bounds(image.shape[0], image.shape[1], rows, cols)
+    return [image[top:bottom, left:right] for top, bottom, left, right in bounds]
 
 
 def pick_cells(probs: np.ndarray, target_index: int, threshold: float | None = None) -> list[int]:

@@ -69,7 +69,7 @@ def _size(text: str) -> tuple[int, int]:
     try:
         parts = [int(p) for p in text.lower().split("x")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bad size {text!r}; use N or HxW")
+        raise argparse.ArgumentTypeError(f"bad size {text!r}; use N or HxW") from None
     if len(parts) == 1:
         parts = parts * 2
     if len(parts) != 2 or min(parts) < 8:
@@ -83,53 +83,92 @@ def _add_common_data(p, help_data: str):
 
 def _add_tune_parser(sub) -> None:
     p = sub.add_parser(
-        "tune", formatter_class=_Formatter,
+        "tune",
+        formatter_class=_Formatter,
         help="Keras Tuner search (grid, random, hyperband, bayesian) logged to TensorBoard HParams",
         description="Searches optimizers, losses, activations, learning rates or architecture with Keras Tuner. "
-                    "Every trial appears in TensorBoard's HParams tab (tensorboard --logdir LOGDIR). Re-running "
-                    "the same command resumes a stopped search; --overwrite starts afresh. OUT gets results.csv/.md/"
-                    ".png and the best model (model.keras), which evaluate and predict accept. Distributed: set "
-                    "KERASTUNER_TUNER_ID (chief, tuner0, tuner1, ...), KERASTUNER_ORACLE_IP and "
-                    "KERASTUNER_ORACLE_PORT and run the same command on the chief and every worker.",
+        "Every trial appears in TensorBoard's HParams tab (tensorboard --logdir LOGDIR). Re-running "
+        "the same command resumes a stopped search; --overwrite starts afresh. OUT gets results.csv/.md/"
+        ".png and the best model (model.keras), which evaluate and predict accept. Distributed: set "
+        "KERASTUNER_TUNER_ID (chief, tuner0, tuner1, ...), KERASTUNER_ORACLE_IP and "
+        "KERASTUNER_ORACLE_PORT and run the same command on the chief and every worker.",
     )
     _add_common_data(p, "class folders (tiles/chars), or text images named by label / Parquet (text)")
     p.add_argument("--task", choices=("tiles", "chars", "text"), default="tiles")
     space = p.add_mutually_exclusive_group()
-    space.add_argument("--search", choices=("optimizers", "architecture"), default=None,
-                       help="built-in search space (optimizers when --space is not given either)")
+    space.add_argument(
+        "--search",
+        choices=("optimizers", "architecture"),
+        default=None,
+        help="built-in search space (optimizers when --space is not given either)",
+    )
     space.add_argument("--space", default=None, help="YAML or JSON file mapping hyperparameters to lists of values")
-    p.add_argument("--tuner", choices=("grid", "random", "hyperband", "bayesian"), default="grid",
-                   help="grid runs every combination once")
+    p.add_argument(
+        "--tuner",
+        choices=("grid", "random", "hyperband", "bayesian"),
+        default="grid",
+        help="grid runs every combination once",
+    )
     p.add_argument("--model", default=None, help="registry model; default cnn (tiles, chars), crnn (text)")
-    p.add_argument("--max-trials", type=int, default=None,
-                   help="cap on trials; default the whole grid (grid) or 10 (random, bayesian); not for hyperband")
+    p.add_argument(
+        "--max-trials",
+        type=int,
+        default=None,
+        help="cap on trials; default the whole grid (grid) or 10 (random, bayesian); not for hyperband",
+    )
     p.add_argument("--epochs", type=_count(1), default=8, help="epochs per trial (hyperband: the most any trial gets)")
-    p.add_argument("--patience", type=_count(0), default=3, help="early stopping per trial on the objective (0 disables)")
-    p.add_argument("--objective", default=None,
-                   help="tiles/chars: macro_f1 (default), accuracy or loss; text: cer (default), exact_match or loss "
-                        "(all on the validation split)")
-    p.add_argument("--logdir", default="logs/tune", help="TensorBoard root ('' to disable); trials go to LOGDIR/NAME/trial_<id>")
+    p.add_argument(
+        "--patience", type=_count(0), default=3, help="early stopping per trial on the objective (0 disables)"
+    )
+    p.add_argument(
+        "--objective",
+        default=None,
+        help="tiles/chars: macro_f1 (default), accuracy or loss; text: cer (default), exact_match or loss "
+        "(all on the validation split)",
+    )
+    p.add_argument(
+        "--logdir", default="logs/tune", help="TensorBoard root ('' to disable); trials go to LOGDIR/NAME/trial_<id>"
+    )
     p.add_argument("--name", default=None, help="search name; default <task>-<space>-<tuner>")
     p.add_argument("--out", default=None, help="search folder (state, results, best model); default models/tune-<name>")
     p.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming the search in --out")
     p.add_argument("--seed", type=int, default=0, help="split, shuffle, initialisation and tuner seed")
-    p.add_argument("--image-size", type=_size, default=None,
-                   help="N or HxW; default 112 (tiles), 52x32 (chars), 48x192 (text)")
+    p.add_argument(
+        "--image-size", type=_size, default=None, help="N or HxW; default 112 (tiles), 52x32 (chars), 48x192 (text)"
+    )
     p.add_argument("--grayscale", action="store_true", default=None, help="1-channel images (default for chars)")
     p.add_argument("--batch-size", type=_count(1), default=None, help="default 64 (tiles, chars), 16 (text)")
-    p.add_argument("--learning-rate", type=_positive_float, default=None,
-                   help="peak learning rate when the space does not search it; default the task's")
-    p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "nadam", "rmsprop", "sgd", "sgd+momentum"),
-                   help="optimizer when the space does not search it")
-    p.add_argument("--loss", default=None,
-                   help="loss when the space does not search it; default label_smoothed_crossentropy (ctc for crnn)")
+    p.add_argument(
+        "--learning-rate",
+        type=_positive_float,
+        default=None,
+        help="peak learning rate when the space does not search it; default the task's",
+    )
+    p.add_argument(
+        "--optimizer",
+        default="adam",
+        choices=("adam", "adamw", "nadam", "rmsprop", "sgd", "sgd+momentum"),
+        help="optimizer when the space does not search it",
+    )
+    p.add_argument(
+        "--loss",
+        default=None,
+        help="loss when the space does not search it; default label_smoothed_crossentropy (ctc for crnn)",
+    )
     p.add_argument("--split", default="70/15/15", help="train/val/test fractions")
     p.add_argument("--no-augment", action="store_true", help="disable random augmentation")
     _add_runtime(p)
-    p.add_argument("--charset", default=None, help="text: vocabulary, e.g. a-z0-9 (default: a-z0-9 plus characters in the data)")
+    p.add_argument(
+        "--charset", default=None, help="text: vocabulary, e.g. a-z0-9 (default: a-z0-9 plus characters in the data)"
+    )
     _add_text_labels(p)
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="fixed builder argument, JSON value (the space overrides it)")
+    p.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fixed builder argument, JSON value (the space overrides it)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the validated space and grid size, then exit")
     _add_max_pixels(p)
 
@@ -148,13 +187,35 @@ def _run_tune(args) -> int:
     from recaptcha_tf.tuning.search import run_search
 
     summary = run_search(
-        args.data, task=args.task, space=space, tuner=args.tuner, model=args.model, max_trials=args.max_trials,
-        epochs=args.epochs, patience=args.patience, objective=args.objective, logdir=args.logdir or None,
-        name=args.name, out=args.out, overwrite=args.overwrite, seed=args.seed, image_size=args.image_size,
-        grayscale=args.grayscale, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        optimizer=args.optimizer, loss=args.loss, fractions=args.split, augment=not args.no_augment,
-        charset=args.charset, case=args.case, label_pattern=args.label_pattern,
-        model_kwargs=_model_kwargs(args.model_arg), precision=args.precision, verbose=2, strategy=args.strategy,
+        args.data,
+        task=args.task,
+        space=space,
+        tuner=args.tuner,
+        model=args.model,
+        max_trials=args.max_trials,
+        epochs=args.epochs,
+        patience=args.patience,
+        objective=args.objective,
+        logdir=args.logdir or None,
+        name=args.name,
+        out=args.out,
+        overwrite=args.overwrite,
+        seed=args.seed,
+        image_size=args.image_size,
+        grayscale=args.grayscale,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        optimizer=args.optimizer,
+        loss=args.loss,
+        fractions=args.split,
+        augment=not args.no_augment,
+        charset=args.charset,
+        case=args.case,
+        label_pattern=args.label_pattern,
+        model_kwargs=_model_kwargs(args.model_arg),
+        precision=args.precision,
+        verbose=2,
+        strategy=args.strategy,
     )
     if summary.get("results", {}).get("md"):
         with open(summary["results"]["md"]) as f:
@@ -165,32 +226,52 @@ def _run_tune(args) -> int:
 
 def _add_runtime(p):
     """Number format and tf.distribute strategy (train and tune)."""
-    p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
-                   help="number format; auto: bf16 on CPUs that have it, fp16 on GPUs, else float32")
-    p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
-                   help="tf.distribute strategy; --batch-size is per replica and the learning rate scales with "
-                        "replicas. auto: multiworker with a multi-worker TF_CONFIG, tpu on a TPU, mirrored with 2+ GPUs")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+        help="number format; auto: bf16 on CPUs that have it, fp16 on GPUs, else float32",
+    )
+    p.add_argument(
+        "--strategy",
+        default="auto",
+        choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+        help="tf.distribute strategy; --batch-size is per replica and the learning rate scales with "
+        "replicas. auto: multiworker with a multi-worker TF_CONFIG, tpu on a TPU, mirrored with 2+ GPUs",
+    )
 
 
 def _add_inference_runtime(p):
     """What runs the model (predict and serve)."""
-    p.add_argument("--runtime", choices=("keras", "onnx", "tflite"), default="keras",
-                   help="keras: the .keras model (compiled once); onnx / tflite: its export (RUN/export/model.onnx "
-                        "or .tflite from `recaptcha-tf export`, or that file as --model) through ONNX Runtime / "
-                        "TFLite, without loading the Keras model")
+    p.add_argument(
+        "--runtime",
+        choices=("keras", "onnx", "tflite"),
+        default="keras",
+        help="keras: the .keras model (compiled once); onnx / tflite: its export (RUN/export/model.onnx "
+        "or .tflite from `recaptcha-tf export`, or that file as --model) through ONNX Runtime / "
+        "TFLite, without loading the Keras model",
+    )
 
 
 def _add_max_pixels(p):
     from recaptcha_tf.data.images import DEFAULT_MAX_PIXELS
 
-    p.add_argument("--max-pixels", type=_count(0), default=DEFAULT_MAX_PIXELS,
-                   help="images declaring more pixels (width x height) are skipped in training and refused by "
-                        "predict/evaluate, from their header, before decoding (decompression bombs); 0: no limit")
+    p.add_argument(
+        "--max-pixels",
+        type=_count(0),
+        default=DEFAULT_MAX_PIXELS,
+        help="images declaring more pixels (width x height) are skipped in training and refused by "
+        "predict/evaluate, from their header, before decoding (decompression bombs); 0: no limit",
+    )
 
 
 def _add_tta(p):
-    p.add_argument("--tta", choices=("none", "flip"), default="none",
-                   help="tiles: test-time augmentation; flip averages each tile's probabilities with its mirror image's")
+    p.add_argument(
+        "--tta",
+        choices=("none", "flip"),
+        default="none",
+        help="tiles: test-time augmentation; flip averages each tile's probabilities with its mirror image's",
+    )
 
 
 def _add_parquet_columns(p):
@@ -206,18 +287,23 @@ def _add_text_labels(p):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="recaptcha-tf", formatter_class=_Formatter,
+        prog="recaptcha-tf",
+        formatter_class=_Formatter,
         description="Keras/TensorFlow toolkit for CAPTCHA recognition research (tiles, text, chars).",
     )
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="debug logging, and TensorFlow's own start-up and C++ log lines")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, and TensorFlow's own start-up and C++ log lines"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("balance", formatter_class=_Formatter,
-                       help="split a class-folder dataset and oversample its training split with Augmentor",
-                       description="Stratified split first; only the training split is augmented. "
-                                   "OUT/split.json records val/test (untouched originals), so "
-                                   "`train --data OUT` trains on the balanced set without leakage.")
+    p = sub.add_parser(
+        "balance",
+        formatter_class=_Formatter,
+        help="split a class-folder dataset and oversample its training split with Augmentor",
+        description="Stratified split first; only the training split is augmented. "
+        "OUT/split.json records val/test (untouched originals), so "
+        "`train --data OUT` trains on the balanced set without leakage.",
+    )
     _add_common_data(p, "class-folder dataset ROOT/<class>/<images>")
     p.add_argument("--out", default="balanced_images", help="output folder")
     p.add_argument("--per-class", type=_count(1), default=2000, help="oversample every class up to this many images")
@@ -233,63 +319,133 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder; default models/<task>-<model>")
     p.add_argument("--logdir", default="logs", help="TensorBoard root ('' to disable)")
     p.add_argument("--run-name", default=None, help="TensorBoard run name; default: the --out folder name")
-    p.add_argument("--image-size", type=_size, default=None,
-                   help="N or HxW; default 112 (tiles), 52x32 (chars); text: fitted to the training images")
-    p.add_argument("--grayscale", action="store_true", default=None, help="train on 1-channel images (default for chars)")
+    p.add_argument(
+        "--image-size",
+        type=_size,
+        default=None,
+        help="N or HxW; default 112 (tiles), 52x32 (chars); text: fitted to the training images",
+    )
+    p.add_argument(
+        "--grayscale", action="store_true", default=None, help="train on 1-channel images (default for chars)"
+    )
     p.add_argument("--resize", choices=("stretch", "pad"), default=None, help="stretch, or keep aspect ratio and pad")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start afresh: remove the run's state in --out (backup, split.json, history, checkpoints, "
-                        "balanced_images) first; other files in --out are kept")
-    p.add_argument("--epochs", type=_count(1), default=None,
-                   help="default 26 (tiles); chars: from the set's size (8-30); text: as many as --steps takes")
-    p.add_argument("--steps", type=_count(1), default=None,
-                   help="text: optimizer updates in all, whatever the set's size (default 4000 for a 48x192 input, "
-                        "fewer for larger inputs); ignored with --epochs")
-    p.add_argument("--colour", choices=("auto", "ink", "gray"), default="auto",
-                   help="text: ink (distance from each image's background colour; any polarity or text colour; "
-                        "the default) or gray (grayscale, padded)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh: remove the run's state in --out (backup, split.json, history, checkpoints, "
+        "balanced_images) first; other files in --out are kept",
+    )
+    p.add_argument(
+        "--epochs",
+        type=_count(1),
+        default=None,
+        help="default 26 (tiles); chars: from the set's size (8-30); text: as many as --steps takes",
+    )
+    p.add_argument(
+        "--steps",
+        type=_count(1),
+        default=None,
+        help="text: optimizer updates in all, whatever the set's size (default 4000 for a 48x192 input, "
+        "fewer for larger inputs); ignored with --epochs",
+    )
+    p.add_argument(
+        "--colour",
+        choices=("auto", "ink", "gray"),
+        default="auto",
+        help="text: ink (distance from each image's background colour; any polarity or text colour; "
+        "the default) or gray (grayscale, padded)",
+    )
     p.add_argument("--batch-size", type=_count(1), default=None, help="default 64 (tiles, chars), 16 (text)")
-    p.add_argument("--learning-rate", type=_positive_float, default=None, help="peak learning rate of the cosine schedule")
+    p.add_argument(
+        "--learning-rate", type=_positive_float, default=None, help="peak learning rate of the cosine schedule"
+    )
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "nadam", "rmsprop", "sgd"))
-    p.add_argument("--label-smoothing", type=float, default=None,
-                   help="tiles/chars cross-entropy label smoothing (default 0.1, or the model's transfer recipe's)")
+    p.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=None,
+        help="tiles/chars cross-entropy label smoothing (default 0.1, or the model's transfer recipe's)",
+    )
     p.add_argument("--patience", type=_count(0), default=None, help="early-stopping patience in epochs (0 disables)")
-    p.add_argument("--split", default="70/15/15",
-                   help="train/val/test fractions adding up to 100 (70/30: no test part), or a split.json to reuse")
+    p.add_argument(
+        "--split",
+        default="70/15/15",
+        help="train/val/test fractions adding up to 100 (70/30: no test part), or a split.json to reuse",
+    )
     p.add_argument("--seed", type=int, default=0, help="split, shuffle and initialisation seed")
-    p.add_argument("--balance", type=int, default=None, metavar="N",
-                   help="oversample each training class to N images with Augmentor first; 0: off. Default (tiles): "
-                        "classes smaller than min(500, the largest class) are oversampled to that size")
-    p.add_argument("--balanced-dir", default=None,
-                   help="where balancing writes the balanced training split (default: OUT/balanced_images)")
-    p.add_argument("--class-weight", choices=("none", "balanced"), default="none",
-                   help="'balanced' weights the loss by inverse class frequency instead of oversampling")
+    p.add_argument(
+        "--balance",
+        type=int,
+        default=None,
+        metavar="N",
+        help="oversample each training class to N images with Augmentor first; 0: off. Default (tiles): "
+        "classes smaller than min(500, the largest class) are oversampled to that size",
+    )
+    p.add_argument(
+        "--balanced-dir",
+        default=None,
+        help="where balancing writes the balanced training split (default: OUT/balanced_images)",
+    )
+    p.add_argument(
+        "--class-weight",
+        choices=("none", "balanced"),
+        default="none",
+        help="'balanced' weights the loss by inverse class frequency instead of oversampling",
+    )
     p.add_argument("--no-augment", action="store_true", help="disable random augmentation")
-    p.add_argument("--mix", choices=("none", "mixup", "cutmix"), default="none",
-                   help="tiles/chars: blend pairs of training images and their labels (Keras MixUp / CutMix)")
+    p.add_argument(
+        "--mix",
+        choices=("none", "mixup", "cutmix"),
+        default="none",
+        help="tiles/chars: blend pairs of training images and their labels (Keras MixUp / CutMix)",
+    )
     p.add_argument("--cache", default="memory", help="'memory', 'none', or a file prefix for an on-disk cache")
     _add_runtime(p)
-    p.add_argument("--charset", default=None, help="text: vocabulary, e.g. a-z0-9 (default: a-z0-9 plus characters in the data)")
+    p.add_argument(
+        "--charset", default=None, help="text: vocabulary, e.g. a-z0-9 (default: a-z0-9 plus characters in the data)"
+    )
     _add_text_labels(p)
     p.add_argument("--val-data", default=None, help="text: separate validation set")
     _add_parquet_columns(p)
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra builder argument, JSON value (e.g. conv_layers=4, filters=[32,64])")
-    p.add_argument("--weights", default=None,
-                   help="backbone weights: none, imagenet (standard Keras/keras-hub download and cache), a "
-                        "keras-hub preset name or local preset folder (efficientnet-lite0, vit-*), a .weights.h5 file, "
-                        "or a trained .keras model with the same backbone (e.g. text: a model trained on synthetic CAPTCHAs)")
+    p.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra builder argument, JSON value (e.g. conv_layers=4, filters=[32,64])",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="backbone weights: none, imagenet (standard Keras/keras-hub download and cache), a "
+        "keras-hub preset name or local preset folder (efficientnet-lite0, vit-*), a .weights.h5 file, "
+        "or a trained .keras model with the same backbone (e.g. text: a model trained on synthetic CAPTCHAs)",
+    )
     p.add_argument("--alpha", type=float, default=None, help="mobilenetv2 width multiplier (0.35 to 1.4; default 1.0)")
-    p.add_argument("--freeze-epochs", type=int, default=None,
-                   help="phase-1 epochs with the backbone frozen (default 3 with --weights, else 0)")
-    p.add_argument("--unfreeze", default=None,
-                   help="phase 2 unfreezes 'all' of the backbone or its top N blocks (default all, or the recipe's)")
-    p.add_argument("--fine-tune-learning-rate", type=float, default=None,
-                   help="phase-2 peak learning rate (default: --learning-rate / 10 after a frozen phase)")
+    p.add_argument(
+        "--freeze-epochs",
+        type=int,
+        default=None,
+        help="phase-1 epochs with the backbone frozen (default 3 with --weights, else 0)",
+    )
+    p.add_argument(
+        "--unfreeze",
+        default=None,
+        help="phase 2 unfreezes 'all' of the backbone or its top N blocks (default all, or the recipe's)",
+    )
+    p.add_argument(
+        "--fine-tune-learning-rate",
+        type=float,
+        default=None,
+        help="phase-2 peak learning rate (default: --learning-rate / 10 after a frozen phase)",
+    )
     p.add_argument("--multi-label", action="store_true", help="tiles: sigmoid head with binary cross-entropy")
     p.add_argument("--labels", default=None, help="multi-label CSV 'path,labels' (';'-separated), paths under --data")
-    p.add_argument("--allow-outside-data", action="store_true",
-                   help="multi-label CSV: accept absolute and ../ paths that point outside --data")
+    p.add_argument(
+        "--allow-outside-data",
+        action="store_true",
+        help="multi-label CSV: accept absolute and ../ paths that point outside --data",
+    )
     p.add_argument("--threshold", type=float, default=0.5, help="multi-label decision threshold")
     _add_max_pixels(p)
 
@@ -297,18 +453,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="run folder or .keras file")
     _add_common_data(p, "class folders, text images, or Parquet")
     p.add_argument("--report", default=None, help="write the JSON report here (plots go beside it)")
-    p.add_argument("--subset", choices=("auto", "all", "train", "val", "test"), default="auto",
-                   help="auto: the run's test split if --data is its training data, else every image")
+    p.add_argument(
+        "--subset",
+        choices=("auto", "all", "train", "val", "test"),
+        default="auto",
+        help="auto: the run's test split if --data is its training data, else every image",
+    )
     p.add_argument("--beam-width", type=int, default=0, help="text/CTC: beam search width (0 = greedy)")
     _add_text_labels(p)
     p.add_argument("--labels", default=None, help="multi-label models: CSV 'path,labels' (default: class folders)")
-    p.add_argument("--allow-outside-data", action="store_true",
-                   help="multi-label CSV: accept absolute and ../ paths that point outside --data")
-    p.add_argument("--challenges", type=_count(0), default=500,
-                   help="tiles: seeded 3x3 and 4x4 grids for the challenge-level score (0 skips it)")
+    p.add_argument(
+        "--allow-outside-data",
+        action="store_true",
+        help="multi-label CSV: accept absolute and ../ paths that point outside --data",
+    )
+    p.add_argument(
+        "--challenges",
+        type=_count(0),
+        default=500,
+        help="tiles: seeded 3x3 and 4x4 grids for the challenge-level score (0 skips it)",
+    )
     _add_tta(p)
-    p.add_argument("--ensemble", nargs="+", default=[], metavar="RUN",
-                   help="tiles/chars: average the probabilities of these runs (same classes) with --model's")
+    p.add_argument(
+        "--ensemble",
+        nargs="+",
+        default=[],
+        metavar="RUN",
+        help="tiles/chars: average the probabilities of these runs (same classes) with --model's",
+    )
     _add_parquet_columns(p)
     _add_max_pixels(p)
 
@@ -329,9 +501,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--charset", default="a-z0-9", help="characters to draw from (ranges allowed)")
     p.add_argument("--size", default="200x50", help="WIDTHxHEIGHT in pixels")
     p.add_argument("--seed", type=int, default=0, help="same seed, same images")
-    p.add_argument("--format", choices=("png", "parquet"), default="png", help="PNG files named by label, or one Parquet file")
-    p.add_argument("--style", choices=("project", "captcha-lib"), default="project",
-                   help="project: rotated text, spots, lines, elastic warp; captcha-lib: the captcha package's ImageCaptcha")
+    p.add_argument(
+        "--format", choices=("png", "parquet"), default="png", help="PNG files named by label, or one Parquet file"
+    )
+    p.add_argument(
+        "--style",
+        choices=("project", "captcha-lib"),
+        default="project",
+        help="project: rotated text, spots, lines, elastic warp; captcha-lib: the captcha package's ImageCaptcha",
+    )
     p.add_argument("--preview", default=None, help="write a contact sheet PNG here")
 
     p = sub.add_parser("merge-parquet", formatter_class=_Formatter, help="merge Parquet CAPTCHA files into one")
@@ -339,62 +517,103 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="merged Parquet file (columns image, text)")
     _add_parquet_columns(p)
 
-    p = sub.add_parser("convert-multilabel", formatter_class=_Formatter,
-                       help="Hugging Face multi-label images (e.g. ReCAPTCHAv2-29k) -> images + path,labels CSV")
-    p.add_argument("source", help="a .parquet/.arrow file, or a folder of Parquet files, Arrow files (save_to_disk) "
-                                  "or images with metadata.jsonl/metadata.csv")
-    p.add_argument("--out", required=True, help="folder for images/ and labels.csv (train with --data OUT "
-                                                "--labels OUT/labels.csv --multi-label)")
-    p.add_argument("--classes", default=None,
-                   help="comma-separated class names of the label positions (default: the dataset's features)")
+    p = sub.add_parser(
+        "convert-multilabel",
+        formatter_class=_Formatter,
+        help="Hugging Face multi-label images (e.g. ReCAPTCHAv2-29k) -> images + path,labels CSV",
+    )
+    p.add_argument(
+        "source",
+        help="a .parquet/.arrow file, or a folder of Parquet files, Arrow files (save_to_disk) "
+        "or images with metadata.jsonl/metadata.csv",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="folder for images/ and labels.csv (train with --data OUT --labels OUT/labels.csv --multi-label)",
+    )
+    p.add_argument(
+        "--classes",
+        default=None,
+        help="comma-separated class names of the label positions (default: the dataset's features)",
+    )
     p.add_argument("--image-column", default="image", help="the image column")
     p.add_argument("--label-column", default="labels", help="the labels column (multi-hot, indices or names)")
-    p.add_argument("--allow-outside-data", action="store_true",
-                   help="image-folder metadata: accept file names outside SOURCE")
+    p.add_argument(
+        "--allow-outside-data", action="store_true", help="image-folder metadata: accept file names outside SOURCE"
+    )
     _add_max_pixels(p)
 
-    p = sub.add_parser("demo", formatter_class=_Formatter,
-                       help="generate ~5,000 CAPTCHAs, train the CRNN, evaluate on a held-out generated set")
+    p = sub.add_parser(
+        "demo",
+        formatter_class=_Formatter,
+        help="generate ~5,000 CAPTCHAs, train the CRNN, evaluate on a held-out generated set",
+    )
     p.add_argument("--out", default="demo_run", help="folder for generated data, model and reports")
     p.add_argument("--logdir", default="logs", help="TensorBoard root")
-    p.add_argument("--count", type=_count(10), default=5000, help="training CAPTCHAs to generate (500 more are held out)")
+    p.add_argument(
+        "--count", type=_count(10), default=5000, help="training CAPTCHAs to generate (500 more are held out)"
+    )
     p.add_argument("--epochs", type=_count(1), default=None, help="CRNN epochs (default 12)")
     p.add_argument("--seed", type=int, default=0, help="generator and training seed")
 
-    p = sub.add_parser("export", formatter_class=_Formatter,
-                       help="export a saved model to SavedModel, TFLite or ONNX and check parity with Keras",
-                       description="Exports the float32 inference model (raw images of any size in, resizing "
-                                   "inside) with a sidecar <artifact>.json (names, kind, threshold, task, size, "
-                                   "channels, resize), then compares it with Keras on real images. A failed "
-                                   "parity check exits with status 1.")
+    p = sub.add_parser(
+        "export",
+        formatter_class=_Formatter,
+        help="export a saved model to SavedModel, TFLite or ONNX and check parity with Keras",
+        description="Exports the float32 inference model (raw images of any size in, resizing "
+        "inside) with a sidecar <artifact>.json (names, kind, threshold, task, size, "
+        "channels, resize), then compares it with Keras on real images. A failed "
+        "parity check exits with status 1.",
+    )
     p.add_argument("--model", required=True, help="run folder or .keras file")
     p.add_argument("--format", required=True, choices=("savedmodel", "tflite", "onnx"))
-    p.add_argument("--quantize", choices=("dynamic",), default=None,
-                   help="dynamic-range quantization (int8 weights; tflite and onnx)")
-    p.add_argument("--out", default=None, help="artifact path; default RUN/export/model[_dynamic]{_savedmodel,.tflite,.onnx}")
-    p.add_argument("--data", nargs="*", default=None,
-                   help="images or folders for the parity check; default the run's test split (split.json)")
+    p.add_argument(
+        "--quantize",
+        choices=("dynamic",),
+        default=None,
+        help="dynamic-range quantization (int8 weights; tflite and onnx)",
+    )
+    p.add_argument(
+        "--out", default=None, help="artifact path; default RUN/export/model[_dynamic]{_savedmodel,.tflite,.onnx}"
+    )
+    p.add_argument(
+        "--data",
+        nargs="*",
+        default=None,
+        help="images or folders for the parity check; default the run's test split (split.json)",
+    )
     p.add_argument("--parity-images", type=_count(1), default=64, help="at most this many images in the parity check")
-    p.add_argument("--tolerance", type=float, default=1e-4,
-                   help="float32 exports: max abs difference allowed on probabilities")
-    p.add_argument("--min-agreement", type=float, default=0.9,
-                   help="quantized exports: top-1 / label-set / decoded-text agreement required")
+    p.add_argument(
+        "--tolerance", type=float, default=1e-4, help="float32 exports: max abs difference allowed on probabilities"
+    )
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=0.9,
+        help="quantized exports: top-1 / label-set / decoded-text agreement required",
+    )
     p.add_argument("--no-parity", action="store_true", help="skip the parity check")
     _add_max_pixels(p)
 
-    p = sub.add_parser("serve", formatter_class=_Formatter,
-                       help="Gradio demo: tiles, text CAPTCHAs and 3x3/4x4 grid challenges",
-                       description="Uploads are validated (size in bytes and pixels, image content) before "
-                                   "TensorFlow sees them.")
+    p = sub.add_parser(
+        "serve",
+        formatter_class=_Formatter,
+        help="Gradio demo: tiles, text CAPTCHAs and 3x3/4x4 grid challenges",
+        description="Uploads are validated (size in bytes and pixels, image content) before TensorFlow sees them.",
+    )
     p.add_argument("--model", required=True, help="run folder or .keras file")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     p.add_argument("--port", type=_count(0), default=7860)
     p.add_argument("--max-bytes", type=_count(1), default=5_000_000, help="largest upload in bytes")
-    p.add_argument("--max-pixels", type=_count(1), default=4096 * 4096, help="largest upload in pixels (width x height)")
+    p.add_argument(
+        "--max-pixels", type=_count(1), default=4096 * 4096, help="largest upload in pixels (width x height)"
+    )
     _add_inference_runtime(p)
     p.add_argument("--max-batch-size", type=_count(1), default=32, help="most concurrent images per model call")
-    p.add_argument("--batch-wait-ms", type=float, default=2.0,
-                   help="how long a request waits for others to join its micro-batch")
+    p.add_argument(
+        "--batch-wait-ms", type=float, default=2.0, help="how long a request waits for others to join its micro-batch"
+    )
     _add_tune_parser(sub)
     return parser
 
@@ -427,8 +646,10 @@ def dispatch(args) -> int:
         out = balance_split(split, args.out, per_class=args.per_class, cap=args.cap, seed=args.seed)
         counts = out.counts()
         for i, name in enumerate(out.class_names):
-            print(f"{name:>16}: {ds.counts()[i]:5d} -> train {counts['train'][i]:5d}, val {counts['val'][i]:4d}, "
-                  f"test {counts['test'][i]:4d}")
+            print(
+                f"{name:>16}: {ds.counts()[i]:5d} -> train {counts['train'][i]:5d}, val {counts['val'][i]:4d}, "
+                f"test {counts['test'][i]:4d}"
+            )
         print(f"wrote {args.out}/ and {args.out}/split.json")
     elif args.command == "train":
         model = args.model or runs.task_defaults(args.task)["model"]
@@ -439,40 +660,105 @@ def dispatch(args) -> int:
             runs.clear_run_state(out)
         if args.task == "text":
             summary = runs.train_text(
-                args.data, out, model=model, charset=args.charset, case=args.case, label_pattern=args.label_pattern,
-                image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
-                learning_rate=args.learning_rate, patience=args.patience, fractions=fractions, seed=args.seed,
-                val_data=args.val_data, augment=not args.no_augment, logdir=args.logdir or None,
-                run_name=args.run_name, model_kwargs=_model_kwargs(args.model_arg),
-                precision=args.precision, strategy=args.strategy, weights=args.weights,
-                freeze_epochs=args.freeze_epochs, unfreeze=_unfreeze(args.unfreeze),
-                fine_tune_learning_rate=args.fine_tune_learning_rate, steps=args.steps, colour=args.colour,
-                image_column=args.image_column, label_column=args.label_column,
+                args.data,
+                out,
+                model=model,
+                charset=args.charset,
+                case=args.case,
+                label_pattern=args.label_pattern,
+                image_size=args.image_size,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                learning_rate=args.learning_rate,
+                patience=args.patience,
+                fractions=fractions,
+                seed=args.seed,
+                val_data=args.val_data,
+                augment=not args.no_augment,
+                logdir=args.logdir or None,
+                run_name=args.run_name,
+                model_kwargs=_model_kwargs(args.model_arg),
+                precision=args.precision,
+                strategy=args.strategy,
+                weights=args.weights,
+                freeze_epochs=args.freeze_epochs,
+                unfreeze=_unfreeze(args.unfreeze),
+                fine_tune_learning_rate=args.fine_tune_learning_rate,
+                steps=args.steps,
+                colour=args.colour,
+                image_column=args.image_column,
+                label_column=args.label_column,
             )
         else:
             cache = {"memory": True, "none": False}.get(args.cache, args.cache)
             summary = runs.train_classifier(
-                args.data, out, task=args.task, model=model, image_size=args.image_size, grayscale=args.grayscale,
-                resize=args.resize, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                optimizer=args.optimizer, label_smoothing=args.label_smoothing, patience=args.patience,
-                split=split_path, fractions=fractions, seed=args.seed, balance_per_class=args.balance,
-                balanced_dir=args.balanced_dir, class_weight=args.class_weight, augment=not args.no_augment,
-                mix=args.mix, cache=cache, logdir=args.logdir or None, run_name=args.run_name,
+                args.data,
+                out,
+                task=args.task,
+                model=model,
+                image_size=args.image_size,
+                grayscale=args.grayscale,
+                resize=args.resize,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                learning_rate=args.learning_rate,
+                optimizer=args.optimizer,
+                label_smoothing=args.label_smoothing,
+                patience=args.patience,
+                split=split_path,
+                fractions=fractions,
+                seed=args.seed,
+                balance_per_class=args.balance,
+                balanced_dir=args.balanced_dir,
+                class_weight=args.class_weight,
+                augment=not args.no_augment,
+                mix=args.mix,
+                cache=cache,
+                logdir=args.logdir or None,
+                run_name=args.run_name,
                 model_kwargs=_model_kwargs(args.model_arg) | ({"alpha": args.alpha} if args.alpha else {}),
-                precision=args.precision, strategy=args.strategy, weights=args.weights, freeze_epochs=args.freeze_epochs,
+                precision=args.precision,
+                strategy=args.strategy,
+                weights=args.weights,
+                freeze_epochs=args.freeze_epochs,
                 unfreeze=_unfreeze(args.unfreeze),
-                fine_tune_learning_rate=args.fine_tune_learning_rate, multi_label=args.multi_label,
-                labels_csv=args.labels, threshold=args.threshold, allow_outside_data=args.allow_outside_data,
+                fine_tune_learning_rate=args.fine_tune_learning_rate,
+                multi_label=args.multi_label,
+                labels_csv=args.labels,
+                threshold=args.threshold,
+                allow_outside_data=args.allow_outside_data,
             )
         print(json.dumps(summary, indent=2))
     elif args.command == "evaluate":
-        result = runs.evaluate(args.model, args.data, report=args.report, subset=args.subset,
-                               beam_width=args.beam_width, label_pattern=args.label_pattern, case=args.case,
-                               labels_csv=args.labels, challenges=args.challenges, image_column=args.image_column,
-                               label_column=args.label_column, allow_outside_data=args.allow_outside_data,
-                               tta=args.tta, ensemble=args.ensemble)
-        keys = ("n", "exact_match", "cer", "top1", "top3", "hamming_accuracy", "subset_accuracy", "balanced_accuracy",
-                "macro_f1", "subset", "images_per_second")
+        result = runs.evaluate(
+            args.model,
+            args.data,
+            report=args.report,
+            subset=args.subset,
+            beam_width=args.beam_width,
+            label_pattern=args.label_pattern,
+            case=args.case,
+            labels_csv=args.labels,
+            challenges=args.challenges,
+            image_column=args.image_column,
+            label_column=args.label_column,
+            allow_outside_data=args.allow_outside_data,
+            tta=args.tta,
+            ensemble=args.ensemble,
+        )
+        keys = (
+            "n",
+            "exact_match",
+            "cer",
+            "top1",
+            "top3",
+            "hamming_accuracy",
+            "subset_accuracy",
+            "balanced_accuracy",
+            "macro_f1",
+            "subset",
+            "images_per_second",
+        )
         shown = {k: result[k] for k in keys if k in result}
         if "challenge" in result:
             shown["challenge_solved"] = {g: r["solved"] for g, r in result["challenge"].items()}
@@ -480,8 +766,14 @@ def dispatch(args) -> int:
     elif args.command == "predict":
         from recaptcha_tf.inference import load_inference, predict
 
-        results = predict(load_inference(args.model, args.runtime), args.images, top_k=args.top_k,
-                          beam_width=args.beam_width, errors="report", tta=args.tta)
+        results = predict(
+            load_inference(args.model, args.runtime),
+            args.images,
+            top_k=args.top_k,
+            beam_width=args.beam_width,
+            errors="report",
+            tta=args.tta,
+        )
         failed = 0
         for path, r in zip(args.images, results):
             if "error" in r:
@@ -503,9 +795,17 @@ def dispatch(args) -> int:
     elif args.command == "generate":
         from recaptcha_tf.data.generator import generate_captchas, parse_length, parse_size
 
-        labels = generate_captchas(args.out, count=args.count, length=parse_length(args.length), charset=args.charset,
-                                   size=parse_size(args.size), seed=args.seed, format=args.format, style=args.style,
-                                   preview=args.preview)
+        labels = generate_captchas(
+            args.out,
+            count=args.count,
+            length=parse_length(args.length),
+            charset=args.charset,
+            size=parse_size(args.size),
+            seed=args.seed,
+            format=args.format,
+            style=args.style,
+            preview=args.preview,
+        )
         print(f"wrote {len(labels)} CAPTCHAs to {args.out}" + (f"; preview {args.preview}" if args.preview else ""))
     elif args.command == "merge-parquet":
         from recaptcha_tf.data.text import merge_parquet
@@ -515,13 +815,20 @@ def dispatch(args) -> int:
     elif args.command == "convert-multilabel":
         from recaptcha_tf.data.hf_multilabel import convert_multilabel
 
-        result = convert_multilabel(args.source, args.out, class_names=args.classes and args.classes.split(","),
-                                    image_column=args.image_column, label_column=args.label_column,
-                                    allow_outside=args.allow_outside_data)
+        result = convert_multilabel(
+            args.source,
+            args.out,
+            class_names=args.classes and args.classes.split(","),
+            image_column=args.image_column,
+            label_column=args.label_column,
+            allow_outside=args.allow_outside_data,
+        )
         for problem in result["skipped"]:
             print(f"warning: skipped {problem}", file=sys.stderr)
-        print(f"wrote {result['images']} images ({', '.join(f'{k} {v}' for k, v in result['splits'].items())}) "
-              f"and {result['csv']}; classes: {', '.join(result['class_names'] or [])}")
+        print(
+            f"wrote {result['images']} images ({', '.join(f'{k} {v}' for k, v in result['splits'].items())}) "
+            f"and {result['csv']}; classes: {', '.join(result['class_names'] or [])}"
+        )
     elif args.command == "demo":
         from recaptcha_tf.demo import run_demo
 
@@ -529,14 +836,30 @@ def dispatch(args) -> int:
     elif args.command == "export":
         from recaptcha_tf.export import run_export
 
-        return run_export(args.model, args.format, out=args.out, quantize=args.quantize, data=args.data,
-                          limit=args.parity_images, tolerance=args.tolerance, min_agreement=args.min_agreement,
-                          parity=not args.no_parity)
+        return run_export(
+            args.model,
+            args.format,
+            out=args.out,
+            quantize=args.quantize,
+            data=args.data,
+            limit=args.parity_images,
+            tolerance=args.tolerance,
+            min_agreement=args.min_agreement,
+            parity=not args.no_parity,
+        )
     elif args.command == "serve":
         from recaptcha_tf.app import serve
 
-        serve(args.model, host=args.host, port=args.port, max_bytes=args.max_bytes, max_pixels=args.max_pixels,
-              runtime=args.runtime, max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms)
+        serve(
+            args.model,
+            host=args.host,
+            port=args.port,
+            max_bytes=args.max_bytes,
+            max_pixels=args.max_pixels,
+            runtime=args.runtime,
+            max_batch_size=args.max_batch_size,
+            batch_wait_ms=args.batch_wait_ms,
+        )
     elif args.command == "tune":
         return _run_tune(args)
     return 0
@@ -724,8 +1047,13 @@ _OS_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirecto
 
 def is_user_error(err: BaseException) -> bool:
     """True for the project's own error types and expected OS errors; anything else is a bug."""
-    types = tuple(getattr(sys.modules[m], name) for m, names in _USER_ERRORS.items() if m in sys.modules
-                  for name in names if hasattr(sys.modules[m], name))
+    types = tuple(
+        getattr(sys.modules[m], name)
+        for m, names in _USER_ERRORS.items()
+        if m in sys.modules
+        for name in names
+        if hasattr(sys.modules[m], name)
+    )
     return isinstance(err, types + _OS_ERRORS) or (isinstance(err, OSError) and err.errno == errno.EADDRINUSE)
 
 

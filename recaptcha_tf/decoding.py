@@ -18,9 +18,7 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def ctc_greedy_decode(
-    probs: np.ndarray, characters: Sequence[str]
-) -> list[tuple[str, list[float]]]:
+def ctc_greedy_decode(probs: np.ndarray, characters: Sequence[str]) -> list[tuple[str, list[float]]]:
     """Best-path CTC decoding with per-character confidence.
 
     Takes the arg-max class of every frame, merges repeats, drops blanks (index 0).

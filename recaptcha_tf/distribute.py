@@ -38,7 +38,8 @@ def _tf_config() -> dict:
 
 def _has_tpu() -> bool:
     return bool(os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME")) or bool(
-        tf.config.list_logical_devices("TPU"))
+        tf.config.list_logical_devices("TPU")
+    )
 
 
 def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
@@ -61,9 +62,11 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
         if not _tf_config().get("cluster"):
-            raise ValueError("--strategy multiworker needs TF_CONFIG describing the cluster "
-                             '(e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-                             '"task": {"type": "worker", "index": 0}}).')
+            raise ValueError(
+                "--strategy multiworker needs TF_CONFIG describing the cluster "
+                '(e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                '"task": {"type": "worker", "index": 0}}).'
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", ""))
     tf.config.experimental_connect_to_cluster(resolver)
@@ -83,7 +86,8 @@ def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or not task:
         return True
     return task.get("type") == "chief" or (
-        task.get("type") == "worker" and task.get("index", 0) == 0 and "chief" not in _tf_config().get("cluster", {}))
+        task.get("type") == "worker" and task.get("index", 0) == 0 and "chief" not in _tf_config().get("cluster", {})
+    )
 
 
 def worker_dir(out: str, strategy: tf.distribute.Strategy | None = None) -> str:

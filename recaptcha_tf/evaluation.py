@@ -95,8 +95,12 @@ def multilabel_report(
         "top1": float(np.mean(targets[np.arange(len(top)), top] == 1)),
         "macro_f1": float(np.mean(f1)),
         "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                   "support": int(support[i])}
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(class_names)
         },
         "class_names": list(class_names),
@@ -189,8 +193,10 @@ def confusable_pairs(references: Sequence[str], hypotheses: Sequence[str], top: 
     for (t, p), n in confusions.items():
         a, b = sorted((t, p))
         pairs.setdefault((a, b), [0, 0])[0 if (t, p) == (a, b) else 1] += n
-    rows = [{"pair": f"{a}/{b}", "a_read_as_b": ab, "b_read_as_a": ba, "total": ab + ba,
-             "share": (ab + ba) / total} for (a, b), (ab, ba) in pairs.items()]
+    rows = [
+        {"pair": f"{a}/{b}", "a_read_as_b": ab, "b_read_as_a": ba, "total": ab + ba, "share": (ab + ba) / total}
+        for (a, b), (ab, ba) in pairs.items()
+    ]
     return sorted(rows, key=lambda r: (-r["total"], r["pair"]))[:top]
 
 
@@ -223,4 +229,3 @@ def write_report(report: dict, path: str) -> str:
         json.dump(report, f, indent=2)
     os.replace(tmp, path)
     return path
-

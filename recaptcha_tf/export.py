@@ -171,8 +171,13 @@ def sidecar_path(artifact: str) -> str:
 
 def _info_dict(info) -> dict:
     return {
-        "names": list(info.names), "kind": info.kind, "threshold": float(info.threshold), "task": info.task,
-        "image_size": [int(s) for s in info.image_size], "channels": int(info.channels), "resize": info.resize,
+        "names": list(info.names),
+        "kind": info.kind,
+        "threshold": float(info.threshold),
+        "task": info.task,
+        "image_size": [int(s) for s in info.image_size],
+        "channels": int(info.channels),
+        "resize": info.resize,
     }
 
 
@@ -185,8 +190,12 @@ def write_sidecar(artifact: str, info, format: str, quantize: str | None, input_
         **_info_dict(info),
         "format": format,
         "quantize": quantize,
-        "input": {"name": "image", "dtype": "float32", "shape": [None if d is None else int(d) for d in input_shape],
-                  "pixels": "0-255, RGB or grayscale per 'channels'; resized inside unless the shape is fixed"},
+        "input": {
+            "name": "image",
+            "dtype": "float32",
+            "shape": [None if d is None else int(d) for d in input_shape],
+            "pixels": "0-255, RGB or grayscale per 'channels'; resized inside unless the shape is fixed",
+        },
         "outputs": {
             "softmax": "(B, C) class probabilities, names[i] for index i",
             "sigmoid": "(B, C) independent probabilities; labels with prob >= threshold",
@@ -264,17 +273,24 @@ def _export_savedmodel(model, out: str, info):
     resizer = resizing_layer(info.image_size, info.resize)
 
     def from_bytes(image_bytes):
-        images = tf.map_fn(lambda contents: load_image(contents, info.channels, resizer), image_bytes,
-                           fn_output_signature=tf.TensorSpec((height, width, info.channels), tf.uint8))
+        images = tf.map_fn(
+            lambda contents: load_image(contents, info.channels, resizer),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec((height, width, info.channels), tf.uint8),
+        )
         return model(tf.cast(images, tf.float32), training=False)
 
     archive = keras.export.ExportArchive()  # tracks every variable, seed-generator states included
     archive.track(model)
     # The first endpoint is also exported as "serving_default", the signature TF Serving uses by default.
-    archive.add_endpoint(name="serve", fn=lambda image: model(image, training=False),
-                         input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
-    archive.add_endpoint(name="serving_bytes", fn=from_bytes,
-                         input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
+    archive.add_endpoint(
+        name="serve",
+        fn=lambda image: model(image, training=False),
+        input_signature=[tf.TensorSpec(shape, tf.float32, name="image")],
+    )
+    archive.add_endpoint(
+        name="serving_bytes", fn=from_bytes, input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")]
+    )
     with _quiet():
         archive.write_out(out, verbose=False)
     return shape
@@ -298,7 +314,7 @@ def _export_tflite(model, out: str, info, quantize: str | None):
         try:
             with _quiet():
                 flat = converter.convert()
-        except Exception as err:  # ConverterError and friends; try the next, more static, input shape
+        except Exception as err:  # noqa: BLE001  ConverterError and friends; try the next, more static, input shape
             errors.append(f"{shape}: {str(err).strip().splitlines()[-1][:300]}")
             log.debug("TFLite conversion with input %s failed: %s", shape, err)
             continue
@@ -324,7 +340,9 @@ def _export_onnx(model, out: str, channels: int, quantize: str | None):
     float_path = out if not quantize else out + ".float.tmp"
     with _quiet():
         tf2onnx.convert.from_function(
-            fn, input_signature=[tf.TensorSpec(shape, tf.float32, name="image")], opset=ONNX_OPSET,
+            fn,
+            input_signature=[tf.TensorSpec(shape, tf.float32, name="image")],
+            opset=ONNX_OPSET,
             output_path=float_path,
         )
     if quantize == "dynamic":
@@ -338,8 +356,7 @@ def _export_onnx(model, out: str, channels: int, quantize: str | None):
     return shape
 
 
-def export_model(model_path: str, format: str, out: str | None = None, quantize: str | None = None,
-                 model=None) -> str:
+def export_model(model_path: str, format: str, out: str | None = None, quantize: str | None = None, model=None) -> str:
     """Export the saved model at ``model_path`` (run folder or ``.keras``) and write its sidecar.
 
     Args:
@@ -374,8 +391,9 @@ def export_model(model_path: str, format: str, out: str | None = None, quantize:
     else:
         shape = _export_onnx(net, out, info.channels, quantize)
     write_sidecar(out, info, format, quantize, shape, model_path)
-    log.info("exported %s (%s%s) in %.1f s", out, format, f", {quantize}" if quantize else "",
-             time.perf_counter() - start)
+    log.info(
+        "exported %s (%s%s) in %.1f s", out, format, f", {quantize}" if quantize else "", time.perf_counter() - start
+    )
     return out
 
 
@@ -420,7 +438,7 @@ class Runner:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         images = self._fit(images)
         if self.input_shape[0] == 1 and len(images) != 1:
-            return np.concatenate([self._run(images[i:i + 1]) for i in range(len(images))])
+            return np.concatenate([self._run(images[i : i + 1]) for i in range(len(images))])
         return self._run(images)
 
     def _run(self, images: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
@@ -531,8 +549,15 @@ def load_images(sources: Sequence, meta: dict, batch_size: int = 64) -> np.ndarr
     """Images at the model's size as float32 ``(N, H, W, C)``, resized by the package pipeline."""
     from recaptcha_tf.data.pipeline import make_dataset
 
-    ds = make_dataset(list(sources), None, image_size=tuple(meta["image_size"]), channels=meta["channels"],
-                      resize=meta["resize"], batch_size=batch_size, cache=False)
+    ds = make_dataset(
+        list(sources),
+        None,
+        image_size=tuple(meta["image_size"]),
+        channels=meta["channels"],
+        resize=meta["resize"],
+        batch_size=batch_size,
+        cache=False,
+    )
     return np.concatenate([b for b in ds.as_numpy_iterator()]).astype(np.float32)
 
 
@@ -567,9 +592,8 @@ def list_images(paths: Sequence[str] | str) -> list[str]:
 
 def run_images(model_path: str) -> list[str]:
     """The held-out test images of a training run (from ``RUN/split.json``), if they still exist."""
-    from recaptcha_tf.inference import resolve_model_path
-
     from recaptcha_tf.data.splits import load_manifest
+    from recaptcha_tf.inference import resolve_model_path
 
     split_file = os.path.join(os.path.dirname(resolve_model_path(model_path)), "split.json")
     if not os.path.exists(split_file):
@@ -603,9 +627,16 @@ def _sample(items: list, limit: int | None, seed: int = 0) -> list:
     return [items[i] for i in sorted(idx)]
 
 
-def check_parity(model_path: str, artifact: str, sources: Sequence[str] | None = None, limit: int | None = 64,
-                 raw_limit: int = 8, tolerance: float | None = None, min_agreement: float | None = None,
-                 model=None) -> dict:
+def check_parity(
+    model_path: str,
+    artifact: str,
+    sources: Sequence[str] | None = None,
+    limit: int | None = 64,
+    raw_limit: int = 8,
+    tolerance: float | None = None,
+    min_agreement: float | None = None,
+    model=None,
+) -> dict:
     """Compare an exported artifact with the Keras model on real images.
 
     Args:
@@ -649,15 +680,20 @@ def check_parity(model_path: str, artifact: str, sources: Sequence[str] | None =
     ref_d, exp_d = decisions(ref_out, meta), decisions(exp_out, meta)
     agree = [a == b for a, b in zip(ref_d, exp_d)]
     report = {
-        "format": meta["format"], "quantize": meta["quantize"], "n": len(files), "kind": kind,
-        "max_abs_diff": diff, "mean_abs_diff": float(np.mean(np.abs(ref_p - exp_p))),
+        "format": meta["format"],
+        "quantize": meta["quantize"],
+        "n": len(files),
+        "kind": kind,
+        "max_abs_diff": diff,
+        "mean_abs_diff": float(np.mean(np.abs(ref_p - exp_p))),
         "agreement": float(np.mean(agree)),
     }
     if kind in ("ctc", "multihead"):
         report["text_agreement"] = report["agreement"]
     report["disagreements"] = [
         {"image": f, "keras": _jsonable(a), "export": _jsonable(b)}
-        for f, a, b, ok in zip(files, ref_d, exp_d, agree) if not ok
+        for f, a, b, ok in zip(files, ref_d, exp_d, agree)
+        if not ok
     ][:10]
     raw_diffs = []
     if raw_limit:
@@ -665,8 +701,7 @@ def check_parity(model_path: str, artifact: str, sources: Sequence[str] | None =
 
         for f in files[:raw_limit]:
             raw = load_image_array(f, meta["channels"]).astype(np.float32)[None]
-            raw_diffs.append(np.max(np.abs(_probabilities(reference(raw), kind)
-                                           - _probabilities(runner(raw), kind))))
+            raw_diffs.append(np.max(np.abs(_probabilities(reference(raw), kind) - _probabilities(runner(raw), kind))))
         report["max_abs_diff_raw_size"] = float(np.max(raw_diffs))
     if _uses_mixed_precision(model):
         mixed = np.asarray(model.predict(images, verbose=0))
@@ -687,24 +722,40 @@ def _jsonable(decision):
 
 def describe_parity(report: dict) -> str:
     """One human-readable line for the CLI."""
-    what = "text agreement" if "text_agreement" in report else (
-        "label-set agreement" if report["kind"] == "sigmoid" else "top-1 agreement")
-    head = (f"parity on {report['n']} images: max |diff| {report['max_abs_diff']:.3g}"
-            + (f" (original sizes {report['max_abs_diff_raw_size']:.3g})" if "max_abs_diff_raw_size" in report else "")
-            + f", {what} {report['agreement']:.3f}")
+    what = (
+        "text agreement"
+        if "text_agreement" in report
+        else ("label-set agreement" if report["kind"] == "sigmoid" else "top-1 agreement")
+    )
+    head = (
+        f"parity on {report['n']} images: max |diff| {report['max_abs_diff']:.3g}"
+        + (f" (original sizes {report['max_abs_diff_raw_size']:.3g})" if "max_abs_diff_raw_size" in report else "")
+        + f", {what} {report['agreement']:.3f}"
+    )
     if "tolerance" in report:
         rule = f"tolerance: max |diff| <= {report['tolerance']:g} on probabilities and full agreement"
     else:
         rule = f"quantized: {what} >= {report['min_agreement']:g} (max |diff| reported only)"
     verdict = "PASSED" if report["passed"] else "FAILED"
-    extra = (f"; Keras mixed-precision vs float32 inference model: {report['keras_mixed_vs_float32']:.3g}"
-             if "keras_mixed_vs_float32" in report else "")
+    extra = (
+        f"; Keras mixed-precision vs float32 inference model: {report['keras_mixed_vs_float32']:.3g}"
+        if "keras_mixed_vs_float32" in report
+        else ""
+    )
     return f"{head} -- {rule}: {verdict}{extra}"
 
 
-def run_export(model_path: str, format: str, out: str | None = None, quantize: str | None = None,
-               data: Sequence[str] | None = None, limit: int | None = 64, tolerance: float = FLOAT_TOLERANCE,
-               min_agreement: float = QUANTIZED_MIN_AGREEMENT, parity: bool = True) -> int:
+def run_export(
+    model_path: str,
+    format: str,
+    out: str | None = None,
+    quantize: str | None = None,
+    data: Sequence[str] | None = None,
+    limit: int | None = 64,
+    tolerance: float = FLOAT_TOLERANCE,
+    min_agreement: float = QUANTIZED_MIN_AGREEMENT,
+    parity: bool = True,
+) -> int:
     """The ``export`` command: export, write the sidecar, check parity; returns the exit status.
 
     0: exported and parity passed (or skipped); 1: parity failed; 2: the export cannot be made.
@@ -724,16 +775,26 @@ def run_export(model_path: str, format: str, out: str | None = None, quantize: s
     if not parity:
         return 0
     try:
-        report = check_parity(model_path, artifact, sources=data or None, limit=limit, tolerance=tolerance,
-                              min_agreement=min_agreement, model=model)
+        report = check_parity(
+            model_path,
+            artifact,
+            sources=data or None,
+            limit=limit,
+            tolerance=tolerance,
+            min_agreement=min_agreement,
+            model=model,
+        )
     except ExportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     report_path = _write_json(report, artifact.rstrip("/" + os.sep) + ".parity.json")
     print(describe_parity(report))
     if not report["passed"]:
-        print(f"error: the {format} export does not agree with the Keras model (details: {report_path}); "
-              "do not deploy it.", file=sys.stderr)
+        print(
+            f"error: the {format} export does not agree with the Keras model (details: {report_path}); "
+            "do not deploy it.",
+            file=sys.stderr,
+        )
         for d in report["disagreements"][:5]:
             print(f"  {d['image']}: keras {d['keras']!r}, export {d['export']!r}", file=sys.stderr)
         return 1

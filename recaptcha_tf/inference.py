@@ -67,8 +67,10 @@ def load_model(path: str, compile: bool = False) -> keras.Model:
     except (ValueError, TypeError, KeyError, zipfile.BadZipFile, OSError) as err:
         text = " ".join(str(err).split())
         if "safe_mode" in text or "safe mode" in text.lower():
-            raise ModelLoadError(f"{file} contains code (such as a Lambda layer) that safe mode does not load; "
-                                 "this package only loads models without arbitrary code.") from err
+            raise ModelLoadError(
+                f"{file} contains code (such as a Lambda layer) that safe mode does not load; "
+                "this package only loads models without arbitrary code."
+            ) from err
         if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError)):
             raise
         raise ModelLoadError(f"{file} is not a readable Keras model: {text[:300]}") from err
@@ -125,8 +127,15 @@ class Inference:
         runtime: ``keras``, ``onnx``, ``tflite`` or ``savedmodel`` (reported, not used).
     """
 
-    def __init__(self, info: ModelInfo, run, compiled: bool = True, threads: int | None = None,
-                 thread_safe: bool = True, runtime: str = "keras"):
+    def __init__(
+        self,
+        info: ModelInfo,
+        run,
+        compiled: bool = True,
+        threads: int | None = None,
+        thread_safe: bool = True,
+        runtime: str = "keras",
+    ):
         from recaptcha_tf.data.pipeline import fit_image, load_image, resizing_layer
 
         self.info = info
@@ -155,7 +164,7 @@ class Inference:
     # ------------------------------------------------------------------ constructors
 
     @classmethod
-    def from_model(cls, model: keras.Model, precision: str = "float32", threads: int | None = None) -> "Inference":
+    def from_model(cls, model: keras.Model, precision: str = "float32", threads: int | None = None) -> Inference:
         """A compiled predictor for a Keras model built by this package.
 
         ``precision="float32"`` (default) runs a model trained in mixed precision
@@ -184,21 +193,28 @@ class Inference:
         return self
 
     @classmethod
-    def from_artifact(cls, artifact: str, threads: int | None = None) -> "Inference":
+    def from_artifact(cls, artifact: str, threads: int | None = None) -> Inference:
         """A predictor for an exported artifact (``.onnx``, ``.tflite``, SavedModel folder) and its sidecar."""
         from recaptcha_tf.export import load_runner
 
         runner = load_runner(artifact, threads=threads)
         meta = runner.meta
-        info = ModelInfo(names=list(meta["names"]), kind=meta["kind"], task=meta["task"],
-                         image_size=tuple(meta["image_size"]), channels=int(meta["channels"]),
-                         resize=meta["resize"], threshold=float(meta["threshold"]))
+        info = ModelInfo(
+            names=list(meta["names"]),
+            kind=meta["kind"],
+            task=meta["task"],
+            image_size=tuple(meta["image_size"]),
+            channels=int(meta["channels"]),
+            resize=meta["resize"],
+            threshold=float(meta["threshold"]),
+        )
 
         def run(images):
             return np.asarray(runner(np.asarray(images, dtype=np.float32)), dtype=np.float32)
 
-        self = cls(info, run, compiled=False, threads=threads, thread_safe=runner.format != "tflite",
-                   runtime=runner.format)
+        self = cls(
+            info, run, compiled=False, threads=threads, thread_safe=runner.format != "tflite", runtime=runner.format
+        )
         self.runner = runner
         return self
 
@@ -245,7 +261,7 @@ class Inference:
             raise ValueError("No images to predict.")
         check_tta(tta, self.info)
         pool = self.pool()
-        chunks = [sources[i:i + batch_size] for i in range(0, len(sources), batch_size)]
+        chunks = [sources[i : i + batch_size] for i in range(0, len(sources), batch_size)]
         pending = [pool.submit(self.preprocess, s) for s in chunks[0]]
         parts = []
         try:
@@ -277,7 +293,7 @@ def _read(source) -> bytes:
     return bytes(source)
 
 
-_CACHE: "weakref.WeakKeyDictionary[keras.Model, Inference]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[keras.Model, Inference] = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
 
 
@@ -363,8 +379,9 @@ def unreadable(sources: Sequence, channels: int = 3) -> dict[int, str]:
     return reasons
 
 
-def predict(model, sources: Sequence, top_k: int = 3, beam_width: int = 0, errors: str = "raise",
-            tta: str = "none") -> list[dict]:
+def predict(
+    model, sources: Sequence, top_k: int = 3, beam_width: int = 0, errors: str = "raise", tta: str = "none"
+) -> list[dict]:
     """Predictions for image files (or bytes), one dict per image.
 
     ``model`` is a Keras model or an :class:`Inference` (e.g. of an ONNX export).
@@ -412,5 +429,16 @@ def format_predictions(outputs: np.ndarray, info: ModelInfo, top_k: int = 3, bea
     return results
 
 
-__all__ = ["CorruptImageError", "Inference", "ModelInfo", "ModelLoadError", "format_predictions", "inference_for",
-           "load_inference", "load_model", "model_info", "predict", "predict_outputs"]
+__all__ = [
+    "CorruptImageError",
+    "Inference",
+    "ModelInfo",
+    "ModelLoadError",
+    "format_predictions",
+    "inference_for",
+    "load_inference",
+    "load_model",
+    "model_info",
+    "predict",
+    "predict_outputs",
+]

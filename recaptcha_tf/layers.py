@@ -48,9 +48,7 @@ class LabelNames(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            names=self.names, kind=self.kind, threshold=self.threshold, task=self.task, resize=self.resize
-        )
+        config.update(names=self.names, kind=self.kind, threshold=self.threshold, task=self.task, resize=self.resize)
         return config
 
 
@@ -94,8 +92,9 @@ class ImageNetPreprocessing(keras.layers.Layer):
     def call(self, inputs):
         from keras.applications import imagenet_utils
 
-        return imagenet_utils.preprocess_input(ops.cast(inputs, self.compute_dtype), mode=self.mode,
-                                               data_format="channels_last")
+        return imagenet_utils.preprocess_input(
+            ops.cast(inputs, self.compute_dtype), mode=self.mode, data_format="channels_last"
+        )
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -126,12 +125,15 @@ class InkMap(keras.layers.Layer):
         x = ops.cast(inputs, "float32")
         channels = x.shape[-1]
         b = self.border
-        edges = [x[:, :b], x[:, -b:], ops.transpose(x[:, :, :b], (0, 2, 1, 3)),
-                 ops.transpose(x[:, :, -b:], (0, 2, 1, 3))]
+        edges = [
+            x[:, :b],
+            x[:, -b:],
+            ops.transpose(x[:, :, :b], (0, 2, 1, 3)),
+            ops.transpose(x[:, :, -b:], (0, 2, 1, 3)),
+        ]
         border = ops.concatenate([ops.reshape(e, (ops.shape(x)[0], -1, channels)) for e in edges], axis=1)
         background = _quantile(border, 50.0)  # (B, C)
-        distance = ops.sqrt(ops.sum(ops.square(x - background[:, None, None, :]), axis=-1, keepdims=True)
-                            / channels)
+        distance = ops.sqrt(ops.sum(ops.square(x - background[:, None, None, :]), axis=-1, keepdims=True) / channels)
         flat = ops.reshape(distance, (ops.shape(x)[0], -1, 1))
         top = ops.maximum(_quantile(flat, self.percentile), self.min_range)  # (B, 1)
         return ops.clip(distance * (255.0 / top)[:, None, None, :], 0.0, 255.0)
@@ -140,8 +142,12 @@ class InkMap(keras.layers.Layer):
         return (*input_shape[:3], 1)
 
     def get_config(self):
-        return {**super().get_config(), "border": self.border, "percentile": self.percentile,
-                "min_range": self.min_range}
+        return {
+            **super().get_config(),
+            "border": self.border,
+            "percentile": self.percentile,
+            "min_range": self.min_range,
+        }
 
 
 def _quantile(values, q: float):
@@ -204,13 +210,13 @@ class PositionQueries(keras.layers.Layer):
         self.length, self.width = int(length), int(width)
 
     def build(self, input_shape):
-        self.queries = self.add_weight(shape=(self.length, self.width), initializer="random_normal",
-                                       name="queries")
+        self.queries = self.add_weight(shape=(self.length, self.width), initializer="random_normal", name="queries")
 
     def call(self, inputs):
         batch = ops.shape(inputs)[0]
-        return ops.broadcast_to(ops.expand_dims(ops.cast(self.queries, self.compute_dtype), 0),
-                                (batch, self.length, self.width))
+        return ops.broadcast_to(
+            ops.expand_dims(ops.cast(self.queries, self.compute_dtype), 0), (batch, self.length, self.width)
+        )
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.length, self.width)

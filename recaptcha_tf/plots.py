@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def save_figure(fig, path: str, dpi: int = 100) -> str:
@@ -84,8 +84,15 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], class_names: Sequen
     for i in range(k):
         for j in range(k):
             if cm[i, j]:
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if shown[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if shown[i, j] > 0.5 else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return fig
@@ -142,8 +149,14 @@ def image_grid(
     """
     if not len(paths):
         raise ValueError("No images to show.")
-    return prediction_grid(load_thumbnails(paths, size, channels), None, [str(t) for t in titles],
-                           columns=columns, title=title, scale=scale)
+    return prediction_grid(
+        load_thumbnails(paths, size, channels),
+        None,
+        [str(t) for t in titles],
+        columns=columns,
+        title=title,
+        scale=scale,
+    )
 
 
 def class_sample_grid(
@@ -208,10 +221,16 @@ def misclassified_grid(
         ax.text(0.5, 0.5, f"No misclassified images among {len(pred)}.", ha="center", va="center")
         return fig
     images = load_thumbnails([paths[i] for i in wrong], size, channels)
-    return prediction_grid(images, [class_names[int(labels[i])] for i in wrong],
-                           [class_names[int(pred[i])] for i in wrong], [float(probs[i].max()) for i in wrong],
-                           columns=columns, scale=scale, title=f"{len(wrong)} of {int(np.sum(pred != np.asarray(labels)))} "
-                                                  f"misclassified (of {len(pred)}), most confident first")
+    return prediction_grid(
+        images,
+        [class_names[int(labels[i])] for i in wrong],
+        [class_names[int(pred[i])] for i in wrong],
+        [float(probs[i].max()) for i in wrong],
+        columns=columns,
+        scale=scale,
+        title=f"{len(wrong)} of {int(np.sum(pred != np.asarray(labels)))} "
+        f"misclassified (of {len(pred)}), most confident first",
+    )
 
 
 def history_figure(history_csv: str, phase_boundary: int | None = None):
@@ -284,7 +303,10 @@ def challenge_figure(
             spine.set_linewidth(4 if status else 1)
         ax.set_title(f"{k + 1} {status}", fontsize=8, color=colour if status != "picked" else "green")
     solved = answer == picked
-    fig.suptitle(f"select all images with a {target}: {'solved' if solved else 'not solved'}", fontsize=10,
-                 color="green" if solved else "red")
+    fig.suptitle(
+        f"select all images with a {target}: {'solved' if solved else 'not solved'}",
+        fontsize=10,
+        color="green" if solved else "red",
+    )
     fig.tight_layout()
     return fig

@@ -27,21 +27,50 @@ log = logging.getLogger("recaptcha_tf")
 TASK_DEFAULTS = {
     # balance_up_to: unless told otherwise, training classes smaller than min(balance_up_to, the largest class)
     # are oversampled to that size with Augmentor (benchmarks/tiles.py: macro-F1 0.665 -> 0.716 on the real tiles).
-    "tiles": {"model": "cnn", "image_size": (112, 112), "channels": 3, "resize": "stretch", "epochs": 26,
-              "batch_size": 64, "learning_rate": 2e-3, "patience": 10, "balance_up_to": 500},
+    "tiles": {
+        "model": "cnn",
+        "image_size": (112, 112),
+        "channels": 3,
+        "resize": "stretch",
+        "epochs": 26,
+        "batch_size": 64,
+        "learning_rate": 2e-3,
+        "patience": 10,
+        "balance_up_to": 500,
+    },
     # chars: glyph sets are small and easy, so the epochs follow the set's size (about `steps` updates, 8 to 30
     # epochs) and training stops once validation accuracy has not improved for `patience` epochs.
-    "chars": {"model": "resnet18", "image_size": (52, 32), "channels": 1, "resize": "pad", "epochs": None,
-              "steps": 600, "epochs_range": (8, 30), "monitor": ("val_accuracy", "max"),
-              "batch_size": 64, "learning_rate": 1e-3, "patience": 4},
+    "chars": {
+        "model": "resnet18",
+        "image_size": (52, 32),
+        "channels": 1,
+        "resize": "pad",
+        "epochs": None,
+        "steps": 600,
+        "epochs_range": (8, 30),
+        "monitor": ("val_accuracy", "max"),
+        "batch_size": 64,
+        "learning_rate": 1e-3,
+        "patience": 4,
+    },
     # text: the input is fitted to the training images (recaptcha_tf.data.text_fit) unless --image-size is given;
     # the budget is optimizer steps, so small and large sets get the same number of updates, cut into
     # "evaluations" epochs of equal steps over the repeated training set (validation runs that often); the best
     # checkpoint and early stopping follow validation CER, ties broken by validation loss (training.cer_then_loss),
     # and early stopping waits a quarter of the evaluations (never while the model reads blanks).
     # "steps" is the budget for a 48x192 input; a larger input gets proportionally fewer steps (same pixels).
-    "text": {"model": "crnn", "image_size": None, "channels": 3, "resize": "stretch", "colour": "ink",
-             "steps": 4000, "evaluations": 20, "batch_size": 16, "learning_rate": 1e-3, "patience_fraction": 0.25},
+    "text": {
+        "model": "crnn",
+        "image_size": None,
+        "channels": 3,
+        "resize": "stretch",
+        "colour": "ink",
+        "steps": 4000,
+        "evaluations": 20,
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "patience_fraction": 0.25,
+    },
 }
 
 
@@ -69,9 +98,21 @@ def _positive(defaults: dict, **values) -> list:
     return out
 
 
-RUN_STATE = ("backup", "backup_phase1", "split.json", "history.csv", "model.keras", "phase1.weights.h5",
-             "partial-model.keras", "partial-phase1.weights.h5", "config.json", "summary.json", "test_report.json",
-             "test_confusion.png", "test_predictions.png")
+RUN_STATE = (
+    "backup",
+    "backup_phase1",
+    "split.json",
+    "history.csv",
+    "model.keras",
+    "phase1.weights.h5",
+    "partial-model.keras",
+    "partial-phase1.weights.h5",
+    "config.json",
+    "summary.json",
+    "test_report.json",
+    "test_confusion.png",
+    "test_predictions.png",
+)
 
 
 def clear_run_state(out: str) -> list[str]:
@@ -152,21 +193,32 @@ def prepare_folder_split(
         return split
     elif os.path.exists(os.path.join(data, MANIFEST_NAME)):
         split = load_manifest(data)
-        log.info("Using the split recorded in %s (train: %d, val: %d, test: %d)",
-                 data, len(split.train), len(split.val), len(split.test))
+        log.info(
+            "Using the split recorded in %s (train: %d, val: %d, test: %d)",
+            data,
+            len(split.train),
+            len(split.val),
+            len(split.test),
+        )
     else:
         ds = scan_class_folders(data, channels=channels)
         if len(ds.class_names) < 2:
-            raise DatasetError(f"{data!r} has one class ({ds.class_names[0]!r}); a classifier needs at least two "
-                               "class folders (with one, every prediction is right by construction).")
+            raise DatasetError(
+                f"{data!r} has one class ({ds.class_names[0]!r}); a classifier needs at least two "
+                "class folders (with one, every prediction is right by construction)."
+            )
         split = stratified_split(ds.paths, ds.labels, ds.class_names, fractions, seed, root=data)
     if not balance_per_class and balance_up_to and "balanced" not in split.extra:
         counts = split.counts()["train"]
         target = min(int(balance_up_to), max(counts))
         if min(counts) < target:
             balance_per_class = target
-            log.info("Balancing: oversampling the training classes smaller than %d images to %d "
-                     "(--balance 0 turns this off).", target, target)
+            log.info(
+                "Balancing: oversampling the training classes smaller than %d images to %d "
+                "(--balance 0 turns this off).",
+                target,
+                target,
+            )
     if balance_per_class:
         from recaptcha_tf.data.balance import balance_split
 
@@ -177,8 +229,9 @@ def prepare_folder_split(
     return split
 
 
-def _distribution(strategy: str, out: str, logdir: str | None, run_name: str | None, batch_size: int,
-                  learning_rates: tuple):
+def _distribution(
+    strategy: str, out: str, logdir: str | None, run_name: str | None, batch_size: int, learning_rates: tuple
+):
     """Strategy, this process's run folder and TensorBoard folder, global batch size and scaled learning rates.
 
     Under multi-worker training only the chief writes ``out`` and TensorBoard logs;
@@ -195,8 +248,13 @@ def _distribution(strategy: str, out: str, logdir: str | None, run_name: str | N
     global_batch = batch_size * replicas
     rates = tuple(scale_for_replicas(batch_size, lr, replicas)[1] for lr in learning_rates)
     if replicas > 1:
-        log.info("%s with %d replicas: global batch %d, learning rates %s", type(dist).__name__, replicas,
-                 global_batch, rates)
+        log.info(
+            "%s with %d replicas: global batch %d, learning rates %s",
+            type(dist).__name__,
+            replicas,
+            global_batch,
+            rates,
+        )
     return dist, out, run_logdir, global_batch, rates
 
 
@@ -208,8 +266,17 @@ def _shard(dist, dataset):
     return shard_by_data(dataset) if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy) else dataset
 
 
-def fit_in_phases(net, out: str, compile_for, fit_phase, epochs: int, freeze_epochs: int, unfreeze,
-                  learning_rate: float, fine_tune_learning_rate: float) -> int:
+def fit_in_phases(
+    net,
+    out: str,
+    compile_for,
+    fit_phase,
+    epochs: int,
+    freeze_epochs: int,
+    unfreeze,
+    learning_rate: float,
+    fine_tune_learning_rate: float,
+) -> int:
     """Fit in one phase, or in two: the backbone frozen for ``freeze_epochs``, then unfrozen.
 
     ``compile_for(phase_epochs, learning_rate)`` compiles ``net``;
@@ -230,17 +297,24 @@ def fit_in_phases(net, out: str, compile_for, fit_phase, epochs: int, freeze_epo
             log.info("Phase 1 (frozen backbone) already done; resuming from %s", phase1_weights)
             net.load_weights(phase1_weights)
         else:
-            log.info("Phase 1: backbone frozen, %d trainable parameters, %d epochs at learning rate %g",
-                     freeze_backbone(net), freeze_epochs, learning_rate)
+            log.info(
+                "Phase 1: backbone frozen, %d trainable parameters, %d epochs at learning rate %g",
+                freeze_backbone(net),
+                freeze_epochs,
+                learning_rate,
+            )
             compile_for(freeze_epochs, learning_rate)
             epochs_run += fit_phase(0, freeze_epochs, 1)
             partial = os.path.join(out, "partial-phase1.weights.h5")
             net.save_weights(partial)
             os.replace(partial, phase1_weights)
             shutil.rmtree(os.path.join(out, "backup_phase1"), ignore_errors=True)
-        log.info("Phase 2: unfreezing %s of the backbone, %d trainable parameters, learning rate %g",
-                 "all" if unfreeze == "all" else f"the top {unfreeze} blocks", unfreeze_backbone(net, unfreeze),
-                 fine_tune_learning_rate)
+        log.info(
+            "Phase 2: unfreezing %s of the backbone, %d trainable parameters, learning rate %g",
+            "all" if unfreeze == "all" else f"the top {unfreeze} blocks",
+            unfreeze_backbone(net, unfreeze),
+            fine_tune_learning_rate,
+        )
     compile_for(epochs - freeze_epochs, fine_tune_learning_rate)
     return epochs_run + fit_phase(freeze_epochs, epochs, 2)
 
@@ -311,8 +385,9 @@ def prepare_multilabel_split(
             raise DatasetError(f"{split_path or own} is a single-label split; a multi-label run needs its own --out.")
         return split
     if labels_csv:
-        paths, label_lists, class_names = read_label_csv(labels_csv, root=data, channels=channels,
-                                                         allow_outside=allow_outside_data)
+        paths, label_lists, class_names = read_label_csv(
+            labels_csv, root=data, channels=channels, allow_outside=allow_outside_data
+        )
     else:
         paths, label_lists, class_names = folder_as_multilabel(data, channels=channels)
     split = multilabel_split(paths, label_lists, class_names, fractions, seed, root=data)
@@ -400,14 +475,10 @@ def train_classifier(
 
     from recaptcha_tf.data.balance import class_weights as balanced_class_weights
     from recaptcha_tf.data.pipeline import batch_mixing, make_dataset, multi_hot, tile_augmentation
-    from recaptcha_tf.models import build_classifier
     from recaptcha_tf.distribute import fit as dist_fit
-    from recaptcha_tf.training import cosine_schedule, make_optimizer, PredictionSamples, standard_callbacks
-
-    from recaptcha_tf.models import check_model_task
-
-    from recaptcha_tf.models import pretrained_recipe
+    from recaptcha_tf.models import build_classifier, check_model_task, pretrained_recipe
     from recaptcha_tf.models.weights import parse_weights
+    from recaptcha_tf.training import PredictionSamples, cosine_schedule, make_optimizer, standard_callbacks
 
     model = model or task_defaults(task)["model"]
     # With pretrained weights the model's own transfer recipe (registry) fills in what the caller left unset.
@@ -427,8 +498,9 @@ def train_classifier(
         freeze_epochs = min(recipe["freeze_epochs"], epochs - 1) if epochs else recipe["freeze_epochs"]
     fine_tune_learning_rate = fine_tune_learning_rate or d.get("fine_tune_learning_rate")
     weights_arg = weights
-    weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs or 2**31,
-                                                              learning_rate, fine_tune_learning_rate)
+    weights, freeze_epochs, fine_tune_learning_rate = _phases(
+        weights, freeze_epochs, epochs or 2**31, learning_rate, fine_tune_learning_rate
+    )
     if multi_label and (balance_per_class or class_weight != "none"):
         raise ValueError("--balance and --class-weight are for single-label data, not --multi-label.")
     mixing = batch_mixing(mix, seed)  # validates the name before any work
@@ -437,11 +509,13 @@ def train_classifier(
     default_balance = balance_per_class is None and not multi_label and class_weight == "none"
     balance_up_to = d.get("balance_up_to", 0) if default_balance else 0
     dist, out, run_logdir, batch_size, (learning_rate, fine_tune_learning_rate) = _distribution(
-        strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate))
+        strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate)
+    )
 
     if multi_label:
-        data_split = prepare_multilabel_split(data, out, labels_csv, split, fractions, seed, channels,
-                                              allow_outside_data)
+        data_split = prepare_multilabel_split(
+            data, out, labels_csv, split, fractions, seed, channels, allow_outside_data
+        )
     else:
         data_split = prepare_folder_split(
             data, out, split, fractions, seed, channels, balance_per_class, balance_cap, balanced_dir, balance_up_to
@@ -453,8 +527,14 @@ def train_classifier(
     if not epochs:  # epochs from the set's size: about d["steps"] updates, within d["epochs_range"]
         low, high = d["epochs_range"]
         epochs = int(np.clip(np.ceil(d["steps"] / np.ceil(len(train_paths) / batch_size)), low, high))
-        log.info("%d epochs for %d training images (about %d steps), early stopping after %d epochs without a "
-                 "better %s", epochs, len(train_paths), d["steps"], patience, d["monitor"][0])
+        log.info(
+            "%d epochs for %d training images (about %d steps), early stopping after %d epochs without a better %s",
+            epochs,
+            len(train_paths),
+            d["steps"],
+            patience,
+            d["monitor"][0],
+        )
     if freeze_epochs >= epochs:
         raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of {epochs} epochs.")
     monitor, mode = d.get("monitor", ("val_loss", "min")) if not multi_label else ("val_loss", "min")
@@ -466,8 +546,14 @@ def train_classifier(
 
     common = dict(image_size=image_size, channels=channels, resize=resize, batch_size=batch_size)
     train_ds = make_dataset(
-        train_paths, targets(train_labels), shuffle=True, seed=seed, cache=cache,
-        augment=tile_augmentation(flip=(task == "tiles"), seed=seed) if augment else None, mix=mixing, **common,
+        train_paths,
+        targets(train_labels),
+        shuffle=True,
+        seed=seed,
+        cache=cache,
+        augment=tile_augmentation(flip=(task == "tiles"), seed=seed) if augment else None,
+        mix=mixing,
+        **common,
     )
     val_ds = make_dataset(val_paths, targets(val_labels), cache=cache, **common)
     train_ds, val_ds = _shard(dist, train_ds), _shard(dist, val_ds)
@@ -487,14 +573,26 @@ def train_classifier(
     keras.utils.set_random_seed(seed)
     steps = int(np.ceil(len(train_paths) / batch_size))
     with precision_policy(precision) as policy, dist.scope():
-        net = build_classifier(model, class_names, image_size, channels, resize, multi_label=multi_label,
-                               threshold=threshold, task=task, **kwargs)
+        net = build_classifier(
+            model,
+            class_names,
+            image_size,
+            channels,
+            resize,
+            multi_label=multi_label,
+            threshold=threshold,
+            task=task,
+            **kwargs,
+        )
     _sync_batchnorm(dist, net)
 
     def compile_for(phase_epochs: int, lr: float):
         with dist.scope():
-            net.compile(optimizer=make_optimizer(optimizer, cosine_schedule(lr, phase_epochs, steps)), loss=loss,
-                        metrics=[m.__class__.from_config(m.get_config()) for m in metrics])
+            net.compile(
+                optimizer=make_optimizer(optimizer, cosine_schedule(lr, phase_epochs, steps)),
+                loss=loss,
+                metrics=[m.__class__.from_config(m.get_config()) for m in metrics],
+            )
 
     extra = []
     if run_logdir:
@@ -509,44 +607,92 @@ def train_classifier(
         def truth(label):
             return "+".join(class_names[j] for j in label) if isinstance(label, (list, tuple)) else class_names[label]
 
-        extra.append(PredictionSamples(sample_images, [truth(val_labels[i]) for i in idx], describe,
-                                       run_logdir, every=5))
+        extra.append(
+            PredictionSamples(sample_images, [truth(val_labels[i]) for i in idx], describe, run_logdir, every=5)
+        )
     class_weights = balanced_class_weights(data_split) if class_weight == "balanced" else None
     _write_json(
-        {"task": task, "model": model, "image_size": image_size, "channels": channels, "resize": resize,
-         "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "optimizer": optimizer,
-         "label_smoothing": label_smoothing, "mix": mix, "class_weight": class_weight, "seed": seed,
-         "balance_per_class": data_split.extra.get("balanced", {}).get("per_class"),
-         "model_kwargs": model_kwargs or {}, "precision": policy,
-         "weights": weights, "freeze_epochs": freeze_epochs, "unfreeze": unfreeze,
-         "fine_tune_learning_rate": fine_tune_learning_rate, "multi_label": multi_label, "threshold": threshold,
-         "labels": labels_csv and os.path.abspath(labels_csv), "data": os.path.abspath(data),
-         "strategy": type(dist).__name__, "replicas": dist.num_replicas_in_sync},
+        {
+            "task": task,
+            "model": model,
+            "image_size": image_size,
+            "channels": channels,
+            "resize": resize,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "optimizer": optimizer,
+            "label_smoothing": label_smoothing,
+            "mix": mix,
+            "class_weight": class_weight,
+            "seed": seed,
+            "balance_per_class": data_split.extra.get("balanced", {}).get("per_class"),
+            "model_kwargs": model_kwargs or {},
+            "precision": policy,
+            "weights": weights,
+            "freeze_epochs": freeze_epochs,
+            "unfreeze": unfreeze,
+            "fine_tune_learning_rate": fine_tune_learning_rate,
+            "multi_label": multi_label,
+            "threshold": threshold,
+            "labels": labels_csv and os.path.abspath(labels_csv),
+            "data": os.path.abspath(data),
+            "strategy": type(dist).__name__,
+            "replicas": dist.num_replicas_in_sync,
+        },
         os.path.join(out, "config.json"),
     )
     start = time.perf_counter()
 
     def fit_phase(first_epoch: int, last_epoch: int, phase: int) -> int:
         history = dist_fit(
-            dist, net, train_ds, validation_data=val_ds, initial_epoch=first_epoch, epochs=last_epoch,
-            class_weight=class_weights, verbose=2,
-            callbacks=standard_callbacks(out, run_logdir, monitor=monitor, mode=mode,
-                                         patience=patience if phase == 2 else None,
-                                         last=[*extra, *callbacks], backup="backup" if phase == 2 else "backup_phase1",
-                                         initial_epoch=first_epoch, delete_backup=False),
+            dist,
+            net,
+            train_ds,
+            validation_data=val_ds,
+            initial_epoch=first_epoch,
+            epochs=last_epoch,
+            class_weight=class_weights,
+            verbose=2,
+            callbacks=standard_callbacks(
+                out,
+                run_logdir,
+                monitor=monitor,
+                mode=mode,
+                patience=patience if phase == 2 else None,
+                last=[*extra, *callbacks],
+                backup="backup" if phase == 2 else "backup_phase1",
+                initial_epoch=first_epoch,
+                delete_backup=False,
+            ),
         )
         return len(history.history.get("loss", []))
 
-    epochs_now = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
-                               fine_tune_learning_rate)
+    epochs_now = fit_in_phases(
+        net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate, fine_tune_learning_rate
+    )
     wall = time.perf_counter() - start
-    summary = {"out": out, "epochs_run": _epochs_run(out, epochs_now), "epochs_this_session": epochs_now,
-               "train_seconds": round(wall, 1), "seconds_per_epoch": round(wall / max(epochs_now, 1), 1),
-               "parameters": int(net.count_params())}
+    summary = {
+        "out": out,
+        "epochs_run": _epochs_run(out, epochs_now),
+        "epochs_this_session": epochs_now,
+        "train_seconds": round(wall, 1),
+        "seconds_per_epoch": round(wall / max(epochs_now, 1), 1),
+        "parameters": int(net.count_params()),
+    }
     if data_split.test and _is_chief(dist):
         report = evaluate(out, data, subset="test", report=os.path.join(out, "test_report.json"))
-        keys = ("n", "top1", "hamming_accuracy", "subset_accuracy", "top3", "balanced_accuracy", "macro_f1",
-                "challenge", "ms_per_image")
+        keys = (
+            "n",
+            "top1",
+            "hamming_accuracy",
+            "subset_accuracy",
+            "top3",
+            "balanced_accuracy",
+            "macro_f1",
+            "challenge",
+            "ms_per_image",
+        )
         summary["test"] = {k: report[k] for k in keys if k in report}
     _write_json(summary, os.path.join(out, "summary.json"))
     _finish_run(out)
@@ -597,18 +743,32 @@ class TextTaskData:
         return text_targets([self.encoded[i] for i in self.parts[part]], self.max_length, self.vocab.size + 1, kind)
 
 
-def text_task_data(data: str, out: str, charset: str | None = None, case: str = "keep",
-                   label_pattern: str | None = None, fractions="70/15/15", seed: int = 0,
-                   max_length: int | None = None, write_split: bool = True, image_column: str | None = None,
-                   label_column: str | None = None) -> TextTaskData:
+def text_task_data(
+    data: str,
+    out: str,
+    charset: str | None = None,
+    case: str = "keep",
+    label_pattern: str | None = None,
+    fractions="70/15/15",
+    seed: int = 0,
+    max_length: int | None = None,
+    write_split: bool = True,
+    image_column: str | None = None,
+    label_column: str | None = None,
+) -> TextTaskData:
     """Load a text dataset, fix its vocabulary (``charset`` or ``a-z0-9`` plus the labels' characters),
     encode the labels (unknown characters are a clear error naming the file) and split it
     (:func:`text_split_parts`). ``train_text`` and the tuner both start here. ``image_column`` and
     ``label_column`` name Parquet columns (default: detected)."""
     from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
 
-    dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case,
-                                image_column=image_column, label_column=label_column)
+    dataset = load_text_dataset(
+        data,
+        pattern=label_pattern or DEFAULT_LABEL_PATTERN,
+        case=case,
+        image_column=image_column,
+        label_column=label_column,
+    )
     vocab, strict = _text_vocabulary(dataset.labels, charset)
     encoded = [vocab.encode(lab, name) for lab, name in zip(dataset.labels, dataset.names)]
     parts = text_split_parts(dataset.names, data, out, fractions, seed, write=write_split, labels=dataset.labels)
@@ -625,8 +785,15 @@ def text_split_names(manifest: str, subset: str) -> list[str]:
     return [text_entry_name(p) for p, _ in load_manifest(manifest).subset(subset)]
 
 
-def text_split_parts(names: Sequence[str], data: str, out: str, fractions="70/15/15", seed: int = 0,
-                     write: bool = True, labels: Sequence[str] | None = None) -> dict[str, list[int]]:
+def text_split_parts(
+    names: Sequence[str],
+    data: str,
+    out: str,
+    fractions="70/15/15",
+    seed: int = 0,
+    write: bool = True,
+    labels: Sequence[str] | None = None,
+) -> dict[str, list[int]]:
     """A text run's split as indices into ``names``: read from ``OUT/split.json`` when it exists (a resumed run
     or search), else a new seeded split, written there when ``write`` (distributed tuner workers do not write).
 
@@ -642,8 +809,10 @@ def text_split_parts(names: Sequence[str], data: str, out: str, fractions="70/15
         index = {n: i for i, n in enumerate(names)}
         missing = [n for k in ("train", "val", "test") for n in saved[k] if n not in index]
         if missing:
-            raise DatasetError(f"{manifest} names {len(missing)} image(s) that are not in {data!r} "
-                               f"(e.g. {missing[0]!r}). Use another --out, or --overwrite to start afresh.")
+            raise DatasetError(
+                f"{manifest} names {len(missing)} image(s) that are not in {data!r} "
+                f"(e.g. {missing[0]!r}). Use another --out, or --overwrite to start afresh."
+            )
         log.info("Resuming with the split in %s", manifest)
         return {k: [index[n] for n in saved[k]] for k in ("train", "val", "test")}
     parts = _text_split(names, fractions, seed)
@@ -657,9 +826,14 @@ def text_split_parts(names: Sequence[str], data: str, out: str, fractions="70/15
             path = os.path.join(folder, name) if folder and not name.startswith("parquet:") else name
             return path, labels[i] if labels is not None else None
 
-        split = Split(class_names=[], **{k: [entry(i) for i in v] for k, v in parts.items()}, root=folder,
-                      seed=seed, fractions=parse_fractions(fractions),
-                      extra={"task": "text", "data": os.path.abspath(data) if isinstance(data, str) else None})
+        split = Split(
+            class_names=[],
+            **{k: [entry(i) for i in v] for k, v in parts.items()},
+            root=folder,
+            seed=seed,
+            fractions=parse_fractions(fractions),
+            extra={"task": "text", "data": os.path.abspath(data) if isinstance(data, str) else None},
+        )
         save_manifest(split, manifest)
     return parts
 
@@ -674,8 +848,11 @@ def _text_split(names: Sequence[str], fractions, seed: int) -> dict[str, list[in
     if len(names) - n_val - n_test < 1:
         raise DatasetError(f"{len(names)} text images are too few for a {fractions} split.")
     n_train = len(names) - n_val - n_test
-    return {"train": sorted(order[:n_train].tolist()), "val": sorted(order[n_train:n_train + n_val].tolist()),
-            "test": sorted(order[n_train + n_val:].tolist())}
+    return {
+        "train": sorted(order[:n_train].tolist()),
+        "val": sorted(order[n_train : n_train + n_val].tolist()),
+        "test": sorted(order[n_train + n_val :].tolist()),
+    }
 
 
 def train_text(
@@ -745,28 +922,39 @@ def train_text(
     from recaptcha_tf.data.text_fit import fit_text_input
     from recaptcha_tf.decoding import decode_text_outputs
     from recaptcha_tf.distribute import fit as dist_fit
-    from recaptcha_tf.models import build_text_model, crop_canvas
+    from recaptcha_tf.models import build_text_model, check_model_task, crop_canvas
     from recaptcha_tf.models.registry import model_head
-    from recaptcha_tf.training import (BlankPlateauWarning, PlateauAwareEarlyStopping, PredictionSamples,
-                                       TextMetrics, cosine_schedule, make_optimizer, standard_callbacks)
-
-    from recaptcha_tf.models import check_model_task
+    from recaptcha_tf.training import (
+        BlankPlateauWarning,
+        PlateauAwareEarlyStopping,
+        PredictionSamples,
+        TextMetrics,
+        cosine_schedule,
+        make_optimizer,
+        standard_callbacks,
+    )
 
     d = task_defaults("text")
     colour = d["colour"] if colour in (None, "auto") else colour
     if colour not in ("ink", "gray"):
         raise ValueError(f"--colour must be auto, ink or gray, got {colour!r}.")
     epochs, batch_size, learning_rate, steps = _positive(
-        {**d, "epochs": None, "steps": None}, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-        steps=steps)
+        {**d, "epochs": None, "steps": None},
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        steps=steps,
+    )
     check_model_task(model, "text", dict(model_kwargs or {}))
     kind = model_head(model)
     unfreeze = "all" if unfreeze is None else unfreeze
     weights_arg = weights
-    weights, freeze_epochs, fine_tune_learning_rate = _phases(weights, freeze_epochs, epochs or 2**31,
-                                                              learning_rate, fine_tune_learning_rate)
+    weights, freeze_epochs, fine_tune_learning_rate = _phases(
+        weights, freeze_epochs, epochs or 2**31, learning_rate, fine_tune_learning_rate
+    )
     dist, out, run_logdir, batch_size, (learning_rate, fine_tune_learning_rate) = _distribution(
-        strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate))
+        strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate)
+    )
     columns = dict(image_column=image_column, label_column=label_column)
     text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, max_length, **columns)
     dataset, vocab, max_length, parts = text.dataset, text.vocab, text.max_length, text.parts
@@ -790,23 +978,39 @@ def train_text(
     if freeze_epochs >= epochs:
         raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of {epochs} epochs.")
     patience = max(3, int(np.ceil(d["patience_fraction"] * epochs))) if patience is None else patience
-    log.info("%s%s; %d epochs of %d steps (budget %d steps), early stopping after %d epochs without a better "
-             "validation CER (or loss, at equal CER)", fit.describe(), " (--image-size given)" if size_given else "", epochs,
-             steps_per_epoch, budget, patience)
+    log.info(
+        "%s%s; %d epochs of %d steps (budget %d steps), early stopping after %d epochs without a better "
+        "validation CER (or loss, at equal CER)",
+        fit.describe(),
+        " (--image-size given)" if size_given else "",
+        epochs,
+        steps_per_epoch,
+        budget,
+        patience,
+    )
 
     if val_data:
         extra_val = load_text_dataset(val_data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case, **columns)
         val_sources, val_texts = extra_val.sources, extra_val.labels
-        val_targets = text_targets([vocab.encode(lab, name) for lab, name in zip(extra_val.labels, extra_val.names)],
-                                   max_length, vocab.size + 1, kind)
+        val_targets = text_targets(
+            [vocab.encode(lab, name) for lab, name in zip(extra_val.labels, extra_val.names)],
+            max_length,
+            vocab.size + 1,
+            kind,
+        )
     else:
         val_sources, val_texts, val_targets = text.sources("val"), text.texts("val"), text.targets("val", kind)
 
-    common = dict(image_size=crop_canvas(image_size, fit.crop), channels=channels, resize=fit.resize,
-                  batch_size=batch_size)
+    common = dict(
+        image_size=crop_canvas(image_size, fit.crop), channels=channels, resize=fit.resize, batch_size=batch_size
+    )
     train_ds = make_dataset(
-        text.sources("train"), text.targets("train", kind), shuffle=True,
-        seed=seed, augment=text_augmentation(seed) if augment else None, **common,
+        text.sources("train"),
+        text.targets("train", kind),
+        shuffle=True,
+        seed=seed,
+        augment=text_augmentation(seed) if augment else None,
+        **common,
     )
     val_ds = make_dataset(val_sources, val_targets, **common)
     train_ds, val_ds = _shard(dist, train_ds), _shard(dist, val_ds)
@@ -815,14 +1019,25 @@ def train_text(
 
     keras.utils.set_random_seed(seed)
     with precision_policy(precision) as policy, dist.scope():
-        net = build_text_model(model, vocab.characters, image_size, channels=channels, resize=fit.resize,
-                               max_length=max_length, colour=fit.colour, crop=fit.crop,
-                               **(model_kwargs or {}), **({"weights": weights} if weights_arg is not None else {}))
+        net = build_text_model(
+            model,
+            vocab.characters,
+            image_size,
+            channels=channels,
+            resize=fit.resize,
+            max_length=max_length,
+            colour=fit.colour,
+            crop=fit.crop,
+            **(model_kwargs or {}),
+            **({"weights": weights} if weights_arg is not None else {}),
+        )
         _sync_batchnorm(dist, net)
         frames = net.output_shape[1]
         if kind == "ctc" and frames < 2 * max_length + 1:
-            raise ValueError(f"The model reads {frames} frames, too few for labels of {max_length} characters; "
-                             "use a wider --image-size.")
+            raise ValueError(
+                f"The model reads {frames} frames, too few for labels of {max_length} characters; "
+                "use a wider --image-size."
+            )
 
     def compile_for(phase_epochs: int, lr: float):
         with dist.scope():
@@ -830,19 +1045,23 @@ def train_text(
                 optimizer=make_optimizer("adam", cosine_schedule(lr, phase_epochs, steps_per_epoch)),
                 loss=keras.losses.CTC() if kind == "ctc" else keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
             )
+
     from recaptcha_tf.distribute import unsharded
 
     val_images = unsharded(make_dataset(val_sources, None, cache=True, **common))
     first = [TextMetrics(val_images, val_texts, vocab.characters, kind)]
     plateau = BlankPlateauWarning(
-        steps=max(1, epochs * steps_per_epoch // 3), steps_per_epoch=steps_per_epoch,
+        steps=max(1, epochs * steps_per_epoch // 3),
+        steps_per_epoch=steps_per_epoch,
         remedy="check that the file names hold the labels, then try --learning-rate 3e-4 or more --steps; "
-               "the run summary marks it \"plateau\": true")
+        'the run summary marks it "plateau": true',
+    )
     last = [plateau] if kind == "ctc" else []
     if run_logdir:
         idx = list(range(min(12, len(val_sources))))
-        imgs = np.concatenate(list(make_dataset([val_sources[i] for i in idx], None, cache=False, **common)
-                                   .as_numpy_iterator()))
+        imgs = np.concatenate(
+            list(make_dataset([val_sources[i] for i in idx], None, cache=False, **common).as_numpy_iterator())
+        )
 
         def describe(outputs):
             dec = decode_text_outputs(outputs, vocab.characters, kind)
@@ -850,53 +1069,96 @@ def train_text(
 
         last.append(PredictionSamples(imgs, [val_texts[i] for i in idx], describe, run_logdir, every=10))
     _write_json(
-        {"task": "text", "model": model, "characters": vocab.characters, "strict_charset": text.strict_charset,
-         "max_length": max_length, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
-         **fit.to_config(),
-         "learning_rate": learning_rate, "seed": seed, "case": case, "model_kwargs": model_kwargs or {},
-         "precision": policy, "strategy": type(dist).__name__, "replicas": dist.num_replicas_in_sync,
-         "weights": weights, "freeze_epochs": freeze_epochs, "unfreeze": unfreeze,
-         "fine_tune_learning_rate": fine_tune_learning_rate,
-         "data": os.path.abspath(data)},
+        {
+            "task": "text",
+            "model": model,
+            "characters": vocab.characters,
+            "strict_charset": text.strict_charset,
+            "max_length": max_length,
+            "epochs": epochs,
+            "steps_per_epoch": steps_per_epoch,
+            "batch_size": batch_size,
+            **fit.to_config(),
+            "learning_rate": learning_rate,
+            "seed": seed,
+            "case": case,
+            "model_kwargs": model_kwargs or {},
+            "precision": policy,
+            "strategy": type(dist).__name__,
+            "replicas": dist.num_replicas_in_sync,
+            "weights": weights,
+            "freeze_epochs": freeze_epochs,
+            "unfreeze": unfreeze,
+            "fine_tune_learning_rate": fine_tune_learning_rate,
+            "data": os.path.abspath(data),
+        },
         os.path.join(out, "config.json"),
     )
     start = time.perf_counter()
 
     def fit_phase(first_epoch: int, last_epoch: int, phase: int) -> int:
-        history = dist_fit(dist, net, train_ds, validation_data=val_ds, initial_epoch=first_epoch, epochs=last_epoch,
-                           steps_per_epoch=steps_per_epoch if repeat else None, verbose=2, callbacks=standard_callbacks(
-                               out, run_logdir, monitor="val_cer_then_loss", mode="min",
-                               patience=patience if phase == 2 else None, first=first,
-                               last=[*last, *callbacks], backup="backup" if phase == 2 else "backup_phase1",
-                               early_stopping=PlateauAwareEarlyStopping, initial_epoch=first_epoch,
-                               delete_backup=False))
+        history = dist_fit(
+            dist,
+            net,
+            train_ds,
+            validation_data=val_ds,
+            initial_epoch=first_epoch,
+            epochs=last_epoch,
+            steps_per_epoch=steps_per_epoch if repeat else None,
+            verbose=2,
+            callbacks=standard_callbacks(
+                out,
+                run_logdir,
+                monitor="val_cer_then_loss",
+                mode="min",
+                patience=patience if phase == 2 else None,
+                first=first,
+                last=[*last, *callbacks],
+                backup="backup" if phase == 2 else "backup_phase1",
+                early_stopping=PlateauAwareEarlyStopping,
+                initial_epoch=first_epoch,
+                delete_backup=False,
+            ),
+        )
         return len(history.history.get("loss", []))
 
-    epochs_now = fit_in_phases(net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate,
-                               fine_tune_learning_rate)
+    epochs_now = fit_in_phases(
+        net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate, fine_tune_learning_rate
+    )
     wall = time.perf_counter() - start
     epochs_run = _epochs_run(out, epochs_now)
-    summary = {"out": out, "epochs_run": epochs_run, "epochs_this_session": epochs_now,
-               "train_seconds": round(wall, 1), "steps": epochs_run * steps_per_epoch, "image_size": list(image_size),
-               "crop": fit.crop, "plateau": plateau.on_plateau}
+    summary = {
+        "out": out,
+        "epochs_run": epochs_run,
+        "epochs_this_session": epochs_now,
+        "train_seconds": round(wall, 1),
+        "steps": epochs_run * steps_per_epoch,
+        "image_size": list(image_size),
+        "crop": fit.crop,
+        "plateau": plateau.on_plateau,
+    }
     if parts["test"] and _is_chief(dist):
         test = dataset.subset(parts["test"])
-        report = evaluate_text_dataset(out, test, report=os.path.join(out, "test_report.json"),
-                                       grid=os.path.join(out, "test_predictions.png"))
+        report = evaluate_text_dataset(
+            out, test, report=os.path.join(out, "test_report.json"), grid=os.path.join(out, "test_predictions.png")
+        )
         summary["test"] = {k: report[k] for k in ("n", "exact_match", "cer")}
         blank = float(np.mean([not w["prediction"] for w in report.get("worst", [])] or [0.0]))
         if report["exact_match"] == 0 and blank == 1.0:
             summary["plateau"] = True
     if summary["plateau"]:
-        log.warning("the model reads (nearly) every image as empty text: it did not learn this set; see the "
-                    "warning above for what to try")
+        log.warning(
+            "the model reads (nearly) every image as empty text: it did not learn this set; see the "
+            "warning above for what to try"
+        )
     _write_json(summary, os.path.join(out, "summary.json"))
     _finish_run(out)
     return summary
 
 
-def evaluate_text_dataset(model_path: str, dataset, report: str | None = None, grid: str | None = None,
-                          beam_width: int = 0, model=None) -> dict:
+def evaluate_text_dataset(
+    model_path: str, dataset, report: str | None = None, grid: str | None = None, beam_width: int = 0, model=None
+) -> dict:
     """Exact match, CER and worst examples of a text model on a :class:`TextDataset`."""
     from recaptcha_tf.decoding import decode_text_outputs
     from recaptcha_tf.evaluation import text_report, write_report
@@ -925,10 +1187,19 @@ def evaluate_text_dataset(model_path: str, dataset, report: str | None = None, g
         wrong = [i for i, (t, r) in enumerate(zip(texts, dataset.labels)) if t != r]
         right = [i for i, (t, r) in enumerate(zip(texts, dataset.labels)) if t == r]
         show = (wrong[:8] + right)[:16]
-        images = np.concatenate(list(make_dataset([dataset.sources[i] for i in show], None, cache=False,
-                                                  **info.pipeline_args()).as_numpy_iterator()))
-        fig = prediction_grid(images, [dataset.labels[i] for i in show], [texts[i] for i in show],
-                              [float(np.prod(decoded[i][1])) if decoded[i][1] else 0.0 for i in show])
+        images = np.concatenate(
+            list(
+                make_dataset(
+                    [dataset.sources[i] for i in show], None, cache=False, **info.pipeline_args()
+                ).as_numpy_iterator()
+            )
+        )
+        fig = prediction_grid(
+            images,
+            [dataset.labels[i] for i in show],
+            [texts[i] for i in show],
+            [float(np.prod(decoded[i][1])) if decoded[i][1] else 0.0 for i in show],
+        )
         save_figure(fig, grid)
     return result
 
@@ -996,14 +1267,20 @@ def evaluate(
         if tta != "none" or ensemble:
             raise ValueError("--tta and --ensemble are for tile and char classifiers, not text models.")
 
-        dataset = load_text_dataset(data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case,
-                                    image_column=image_column, label_column=label_column)
+        dataset = load_text_dataset(
+            data,
+            pattern=label_pattern or DEFAULT_LABEL_PATTERN,
+            case=case,
+            image_column=image_column,
+            label_column=label_column,
+        )
         if which:
             run_dir = model if os.path.isdir(model) else os.path.dirname(model)
             wanted = set(text_split_names(os.path.join(run_dir, MANIFEST_NAME), which))
             dataset = dataset.subset([i for i, n in enumerate(dataset.names) if n in wanted])
-        result = evaluate_text_dataset(model, dataset, report, grid=(stem + "_predictions.png") if stem else plot,
-                                       beam_width=beam_width, model=net)
+        result = evaluate_text_dataset(
+            model, dataset, report, grid=(stem + "_predictions.png") if stem else plot, beam_width=beam_width, model=net
+        )
         result["subset"] = which or "all"
         if report:
             write_report(result, report)
@@ -1018,8 +1295,9 @@ def evaluate(
         from recaptcha_tf.data.multilabel import folder_as_multilabel, read_label_csv
 
         if labels_csv:
-            paths, labels, _ = read_label_csv(labels_csv, root=data, class_names=info.names, channels=info.channels,
-                                              allow_outside=allow_outside_data)
+            paths, labels, _ = read_label_csv(
+                labels_csv, root=data, class_names=info.names, channels=info.channels, allow_outside=allow_outside_data
+            )
         else:
             paths, labels, _ = folder_as_multilabel(data, class_names=info.names, channels=info.channels)
     else:
@@ -1041,8 +1319,9 @@ def evaluate(
     else:
         result = classification_report(probs, labels, info.names)
     if challenges:
-        result["challenge"] = challenge_report(probs, labels, info.names, count=challenges,
-                                               threshold=info.threshold if info.kind == "sigmoid" else None)
+        result["challenge"] = challenge_report(
+            probs, labels, info.names, count=challenges, threshold=info.threshold if info.kind == "sigmoid" else None
+        )
     result["images_per_second"] = len(paths) / max(seconds, 1e-9)
     result["ms_per_image"] = 1000 * seconds / max(len(paths), 1)
     result["subset"] = which or "all"

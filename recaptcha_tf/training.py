@@ -32,8 +32,11 @@ BEST_MODEL = "model.keras"
 log = logging.getLogger("recaptcha_tf")
 
 
-def make_optimizer(name: str = "adam", learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
-                   weight_decay: float | None = None) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    name: str = "adam",
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
+    weight_decay: float | None = None,
+) -> keras.optimizers.Optimizer:
     """``adam``, ``adamw``, ``nadam``, ``rmsprop`` or ``sgd`` (Nesterov momentum 0.9)."""
     if name == "adam":
         return keras.optimizers.Adam(learning_rate)
@@ -53,8 +56,10 @@ def cosine_schedule(learning_rate: float, epochs: int, steps_per_epoch: int, war
     total = max(1, epochs * steps_per_epoch)
     warmup = min(total - 1, warmup_epochs * steps_per_epoch)
     return keras.optimizers.schedules.CosineDecay(
-        0.0 if warmup else learning_rate, decay_steps=max(1, total - warmup),
-        warmup_target=learning_rate if warmup else None, warmup_steps=warmup,
+        0.0 if warmup else learning_rate,
+        decay_steps=max(1, total - warmup),
+        warmup_target=learning_rate if warmup else None,
+        warmup_steps=warmup,
     )
 
 
@@ -118,7 +123,11 @@ class BlankPlateauWarning(keras.callbacks.Callback):
             self.warned = True
             logging.getLogger("recaptcha_tf").warning(
                 "after %d steps the model still reads %.0f%% of the validation images as empty text (the CTC "
-                "blank plateau); %s", (epoch + 1) * self.steps_per_epoch, 100 * blank, self.remedy)
+                "blank plateau); %s",
+                (epoch + 1) * self.steps_per_epoch,
+                100 * blank,
+                self.remedy,
+            )
 
 
 class PlateauAwareEarlyStopping(keras.callbacks.EarlyStopping):
@@ -245,8 +254,9 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
     EPOCH_ATTR = "recaptcha_tf_epoch"
     LOGS_ATTR = "recaptcha_tf_logs"
 
-    def __init__(self, backup_dir: str, csv_path: str | None = None, initial_epoch: int = 0,
-                 delete_checkpoint: bool = True):
+    def __init__(
+        self, backup_dir: str, csv_path: str | None = None, initial_epoch: int = 0, delete_checkpoint: bool = True
+    ):
         super().__init__(backup_dir, delete_checkpoint=delete_checkpoint)
         self.csv_path = csv_path
         self.initial_epoch = initial_epoch
@@ -300,23 +310,30 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
                 epoch, epoch_logs = self._read_state(path)
                 self.model.load_weights(path)
             except (OSError, ValueError, KeyError) as err:
-                log.warning("Backup %s is unreadable (%s); falling back to the previous one.", path,
-                            str(err).splitlines()[0] if str(err) else type(err).__name__)
+                log.warning(
+                    "Backup %s is unreadable (%s); falling back to the previous one.",
+                    path,
+                    str(err).splitlines()[0] if str(err) else type(err).__name__,
+                )
                 continue
             self.restored_epoch = epoch
             self.model._initial_epoch = epoch
             self._repair_history(epoch, epoch_logs)
             if os.path.exists(self._done_path) and path == self._weights_path:
                 self.model._initial_epoch = max(epoch, int(self.params.get("epochs") or epoch))
-                log.info("Restored the training state from %s: resuming after epoch %d; training had finished.",
-                         path, epoch)
+                log.info(
+                    "Restored the training state from %s: resuming after epoch %d; training had finished.", path, epoch
+                )
             else:
                 log.info("Restored the training state from %s: resuming after epoch %d.", path, epoch)
             return
         for v, value in zip(variables, snapshot):
             v.assign(value)
-        log.warning("No readable backup in %s; this training phase starts afresh at epoch %d.",
-                    self.backup_dir, self.initial_epoch + 1)
+        log.warning(
+            "No readable backup in %s; this training phase starts afresh at epoch %d.",
+            self.backup_dir,
+            self.initial_epoch + 1,
+        )
         self._repair_history(self.initial_epoch, None)
 
     def _repair_history(self, epoch: int, epoch_logs: dict | None) -> None:
@@ -411,14 +428,22 @@ def standard_callbacks(
     csv_path = os.path.join(out_dir, "history.csv")
     callbacks: list[keras.callbacks.Callback] = [
         *first,
-        SafeBackupAndRestore(os.path.join(out_dir, backup), csv_path=csv_path, initial_epoch=initial_epoch,
-                             delete_checkpoint=delete_backup),
+        SafeBackupAndRestore(
+            os.path.join(out_dir, backup),
+            csv_path=csv_path,
+            initial_epoch=initial_epoch,
+            delete_checkpoint=delete_backup,
+        ),
     ]
     if logdir:
         callbacks.append(keras.callbacks.TensorBoard(logdir, write_graph=False, update_freq="epoch"))
     callbacks.append(
         AtomicModelCheckpoint(
-            os.path.join(out_dir, BEST_MODEL), csv_path=csv_path, monitor=monitor, mode=mode, save_best_only=True,
+            os.path.join(out_dir, BEST_MODEL),
+            csv_path=csv_path,
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
             initial_value_threshold=best_logged_value(csv_path, monitor, mode),
         )
     )

@@ -7,9 +7,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
 
 KAGGLE_NAMES = {"bus": "Bus", "traffic_light": "Traffic Light", "hydrant": "Hydrant"}
 SHAPES = ("ellipse", "rectangle", "cross")
@@ -35,8 +35,14 @@ def tile_image(class_index: int, rng: np.random.Generator, size: int = 24, mode:
 
 
 def make_class_folders(
-    root, classes=("bus", "hydrant", "traffic_light"), per_class=12, layout="tidy", seed=0, sizes=(24,),
-    modes=("RGB",), ext=".png",
+    root,
+    classes=("bus", "hydrant", "traffic_light"),
+    per_class=12,
+    layout="tidy",
+    seed=0,
+    sizes=(24,),
+    modes=("RGB",),
+    ext=".png",
 ):
     """Write ``root/<class>/<n>.png`` (tidy) or ``root/Traffic Light/Tlight (3).png`` (kaggle)."""
     rng = np.random.default_rng(seed)
@@ -51,7 +57,7 @@ def make_class_folders(
             fname = f"{folder} ({k + 1}){ext}" if layout == "kaggle" else f"{k:04d}{ext}"
             path = os.path.join(root, folder, fname)
             if mode == "I;16":
-                arr = (np.asarray(im.convert("L"), dtype=np.uint16) * 257)
+                arr = np.asarray(im.convert("L"), dtype=np.uint16) * 257
                 Image.fromarray(arr).save(path, format="PNG")
             else:
                 im.convert(mode).save(path, format="PNG" if ext == ".png" else "JPEG")
@@ -73,8 +79,14 @@ def train_tiny_classifier(root, sizes=(24,)):
     data = os.path.join(str(root), "tiles")
     make_class_folders(data, per_class=8, sizes=sizes)
     out = os.path.join(str(root), "run")
-    runs.train_classifier(data, out, image_size=(24, 24), epochs=1, logdir=None,
-                          model_kwargs=dict(conv_layers=1, filters=4, dense_units=8))
+    runs.train_classifier(
+        data,
+        out,
+        image_size=(24, 24),
+        epochs=1,
+        logdir=None,
+        model_kwargs=dict(conv_layers=1, filters=4, dense_units=8),
+    )
     return out, data
 
 
@@ -86,6 +98,15 @@ def train_tiny_crnn(root, count, charset="abc"):
     data = os.path.join(str(root), "captchas")
     generate_captchas(data, count=count, length=(3, 4), charset=charset, size=(96, 32), seed=0)
     out = os.path.join(str(root), "run")
-    runs.train_text(data, out, model="crnn", charset=charset, image_size=(32, 64), epochs=1, batch_size=16,
-                    logdir=None, model_kwargs={"rnn_units": 8, "filters": [4, 4, 8, 8]})
+    runs.train_text(
+        data,
+        out,
+        model="crnn",
+        charset=charset,
+        image_size=(32, 64),
+        epochs=1,
+        batch_size=16,
+        logdir=None,
+        model_kwargs={"rnn_units": 8, "filters": [4, 4, 8, 8]},
+    )
     return out, data

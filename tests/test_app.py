@@ -7,10 +7,10 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import tile_image, train_tiny_classifier, train_tiny_crnn
 from PIL import Image
 
-from conftest import tile_image, train_tiny_classifier, train_tiny_crnn
-from recaptcha_tf.app import build_app, launch, read_upload, UploadError
+from recaptcha_tf.app import UploadError, build_app, launch, read_upload
 from recaptcha_tf.challenge import cell_bounds, pick_cells, split_grid
 from recaptcha_tf.inference import load_model, predict
 
@@ -52,6 +52,7 @@ def test_pick_cells_softmax_argmax_and_sigmoid_threshold():
 
 def _bomb_png(width=100_000, height=100_000) -> bytes:
     """A tiny PNG whose header declares huge dimensions (a decompression bomb's calling card)."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -150,7 +151,7 @@ def test_grid_selection_over_http(classifier, tile_client, tmp_path):
     rng = np.random.default_rng(3)
     classes = [0, 1, 2, 1, 0, 2, 2, 1, 0]
     tiles = [np.asarray(tile_image(c, rng, 30)) for c in classes]
-    grid = np.concatenate([np.concatenate(tiles[r * 3:(r + 1) * 3], axis=1) for r in range(3)], axis=0)
+    grid = np.concatenate([np.concatenate(tiles[r * 3 : (r + 1) * 3], axis=1) for r in range(3)], axis=0)
     grid_path = str(tmp_path / "grid.png")
     Image.fromarray(grid).save(grid_path)
     overlay, summary, cells = tile_client.predict(handle_file(grid_path), "hydrant", "3x3", api_name="/select_cells")
@@ -161,8 +162,12 @@ def test_grid_selection_over_http(classifier, tile_client, tmp_path):
         cell_files.append(str(tmp_path / f"cell{k}.png"))
         Image.fromarray(cell).save(cell_files[-1])
     model = load_model(run)
-    probs = np.array([[p for _, p in sorted(r["top_k"], key=lambda t: ["bus", "hydrant", "traffic_light"].index(t[0]))]
-                      for r in predict(model, cell_files, top_k=3)])
+    probs = np.array(
+        [
+            [p for _, p in sorted(r["top_k"], key=lambda t: ["bus", "hydrant", "traffic_light"].index(t[0]))]
+            for r in predict(model, cell_files, top_k=3)
+        ]
+    )
     assert cells == [i + 1 for i in pick_cells(probs, 1, None)]
     assert summary.startswith("hydrant:")
     shown = np.asarray(Image.open(overlay))
@@ -313,8 +318,9 @@ def test_concurrent_clients_are_all_answered_correctly(classifier, tile_client):
     run, root = classifier
     files = list_images(os.path.join(root, "tiles"))[::3][:8]
     clients = [Client(tile_client.src, verbose=False) for _ in range(4)]
-    got = _concurrently(lambda k: clients[k % 4].predict(handle_file(files[k]), api_name="/predict_tile"),
-                        list(range(len(files))))
+    got = _concurrently(
+        lambda k: clients[k % 4].predict(handle_file(files[k]), api_name="/predict_tile"), list(range(len(files)))
+    )
     expected = predict(load_model(run), files)
     assert [s for s, _ in got] == ["ok"] * len(files)
     assert [r[0]["label"] for _, r in got] == [e["label"] for e in expected]
@@ -330,8 +336,9 @@ def test_plain_http_route(classifier, tile_client, bad_files):
     url = tile_client.src.rstrip("/") + "/api/v1/predict"
 
     def post(path):
-        req = urllib.request.Request(url, data=open(path, "rb").read(), method="POST",
-                                     headers={"Content-Type": "application/octet-stream"})
+        req = urllib.request.Request(
+            url, data=open(path, "rb").read(), method="POST", headers={"Content-Type": "application/octet-stream"}
+        )
         try:
             with urllib.request.urlopen(req) as response:
                 return response.status, json.loads(response.read())
@@ -363,6 +370,8 @@ def test_demo_page_shows_held_out_examples(classifier, tile_client):
     config = urllib.request.urlopen(tile_client.src.rstrip("/") + "/config").read().decode()
     assert '"dataset"' in config and "held-out examples" in config
     assert urllib.request.urlopen(tile_client.src).status == 200
+
+
 def _cache_bytes():
     from gradio.utils import get_upload_folder
 
@@ -381,7 +390,7 @@ def test_refused_and_accepted_uploads_leave_nothing_on_disk(classifier, tile_cli
     junk.write_bytes(os.urandom(MAX_BYTES - 1000))  # under the size limit, not an image: refused after upload
     good = os.path.join(root, "tiles", "bus", "0001.png")
     before = _cache_bytes()
-    for k in range(5):
+    for _ in range(5):
         with pytest.raises(Exception, match="not an image"):
             tile_client.predict(handle_file(str(junk)), api_name="/predict_tile")
     tile_client.predict(handle_file(good), api_name="/predict_tile")

@@ -64,9 +64,7 @@ def tree_bytes(folder):
 
 
 def mtimes(folder):
-    return {
-        os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns for d, _, fs in os.walk(folder) for f in fs
-    }
+    return {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns for d, _, fs in os.walk(folder) for f in fs}
 
 
 def test_balance_counts_sources_and_no_leak(tmp_path):
@@ -96,7 +94,7 @@ def test_balance_counts_sources_and_no_leak(tmp_path):
         assert np.median(rgb[..., 1]) > 100
         name = os.path.basename(path)
         if name.startswith("orig_"):
-            src = next(p for p, _ in split.train if os.path.basename(p) == name[len("orig_"):])
+            src = next(p for p, _ in split.train if os.path.basename(p) == name[len("orig_") :])
             assert read_bytes(src) == read_bytes(path)
         else:
             m = re.fullmatch(r"aug_(\d+)_(.+)\.png", name)

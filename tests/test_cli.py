@@ -4,9 +4,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import make_class_folders
 from PIL import Image
 
-from conftest import make_class_folders
 from recaptcha_tf.cli import build_parser, main
 
 COMMANDS = ["balance", "train", "evaluate", "predict", "generate", "merge-parquet", "demo"]
@@ -57,8 +57,30 @@ def test_train_evaluate_predict_from_the_command_line(tmp_path, capsys):
     data = str(tmp_path / "d")
     make_class_folders(data, per_class=10)
     out = str(tmp_path / "run")
-    assert main(["train", "--data", data, "--out", out, "--epochs", "1", "--image-size", "24", "--logdir", "",
-                 "--model-arg", "conv_layers=2", "--model-arg", "filters=8", "--model-arg", "dense_units=8"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                data,
+                "--out",
+                out,
+                "--epochs",
+                "1",
+                "--image-size",
+                "24",
+                "--logdir",
+                "",
+                "--model-arg",
+                "conv_layers=2",
+                "--model-arg",
+                "filters=8",
+                "--model-arg",
+                "dense_units=8",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     report = str(tmp_path / "report.json")
     assert main(["evaluate", "--model", out, "--data", data, "--report", report]) == 0
@@ -77,8 +99,7 @@ def test_train_evaluate_predict_from_the_command_line(tmp_path, capsys):
 def test_generate_command(tmp_path, capsys):
     out = str(tmp_path / "g")
     preview = str(tmp_path / "p.png")
-    assert main(["generate", "--out", out, "--count", "12", "--length", "5", "--seed", "2",
-                 "--preview", preview]) == 0
+    assert main(["generate", "--out", out, "--count", "12", "--length", "5", "--seed", "2", "--preview", preview]) == 0
     files = os.listdir(out)
     assert len(files) == 12 and all(len(f.split(".")[0].split("-")[0]) == 5 for f in files)
     assert Image.open(preview).format == "PNG"

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import make_class_folders
+
 from recaptcha_tf.distribute import get_strategy, scale_for_replicas
 from recaptcha_tf.inference import load_model
 
@@ -46,14 +46,46 @@ def test_two_workers_train_to_the_same_weights(tmp_path):
     make_class_folders(data, per_class=8)
     out = str(tmp_path / "run")
     workers = [f"localhost:{p}" for p in _free_ports(2)]
-    command = [sys.executable, "-m", "recaptcha_tf", "train", "--task", "tiles", "--data", data, "--out", out,
-               "--strategy", "multiworker", "--epochs", "2", "--image-size", "24", "--batch-size", "4",
-               "--learning-rate", "1e-3", "--logdir", "", "--precision", "float32", "--model-arg", "conv_layers=2",
-               "--model-arg", "filters=4", "--model-arg", "dense_units=8"]
+    command = [
+        sys.executable,
+        "-m",
+        "recaptcha_tf",
+        "train",
+        "--task",
+        "tiles",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--strategy",
+        "multiworker",
+        "--epochs",
+        "2",
+        "--image-size",
+        "24",
+        "--batch-size",
+        "4",
+        "--learning-rate",
+        "1e-3",
+        "--logdir",
+        "",
+        "--precision",
+        "float32",
+        "--model-arg",
+        "conv_layers=2",
+        "--model-arg",
+        "filters=4",
+        "--model-arg",
+        "dense_units=8",
+    ]
     procs = []
     for index in range(2):
-        env = dict(os.environ, CUDA_VISIBLE_DEVICES="-1", TF_CPP_MIN_LOG_LEVEL="2",
-                   TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+        env = dict(
+            os.environ,
+            CUDA_VISIBLE_DEVICES="-1",
+            TF_CPP_MIN_LOG_LEVEL="2",
+            TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
+        )
         procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = []
     for p in procs:

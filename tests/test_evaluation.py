@@ -6,10 +6,16 @@ from recaptcha_tf.evaluation import character_error_rate, classification_report,
 
 def test_classification_report_on_a_hand_built_case():
     # true:  0 0 0 1 1 2 ; predicted (argmax): 0 0 1 1 2 2
-    probs = np.array([
-        [0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.3, 0.6, 0.1],
-        [0.1, 0.7, 0.2], [0.1, 0.4, 0.5], [0.2, 0.1, 0.7],
-    ])
+    probs = np.array(
+        [
+            [0.8, 0.1, 0.1],
+            [0.6, 0.3, 0.1],
+            [0.3, 0.6, 0.1],
+            [0.1, 0.7, 0.2],
+            [0.1, 0.4, 0.5],
+            [0.2, 0.1, 0.7],
+        ]
+    )
     labels = [0, 0, 0, 1, 1, 2]
     r = classification_report(probs, labels, ["a", "b", "c"])
     assert r["n"] == 6

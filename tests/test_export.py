@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import train_tiny_classifier, train_tiny_crnn
+
 from recaptcha_tf import export as E
 from recaptcha_tf.cli import main
 from recaptcha_tf.inference import load_model, model_info, predict
@@ -92,8 +92,7 @@ def test_cli_export_runs_parity_and_fails_loudly(classifier, tmp_path, capsys):
     assert "tolerance: max |diff| <= 0.0001" in printed and "PASSED" in printed
     assert json.load(open(out + ".parity.json"))["passed"] is True
     # An impossible tolerance makes the parity check fail: non-zero exit and a clear message.
-    assert main(["export", "--model", run, "--format", "onnx", "--out", out, "--data", data,
-                 "--tolerance", "-1"]) == 1
+    assert main(["export", "--model", run, "--format", "onnx", "--out", out, "--data", data, "--tolerance", "-1"]) == 1
     assert "does not agree with the Keras model" in capsys.readouterr().err
     assert main(["export", "--model", run, "--format", "savedmodel", "--quantize", "dynamic"]) == 2
     assert "tflite and onnx only" in capsys.readouterr().err
@@ -111,9 +110,11 @@ def test_export_help_lists_defaults(capsys):
 
 
 def test_inference_config_makes_float32_without_rnn_dropout():
-    cfg = {"dtype": {"class_name": "DTypePolicy", "config": {"name": "mixed_bfloat16"}},
-           "layer": {"config": {"dropout": 0.25, "recurrent_dropout": 0.1, "rate": 0.3}},
-           "inbound_nodes": [{"args": [], "kwargs": {"training": True, "mask": None}}]}
+    cfg = {
+        "dtype": {"class_name": "DTypePolicy", "config": {"name": "mixed_bfloat16"}},
+        "layer": {"config": {"dropout": 0.25, "recurrent_dropout": 0.1, "rate": 0.3}},
+        "inbound_nodes": [{"args": [], "kwargs": {"training": True, "mask": None}}],
+    }
     out = E._inference_config(cfg)
     assert out["dtype"]["config"]["name"] == "float32"
     assert out["layer"]["config"] == {"dropout": 0.0, "recurrent_dropout": 0.0, "rate": 0.3}

@@ -11,9 +11,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_sigkill_at_random_instants_and_mid_backup_write_lose_nothing(tmp_path):
     result = str(tmp_path / "faults.json")
     done = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "faults.py"), "--kills", "2", "--epochs", "3",
-         "--wall", "20", "--seed", "3", "--json", result, "--work", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            os.path.join(ROOT, "benchmarks", "faults.py"),
+            "--kills",
+            "2",
+            "--epochs",
+            "3",
+            "--wall",
+            "20",
+            "--seed",
+            "3",
+            "--json",
+            result,
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.load(open(result))

@@ -3,9 +3,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import make_class_folders
 from PIL import Image
 
-from conftest import make_class_folders
 from recaptcha_tf.data.folders import DatasetError, class_key, scan_class_folders
 from recaptcha_tf.data.images import CorruptImageError, check_image_size, load_image_array
 

@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import tile_image
 
 CLASSES = ["bicycle", "bus", "car", "crosswalk"]
@@ -25,17 +24,21 @@ def _png(i: int) -> bytes:
 
 
 def _features() -> dict:
-    return {"image": {"_type": "Image"},
-            "labels": {"feature": {"names": CLASSES, "_type": "ClassLabel"}, "_type": "Sequence"}}
+    return {
+        "image": {"_type": "Image"},
+        "labels": {"feature": {"names": CLASSES, "_type": "ClassLabel"}, "_type": "Sequence"},
+    }
 
 
 def _table(vectors=VECTORS, with_metadata=True):
     import pyarrow as pa
 
-    table = pa.table({
-        "image": [{"bytes": _png(i), "path": f"../../etc/{i}.png"} for i in range(len(vectors))],
-        "labels": vectors,
-    })
+    table = pa.table(
+        {
+            "image": [{"bytes": _png(i), "path": f"../../etc/{i}.png"} for i in range(len(vectors))],
+            "labels": vectors,
+        }
+    )
     if with_metadata:
         table = table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": _features()}})})
     return table
@@ -83,8 +86,10 @@ def test_save_to_disk_arrow_layout_and_class_names_from_dataset_info(tmp_path):
     folder = tmp_path / "saved" / "validation"
     folder.mkdir(parents=True)
     table = _table(with_metadata=False)
-    with pa.OSFile(str(folder / "data-00000-of-00001.arrow"), "wb") as sink, \
-            pa.ipc.new_stream(sink, table.schema) as writer:
+    with (
+        pa.OSFile(str(folder / "data-00000-of-00001.arrow"), "wb") as sink,
+        pa.ipc.new_stream(sink, table.schema) as writer,
+    ):
         writer.write_table(table)
     (folder / "dataset_info.json").write_text(json.dumps({"features": _features()}))
     result = convert_multilabel(str(tmp_path / "saved"), str(tmp_path / "out"))
@@ -130,8 +135,12 @@ def test_multi_hot_labels_without_class_names_and_bad_images(tmp_path):
         convert_multilabel(str(tmp_path / "train.parquet"), str(tmp_path / "out"))
     import pyarrow as pa
 
-    broken = pa.table({"image": [{"bytes": b"not an image", "path": None}, {"bytes": _png(1), "path": None}],
-                       "labels": [[1, 0, 0, 0], [0, 1, 0, 0]]})
+    broken = pa.table(
+        {
+            "image": [{"bytes": b"not an image", "path": None}, {"bytes": _png(1), "path": None}],
+            "labels": [[1, 0, 0, 0], [0, 1, 0, 0]],
+        }
+    )
     pq.write_table(broken, tmp_path / "broken.parquet")
     result = convert_multilabel(str(tmp_path / "broken.parquet"), str(tmp_path / "out2"), class_names=CLASSES)
     assert result["images"] == 1 and len(result["skipped"]) == 1
@@ -142,11 +151,19 @@ def test_cli_convert_multilabel_is_one_line_on_bad_input(tmp_path):
 
     pq.write_table(_table(), tmp_path / "train.parquet")
     run = [sys.executable, "-m", "recaptcha_tf", "convert-multilabel"]
-    ok = subprocess.run(run + [str(tmp_path / "train.parquet"), "--out", str(tmp_path / "out")],
-                        capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        run + [str(tmp_path / "train.parquet"), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "wrote 5 images" in ok.stdout and os.path.isfile(tmp_path / "out" / "labels.csv")
-    bad = subprocess.run(run + [str(tmp_path / "nothing.parquet"), "--out", str(tmp_path / "o")],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        run + [str(tmp_path / "nothing.parquet"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1

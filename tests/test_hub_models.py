@@ -11,16 +11,28 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import make_class_folders
 
 TINY_EFFICIENTNET = dict(
-    stackwise_width_coefficients=[1.0, 1.0], stackwise_depth_coefficients=[1.0, 1.0], stackwise_kernel_sizes=[3, 3],
-    stackwise_num_repeats=[1, 1], stackwise_input_filters=[8, 8], stackwise_output_filters=[8, 16],
-    stackwise_expansion_ratios=[1, 2], stackwise_squeeze_and_excite_ratios=[0, 0], stackwise_strides=[2, 2],
-    stackwise_block_types=["v1", "v1"], stackwise_force_input_filters=[0, 0], activation="relu6",
-    include_stem_padding=False, stem_conv_padding="same", dropout=0, min_depth=None,
-    use_depth_divisor_as_min_depth=True, cap_round_filter_decrease=True, batch_norm_epsilon=1e-3,
+    stackwise_width_coefficients=[1.0, 1.0],
+    stackwise_depth_coefficients=[1.0, 1.0],
+    stackwise_kernel_sizes=[3, 3],
+    stackwise_num_repeats=[1, 1],
+    stackwise_input_filters=[8, 8],
+    stackwise_output_filters=[8, 16],
+    stackwise_expansion_ratios=[1, 2],
+    stackwise_squeeze_and_excite_ratios=[0, 0],
+    stackwise_strides=[2, 2],
+    stackwise_block_types=["v1", "v1"],
+    stackwise_force_input_filters=[0, 0],
+    activation="relu6",
+    include_stem_padding=False,
+    stem_conv_padding="same",
+    dropout=0,
+    min_depth=None,
+    use_depth_divisor_as_min_depth=True,
+    cap_round_filter_decrease=True,
+    batch_norm_epsilon=1e-3,
     input_shape=(None, None, 3),
 )
 
@@ -121,8 +133,17 @@ def test_hybrid_vit_on_a_pretrained_trunk_saves_and_loads_in_safe_mode(tmp_path,
 
     from recaptcha_tf.models import build_model
 
-    model = build_model("vit-hybrid", (64, 64, 3), 4, weights=tiny_preset, num_layers=1, hidden_dim=32,
-                        num_heads=2, mlp_dim=64, output_activation="sigmoid" if multi_label else "softmax")
+    model = build_model(
+        "vit-hybrid",
+        (64, 64, 3),
+        4,
+        weights=tiny_preset,
+        num_layers=1,
+        hidden_dim=32,
+        num_heads=2,
+        mlp_dim=64,
+        output_activation="sigmoid" if multi_label else "softmax",
+    )
     assert model.get_layer("tokens").output.shape[1:] == (64, 1280)  # the tiny trunk has stride 8: an 8x8 grid
     x = np.random.default_rng(0).uniform(0, 255, (3, 64, 64, 3)).astype("float32")
     out = model.predict(x, verbose=0)
@@ -160,8 +181,17 @@ def test_the_recipe_fills_what_the_user_left_unset(tmp_path, tiny_preset):
     data = str(tmp_path / "tiles")
     make_class_folders(data, per_class=6)
     out = str(tmp_path / "run")
-    summary = runs.train_classifier(data, out, model="efficientnet-lite0", weights=tiny_preset, image_size=(32, 32),
-                                    epochs=2, batch_size=8, logdir=None, balance_per_class=0)
+    summary = runs.train_classifier(
+        data,
+        out,
+        model="efficientnet-lite0",
+        weights=tiny_preset,
+        image_size=(32, 32),
+        epochs=2,
+        batch_size=8,
+        logdir=None,
+        balance_per_class=0,
+    )
     recipe = pretrained_recipe("efficientnet-lite0")
     with open(os.path.join(out, "config.json")) as f:
         config = json.load(f)

@@ -2,19 +2,33 @@
 
 import numpy as np
 import pytest
-
 from conftest import train_tiny_classifier, train_tiny_crnn
+
 from recaptcha_tf.data.pipeline import make_dataset
 from recaptcha_tf.export import list_images
-from recaptcha_tf.inference import (CorruptImageError, Inference, inference_for, load_model, model_info, predict,
-                                    predict_outputs)
+from recaptcha_tf.inference import (
+    CorruptImageError,
+    Inference,
+    inference_for,
+    load_model,
+    model_info,
+    predict,
+    predict_outputs,
+)
 
 
 def legacy_outputs(model, sources):
     """The path before issue #15: a fresh tf.data pipeline and ``model.predict`` per call."""
     info = model_info(model)
-    ds = make_dataset(sources, None, image_size=info.image_size, channels=info.channels, resize=info.resize,
-                      batch_size=64, cache=False)
+    ds = make_dataset(
+        sources,
+        None,
+        image_size=info.image_size,
+        channels=info.channels,
+        resize=info.resize,
+        batch_size=64,
+        cache=False,
+    )
     return model.predict(ds, verbose=0)
 
 
@@ -63,8 +77,7 @@ def test_mixed_precision_model_runs_in_float32_within_tolerance(classifier):
 
     _, files = classifier
     with precision_policy("mixed_bfloat16"):
-        model = build_classifier("cnn", ["a", "b", "c"], image_size=(24, 24), conv_layers=1, filters=4,
-                                 dense_units=8)
+        model = build_classifier("cnn", ["a", "b", "c"], image_size=(24, 24), conv_layers=1, filters=4, dense_units=8)
     assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in model.layers)
     expected = legacy_outputs(model, files[:8])
     fast = Inference.from_model(model)  # float32 copy

@@ -50,10 +50,11 @@ def test_batchnorm_sits_between_conv_or_dense_and_activation():
 
 def test_cnn_knobs_change_the_architecture():
     small = build_cnn((32, 32, 3), 2, conv_layers=2, filters=8, dense_layers=0)
-    big = build_cnn((32, 32, 3), 2, conv_layers=4, filters=[8, 16, 32, 64], dense_layers=2, dense_units=32,
-                    activation="elu")
+    big = build_cnn(
+        (32, 32, 3), 2, conv_layers=4, filters=[8, 16, 32, 64], dense_layers=2, dense_units=32, activation="elu"
+    )
     assert small.count_params() < big.count_params()
-    assert any(isinstance(l, keras.layers.Activation) for l in big.layers)
+    assert any(isinstance(layer, keras.layers.Activation) for layer in big.layers)
     with pytest.raises(ValueError):
         build_cnn((32, 32, 3), 2, conv_layers=2, filters=[8])
 
@@ -73,13 +74,14 @@ def test_saved_classifier_loads_in_safe_mode_and_knows_its_classes(tmp_path):
     loaded = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     assert loaded.get_layer("label_names").names == ["bus", "palm"]
-    assert not any(type(l).__name__ == "Lambda" for l in loaded._flatten_layers())
+    assert not any(type(layer).__name__ == "Lambda" for layer in loaded._flatten_layers())
 
 
 def test_calling_a_model_directly_runs_in_inference_mode():
     """model(x) must equal model.predict(x); training=True must still switch dropout and BatchNorm on."""
-    model = build_classifier("cnn", ["a", "b"], image_size=(24, 24), conv_layers=1, filters=4, dense_units=4,
-                             dropout=0.5)
+    model = build_classifier(
+        "cnn", ["a", "b"], image_size=(24, 24), conv_layers=1, filters=4, dense_units=4, dropout=0.5
+    )
     x = np.random.default_rng(0).uniform(0, 255, (4, 30, 30, 3)).astype("float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), model.predict(x, verbose=0), atol=1e-6)
     trained = keras.ops.convert_to_numpy(model(x, training=True))

@@ -48,17 +48,26 @@ def run_notebook(name: str, work: str, kernel: str, **parameters) -> nbformat.No
 
     before = sorted(os.listdir(NOTEBOOKS))
     nb = papermill.execute_notebook(
-        os.path.join(NOTEBOOKS, name), os.path.join(work, "executed_" + name),
+        os.path.join(NOTEBOOKS, name),
+        os.path.join(work, "executed_" + name),
         parameters={"SMOKE": True, "WORK": os.path.join(work, "work"), **parameters},
-        kernel_name=kernel, cwd=NOTEBOOKS, progress_bar=False, execution_timeout=300,
+        kernel_name=kernel,
+        cwd=NOTEBOOKS,
+        progress_bar=False,
+        execution_timeout=300,
     )
     assert sorted(os.listdir(NOTEBOOKS)) == before, "the notebook wrote outside WORK"
     return nb
 
 
 def outputs(nb, output_type=None):
-    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
-            if output_type is None or o.get("output_type") == output_type]
+    return [
+        o
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+        if output_type is None or o.get("output_type") == output_type
+    ]
 
 
 IMAGE_TYPES = ("image/png", "image/jpeg")  # committed runs keep photo grids as JPEG (tools/compact_notebook.py)
@@ -75,8 +84,11 @@ def check_clean_run(nb, figures: int) -> None:
     stderr = "".join(o.get("text", "") for o in outputs(nb, "stream") if o.get("name") == "stderr")
     assert "Traceback" not in stderr
     assert images(nb) == figures, f"{images(nb)} figures displayed, expected {figures}"
-    assert not any("<Figure size" in o.get("data", {}).get("text/plain", "")
-                   and not any(t in o.get("data", {}) for t in IMAGE_TYPES) for o in outputs(nb))
+    assert not any(
+        "<Figure size" in o.get("data", {}).get("text/plain", "")
+        and not any(t in o.get("data", {}) for t in IMAGE_TYPES)
+        for o in outputs(nb)
+    )
 
 
 def load_json(*parts):
@@ -191,7 +203,8 @@ def test_compact_notebook_reencodes_only_large_figures_as_jpeg(tmp_path):
     from PIL import Image
 
     spec = importlib.util.spec_from_file_location(
-        "compact_notebook", os.path.join(NOTEBOOKS, os.pardir, "tools", "compact_notebook.py"))
+        "compact_notebook", os.path.join(NOTEBOOKS, os.pardir, "tools", "compact_notebook.py")
+    )
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
 
@@ -204,10 +217,14 @@ def test_compact_notebook_reencodes_only_large_figures_as_jpeg(tmp_path):
     large = png(rng.integers(0, 256, (400, 1600, 3), dtype=np.uint8))  # noise: about 1.9 MB as PNG
     small = png(np.zeros((50, 50, 3), dtype=np.uint8))
     nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("plot()", execution_count=1, outputs=[
-        nbformat.v4.new_output("display_data", data={"image/png": large, "text/plain": "<Figure>"}),
-        nbformat.v4.new_output("display_data", data={"image/png": small, "text/plain": "<Figure>"}),
-    ])
+    cell = nbformat.v4.new_code_cell(
+        "plot()",
+        execution_count=1,
+        outputs=[
+            nbformat.v4.new_output("display_data", data={"image/png": large, "text/plain": "<Figure>"}),
+            nbformat.v4.new_output("display_data", data={"image/png": small, "text/plain": "<Figure>"}),
+        ],
+    )
     nb.cells.append(cell)
     path = str(tmp_path / "nb.ipynb")
     nbformat.write(nb, path)

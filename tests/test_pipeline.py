@@ -2,9 +2,9 @@ import io
 
 import numpy as np
 import pytest
+from conftest import make_class_folders
 from PIL import Image
 
-from conftest import make_class_folders
 from recaptcha_tf.data.folders import scan_class_folders
 from recaptcha_tf.data.pipeline import batch_mixing, make_dataset, multi_hot, pad_sequences, tile_augmentation
 
@@ -45,8 +45,7 @@ def test_pad_keeps_aspect_ratio():
 
 def test_augmentation_changes_pixels_not_shapes(small):
     plain = make_dataset(small.paths, small.labels, image_size=(16, 16), batch_size=15)
-    aug = make_dataset(small.paths, small.labels, image_size=(16, 16), batch_size=15,
-                       augment=tile_augmentation(seed=1))
+    aug = make_dataset(small.paths, small.labels, image_size=(16, 16), batch_size=15, augment=tile_augmentation(seed=1))
     (x0, y0), (x1, y1) = next(iter(plain.as_numpy_iterator())), next(iter(aug.as_numpy_iterator()))
     assert x1.shape == x0.shape and x1.dtype == np.uint8
     assert (y0 == y1).all()
@@ -58,7 +57,7 @@ def test_batch_mixing_blends_images_and_labels_alike(small, kind):
     one_hot = multi_hot(small.labels, 3)
     plain = make_dataset(small.paths, one_hot, image_size=(16, 16), batch_size=15)
     mixed = make_dataset(small.paths, one_hot, image_size=(16, 16), batch_size=15, mix=batch_mixing(kind, seed=2))
-    (x0, y0), (x1, y1) = next(iter(plain.as_numpy_iterator())), next(iter(mixed.as_numpy_iterator()))
+    (x0, _), (x1, y1) = next(iter(plain.as_numpy_iterator())), next(iter(mixed.as_numpy_iterator()))
     assert x1.shape == x0.shape and x1.dtype == np.uint8 and y1.dtype == np.float32
     np.testing.assert_allclose(y1.sum(1), 1.0, atol=1e-5)  # still a distribution over the classes
     assert (y1 >= 0).all() and ((y1 > 0.01) & (y1 < 0.99)).any()  # some targets are now a blend of two

@@ -72,14 +72,16 @@ def test_class_sample_grid_has_one_row_per_class_and_pads_small_classes(files):
 
 def test_misclassified_grid_shows_only_mistakes_most_confident_first(files):
     paths, labels, names = files
-    probs = np.array([
-        [0.9, 0.05, 0.05],  # right
-        [0.2, 0.7, 0.1],  # wrong, 0.7
-        [0.1, 0.8, 0.1],  # right
-        [0.05, 0.05, 0.9],  # wrong, 0.9
-        [0.1, 0.1, 0.8],  # right
-        [0.6, 0.3, 0.1],  # wrong, 0.6
-    ])
+    probs = np.array(
+        [
+            [0.9, 0.05, 0.05],  # right
+            [0.2, 0.7, 0.1],  # wrong, 0.7
+            [0.1, 0.8, 0.1],  # right
+            [0.05, 0.05, 0.9],  # wrong, 0.9
+            [0.1, 0.1, 0.8],  # right
+            [0.6, 0.3, 0.1],  # wrong, 0.6
+        ]
+    )
     fig = plots.misclassified_grid(paths, labels, probs, names, limit=2, size=(10, 10))
     assert titles(fig) == ["x palm (0.90)\ntrue: hydrant", "x hydrant (0.70)\ntrue: bus"]
     assert "2 of 3 misclassified (of 6)" in fig._suptitle.get_text()
@@ -92,8 +94,10 @@ def test_misclassified_grid_shows_only_mistakes_most_confident_first(files):
 
 def test_history_figure_plots_training_and_validation_per_metric(tmp_path):
     path = tmp_path / "history.csv"
-    path.write_text("epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n"
-                    "0,0.5,0.001,1.2,0.4,1.3\n1,0.7,0.001,0.9,0.6,1.0\n2,0.8,0.0005,0.7,0.65,0.95\n")
+    path.write_text(
+        "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n"
+        "0,0.5,0.001,1.2,0.4,1.3\n1,0.7,0.001,0.9,0.6,1.0\n2,0.8,0.0005,0.7,0.65,0.95\n"
+    )
     fig = plots.history_figure(str(path), phase_boundary=1)
     assert titles(fig) == ["accuracy", "loss"]  # learning_rate is not a metric panel
     loss = fig.axes[1]
@@ -139,14 +143,14 @@ def test_confusable_pairs_count_both_directions_most_frequent_first():
     assert pairs[0] == {"pair": "0/o", "a_read_as_b": 3, "b_read_as_a": 0, "total": 3, "share": 0.75}
     assert pairs[1]["pair"] == "1/l" and pairs[1]["b_read_as_a"] == 1
     refs, hyps = ["o1", "0i"], ["01", "oi"]  # o read as 0 once, 0 read as o once
-    assert confusable_pairs(refs, hyps) == [{"pair": "0/o", "a_read_as_b": 1, "b_read_as_a": 1, "total": 2,
-                                             "share": 1.0}]
+    assert confusable_pairs(refs, hyps) == [
+        {"pair": "0/o", "a_read_as_b": 1, "b_read_as_a": 1, "total": 2, "share": 1.0}
+    ]
     assert confusable_pairs(["abc"], ["abc"]) == []
     assert len(confusable_pairs(["abcdef"], ["ghijkl"], top=3)) == 3
 
 
 def test_markdown_table_formats_numbers_missing_values_and_pipes():
     text = markdown_table([{"name": "a|b", "score": 0.123456}, {"name": "c", "extra": 3}])
-    assert text.splitlines() == ["| name | score | extra |", "|---|---|---|", "| a\\|b | 0.1235 |  |",
-                                 "| c |  | 3 |"]
+    assert text.splitlines() == ["| name | score | extra |", "|---|---|---|", "| a\\|b | 0.1235 |  |", "| c |  | 3 |"]
     assert markdown_table([{"x": 1.5, "y": 2}], columns=["y"]).splitlines()[-1] == "| 2 |"

@@ -5,7 +5,6 @@ import logging
 import os
 
 import pytest
-
 from conftest import make_class_folders
 
 TINY = dict(conv_layers=1, filters=4, dense_units=8)
@@ -227,8 +226,9 @@ def test_split_of_another_run_from_another_directory(relative_run, tmp_path, mon
 
     run, data = relative_run
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "--data", data, "--out", "again", "--split", os.path.join(run, "split.json"),
-                 *TRAIN_ARGS]) == 0
+    assert (
+        main(["train", "--data", data, "--out", "again", "--split", os.path.join(run, "split.json"), *TRAIN_ARGS]) == 0
+    )
     assert load_manifest("again").test == load_manifest(run).test
     assert json.load(open("again/summary.json"))["test"]["n"] == 3
 
@@ -248,9 +248,15 @@ def test_version_1_manifest_with_a_relative_root_still_loads(tmp_path, monkeypat
     from recaptcha_tf.data.splits import load_manifest
 
     make_class_folders(str(tmp_path / "clean"), per_class=3)
-    old = {"class_names": ["bus", "hydrant", "traffic_light"], "root": "clean", "seed": 0,
-           "extra": {"data": str(tmp_path / "clean")},
-           "train": [["clean/bus/0000.png", 0]], "val": [["clean/hydrant/0001.png", 1]], "test": []}
+    old = {
+        "class_names": ["bus", "hydrant", "traffic_light"],
+        "root": "clean",
+        "seed": 0,
+        "extra": {"data": str(tmp_path / "clean")},
+        "train": [["clean/bus/0000.png", 0]],
+        "val": [["clean/hydrant/0001.png", 1]],
+        "test": [],
+    }
     path = tmp_path / "split.json"
     path.write_text(json.dumps(old))
     monkeypatch.chdir("/")
@@ -298,22 +304,27 @@ def test_a_model_that_safe_mode_refuses_is_one_line(unsafe_model, tmp_path, comm
 
     image = str(tmp_path / "x.png")
     make_class_folders(str(tmp_path / "d"), per_class=2)
-    argv = {"predict": ["predict", "--model", unsafe_model, image],
-            "evaluate": ["evaluate", "--model", unsafe_model, "--data", str(tmp_path / "d")],
-            "export": ["export", "--model", unsafe_model, "--format", "tflite", "--out", str(tmp_path / "m.tflite")],
-            "serve": ["serve", "--model", unsafe_model, "--port", "0"]}[command]
+    argv = {
+        "predict": ["predict", "--model", unsafe_model, image],
+        "evaluate": ["evaluate", "--model", unsafe_model, "--data", str(tmp_path / "d")],
+        "export": ["export", "--model", unsafe_model, "--format", "tflite", "--out", str(tmp_path / "m.tflite")],
+        "serve": ["serve", "--model", unsafe_model, "--port", "0"],
+    }[command]
     assert main(argv) == 2
     assert "safe mode does not load" in _err(capsys)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--model", "nosuchmodel"], "Unknown model 'nosuchmodel'"),
-    (["--model-arg", "conv_layers=banana"], "conv_layers='banana' is not a valid value"),
-    (["--charset", "z-a"], "Reversed range z-a"),
-    (["--epochs", "0"], "--epochs: must be at least 1"),
-    (["--batch-size", "0"], "--batch-size: must be at least 1"),
-    (["--split", "50/60"], "adds up to 110"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "nosuchmodel"], "Unknown model 'nosuchmodel'"),
+        (["--model-arg", "conv_layers=banana"], "conv_layers='banana' is not a valid value"),
+        (["--charset", "z-a"], "Reversed range z-a"),
+        (["--epochs", "0"], "--epochs: must be at least 1"),
+        (["--batch-size", "0"], "--batch-size: must be at least 1"),
+        (["--split", "50/60"], "adds up to 110"),
+    ],
+)
 def test_train_argument_errors_are_one_line(tiles_dir, tmp_path, argv, message, capsys):
     from recaptcha_tf.cli import main
 
@@ -323,12 +334,15 @@ def test_train_argument_errors_are_one_line(tiles_dir, tmp_path, argv, message, 
     assert not os.path.exists(os.path.join(out, "split.json"))  # refused before any work
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--count", "-5"], "--count: must be at least 1"),
-    (["--size", "0x0"], "too small"),
-    (["--length", "9-3"], "1 <= min <= max"),
-    (["--charset", "9-0"], "Reversed range"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--count", "-5"], "--count: must be at least 1"),
+        (["--size", "0x0"], "too small"),
+        (["--length", "9-3"], "1 <= min <= max"),
+        (["--charset", "9-0"], "Reversed range"),
+    ],
+)
 def test_generate_argument_errors_are_one_line(tmp_path, argv, message, capsys):
     from recaptcha_tf.cli import main
 
@@ -358,8 +372,9 @@ def test_a_folder_without_permission_is_one_line(relative_run, tmp_path, capsys)
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        assert main(["export", "--model", relative_run[0], "--format", "tflite", "--out",
-                     str(locked / "m.tflite")]) == 2
+        assert (
+            main(["export", "--model", relative_run[0], "--format", "tflite", "--out", str(locked / "m.tflite")]) == 2
+        )
         assert "no permission" in _err(capsys)
     finally:
         locked.chmod(0o700)
@@ -407,8 +422,22 @@ def test_export_with_a_truncated_parity_image_skips_it(relative_run, tmp_path, c
     full = open(os.path.join(data, "hydrant", "0000.png"), "rb").read()
     (images / "truncated.png").write_bytes(full[: len(full) // 2])
     with caplog.at_level(logging.WARNING, logger="recaptcha_tf"):
-        assert main(["export", "--model", run, "--format", "tflite", "--out", str(tmp_path / "m.tflite"),
-                     "--data", str(images)]) == 0
+        assert (
+            main(
+                [
+                    "export",
+                    "--model",
+                    run,
+                    "--format",
+                    "tflite",
+                    "--out",
+                    str(tmp_path / "m.tflite"),
+                    "--data",
+                    str(images),
+                ]
+            )
+            == 0
+        )
     assert "parity on 2 images" in capsys.readouterr().out
     assert "truncated.png" in caplog.text
 
@@ -429,8 +458,9 @@ def test_a_split_without_test_part_is_stated(tiles_dir, tmp_path, caplog, capsys
     from recaptcha_tf.cli import main
 
     with caplog.at_level(logging.WARNING, logger="recaptcha_tf"):
-        main(["train", "--data", tiles_dir, "--out", str(tmp_path / "run"), "--split", "70/30",
-              "--model-arg", "=1"])  # stops at the argument check, after the split's warning
+        main(
+            ["train", "--data", tiles_dir, "--out", str(tmp_path / "run"), "--split", "70/30", "--model-arg", "=1"]
+        )  # stops at the argument check, after the split's warning
     assert "has no test part" in caplog.text
 
 
@@ -476,8 +506,21 @@ def test_parquet_column_advice_names_real_options(tmp_path, capsys):
     pq.write_table(pa.table({"picture": pa.array([blob], pa.binary()), "caption": pa.array(["ab1"])}), odd)
     assert main(["merge-parquet", odd, "--out", str(tmp_path / "m.parquet")]) == 2
     assert "--image-column" in _err(capsys)
-    assert main(["merge-parquet", odd, "--out", str(tmp_path / "m.parquet"), "--image-column", "picture",
-                 "--label-column", "caption"]) == 0
+    assert (
+        main(
+            [
+                "merge-parquet",
+                odd,
+                "--out",
+                str(tmp_path / "m.parquet"),
+                "--image-column",
+                "picture",
+                "--label-column",
+                "caption",
+            ]
+        )
+        == 0
+    )
 
 
 # ------------------------------------------------------------------------- 3 and 10. pixel limits, predict
@@ -492,7 +535,9 @@ def _fake_bomb(width=20000, height=20000) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    )
 
 
 def test_the_decoder_refuses_an_over_limit_header_before_decoding_even_in_tf_data():
@@ -544,8 +589,13 @@ def test_predict_prints_the_good_images_and_reports_the_bad_ones(relative_run, t
     bomb.write_bytes(_fake_bomb())
     good = [os.path.join(data, "bus", "0000.png"), os.path.join(data, "hydrant", "0000.png")]
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",)}
-    done = subprocess.run([sys.executable, "-m", "recaptcha_tf", "predict", "--model", run, good[0], str(bomb),
-                           good[1]], capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "recaptcha_tf", "predict", "--model", run, good[0], str(bomb), good[1]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert done.returncode == 2
     printed = [line.split("\t")[0] for line in done.stdout.splitlines()]
     assert printed == good
@@ -558,10 +608,15 @@ def test_argument_errors_come_before_tensorflow(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from recaptcha_tf.cli import main; rc = main(sys.argv[1:]); "
-            "print('tensorflow' in sys.modules); sys.exit(rc)")
-    for argv in (["train", "--data", str(tmp_path / "nope")], ["predict", "--model", str(tmp_path), "x.png"],
-                 ["generate", "--out", str(tmp_path / "g"), "--length", "9-3"]):
+    code = (
+        "import sys; from recaptcha_tf.cli import main; rc = main(sys.argv[1:]); "
+        "print('tensorflow' in sys.modules); sys.exit(rc)"
+    )
+    for argv in (
+        ["train", "--data", str(tmp_path / "nope")],
+        ["predict", "--model", str(tmp_path), "x.png"],
+        ["generate", "--out", str(tmp_path / "g"), "--length", "9-3"],
+    ):
         done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and done.stdout.strip() == "False", (argv, done.stdout, done.stderr)
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")

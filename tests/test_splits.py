@@ -80,8 +80,9 @@ def test_text_split_is_written_reused_and_refuses_a_changed_dataset(tmp_path):
     # Resume: the same split even with another seed, and with the names listed in another order.
     shuffled = list(reversed(names))
     resumed = text_split_parts(shuffled, "data", out, "70/15/15", seed=99)
-    assert {k: sorted(shuffled[i] for i in v) for k, v in resumed.items()} == \
-        {k: sorted(names[i] for i in v) for k, v in parts.items()}
+    assert {k: sorted(shuffled[i] for i in v) for k, v in resumed.items()} == {
+        k: sorted(names[i] for i in v) for k, v in parts.items()
+    }
 
     # A worker that must not write leaves no manifest behind.
     assert text_split_parts(names, "data", str(tmp_path / "worker"), seed=3, write=False) == parts

@@ -24,8 +24,9 @@ def test_tile_folders_are_seeded_imbalanced_class_folders(tmp_path):
         assert im.size == (24, 24) and im.mode == "RGB"
     again = make_tile_folders(str(tmp_path / "b"), classes=("bus", "hydrant", "palm"), per_class=[5, 3, 2], size=24)
     assert digest(paths) == digest(again)
-    other = make_tile_folders(str(tmp_path / "c"), classes=("bus", "hydrant", "palm"), per_class=[5, 3, 2], size=24,
-                              seed=1)
+    other = make_tile_folders(
+        str(tmp_path / "c"), classes=("bus", "hydrant", "palm"), per_class=[5, 3, 2], size=24, seed=1
+    )
     assert digest(paths) != digest(other)
     # classes differ in colour: the mean colour of the centre separates bus (red) from hydrant (green)
     centre = [np.asarray(Image.open(p))[8:16, 8:16].mean((0, 1)) for p in (paths[0], paths[5])]

@@ -256,9 +256,7 @@ def test_parquet_column_auto_detection_and_merge(tmp_path):
 
 def test_parquet_undetectable_columns_list_what_exists(tmp_path):
     path = str(tmp_path / "odd.parquet")
-    pq.write_table(
-        pa.table({"picture": pa.array([image_bytes(0)], pa.binary()), "caption": pa.array(["ab12"])}), path
-    )
+    pq.write_table(pa.table({"picture": pa.array([image_bytes(0)], pa.binary()), "caption": pa.array(["ab12"])}), path)
     with pytest.raises(DatasetError) as info:
         load_text_parquet(path)
     assert "picture" in str(info.value) and "caption" in str(info.value)
@@ -273,9 +271,7 @@ def test_parquet_skips_null_and_corrupt_rows(tmp_path, caplog):
     pq.write_table(
         pa.table(
             {
-                "image": pa.array(
-                    [image_bytes(0), None, b"garbage", image_bytes(1, format="JPEG")], pa.binary()
-                ),
+                "image": pa.array([image_bytes(0), None, b"garbage", image_bytes(1, format="JPEG")], pa.binary()),
                 "text": pa.array(["ab1", "cd2", "ef3", None]),
             }
         ),

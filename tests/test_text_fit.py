@@ -13,13 +13,14 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from recaptcha_tf.data.images import decode_image
-from recaptcha_tf.data.text_fit import fit_text_input, image_statistics
+from recaptcha_tf.data.text_fit import fit_text_input
 from recaptcha_tf.layers import InkMap
 from recaptcha_tf.training import BlankPlateauWarning, PlateauAwareEarlyStopping
 
 
-def _text_image(text: str, size=(200, 50), ink=(30, 30, 30), paper=(235, 235, 235), at=None, font_size=None,
-                line=False):
+def _text_image(
+    text: str, size=(200, 50), ink=(30, 30, 30), paper=(235, 235, 235), at=None, font_size=None, line=False
+):
     """``text`` drawn on a plain canvas; ``line`` adds a thin noise line across the whole width."""
     image = Image.new("RGB", size, paper)
     draw = ImageDraw.Draw(image)
@@ -42,13 +43,16 @@ def _write_set(folder, count, size, length, **kwargs) -> list[str]:
     return paths
 
 
-@pytest.mark.parametrize("size, length, expected", [
-    ((200, 50), 5, (48, 192)),   # captcha-v2's shape
-    ((100, 50), 4, (48, 96)),    # aspect 2
-    ((90, 30), 4, (48, 144)),    # aspect 3: 4 digits on a login page
-    ((640, 80), 8, (48, 256)),   # very wide: capped
-    ((120, 60), 8, (48, 160)),   # long labels on a narrow image: at least 20 px per character
-])
+@pytest.mark.parametrize(
+    "size, length, expected",
+    [
+        ((200, 50), 5, (48, 192)),  # captcha-v2's shape
+        ((100, 50), 4, (48, 96)),  # aspect 2
+        ((90, 30), 4, (48, 144)),  # aspect 3: 4 digits on a login page
+        ((640, 80), 8, (48, 256)),  # very wide: capped
+        ((120, 60), 8, (48, 160)),  # long labels on a narrow image: at least 20 px per character
+    ],
+)
 def test_fit_chooses_the_geometry_from_the_images(tmp_path, size, length, expected):
     paths = _write_set(str(tmp_path / "set"), 12, size, length, line=True)
     fit = fit_text_input(paths, max_length=length)
@@ -122,8 +126,18 @@ def test_ink_map_round_trips_in_a_saved_model(tmp_path):
     from recaptcha_tf.inference import load_model, model_info
     from recaptcha_tf.models import build_text_model
 
-    model = build_text_model("crnn", "ab", (32, 64), channels=3, resize="stretch", max_length=3, colour="ink",
-                             crop=(0.25, 0.0, 0.75, 1.0), filters=(4, 4, 8, 8), rnn_units=4)
+    model = build_text_model(
+        "crnn",
+        "ab",
+        (32, 64),
+        channels=3,
+        resize="stretch",
+        max_length=3,
+        colour="ink",
+        crop=(0.25, 0.0, 0.75, 1.0),
+        filters=(4, 4, 8, 8),
+        rnn_units=4,
+    )
     info = model_info(model)
     assert info.channels == 3 and info.image_size == (64, 64)  # the canvas the crop box is cut from
     path = str(tmp_path / "m.keras")
@@ -171,9 +185,18 @@ def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_p
         data = str(tmp_path / f"set{count}")
         _write_set(data, count, (64, 24), 3)
         counter = _Updates()
-        summary = runs.train_text(data, str(tmp_path / f"run{count}"), charset="abcd", steps=12, batch_size=4,
-                                  logdir=None, patience=0, augment=False, callbacks=[counter],
-                                  model_kwargs={"rnn_units": 4, "filters": [4, 4, 8, 8]})
+        summary = runs.train_text(
+            data,
+            str(tmp_path / f"run{count}"),
+            charset="abcd",
+            steps=12,
+            batch_size=4,
+            logdir=None,
+            patience=0,
+            augment=False,
+            callbacks=[counter],
+            model_kwargs={"rnn_units": 4, "filters": [4, 4, 8, 8]},
+        )
         updates.append(counter.iterations)
         assert summary["steps"] == 20  # 12 rounded up to 20 evaluations of one step
         config = json.load(open(tmp_path / f"run{count}" / "config.json"))

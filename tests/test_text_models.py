@@ -24,7 +24,7 @@ def test_ctc_greedy_merges_repeats_and_drops_blanks():
     # frames: a a _ a b b _ c   (index 0 is blank) -> "aabc"
     probs = _onehot_frames([1, 1, 0, 1, 2, 2, 0, 3])[None]
     probs[0, 1, 1] = 0.95  # the second frame of the first 'a' run is the most confident
-    (text, conf), = ctc_greedy_decode(probs, CHARS)
+    ((text, conf),) = ctc_greedy_decode(probs, CHARS)
     assert text == "aabc"
     assert conf == pytest.approx([0.95, 0.9, 0.9, 0.9])
 
@@ -35,7 +35,7 @@ def test_ctc_beam_search_sums_paths_where_greedy_does_not():
     probs = np.array([[[0.6, 0.4], [0.6, 0.4]]])
     logits = np.log(probs)
     assert ctc_greedy_decode(probs, "a")[0][0] == ""
-    (text, prob), = ctc_beam_search_decode(logits, "a", beam_width=4)
+    ((text, prob),) = ctc_beam_search_decode(logits, "a", beam_width=4)
     assert text == "a" and prob == pytest.approx(0.64, abs=1e-4)
 
 
@@ -46,7 +46,7 @@ def test_beam_and_greedy_agree_on_peaked_logits():
 
 def test_multihead_decode_stops_at_end_symbol():
     probs = _onehot_frames([3, 1, 0, 2])[None]
-    (text, conf), = multihead_decode(probs, CHARS)
+    ((text, conf),) = multihead_decode(probs, CHARS)
     assert text == "ca" and conf == pytest.approx([0.9, 0.9])
 
 
@@ -65,9 +65,17 @@ def tiny_text(tmp_path_factory):
 @pytest.mark.parametrize("model", ["crnn", "multihead"])
 def test_text_train_save_load_predict_round_trip(tiny_text, tmp_path, model):
     out = str(tmp_path / model)
-    summary = runs.train_text(tiny_text, out, model=model, charset=CHARS, image_size=(32, 64), epochs=2,
-                              batch_size=16, logdir=str(tmp_path / "logs"),
-                              model_kwargs={"rnn_units": 16, "filters": [8, 8, 16, 16]})
+    summary = runs.train_text(
+        tiny_text,
+        out,
+        model=model,
+        charset=CHARS,
+        image_size=(32, 64),
+        epochs=2,
+        batch_size=16,
+        logdir=str(tmp_path / "logs"),
+        model_kwargs={"rnn_units": 16, "filters": [8, 8, 16, 16]},
+    )
     assert summary["epochs_run"] == 2 and summary["test"]["n"] == 6
     report = json.load(open(os.path.join(out, "test_report.json")))
     assert {"n", "exact_match", "cer", "worst"} <= set(report) and 0 <= report["cer"]
@@ -86,6 +94,7 @@ def test_text_train_save_load_predict_round_trip(tiny_text, tmp_path, model):
 def _plain_text_set(root, count=160, seed=0):
     """Clean two-letter words ('ab', 'ba', ...) in a real font with jitter: CTC learns them in seconds."""
     from PIL import Image, ImageDraw, ImageFont
+
     from recaptcha_tf.data.generator import default_fonts
 
     font = ImageFont.truetype(default_fonts()[0], 22)
@@ -101,9 +110,19 @@ def _plain_text_set(root, count=160, seed=0):
 def test_text_learns_when_trained_longer(tmp_path):
     data = str(tmp_path / "d")
     _plain_text_set(data, count=400)
-    summary = runs.train_text(data, str(tmp_path / "run"), charset="ab", image_size=(32, 64), epochs=12,
-                              batch_size=8, learning_rate=3e-3, logdir=None, patience=0, augment=False,
-                              model_kwargs={"rnn_units": 32, "filters": [16, 16, 32, 32], "dropout": 0.0})
+    summary = runs.train_text(
+        data,
+        str(tmp_path / "run"),
+        charset="ab",
+        image_size=(32, 64),
+        epochs=12,
+        batch_size=8,
+        learning_rate=3e-3,
+        logdir=None,
+        patience=0,
+        augment=False,
+        model_kwargs={"rnn_units": 32, "filters": [16, 16, 32, 32], "dropout": 0.0},
+    )
     # Held-out words: this fails if inference-mode BatchNorm statistics lag training.
     assert summary["test"]["cer"] < 0.1
     assert summary["test"]["exact_match"] > 0.8
@@ -124,8 +143,14 @@ def test_separate_validation_set_joins_the_split_val_part_to_training(tiny_text,
     val = str(tmp_path / "val")
     generate_captchas(val, count=10, length=3, charset=CHARS, size=(96, 32), seed=7)
     steps = _Steps()
-    kwargs = dict(charset=CHARS, image_size=(32, 64), epochs=1, batch_size=8, logdir=None,
-                  model_kwargs={"rnn_units": 8, "filters": [8, 8, 8, 8]})
+    kwargs = dict(
+        charset=CHARS,
+        image_size=(32, 64),
+        epochs=1,
+        batch_size=8,
+        logdir=None,
+        model_kwargs={"rnn_units": 8, "filters": [8, 8, 8, 8]},
+    )
     summary = runs.train_text(tiny_text, str(tmp_path / "run"), val_data=val, callbacks=[steps], **kwargs)
     assert steps.steps == 5  # 40 images - 6 test = 34 training images (the split's 6 val included), batches of 8
     assert summary["test"]["n"] == 6
@@ -139,8 +164,17 @@ def test_train_and_evaluate_from_parquet(tmp_path):
     parquet = str(tmp_path / "set.parquet")
     generate_captchas(parquet, count=30, length=3, charset=CHARS, size=(96, 32), seed=4, format="parquet")
     out = str(tmp_path / "run")
-    runs.train_text(parquet, out, charset=CHARS, image_size=(32, 64), epochs=1, batch_size=16, logdir=None,
-                    label_pattern=r"(?P<label>.+)", model_kwargs={"rnn_units": 8, "filters": [8, 8, 8, 8]})
+    runs.train_text(
+        parquet,
+        out,
+        charset=CHARS,
+        image_size=(32, 64),
+        epochs=1,
+        batch_size=16,
+        logdir=None,
+        label_pattern=r"(?P<label>.+)",
+        model_kwargs={"rnn_units": 8, "filters": [8, 8, 8, 8]},
+    )
     result = runs.evaluate(out, parquet, report=str(tmp_path / "r.json"))
     held_out = [name for name, _ in json.load(open(os.path.join(out, "split.json")))["test"]]
     assert all(name.startswith("parquet:") for name in held_out)
@@ -155,14 +189,22 @@ def test_text_model_starts_from_another_runs_backbone_with_a_frozen_phase(tmp_pa
 
     data = str(tmp_path / "synth")
     generate_captchas(data, count=40, length=(4, 4), charset="abc", size=(96, 32), seed=1)
-    kwargs = dict(model="crnn", image_size=(32, 96), batch_size=8, logdir=None, charset="abc", patience=0,
-                  model_kwargs=dict(filters=[8, 8, 16, 16], rnn_units=16, rnn_layers=1))
+    kwargs = dict(
+        model="crnn",
+        image_size=(32, 96),
+        batch_size=8,
+        logdir=None,
+        charset="abc",
+        patience=0,
+        model_kwargs=dict(filters=[8, 8, 16, 16], rnn_units=16, rnn_layers=1),
+    )
     first = str(tmp_path / "first")
     runs.train_text(data, first, epochs=1, **kwargs)
     source = find_backbone(load_model(first))
     out = str(tmp_path / "second")
-    summary = runs.train_text(data, out, epochs=2, weights=os.path.join(first, "model.keras"), freeze_epochs=1,
-                              **kwargs)
+    summary = runs.train_text(
+        data, out, epochs=2, weights=os.path.join(first, "model.keras"), freeze_epochs=1, **kwargs
+    )
     assert summary["epochs_run"] == 2 and os.path.exists(os.path.join(out, "phase1.weights.h5"))
     config = json.load(open(os.path.join(out, "config.json")))
     assert config["freeze_epochs"] == 1

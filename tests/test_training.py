@@ -5,8 +5,8 @@ import os
 import keras
 import numpy as np
 import pytest
-
 from conftest import make_class_folders
+
 from recaptcha_tf import runs
 from recaptcha_tf.data.folders import DatasetError
 from recaptcha_tf.inference import CorruptImageError, load_model, predict
@@ -33,8 +33,9 @@ def _epochs_logged(out):
 
 def test_one_epoch_train_saves_reloads_in_safe_mode_and_predicts(tiles_dir, tmp_path):
     out = str(tmp_path / "run")
-    summary = runs.train_classifier(tiles_dir, out, image_size=(24, 24), epochs=1, logdir=str(tmp_path / "logs"),
-                                    model_kwargs=TINY)
+    summary = runs.train_classifier(
+        tiles_dir, out, image_size=(24, 24), epochs=1, logdir=str(tmp_path / "logs"), model_kwargs=TINY
+    )
     assert summary["epochs_run"] == 1 and summary["test"]["n"] == 6
     for name in ("model.keras", "split.json", "history.csv", "test_report.json", "config.json"):
         assert os.path.exists(os.path.join(out, name)), name
@@ -54,23 +55,40 @@ def test_one_epoch_train_saves_reloads_in_safe_mode_and_predicts(tiles_dir, tmp_
     out_probs = model.predict(np.zeros((1, 57, 41, 3), np.uint8), verbose=0)
     assert out_probs.shape == (1, 3)
     report = json.load(open(os.path.join(out, "test_report.json")))
-    assert {"n", "top1", "top3", "balanced_accuracy", "macro_f1", "per_class", "confusion_matrix",
-            "class_names"} <= set(report)
+    assert {
+        "n",
+        "top1",
+        "top3",
+        "balanced_accuracy",
+        "macro_f1",
+        "per_class",
+        "confusion_matrix",
+        "class_names",
+    } <= set(report)
 
 
 def test_training_learns_an_easy_task(tmp_path):
     data = str(tmp_path / "d")
     make_class_folders(data, per_class=20)
     # 42 training images make one batch: 30 epochs are 30 optimizer steps (8 were too few to learn reliably)
-    summary = runs.train_classifier(data, str(tmp_path / "run"), image_size=(24, 24), epochs=30, logdir=None,
-                                    learning_rate=3e-3, model_kwargs=TINY, patience=0)
+    summary = runs.train_classifier(
+        data,
+        str(tmp_path / "run"),
+        image_size=(24, 24),
+        epochs=30,
+        logdir=None,
+        learning_rate=3e-3,
+        model_kwargs=TINY,
+        patience=0,
+    )
     assert summary["test"]["top1"] >= 0.75
 
 
 def test_batch_mixing_trains_on_one_hot_targets_even_without_label_smoothing(tiles_dir, tmp_path):
     out = str(tmp_path / "run")
-    summary = runs.train_classifier(tiles_dir, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY,
-                                    label_smoothing=0.0, mix="cutmix")
+    summary = runs.train_classifier(
+        tiles_dir, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY, label_smoothing=0.0, mix="cutmix"
+    )
     assert summary["epochs_run"] == 1 and summary["test"]["n"] == 6
     assert json.load(open(os.path.join(out, "config.json")))["mix"] == "cutmix"
     with pytest.raises(ValueError, match="Unknown mix"):
@@ -163,8 +181,8 @@ def test_tiles_balancing_is_off_with_zero_or_class_weights(tmp_path, kwargs):
 def test_default_balancing_leaves_an_already_balanced_split_alone(tmp_path):
     """A split from a balanced manifest (e.g. written by `recaptcha-tf balance`) is not balanced again."""
     from recaptcha_tf.data.balance import balance_split
-    from recaptcha_tf.data.splits import stratified_split
     from recaptcha_tf.data.folders import scan_class_folders
+    from recaptcha_tf.data.splits import stratified_split
 
     data = _imbalanced_tiles(str(tmp_path / "tiles"))
     ds = scan_class_folders(data)

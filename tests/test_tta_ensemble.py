@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import train_tiny_classifier
 
 
@@ -62,8 +61,15 @@ def test_tta_is_refused_for_chars_and_ensembles_need_the_same_classes(tiny_run, 
     from recaptcha_tf.runs import train_classifier
 
     narrow = str(tmp_path / "narrow")
-    train_classifier(other_data, narrow, image_size=(24, 24), epochs=1, logdir=None, balance_per_class=0,
-                     model_kwargs=dict(conv_layers=1, filters=4, dense_units=8))
+    train_classifier(
+        other_data,
+        narrow,
+        image_size=(24, 24),
+        epochs=1,
+        logdir=None,
+        balance_per_class=0,
+        model_kwargs=dict(conv_layers=1, filters=4, dense_units=8),
+    )
     with pytest.raises(DatasetError, match="differ"):
         runs.evaluate(run, data, subset="all", challenges=0, ensemble=[narrow])
 
@@ -71,7 +77,11 @@ def test_tta_is_refused_for_chars_and_ensembles_need_the_same_classes(tiny_run, 
 def test_cli_predict_with_tta(tiny_run):
     run, data = tiny_run
     image = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(data) for f in fs)[0]
-    done = subprocess.run([sys.executable, "-m", "recaptcha_tf", "predict", "--model", run, "--tta", "flip", image,
-                           "--json"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "recaptcha_tf", "predict", "--model", run, "--tta", "flip", image, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert '"label"' in done.stdout

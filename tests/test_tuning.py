@@ -12,8 +12,8 @@ import sys
 import keras
 import keras_tuner as kt
 import pytest
-
 from conftest import make_class_folders
+
 from recaptcha_tf.cli import main
 from recaptcha_tf.tuning import TuningError, builtin_space, grid_size, load_search_space
 from recaptcha_tf.tuning.spaces import model_kwargs, resolve_objective
@@ -41,13 +41,29 @@ def test_builtin_spaces_are_the_issue_lists_and_adapt_to_the_task():
 
 def test_yaml_and_json_spaces_parse_to_the_same_lists(tmp_path):
     yaml_path = tmp_path / "space.yaml"
-    yaml_path.write_text("optimizer: [adam, nadam]\nloss:\n  - focal\n  - crossentropy\nlearning_rate: [0.001, 1e-2]\n"
-                         "dropout: [0, 0.3]\nc2d_layers: 3\n")
+    yaml_path.write_text(
+        "optimizer: [adam, nadam]\nloss:\n  - focal\n  - crossentropy\nlearning_rate: [0.001, 1e-2]\n"
+        "dropout: [0, 0.3]\nc2d_layers: 3\n"
+    )
     json_path = tmp_path / "space.json"
-    json_path.write_text(json.dumps({"optimizer": ["adam", "nadam"], "loss": ["focal", "crossentropy"],
-                                     "learning_rate": [0.001, 0.01], "dropout": [0, 0.3], "c2d_layers": [3]}))
-    expected = {"optimizer": ["adam", "nadam"], "loss": ["focal", "sparse_categorical_crossentropy"],
-                "learning_rate": [0.001, 0.01], "dropout": [0.0, 0.3], "c2d_layers": [3]}
+    json_path.write_text(
+        json.dumps(
+            {
+                "optimizer": ["adam", "nadam"],
+                "loss": ["focal", "crossentropy"],
+                "learning_rate": [0.001, 0.01],
+                "dropout": [0, 0.3],
+                "c2d_layers": [3],
+            }
+        )
+    )
+    expected = {
+        "optimizer": ["adam", "nadam"],
+        "loss": ["focal", "sparse_categorical_crossentropy"],
+        "learning_rate": [0.001, 0.01],
+        "dropout": [0.0, 0.3],
+        "c2d_layers": [3],
+    }
     assert load_search_space(str(yaml_path), "tiles") == expected
     assert load_search_space(str(json_path), "tiles") == expected
     assert load_search_space(expected, "tiles") == expected  # the same dict in a notebook
@@ -55,24 +71,27 @@ def test_yaml_and_json_spaces_parse_to_the_same_lists(tmp_path):
     assert grid_size(expected) == 2 * 2 * 2 * 2 * 1
 
 
-@pytest.mark.parametrize("space, task, message", [
-    ({"loss": ["focal"]}, "text", "does not fit task 'text'"),
-    ({"loss": ["ctc"]}, "tiles", "does not fit task 'tiles'"),
-    ({"activation": ["relu"]}, "text", "Unknown hyperparameter 'activation'"),
-    ({"optimiser": ["adam"]}, "tiles", "Unknown hyperparameter 'optimiser'"),
-    ({"optimizer": []}, "tiles", "empty"),
-    ({"optimizer": ["adam", "adam"]}, "tiles", "repeated"),
-    ({"optimizer": ["adagrad"]}, "tiles", "unknown 'adagrad'"),
-    ({"learning_rate": [0.01, -1]}, "tiles", "must be positive"),
-    ({"learning_rate": ["fast"]}, "tiles", "not a number"),
-    ({"dropout": [1.0]}, "tiles", "below 1"),
-    ({"c2d_layers": [2.5]}, "tiles", "whole number"),
-    ({"c2d_filters": [[16, 32]]}, "tiles", "not a number"),
-    ({"stem_stride": [[1, 2]]}, "tiles", "scalar values only"),
-    ({"c2d_layers": [7]}, "text", "below one row"),
-    ([["adam"]], "tiles", "non-empty mapping"),
-    ({}, "tiles", "non-empty mapping"),
-])
+@pytest.mark.parametrize(
+    "space, task, message",
+    [
+        ({"loss": ["focal"]}, "text", "does not fit task 'text'"),
+        ({"loss": ["ctc"]}, "tiles", "does not fit task 'tiles'"),
+        ({"activation": ["relu"]}, "text", "Unknown hyperparameter 'activation'"),
+        ({"optimiser": ["adam"]}, "tiles", "Unknown hyperparameter 'optimiser'"),
+        ({"optimizer": []}, "tiles", "empty"),
+        ({"optimizer": ["adam", "adam"]}, "tiles", "repeated"),
+        ({"optimizer": ["adagrad"]}, "tiles", "unknown 'adagrad'"),
+        ({"learning_rate": [0.01, -1]}, "tiles", "must be positive"),
+        ({"learning_rate": ["fast"]}, "tiles", "not a number"),
+        ({"dropout": [1.0]}, "tiles", "below 1"),
+        ({"c2d_layers": [2.5]}, "tiles", "whole number"),
+        ({"c2d_filters": [[16, 32]]}, "tiles", "not a number"),
+        ({"stem_stride": [[1, 2]]}, "tiles", "scalar values only"),
+        ({"c2d_layers": [7]}, "text", "below one row"),
+        ([["adam"]], "tiles", "non-empty mapping"),
+        ({}, "tiles", "non-empty mapping"),
+    ],
+)
 def test_bad_spaces_are_rejected_with_a_clear_message(space, task, message):
     with pytest.raises(TuningError, match=message):
         load_search_space(space, task, image_size=(48, 192))
@@ -93,13 +112,29 @@ def test_bad_space_files_and_objectives(tmp_path):
 
 
 def test_architecture_names_map_onto_each_builder():
-    values = {"c2d_layers": 3, "c2d_filters": 16, "dense_layers": 2, "dense_neurons": 64, "dropout": 0.3,
-              "optimizer": "adam"}
-    assert model_kwargs("cnn", values) == {"conv_layers": 3, "filters": 16, "dense_layers": 2, "dense_units": 64,
-                                           "dropout": 0.3}
+    values = {
+        "c2d_layers": 3,
+        "c2d_filters": 16,
+        "dense_layers": 2,
+        "dense_neurons": 64,
+        "dropout": 0.3,
+        "optimizer": "adam",
+    }
+    assert model_kwargs("cnn", values) == {
+        "conv_layers": 3,
+        "filters": 16,
+        "dense_layers": 2,
+        "dense_units": 64,
+        "dropout": 0.3,
+    }
     crnn = model_kwargs("crnn", values)
-    assert crnn == {"filters": [16, 32, 64], "width_pooling": [2, 2, 1], "rnn_layers": 2, "rnn_units": 64,
-                    "dropout": 0.3}
+    assert crnn == {
+        "filters": [16, 32, 64],
+        "width_pooling": [2, 2, 1],
+        "rnn_layers": 2,
+        "rnn_units": 64,
+        "dropout": 0.3,
+    }
 
 
 # ---------------------------------------------------------------- grid oracle
@@ -136,8 +171,10 @@ def _run(oracle, n=None):
 
 
 def test_grid_runs_the_exact_product_once_and_resumes_without_repeats(tmp_path):
-    product = {tuple(sorted(zip(["activation", "dropout", "optimizer"], c)))
-               for c in itertools.product(["relu", "gelu"], [0.1, 0.2], ["adam", "sgd", "nadam"])}
+    product = {
+        tuple(sorted(zip(["activation", "dropout", "optimizer"], c)))
+        for c in itertools.product(["relu", "gelu"], [0.1, 0.2], ["adam", "sgd", "nadam"])
+    }
     oracle = _grid_oracle(tmp_path / "full")
     oracle.update_space(_space())
     full = _run(oracle)
@@ -170,12 +207,18 @@ def read_trials(logdir):
         acc = ea.EventAccumulator(path, size_guidance={ea.TENSORS: 0})
         acc.Reload()
         content = acc.PluginTagToContent("hparams")
-        starts = [plugin_data_pb2.HParamsPluginData.FromString(c).session_start_info
-                  for tag, c in content.items() if tag == "_hparams_/session_start_info"]
+        starts = [
+            plugin_data_pb2.HParamsPluginData.FromString(c).session_start_info
+            for tag, c in content.items()
+            if tag == "_hparams_/session_start_info"
+        ]
         assert len(starts) == 1, f"{run}: {len(starts)} session starts"
         hparams = {k: getattr(v, v.WhichOneof("kind")) for k, v in starts[0].hparams.items()}
-        metrics = {tag: float(tensor_util.make_ndarray(acc.Tensors(tag)[-1].tensor_proto))
-                   for tag in acc.Tags()["tensors"] if not tag.startswith("_hparams_")}
+        metrics = {
+            tag: float(tensor_util.make_ndarray(acc.Tensors(tag)[-1].tensor_proto))
+            for tag in acc.Tags()["tensors"]
+            if not tag.startswith("_hparams_")
+        }
         scalars = {}
         for sub in ("train", "validation"):
             sub_acc = ea.EventAccumulator(os.path.join(path, sub), size_guidance={ea.TENSORS: 0})
@@ -192,8 +235,7 @@ def read_experiment(logdir):
     acc = ea.EventAccumulator(logdir)
     acc.Reload()
     exp = plugin_data_pb2.HParamsPluginData.FromString(acc.PluginTagToContent("hparams")["_hparams_/experiment"])
-    return ({h.name for h in exp.experiment.hparam_infos},
-            {m.name.tag for m in exp.experiment.metric_infos})
+    return ({h.name for h in exp.experiment.hparam_infos}, {m.name.tag for m in exp.experiment.metric_infos})
 
 
 class StopAtTrainingRun(keras.callbacks.Callback):
@@ -295,10 +337,23 @@ def test_text_task_random_search_on_cer(tmp_path):
 
     data = str(tmp_path / "captchas")
     generate_captchas(data, count=30, length=(3, 4), charset="abc123", size=(96, 32), seed=0)
-    summary = run_search(data, task="text", space={"optimizer": ["adam", "rmsprop"]}, tuner="random", max_trials=2,
-                         epochs=1, image_size=(32, 64), batch_size=8, precision="float32", charset="abc123",
-                         model_kwargs={"rnn_units": 8, "rnn_layers": 1, "filters": [4, 4, 8, 8]}, augment=False,
-                         logdir=str(tmp_path / "logs"), name="text", out=str(tmp_path / "out"))
+    summary = run_search(
+        data,
+        task="text",
+        space={"optimizer": ["adam", "rmsprop"]},
+        tuner="random",
+        max_trials=2,
+        epochs=1,
+        image_size=(32, 64),
+        batch_size=8,
+        precision="float32",
+        charset="abc123",
+        model_kwargs={"rnn_units": 8, "rnn_layers": 1, "filters": [4, 4, 8, 8]},
+        augment=False,
+        logdir=str(tmp_path / "logs"),
+        name="text",
+        out=str(tmp_path / "out"),
+    )
     assert summary["objective"] == "val_cer" and summary["completed"] == 2
     trials = read_trials(str(tmp_path / "logs" / "text"))
     assert {t["hparams"]["optimizer"] for t in trials.values()} == {"adam", "rmsprop"}
@@ -312,10 +367,22 @@ def test_chars_task_hyperband_over_architecture(tmp_path):
 
     data = str(tmp_path / "glyphs")
     make_class_folders(data, classes=("a", "b", "c"), per_class=8, modes=("L",))
-    summary = run_search(data, task="chars", space={"c2d_layers": [1, 2], "dropout": [0.1]}, tuner="hyperband",
-                         epochs=3, image_size=(16, 16), batch_size=8, precision="float32", augment=False,
-                         model_kwargs={"filters": 4, "dense_layers": 0}, logdir=str(tmp_path / "logs"),
-                         name="chars", out=str(tmp_path / "out"), objective="accuracy")
+    summary = run_search(
+        data,
+        task="chars",
+        space={"c2d_layers": [1, 2], "dropout": [0.1]},
+        tuner="hyperband",
+        epochs=3,
+        image_size=(16, 16),
+        batch_size=8,
+        precision="float32",
+        augment=False,
+        model_kwargs={"filters": 4, "dense_layers": 0},
+        logdir=str(tmp_path / "logs"),
+        name="chars",
+        out=str(tmp_path / "out"),
+        objective="accuracy",
+    )
     assert summary["objective"] == "val_accuracy" and summary["completed"] >= 2
     trials = read_trials(str(tmp_path / "logs" / "chars"))
     assert len(trials) == summary["trials"]
@@ -336,12 +403,30 @@ def test_tune_command_help_dry_run_and_user_errors(tmp_path, capsys):
     assert "# 72 combinations" in capsys.readouterr().out
     space = tmp_path / "focal.yaml"
     space.write_text("loss: [focal, ctc]\n")
-    assert main(["tune", "--task", "text", "--data", str(tmp_path), "--space", str(space),
-                 "--out", str(tmp_path / "out")]) == 2
+    assert (
+        main(["tune", "--task", "text", "--data", str(tmp_path), "--space", str(space), "--out", str(tmp_path / "out")])
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: loss 'focal' does not fit task 'text'") and len(err.splitlines()) == 1
-    assert main(["tune", "--data", str(tmp_path), "--tuner", "hyperband", "--max-trials", "3",
-                 "--out", str(tmp_path / "out"), "--logdir", str(tmp_path / "logs")]) == 2
+    assert (
+        main(
+            [
+                "tune",
+                "--data",
+                str(tmp_path),
+                "--tuner",
+                "hyperband",
+                "--max-trials",
+                "3",
+                "--out",
+                str(tmp_path / "out"),
+                "--logdir",
+                str(tmp_path / "logs"),
+            ]
+        )
+        == 2
+    )
     assert "--max-trials does not apply to Hyperband" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "out")  # user errors are found before anything is written
 
@@ -359,15 +444,49 @@ def test_distributed_chief_and_two_workers(tiles, tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("optimizer: [adam, rmsprop]\nloss: [focal, label_smoothed_crossentropy]\n")
     out, logdir = str(tmp_path / "out"), str(tmp_path / "logs")
-    command = [sys.executable, "-m", "recaptcha_tf", "tune", "--data", tiles, "--space", str(space),
-               "--epochs", "1", "--image-size", "16", "--batch-size", "8", "--precision", "float32", "--no-augment",
-               "--out", out, "--logdir", logdir, "--name", "dist",
-               *[a for k, v in TINY_CNN.items() for a in ("--model-arg", f"{k}={v}")]]
-    env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(_free_port()),
-           "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
-    procs = {tid: subprocess.Popen(command, env={**env, "KERASTUNER_TUNER_ID": tid}, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
-             for tid in ("chief", "tuner0", "tuner1")}
+    command = [
+        sys.executable,
+        "-m",
+        "recaptcha_tf",
+        "tune",
+        "--data",
+        tiles,
+        "--space",
+        str(space),
+        "--epochs",
+        "1",
+        "--image-size",
+        "16",
+        "--batch-size",
+        "8",
+        "--precision",
+        "float32",
+        "--no-augment",
+        "--out",
+        out,
+        "--logdir",
+        logdir,
+        "--name",
+        "dist",
+        *[a for k, v in TINY_CNN.items() for a in ("--model-arg", f"{k}={v}")],
+    ]
+    env = {
+        **os.environ,
+        "KERASTUNER_ORACLE_IP": "127.0.0.1",
+        "KERASTUNER_ORACLE_PORT": str(_free_port()),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "CUDA_VISIBLE_DEVICES": "-1",
+    }
+    procs = {
+        tid: subprocess.Popen(
+            command,
+            env={**env, "KERASTUNER_TUNER_ID": tid},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for tid in ("chief", "tuner0", "tuner1")
+    }
     try:
         logs = {tid: p.communicate(timeout=300)[0] for tid, p in procs.items()}
     finally:
@@ -376,11 +495,15 @@ def test_distributed_chief_and_two_workers(tiles, tmp_path):
                 p.kill()
     for tid, p in procs.items():
         assert p.returncode == 0, f"{tid}:\n{logs[tid][-3000:]}"
-    infos = [json.load(open(os.path.join(out, "search", d, "recaptcha_trial.json")))
-             for d in sorted(os.listdir(os.path.join(out, "search"))) if d.startswith("trial_")]
+    infos = [
+        json.load(open(os.path.join(out, "search", d, "recaptcha_trial.json")))
+        for d in sorted(os.listdir(os.path.join(out, "search")))
+        if d.startswith("trial_")
+    ]
     combos = [(i["hyperparameters"]["optimizer"], i["hyperparameters"]["loss"]) for i in infos]
-    assert len(combos) == 4 and set(combos) == set(itertools.product(["adam", "rmsprop"],
-                                                                      ["focal", "label_smoothed_crossentropy"]))
+    assert len(combos) == 4 and set(combos) == set(
+        itertools.product(["adam", "rmsprop"], ["focal", "label_smoothed_crossentropy"])
+    )
     workers = [i["worker"] for i in infos]
     assert set(workers) == {"tuner0", "tuner1"}, workers  # both workers ran trials, none ran on the chief
     summary = json.load(open(os.path.join(out, "summary.json")))

@@ -7,17 +7,22 @@ import os
 import keras
 import numpy as np
 import pytest
-
 from conftest import make_class_folders
+
 from recaptcha_tf import runs
+from recaptcha_tf.challenge import assemble_challenges, challenge_report, pick_cells
 from recaptcha_tf.data.folders import DatasetError
 from recaptcha_tf.data.multilabel import multilabel_split, read_label_csv
-from recaptcha_tf.challenge import assemble_challenges, challenge_report, pick_cells
 from recaptcha_tf.evaluation import multilabel_report
 from recaptcha_tf.inference import load_model, model_info, predict
 from recaptcha_tf.models import build_classifier, build_model
-from recaptcha_tf.models.finetune import (backbone_blocks, find_backbone, freeze_backbone, trainable_parameters,
-                                          unfreeze_backbone)
+from recaptcha_tf.models.finetune import (
+    backbone_blocks,
+    find_backbone,
+    freeze_backbone,
+    trainable_parameters,
+    unfreeze_backbone,
+)
 from recaptcha_tf.models.weights import WeightsError
 
 SMALL = (32, 32, 3)
@@ -25,11 +30,15 @@ SMALL = (32, 32, 3)
 
 def _same_weights(a, b):
     return len(a.weights) == len(b.weights) and all(
-        np.array_equal(keras.ops.convert_to_numpy(x), keras.ops.convert_to_numpy(y)) for x, y in zip(a.weights, b.weights))
+        np.array_equal(keras.ops.convert_to_numpy(x), keras.ops.convert_to_numpy(y))
+        for x, y in zip(a.weights, b.weights)
+    )
 
 
-@pytest.mark.parametrize("name,kwargs", [("mobilenetv2", {"alpha": 0.35}), ("resnet18", {}),
-                                         ("vit-tiny", {"patch_size": 8, "num_layers": 2})])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [("mobilenetv2", {"alpha": 0.35}), ("resnet18", {}), ("vit-tiny", {"patch_size": 8, "num_layers": 2})],
+)
 def test_weights_path_loads_a_saved_backbone(tmp_path, name, kwargs):
     source = build_model(name, SMALL, 4, **kwargs)
     path = str(tmp_path / "backbone.weights.h5")
@@ -53,8 +62,8 @@ def test_weights_that_do_not_fit_and_missing_files_are_clear_errors(tmp_path):
 
 def test_imagenet_weights_come_from_the_keras_cache(tmp_path, monkeypatch):
     """`--weights imagenet` goes through keras.utils.get_file: a pre-filled cache is used, no download."""
-    from keras.src.legacy.saving import legacy_h5_format
     import h5py
+    from keras.src.legacy.saving import legacy_h5_format
 
     monkeypatch.setattr("keras.src.backend.config._KERAS_DIR", str(tmp_path / "keras_home"))
     reference = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, include_top=False, weights=None)
@@ -73,12 +82,16 @@ def test_imagenet_without_network_or_cache_names_the_file(tmp_path, monkeypatch)
         raise Exception(f"URL fetch failure on {origin}: None -- [Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr("keras.src.utils.file_utils.get_file", offline)
-    with pytest.raises(WeightsError, match=r"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0\.35_96_no_top\.h5.*empty"):
+    with pytest.raises(
+        WeightsError, match=r"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0\.35_96_no_top\.h5.*empty"
+    ):
         build_model("mobilenetv2", (96, 96, 3), 3, alpha=0.35, weights="imagenet")
 
 
-@pytest.mark.parametrize("name,kwargs", [("resnet18", {}), ("mobilenetv2", {"alpha": 0.35}),
-                                         ("vit-tiny", {"patch_size": 8, "num_layers": 3})])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [("resnet18", {}), ("mobilenetv2", {"alpha": 0.35}), ("vit-tiny", {"patch_size": 8, "num_layers": 3})],
+)
 def test_freezing_freezes_and_unfreezing_restores(name, kwargs):
     model = build_classifier(name, ["a", "b", "c"], image_size=SMALL[:2], **kwargs)
     total = trainable_parameters(model)
@@ -125,8 +138,18 @@ def test_two_phase_fine_tuning_runs_both_phases_and_resumes(tmp_path):
     path = str(tmp_path / "bb.weights.h5")
     find_backbone(build_model("resnet18", SMALL, 3, width=8)).save_weights(path)
     out = str(tmp_path / "run")
-    kwargs = dict(model="resnet18", model_kwargs={"width": 8}, image_size=(32, 32), epochs=3, batch_size=8,
-                  weights=path, freeze_epochs=1, unfreeze=2, logdir=None, patience=0)
+    kwargs = dict(
+        model="resnet18",
+        model_kwargs={"width": 8},
+        image_size=(32, 32),
+        epochs=3,
+        batch_size=8,
+        weights=path,
+        freeze_epochs=1,
+        unfreeze=2,
+        logdir=None,
+        patience=0,
+    )
     with pytest.raises(KeyboardInterrupt):  # killed after the first fine-tuning epoch
         runs.train_classifier(data, out, callbacks=[Interrupt(after=2)], **kwargs)
     assert os.path.exists(os.path.join(out, "phase1.weights.h5"))
@@ -201,9 +224,18 @@ def test_multilabel_report_on_a_hand_computed_case():
 def test_multilabel_training_and_evaluate_report(tmp_path):
     csv_path = _multilabel_data(str(tmp_path), n=36)
     out = str(tmp_path / "run")
-    summary = runs.train_classifier(str(tmp_path), out, multi_label=True, labels_csv=csv_path, image_size=(24, 24),
-                                    epochs=1, batch_size=8, logdir=None, threshold=0.4,
-                                    model_kwargs=dict(conv_layers=2, filters=4, dense_units=8))
+    summary = runs.train_classifier(
+        str(tmp_path),
+        out,
+        multi_label=True,
+        labels_csv=csv_path,
+        image_size=(24, 24),
+        epochs=1,
+        batch_size=8,
+        logdir=None,
+        threshold=0.4,
+        model_kwargs=dict(conv_layers=2, filters=4, dense_units=8),
+    )
     assert {"hamming_accuracy", "subset_accuracy", "top1", "challenge"} <= set(summary["test"])
     model = load_model(out)
     info = model_info(model)

@@ -194,7 +194,7 @@ def _read_rgb(path: str):
             if im.size[0] < 1 or im.size[1] < 1:
                 return None
             return _to_rgb(im)
-    except Exception:  # Pillow raises many types for junk input
+    except Exception:  # noqa: BLE001  Pillow raises many types for junk input
         return None
 
 
@@ -279,9 +279,7 @@ def _read_state(out_dir: str) -> dict | None:
             raise ValueError("not a balance state")
         return state
     except ValueError as err:
-        raise DatasetError(
-            f"{path} is unreadable ({err}); delete {out_dir!r} and balance again."
-        ) from err
+        raise DatasetError(f"{path} is unreadable ({err}); delete {out_dir!r} and balance again.") from err
 
 
 def _write_json(obj: dict, path: str) -> None:
@@ -504,9 +502,7 @@ def balance_split(
     if state is not None:
         _remove_outputs(out_dir, state.get("files", []))
     planned = [
-        [os.path.join(names[label], fname), label, -1]
-        for label, plan in enumerate(plans)
-        for fname, _, _ in plan
+        [os.path.join(names[label], fname), label, -1] for label, plan in enumerate(plans) for fname, _, _ in plan
     ]
     # Recorded first, so an interrupted run is cleaned up by the next one.
     _write_json(

@@ -99,9 +99,7 @@ def scan_class_folders(
     """
     if not os.path.isdir(root):
         raise DatasetError(f"Data folder {root!r} does not exist or is not a folder.")
-    folders = sorted(
-        d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
-    )
+    folders = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
     if not folders:
         raise DatasetError(f"{root!r} has no class sub-folders; expected ROOT/<class>/<image files>.")
     by_key: dict[str, str] = {}

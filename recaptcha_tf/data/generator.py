@@ -286,10 +286,7 @@ def elastic_transform(
 
     height, width = array.shape[:2]
     coords = np.mgrid[0:height, 0:width] + smooth_displacement(rng, height, width, alpha, sigma)
-    channels = [
-        ndimage.map_coordinates(array[..., c], coords, order=1, mode="nearest")
-        for c in range(array.shape[-1])
-    ]
+    channels = [ndimage.map_coordinates(array[..., c], coords, order=1, mode="nearest") for c in range(array.shape[-1])]
     return np.stack(channels, axis=-1)
 
 
@@ -506,8 +503,7 @@ def generate_captchas(
         unsafe = "".join(c for c in characters if not c.isalnum())
         if unsafe:
             raise ValueError(
-                f"Characters {unsafe!r} cannot be part of label file names; "
-                "use format='parquet' for this charset."
+                f"Characters {unsafe!r} cannot be part of label file names; use format='parquet' for this charset."
             )
     if fonts is None and style == "project":
         fonts = default_fonts()

@@ -77,8 +77,10 @@ def convert_multilabel(
         os.makedirs(os.path.join(images_dir, split), exist_ok=True)
         for i, record in enumerate(records):
             if image_column not in record or label_column not in record:
-                raise DatasetError(f"{source!r}: rows need the columns {image_column!r} and {label_column!r}; "
-                                   f"found {sorted(record)} (--image-column / --label-column).")
+                raise DatasetError(
+                    f"{source!r}: rows need the columns {image_column!r} and {label_column!r}; "
+                    f"found {sorted(record)} (--image-column / --label-column)."
+                )
             name = f"{split}-{i:05d}"
             try:
                 data = _image_bytes(record[image_column], base, allow_outside)
@@ -109,13 +111,18 @@ def _tables(source: str) -> Iterator[tuple[str, Iterator[dict] | list[dict], str
     if os.path.isfile(source):
         files = [source]
     elif os.path.isdir(source):
-        meta = [os.path.join(source, m) for m in ("metadata.jsonl", "metadata.csv") if
-                os.path.isfile(os.path.join(source, m))]
+        meta = [
+            os.path.join(source, m)
+            for m in ("metadata.jsonl", "metadata.csv")
+            if os.path.isfile(os.path.join(source, m))
+        ]
         if meta:
             yield _split_of(source), _image_folder_records(meta[0]), source
             return
-        files = sorted(glob.glob(os.path.join(source, "**", "*.parquet"), recursive=True)
-                       + glob.glob(os.path.join(source, "**", "*.arrow"), recursive=True))
+        files = sorted(
+            glob.glob(os.path.join(source, "**", "*.parquet"), recursive=True)
+            + glob.glob(os.path.join(source, "**", "*.arrow"), recursive=True)
+        )
     else:
         raise DatasetError(f"{source!r} does not exist.")
     for path in files:
@@ -234,8 +241,10 @@ def _label_names(value, names: list[str] | None, row: str) -> list[str]:
     if all(isinstance(v, str) for v in value):
         return [canonical_class_name(v) for v in value]
     if names is None:
-        raise DatasetError("The labels are numbers, but the class names are unknown: pass --classes "
-                           "name1,name2,... in the order of the label positions.")
+        raise DatasetError(
+            "The labels are numbers, but the class names are unknown: pass --classes "
+            "name1,name2,... in the order of the label positions."
+        )
     if len(value) == len(names) and all(v in (0, 1, True, False) for v in value):
         return [canonical_class_name(n) for n, v in zip(names, value) if v]
     if any(not isinstance(v, int) or not 0 <= v < len(names) for v in value):

@@ -74,14 +74,21 @@ def _header_pixels(contents):
 
     length = tf.strings.length(contents)
     head = tf.strings.substr(contents, 0, 8)
-    return tf.case([
-        (tf.logical_and(tf.equal(head, b"\x89PNG\r\n\x1a\n"), length >= 24),
-         lambda: number(16, 4, False) * number(20, 4, False)),
-        (tf.logical_and(tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff"), length >= 4), jpeg),
-        (tf.logical_and(tf.equal(tf.strings.substr(head, 0, 3), b"GIF"), length >= 10),
-         lambda: number(6, 2, True) * number(8, 2, True)),
-        (tf.logical_and(tf.equal(tf.strings.substr(head, 0, 2), b"BM"), length >= 26), bmp),
-    ], default=lambda: tf.constant(0, tf.int64))
+    return tf.case(
+        [
+            (
+                tf.logical_and(tf.equal(head, b"\x89PNG\r\n\x1a\n"), length >= 24),
+                lambda: number(16, 4, False) * number(20, 4, False),
+            ),
+            (tf.logical_and(tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff"), length >= 4), jpeg),
+            (
+                tf.logical_and(tf.equal(tf.strings.substr(head, 0, 3), b"GIF"), length >= 10),
+                lambda: number(6, 2, True) * number(8, 2, True),
+            ),
+            (tf.logical_and(tf.equal(tf.strings.substr(head, 0, 2), b"BM"), length >= 26), bmp),
+        ],
+        default=lambda: tf.constant(0, tf.int64),
+    )
 
 
 def decode_image(contents, channels: int = 3, limit: int | None = None):
@@ -104,16 +111,23 @@ def decode_image(contents, channels: int = 3, limit: int | None = None):
     limit = max_pixels() if limit is None else limit
     checks = []
     if limit:
-        checks.append(tf.debugging.assert_less_equal(
-            _header_pixels(contents), tf.constant(limit, tf.int64),
-            message=f"The image is over the pixel limit of {limit} (width x height; --max-pixels raises it)."))
+        checks.append(
+            tf.debugging.assert_less_equal(
+                _header_pixels(contents),
+                tf.constant(limit, tf.int64),
+                message=f"The image is over the pixel limit of {limit} (width x height; --max-pixels raises it).",
+            )
+        )
     with tf.control_dependencies(checks):
         image = tf.io.decode_image(contents, channels=0, dtype=tf.uint8, expand_animations=False)
     image = _composite_alpha(image)
     depth = tf.shape(image)[-1]
     if channels == 1:
-        image = tf.cond(depth == 1, lambda: image, lambda: tf.cast(
-            tf.round(tf.image.rgb_to_grayscale(tf.cast(image[..., :3], tf.float32))), tf.uint8))
+        image = tf.cond(
+            depth == 1,
+            lambda: image,
+            lambda: tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image[..., :3], tf.float32))), tf.uint8),
+        )
     else:
         image = tf.cond(depth == 1, lambda: tf.tile(image, [1, 1, 3]), lambda: image[..., :3])
     image.set_shape([None, None, channels])
@@ -156,9 +170,7 @@ def find_undecodable(sources: Sequence, channels: int = 3, warn: bool = True) ->
     if not sources:
         return []
     is_path = isinstance(sources[0], str)
-    ds = tf.data.Dataset.from_tensor_slices(
-        (list(range(len(sources))), [s if is_path else bytes(s) for s in sources])
-    )
+    ds = tf.data.Dataset.from_tensor_slices((list(range(len(sources))), [s if is_path else bytes(s) for s in sources]))
 
     def check(i, s):
         data = tf.io.read_file(s) if is_path else s
@@ -192,7 +204,9 @@ def _warn_oversized(sources: Sequence) -> None:
         warn_skipped(over, what=f"image file(s) over the pixel limit of {limit} (--max-pixels raises it)")
 
 
-def warn_skipped(names: Sequence[str], what: str = "unreadable image file(s) (corrupt or over the pixel limit)") -> None:
+def warn_skipped(
+    names: Sequence[str], what: str = "unreadable image file(s) (corrupt or over the pixel limit)"
+) -> None:
     """One warning naming every skipped file and how many there are."""
     if names:
         shown = ", ".join(str(n) for n in names[:50])

@@ -65,8 +65,10 @@ def read_label_csv(
             path = row[0].strip()
             path = path if os.path.isabs(path) else os.path.join(root, path)
             if not allow_outside and not _inside(path, root):
-                raise DatasetError(f"{csv_path}:{lineno}: {row[0]!r} points outside the data folder {root!r}; "
-                                   "list paths relative to it, or pass --allow-outside-data.")
+                raise DatasetError(
+                    f"{csv_path}:{lineno}: {row[0]!r} points outside the data folder {root!r}; "
+                    "list paths relative to it, or pass --allow-outside-data."
+                )
             if not os.path.isfile(path):
                 raise DatasetError(f"{csv_path}:{lineno}: image {row[0]!r} not found under {root!r}.")
             rows.append((path, sorted(set(names))))
@@ -78,8 +80,7 @@ def read_label_csv(
     index = {class_key(n): i for i, n in enumerate(class_names)}
     unknown = sorted({n for n in used if class_key(n) not in index})
     if unknown:
-        raise DatasetError(f"{csv_path!r} uses labels the model does not know: {unknown}. "
-                           f"Known: {list(class_names)}.")
+        raise DatasetError(f"{csv_path!r} uses labels the model does not know: {unknown}. Known: {list(class_names)}.")
     paths = [p for p, _ in rows]
     labels = [[index[class_key(n)] for n in names] for _, names in rows]
     if validate:
@@ -99,8 +100,9 @@ def _inside(path: str, folder: str) -> bool:
 
 def folder_as_multilabel(root: str, class_names: Sequence[str] | None = None, channels: int = 3):
     """Class folders as multi-label data: each image carries its folder's single label."""
-    ds = scan_class_folders(root, class_names=class_names, channels=channels,
-                            allow_missing_classes=class_names is not None)
+    ds = scan_class_folders(
+        root, class_names=class_names, channels=channels, allow_missing_classes=class_names is not None
+    )
     return ds.paths, [[lab] for lab in ds.labels], ds.class_names
 
 
@@ -119,8 +121,9 @@ def multilabel_split(
     names = [*class_names, "(no label)"]
     present = sorted(set(primary))  # a class that is never the rarest label of an image is no stratum
     compact = {s: i for i, s in enumerate(present)}
-    split = stratified_split(paths, [compact[p] for p in primary], [names[s] for s in present], fractions, seed,
-                             root=root)
+    split = stratified_split(
+        paths, [compact[p] for p in primary], [names[s] for s in present], fractions, seed, root=root
+    )
     by_path = {str(p): sorted(int(c) for c in labels) for p, labels in zip(paths, label_lists)}
     for name in ("train", "val", "test"):
         setattr(split, name, [(p, by_path[p]) for p, _ in getattr(split, name)])

@@ -34,7 +34,11 @@ def resizing_layer(image_size: tuple[int, int], resize: str = "stretch") -> kera
         raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}.")
     height, width = image_size
     return keras.layers.Resizing(
-        height, width, interpolation="bilinear", pad_to_aspect_ratio=(resize == "pad"), name="resize",
+        height,
+        width,
+        interpolation="bilinear",
+        pad_to_aspect_ratio=(resize == "pad"),
+        name="resize",
         dtype="float32",
     )
 

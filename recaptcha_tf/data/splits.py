@@ -133,7 +133,7 @@ class Split:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Split":
+    def from_dict(cls, d: dict) -> Split:
         """Read a manifest of either version; file paths come back absolute."""
         version = int(d.get("version", 1))
         root = d.get("root") or ""
@@ -172,19 +172,19 @@ def parse_fractions(text: str | Sequence[float]) -> tuple[float, float, float]:
         try:
             values = [float(p) for p in parts]
         except ValueError:
-            raise SplitError(f"Cannot parse split fractions {text!r}; use e.g. 70/15/15 or 0.7,0.3.")
+            raise SplitError(f"Cannot parse split fractions {text!r}; use e.g. 70/15/15 or 0.7,0.3.") from None
     else:
         values = [float(v) for v in text]
     if len(values) == 2:
         values.append(0.0)
     if len(values) != 3 or any(v < 0 for v in values) or values[0] <= 0 or values[1] <= 0:
-        raise SplitError(
-            f"Split fractions must be train/val[/test] with positive train and val, got {text!r}."
-        )
+        raise SplitError(f"Split fractions must be train/val[/test] with positive train and val, got {text!r}.")
     total = sum(values)
     if not (abs(total - 1) < 1e-6 or abs(total - 100) < 1e-3):
-        raise SplitError(f"Split {text!r} adds up to {total:g}; percentages must add up to 100 (e.g. 70/15/15) "
-                         "and fractions to 1 (e.g. 0.7,0.15,0.15).")
+        raise SplitError(
+            f"Split {text!r} adds up to {total:g}; percentages must add up to 100 (e.g. 70/15/15) "
+            "and fractions to 1 (e.g. 0.7,0.15,0.15)."
+        )
     return tuple(v / total for v in values)
 
 

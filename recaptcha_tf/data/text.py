@@ -322,9 +322,7 @@ def _finish(dataset: TextDataset, where: str, vocabulary: Vocabulary | None, val
     if validate:
         dataset = _drop_undecodable(dataset)
         if not len(dataset):
-            raise DatasetError(
-                f"No readable images in {where}; skipped {len(dataset.skipped)} corrupt file(s)."
-            )
+            raise DatasetError(f"No readable images in {where}; skipped {len(dataset.skipped)} corrupt file(s).")
     if vocabulary is not None:
         check_vocabulary(dataset, vocabulary)
     return dataset
@@ -357,9 +355,7 @@ def load_text_folder(
     apply_case("", case)  # fail early on a bad ``case``
     if not os.path.isdir(root):
         raise DatasetError(f"Text CAPTCHA folder {root!r} does not exist or is not a folder.")
-    files = sorted(
-        f for f in os.listdir(root) if is_image_file(f) and os.path.isfile(os.path.join(root, f))
-    )
+    files = sorted(f for f in os.listdir(root) if is_image_file(f) and os.path.isfile(os.path.join(root, f)))
     if not files:
         raise DatasetError(
             f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in {root!r}; "
@@ -554,10 +550,10 @@ def _check_output(output: str, inputs: Sequence[str] = ()) -> None:
     """Refuse an output that is (through links too) one of the inputs; create its folder."""
     out = os.path.realpath(output)
     for p in inputs:
-        if os.path.realpath(p) == out or (os.path.exists(output) and os.path.exists(p)
-                                          and os.path.samefile(p, output)):
-            raise DatasetError(f"The output {output!r} is also an input ({p!r}, the same file); write the merged "
-                               "file elsewhere.")
+        if os.path.realpath(p) == out or (os.path.exists(output) and os.path.exists(p) and os.path.samefile(p, output)):
+            raise DatasetError(
+                f"The output {output!r} is also an input ({p!r}, the same file); write the merged file elsewhere."
+            )
     parent = os.path.dirname(os.path.abspath(output))
     if os.path.exists(parent) and not os.path.isdir(parent):
         raise DatasetError(f"Cannot write {output!r}: {parent!r} is not a folder.")
@@ -611,9 +607,7 @@ def write_text_parquet(dataset: TextDataset, output: str, rows_per_group: int = 
                         data.append(f.read())
                 else:
                     data.append(bytes(source))
-            names = [
-                n if n.startswith("parquet:") else os.path.basename(n) for n in dataset.names[start:stop]
-            ]
+            names = [n if n.startswith("parquet:") else os.path.basename(n) for n in dataset.names[start:stop]]
             writer.write_table(_normalised_table(data, names, dataset.labels[start:stop]))
 
     _write_parquet_atomically(output, write)
@@ -688,9 +682,7 @@ def load_text_dataset(path: str | Sequence[str], **kwargs) -> TextDataset:
     entries = sorted(os.listdir(path))
     if any(is_image_file(f) and os.path.isfile(os.path.join(path, f)) for f in entries):
         return load_text_folder(path, **folder_kwargs)
-    parquets = [
-        os.path.join(path, f) for f in entries if f.lower().endswith(".parquet") and not f.startswith(".")
-    ]
+    parquets = [os.path.join(path, f) for f in entries if f.lower().endswith(".parquet") and not f.startswith(".")]
     if parquets:
         return load_text_parquet(parquets, **parquet_kwargs)
     raise DatasetError(f"{path!r} holds neither image files nor .parquet files.")

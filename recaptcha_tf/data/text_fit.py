@@ -55,14 +55,21 @@ class TextInputFit:
         """One line for the log: the choices and why."""
         s = self.stats
         crop = "none" if self.crop is None else "(" + ", ".join(f"{v:.2f}" for v in self.crop) + ")"
-        return (f"text input fitted to {s['sampled']} training images: {self.image_size[0]}x{self.image_size[1]} "
-                f"(content aspect p75 {s['aspect_p75']:.2f}, labels up to {s['max_length']} characters), "
-                f"crop {crop}, colour {self.colour} (light backgrounds {s['light_background']:.0%}, "
-                f"coloured text {s['coloured_text']:.0%}, transparent {s['transparent']:.0%})")
+        return (
+            f"text input fitted to {s['sampled']} training images: {self.image_size[0]}x{self.image_size[1]} "
+            f"(content aspect p75 {s['aspect_p75']:.2f}, labels up to {s['max_length']} characters), "
+            f"crop {crop}, colour {self.colour} (light backgrounds {s['light_background']:.0%}, "
+            f"coloured text {s['coloured_text']:.0%}, transparent {s['transparent']:.0%})"
+        )
 
     def to_config(self) -> dict:
-        return {"image_size": list(self.image_size), "crop": None if self.crop is None else list(self.crop),
-                "colour": self.colour, "resize": self.resize, "fit_stats": self.stats}
+        return {
+            "image_size": list(self.image_size),
+            "crop": None if self.crop is None else list(self.crop),
+            "colour": self.colour,
+            "resize": self.resize,
+            "fit_stats": self.stats,
+        }
 
 
 def image_statistics(image: np.ndarray) -> dict:
@@ -75,8 +82,14 @@ def image_statistics(image: np.ndarray) -> dict:
     ``colour_spread`` the mean channel spread (max - min) of the ink pixels.
     """
     pixels = image.astype(np.float32)
-    border = np.concatenate([pixels[:2].reshape(-1, 3), pixels[-2:].reshape(-1, 3),
-                             pixels[:, :2].reshape(-1, 3), pixels[:, -2:].reshape(-1, 3)])
+    border = np.concatenate(
+        [
+            pixels[:2].reshape(-1, 3),
+            pixels[-2:].reshape(-1, 3),
+            pixels[:, :2].reshape(-1, 3),
+            pixels[:, -2:].reshape(-1, 3),
+        ]
+    )
     background = np.median(border, axis=0)
     distance = np.sqrt(np.mean((pixels - background) ** 2, axis=-1))
     threshold = max(20.0, np.percentile(distance, 99) / 3)
@@ -86,12 +99,21 @@ def image_statistics(image: np.ndarray) -> dict:
         box = (0.0, 0.0, 1.0, 1.0)
         spread = 0.0
     else:
-        box = (np.percentile(ys, 1) / height, np.percentile(xs, 1) / width,
-               (np.percentile(ys, 99) + 1) / height, (np.percentile(xs, 99) + 1) / width)
+        box = (
+            np.percentile(ys, 1) / height,
+            np.percentile(xs, 1) / width,
+            (np.percentile(ys, 99) + 1) / height,
+            (np.percentile(xs, 99) + 1) / width,
+        )
         ink = pixels[ys, xs]
         spread = float(np.mean(ink.max(-1) - ink.min(-1)))
-    return {"height": height, "width": width, "box": tuple(float(v) for v in box),
-            "background": float(background.mean()), "colour_spread": spread}
+    return {
+        "height": height,
+        "width": width,
+        "box": tuple(float(v) for v in box),
+        "background": float(background.mean()),
+        "colour_spread": spread,
+    }
 
 
 def _has_transparency(source) -> bool:
@@ -102,12 +124,13 @@ def _has_transparency(source) -> bool:
     try:
         with Image.open(source if isinstance(source, str) else io.BytesIO(bytes(source))) as im:
             return im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-    except Exception:  # PIL raises many types for junk input; unreadable files are skipped elsewhere
+    except Exception:  # noqa: BLE001  PIL raises many types for junk input; unreadable files are skipped elsewhere
         return False
 
 
-def fit_text_input(sources: Sequence, max_length: int, height: int = TEXT_HEIGHT, sample: int = SAMPLE,
-                   seed: int = 0) -> TextInputFit:
+def fit_text_input(
+    sources: Sequence, max_length: int, height: int = TEXT_HEIGHT, sample: int = SAMPLE, seed: int = 0
+) -> TextInputFit:
     """Choose the input size, crop and colour handling for a text set (see the module docstring).
 
     Args:
@@ -131,8 +154,7 @@ def fit_text_input(sources: Sequence, max_length: int, height: int = TEXT_HEIGHT
     top, left = np.percentile(boxes[:, 0], 1), np.percentile(boxes[:, 1], 1)
     bottom, right = np.percentile(boxes[:, 2], 99), np.percentile(boxes[:, 3], 99)
     margin_y, margin_x = 0.2 * (bottom - top), 0.05 * (right - left)
-    box = (max(0.0, top - margin_y), max(0.0, left - margin_x), min(1.0, bottom + margin_y),
-           min(1.0, right + margin_x))
+    box = (max(0.0, top - margin_y), max(0.0, left - margin_x), min(1.0, bottom + margin_y), min(1.0, right + margin_x))
     crop = box if (box[2] - box[0]) * (box[3] - box[1]) < CROP_IF_AREA_BELOW else None
     fy, fx = (1.0, 1.0) if crop is None else (crop[2] - crop[0], crop[3] - crop[1])
     aspects = np.array([m["width"] * fx / (m["height"] * fy) for m in measured])
@@ -140,10 +162,14 @@ def fit_text_input(sources: Sequence, max_length: int, height: int = TEXT_HEIGHT
     least = max(MIN_WIDTH, PIXELS_PER_CHARACTER * max_length)
     width = int(np.clip(16 * round(height * aspect / 16), 16 * np.ceil(least / 16), MAX_WIDTH))
     stats = {
-        "sampled": len(measured), "max_length": int(max_length), "aspect_p75": round(aspect, 3),
+        "sampled": len(measured),
+        "max_length": int(max_length),
+        "aspect_p75": round(aspect, 3),
         "aspect_median": round(float(np.median(aspects)), 3),
-        "median_size": [int(np.median([m["height"] for m in measured])),
-                        int(np.median([m["width"] for m in measured]))],
+        "median_size": [
+            int(np.median([m["height"] for m in measured])),
+            int(np.median([m["width"] for m in measured])),
+        ],
         "content_box": [round(float(v), 3) for v in box],
         "light_background": round(float(np.mean([m["background"] > 127 for m in measured])), 3),
         "coloured_text": round(float(np.mean([m["colour_spread"] > 60 for m in measured])), 3),

@@ -16,10 +16,22 @@ import keras
 from recaptcha_tf.data.pipeline import resizing_layer
 from recaptcha_tf.layers import InkMap, LabelNames, RelativeCrop
 from recaptcha_tf.models import (  # noqa: F401  (registers builders)
-    cnn, efficientnet_lite, hybrid_vit, resnet, text, transfer, vit,
+    cnn,
+    efficientnet_lite,
+    hybrid_vit,
+    resnet,
+    text,
+    transfer,
+    vit,
 )
 from recaptcha_tf.models.registry import (
-    ModelConfigError, build_model, check_model_kwargs, list_models, model_head, model_tasks, pretrained_recipe,
+    ModelConfigError,
+    build_model,
+    check_model_kwargs,
+    list_models,
+    model_head,
+    model_tasks,
+    pretrained_recipe,
     register_model,
 )
 
@@ -29,6 +41,7 @@ __all__ = [
     "build_model",
     "list_models",
     "register_model",
+    "pretrained_recipe",
     "build_classifier",
     "build_text_model",
     "with_raw_image_input",
@@ -67,8 +80,9 @@ def with_raw_image_input(
     x = resizing_layer(crop_canvas((height, width), crop), resize)(inputs, training=False)
     if crop is not None:
         x = RelativeCrop(crop, name="crop", dtype="float32")(x)
-        x = keras.layers.Resizing(height, width, interpolation="bilinear", name="resize_crop",
-                                  dtype="float32")(x, training=False)
+        x = keras.layers.Resizing(height, width, interpolation="bilinear", name="resize_crop", dtype="float32")(
+            x, training=False
+        )
     if ink:
         x = InkMap(name="ink", dtype="float32")(x)
     x = network(x)
@@ -88,8 +102,9 @@ def check_model_task(name: str, task: str, kwargs: dict | None = None) -> None:
     """Raise :class:`ModelConfigError` unless ``name`` is a registered model for ``task``
     (and, given ``kwargs``, takes those builder arguments with values of the right type)."""
     if task not in model_tasks(name):
-        raise ModelConfigError(f"Model {name!r} is for tasks {model_tasks(name)}, not {task!r}; "
-                               f"use one of {list_models(task)}.")
+        raise ModelConfigError(
+            f"Model {name!r} is for tasks {model_tasks(name)}, not {task!r}; use one of {list_models(task)}."
+        )
     if kwargs is not None:
         check_model_kwargs(name, kwargs)
 
@@ -119,8 +134,13 @@ def build_classifier(
         **kwargs,
     )
     label_layer = LabelNames(
-        class_names, kind="sigmoid" if multi_label else "softmax", threshold=threshold, task=task,
-        resize=resize, name="label_names", dtype="float32",
+        class_names,
+        kind="sigmoid" if multi_label else "softmax",
+        threshold=threshold,
+        task=task,
+        resize=resize,
+        name="label_names",
+        dtype="float32",
     )
     return with_raw_image_input(network, channels, resize, label_layer, name=name)
 
@@ -155,8 +175,9 @@ def build_text_model(
         kwargs["max_length"] = max_length
     ink = colour == "ink"
     network = build_model(name, (*image_size, 1 if ink else channels), len(characters) + 1, **kwargs)
-    label_layer = LabelNames(list(characters), kind=model_head(name), task="text", resize=resize,
-                             name="label_names", dtype="float32")
+    label_layer = LabelNames(
+        list(characters), kind=model_head(name), task="text", resize=resize, name="label_names", dtype="float32"
+    )
     return with_raw_image_input(network, channels, resize, label_layer, name=name, crop=crop, ink=ink)
 
 

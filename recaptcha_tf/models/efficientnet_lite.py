@@ -62,21 +62,35 @@ def efficientnet_lite0_backbone(weights=None) -> tuple[keras.Model, str | None]:
     """``(backbone, preset)`` for ``--weights`` (see :func:`recaptcha_tf.models.hub.load_hub_backbone`)."""
     import keras_hub
 
-    return load_hub_backbone(keras_hub.models.EfficientNetBackbone, weights, IMAGENET_PRESET,
-                             "efficientnet-lite0", dict(LITE0_CONFIG, input_shape=(None, None, 3)))
+    return load_hub_backbone(
+        keras_hub.models.EfficientNetBackbone,
+        weights,
+        IMAGENET_PRESET,
+        "efficientnet-lite0",
+        dict(LITE0_CONFIG, input_shape=(None, None, 3)),
+    )
 
 
 # The transfer recipe used with pretrained weights (recaptcha_tf.models.registry.pretrained_recipe). Sized for about
 # 30 minutes on 2 CPU cores on the 9,419 shared tiles (120 px originals): 160 px (a full fine-tuning epoch of
 # the ~8k balanced training tiles costs about 7 minutes there, a frozen one 2.6), one epoch for the head on the
 # frozen backbone, then three fine-tuning everything (BatchNorm kept in inference mode) on a cosine from 3e-4.
-LITE0_RECIPE = dict(image_size=(160, 160), batch_size=32, epochs=4, freeze_epochs=1, learning_rate=1e-3,
-                    fine_tune_learning_rate=3e-4, unfreeze="all", label_smoothing=0.1)
+LITE0_RECIPE = dict(
+    image_size=(160, 160),
+    batch_size=32,
+    epochs=4,
+    freeze_epochs=1,
+    learning_rate=1e-3,
+    fine_tune_learning_rate=3e-4,
+    unfreeze="all",
+    label_smoothing=0.1,
+)
 
 
 @register_model("efficientnet-lite0", tasks=("tiles", "chars"), pretrained=LITE0_RECIPE)
-def build_efficientnet_lite0(input_shape, num_classes, *, weights=None, output_activation="softmax",
-                             dropout: float = 0.3):
+def build_efficientnet_lite0(
+    input_shape, num_classes, *, weights=None, output_activation="softmax", dropout: float = 0.3
+):
     """EfficientNet-Lite0 (keras-hub); inputs normalised as its preset says."""
     backbone, preset = efficientnet_lite0_backbone(weights)
     backbone.name = BACKBONE

@@ -30,8 +30,10 @@ def find_backbone(model: keras.Model) -> keras.Model:
                 return find_backbone(layer)
             except ValueError:
                 pass
-    raise ValueError(f"Model {model.name!r} has no backbone to freeze; use a backbone model "
-                     "(resnet18/34/50, mobilenetv2, efficientnet*, vit-*), not the plain cnn.")
+    raise ValueError(
+        f"Model {model.name!r} has no backbone to freeze; use a backbone model "
+        "(resnet18/34/50, mobilenetv2, efficientnet*, vit-*), not the plain cnn."
+    )
 
 
 def _leaf_layers(backbone: keras.Model) -> list[keras.layers.Layer]:

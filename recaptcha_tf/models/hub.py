@@ -65,11 +65,13 @@ def load_hub_backbone(
         return backbone, None
     preset = imagenet_preset if kind == "imagenet" else weights
     if preset is None:
-        raise WeightsError(f"There is no public ImageNet preset for {model_name}; pass --weights with a keras-hub "
-                           "preset name or a local preset folder.")
+        raise WeightsError(
+            f"There is no public ImageNet preset for {model_name}; pass --weights with a keras-hub "
+            "preset name or a local preset folder."
+        )
     try:
         backbone = backbone_class.from_preset(preset)
-    except Exception as err:  # download failures surface as assorted exception types
+    except Exception as err:  # noqa: BLE001  download failures surface as assorted exception types
         if os.path.isdir(str(preset)):
             raise WeightsError(f"{preset} is not a keras-hub preset for {model_name}: {str(err)[:300]}") from None
         raise WeightsError(

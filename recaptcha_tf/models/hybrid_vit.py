@@ -55,8 +55,16 @@ def _trunk(trunk: str, height: int, width: int, weights, alpha: float):
 
 # Two epochs train the encoder and head on the frozen trunk (the encoder starts from scratch), then two fine-tune
 # everything; 160 px gives a 5x5 token grid. Sized like the Lite0 recipe, for about 30 minutes on 2 CPU cores.
-HYBRID_RECIPE = dict(image_size=(160, 160), batch_size=32, epochs=4, freeze_epochs=2, learning_rate=1e-3,
-                     fine_tune_learning_rate=2e-4, unfreeze="all", label_smoothing=0.1)
+HYBRID_RECIPE = dict(
+    image_size=(160, 160),
+    batch_size=32,
+    epochs=4,
+    freeze_epochs=2,
+    learning_rate=1e-3,
+    fine_tune_learning_rate=2e-4,
+    unfreeze="all",
+    label_smoothing=0.1,
+)
 
 
 @register_model("vit-hybrid", tasks=("tiles", "chars"), pretrained=HYBRID_RECIPE)
@@ -96,12 +104,18 @@ def build_vit_hybrid(
     tokens = layers.Reshape((grid_h * grid_w, depth), name="tokens")(features)
     tokens = layers.Dense(hidden_dim, name="token_projection")(tokens)
     tokens = layers.Add(name="add_positions")(
-        [tokens, keras_hub.layers.PositionEmbedding(grid_h * grid_w, name="position_embedding")(tokens)])
+        [tokens, keras_hub.layers.PositionEmbedding(grid_h * grid_w, name="position_embedding")(tokens)]
+    )
     tokens = layers.Dropout(dropout, name="token_dropout")(tokens)
     for i in range(num_layers):
         tokens = keras_hub.layers.TransformerEncoder(
-            intermediate_dim=mlp_dim, num_heads=num_heads, dropout=dropout, activation="gelu",
-            normalize_first=True, name=f"encoder_{i + 1}")(tokens)
+            intermediate_dim=mlp_dim,
+            num_heads=num_heads,
+            dropout=dropout,
+            activation="gelu",
+            normalize_first=True,
+            name=f"encoder_{i + 1}",
+        )(tokens)
     tokens = layers.LayerNormalization(epsilon=1e-6, name="encoder_norm")(tokens)
     pooled = layers.GlobalAveragePooling1D(name="token_pool")(tokens)
     outputs = classifier_head(pooled, num_classes, output_activation, dropout, pooled=True)

@@ -31,6 +31,7 @@ import keras
 # 0.9 matches PyTorch's default (its momentum=0.1).
 BN_MOMENTUM = 0.9
 
+
 class ModelConfigError(ValueError, TypeError):
     """An unknown model name, or builder arguments it does not take or of the wrong type."""
 
@@ -42,8 +43,9 @@ _RECIPES: dict[str, dict] = {}
 HEADS = ("classifier", "ctc", "multihead")
 
 
-def register_model(name: str, tasks: tuple[str, ...] = ("tiles", "chars"), head: str = "classifier",
-                   pretrained: dict | None = None):
+def register_model(
+    name: str, tasks: tuple[str, ...] = ("tiles", "chars"), head: str = "classifier", pretrained: dict | None = None
+):
     """Decorator adding a builder to the registry under ``name`` for the given tasks.
 
     ``head`` is what its outputs are: ``"classifier"`` (``(B, classes)``, softmax or
@@ -136,14 +138,15 @@ def check_model_kwargs(name: str, kwargs: dict) -> None:
             raise ModelConfigError(f"Model {name!r} does not take {unknown}; it takes {valid}.")
     try:
         hints = typing.get_type_hints(builder)
-    except Exception:  # annotations that do not resolve: nothing to check against
+    except Exception:  # noqa: BLE001  annotations that do not resolve: nothing to check against
         return
     for key, value in kwargs.items():
         if key in hints and not _matches(value, hints[key]):
             default = params[key].default if key in params else inspect.Parameter.empty
             shown = "" if default is inspect.Parameter.empty else f" (default {default!r})"
-            raise ModelConfigError(f"Model {name!r}: {key}={value!r} is not a valid value; {key} takes "
-                                   f"{_describe(hints[key])}{shown}.")
+            raise ModelConfigError(
+                f"Model {name!r}: {key}={value!r} is not a valid value; {key} takes {_describe(hints[key])}{shown}."
+            )
 
 
 def _describe(hint) -> str:

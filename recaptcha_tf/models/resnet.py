@@ -83,13 +83,16 @@ def resnet_basic(
     """
     weights = require_file_weights(weights, name)
     if weights == "imagenet":
-        raise WeightsError(f"Keras ships no ImageNet weights for {name}; use resnet50, mobilenetv2 or "
-                           "efficientnetb0 for --weights imagenet, or pass --weights PATH.")
+        raise WeightsError(
+            f"Keras ships no ImageNet weights for {name}; use resnet50, mobilenetv2 or "
+            "efficientnetb0 for --weights imagenet, or pass --weights PATH."
+        )
     if small_input is None:
         small_input = min(input_shape[0], input_shape[1]) < 64
     trunk_input = keras.Input(input_shape, name="normalised")
-    backbone = keras.Model(trunk_input, resnet_trunk(trunk_input, blocks, width=width, small_input=small_input),
-                           name=BACKBONE)
+    backbone = keras.Model(
+        trunk_input, resnet_trunk(trunk_input, blocks, width=width, small_input=small_input), name=BACKBONE
+    )
     if weights:
         load_weights_file(backbone, weights, name)
     inputs = keras.Input(input_shape, name="pixels")

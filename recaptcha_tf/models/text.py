@@ -27,8 +27,10 @@ def _backbone(trunk_fn, input_shape, weights, model_name: str) -> keras.Model:
     """The convolutional part as a nested ``backbone`` model (frozen in a first phase, loadable from a file)."""
     weights = require_file_weights(weights, model_name)
     if weights == "imagenet":
-        raise WeightsError(f"There are no ImageNet weights for the {model_name} backbone; pass --weights PATH "
-                           "(e.g. a model trained on synthetic CAPTCHAs) or none.")
+        raise WeightsError(
+            f"There are no ImageNet weights for the {model_name} backbone; pass --weights PATH "
+            "(e.g. a model trained on synthetic CAPTCHAs) or none."
+        )
     trunk_input = keras.Input(input_shape, name="normalised")
     backbone = keras.Model(trunk_input, trunk_fn(trunk_input), name=BACKBONE)
     if weights:
@@ -66,7 +68,8 @@ def _sequence_features(x, rnn: str, rnn_units: int, rnn_layers: int, dropout: fl
     for i in range(rnn_layers):
         x = layers.Bidirectional(
             rnn_layer(rnn_units, return_sequences=True, dropout=dropout if i else 0.0, dtype="float32"),
-            name=f"bi{rnn}{i + 1}", dtype="float32",
+            name=f"bi{rnn}{i + 1}",
+            dtype="float32",
         )(x)
     return x
 
@@ -160,10 +163,12 @@ def build_multihead(
     frames = _sequence_features(backbone(x), rnn, rnn_units, rnn_layers, dropout)
     width = 2 * rnn_units
     queries = PositionQueries(max_length, width, name="position_queries", dtype="float32")(frames)
-    found = layers.MultiHeadAttention(attention_heads, width // attention_heads, dropout=dropout,
-                                      name="position_attention", dtype="float32")(queries, frames)
-    found = layers.LayerNormalization(name="position_norm", dtype="float32")(layers.Add(dtype="float32")(
-        [queries, found]))
+    found = layers.MultiHeadAttention(
+        attention_heads, width // attention_heads, dropout=dropout, name="position_attention", dtype="float32"
+    )(queries, frames)
+    found = layers.LayerNormalization(name="position_norm", dtype="float32")(
+        layers.Add(dtype="float32")([queries, found])
+    )
     found = layers.Dropout(dropout, name="heads_dropout", dtype="float32")(found)
     outputs = layers.Dense(num_classes, activation=output_activation, name="characters", dtype="float32")(found)
     return keras.Model(inputs, outputs, name=name)

@@ -84,42 +84,83 @@ def application_classifier(
 @register_model("resnet50", tasks=("tiles", "chars"))
 def build_resnet50(input_shape, num_classes, *, weights=None, output_activation="softmax", dropout=0.2):
     """ResNet-50 (keras.applications, bottleneck blocks), caffe-style input normalisation."""
-    return application_classifier(keras.applications.ResNet50, "resnet50", input_shape, num_classes, "caffe",
-                                  weights=weights, output_activation=output_activation, dropout=dropout)
+    return application_classifier(
+        keras.applications.ResNet50,
+        "resnet50",
+        input_shape,
+        num_classes,
+        "caffe",
+        weights=weights,
+        output_activation=output_activation,
+        dropout=dropout,
+    )
 
 
 MOBILENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 
 # With pretrained weights: 192 px, two epochs for the head, six fine-tuning everything (cosine from 3e-4); about
 # 20 minutes for alpha 1.0 on the shared tiles on 2 CPU cores.
-MOBILENET_RECIPE = dict(image_size=(192, 192), batch_size=32, epochs=8, freeze_epochs=2, learning_rate=1e-3,
-                        fine_tune_learning_rate=3e-4, unfreeze="all", label_smoothing=0.1)
+MOBILENET_RECIPE = dict(
+    image_size=(192, 192),
+    batch_size=32,
+    epochs=8,
+    freeze_epochs=2,
+    learning_rate=1e-3,
+    fine_tune_learning_rate=3e-4,
+    unfreeze="all",
+    label_smoothing=0.1,
+)
 
 
 @register_model("mobilenetv2", tasks=("tiles", "chars"), pretrained=MOBILENET_RECIPE)
-def build_mobilenetv2(input_shape, num_classes, *, alpha: float = 1.0, weights=None, output_activation="softmax",
-                      dropout=0.2):
+def build_mobilenetv2(
+    input_shape, num_classes, *, alpha: float = 1.0, weights=None, output_activation="softmax", dropout=0.2
+):
     """MobileNetV2 with width multiplier ``alpha`` (0.35 to 1.4), inputs scaled to [-1, 1]."""
     if float(alpha) not in MOBILENET_ALPHAS:
         raise ValueError(f"MobileNetV2 alpha must be one of {MOBILENET_ALPHAS}, not {alpha}.")
-    return application_classifier(keras.applications.MobileNetV2, f"mobilenetv2_{float(alpha)}", input_shape,
-                                  num_classes, "tf", weights=weights, output_activation=output_activation,
-                                  dropout=dropout, alpha=float(alpha))
+    return application_classifier(
+        keras.applications.MobileNetV2,
+        f"mobilenetv2_{float(alpha)}",
+        input_shape,
+        num_classes,
+        "tf",
+        weights=weights,
+        output_activation=output_activation,
+        dropout=dropout,
+        alpha=float(alpha),
+    )
 
 
 @register_model("efficientnetb0", tasks=("tiles", "chars"))
 def build_efficientnetb0(input_shape, num_classes, *, weights=None, output_activation="softmax", dropout=0.2):
     """EfficientNet-B0; the backbone rescales and normalises its own [0, 255] inputs."""
-    return application_classifier(keras.applications.EfficientNetB0, "efficientnetb0", input_shape, num_classes,
-                                  None, weights=weights, output_activation=output_activation, dropout=dropout)
+    return application_classifier(
+        keras.applications.EfficientNetB0,
+        "efficientnetb0",
+        input_shape,
+        num_classes,
+        None,
+        weights=weights,
+        output_activation=output_activation,
+        dropout=dropout,
+    )
 
 
 @register_model("efficientnetv2b0", tasks=("tiles", "chars"))
 def build_efficientnetv2b0(input_shape, num_classes, *, weights=None, output_activation="softmax", dropout=0.2):
     """EfficientNetV2-B0 with its built-in input preprocessing ([0, 255] inputs)."""
-    return application_classifier(keras.applications.EfficientNetV2B0, "efficientnetv2b0", input_shape,
-                                  num_classes, None, weights=weights, output_activation=output_activation,
-                                  dropout=dropout, include_preprocessing=True)
+    return application_classifier(
+        keras.applications.EfficientNetV2B0,
+        "efficientnetv2b0",
+        input_shape,
+        num_classes,
+        None,
+        weights=weights,
+        output_activation=output_activation,
+        dropout=dropout,
+        include_preprocessing=True,
+    )
 
 
 __all__ = ["BACKBONE", "WeightsError", "application_classifier", "classifier_head", "rgb_input"]

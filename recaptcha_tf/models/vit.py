@@ -28,9 +28,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from recaptcha_tf.models.hub import load_hub_backbone, normalisation_layer, preset_normalisation
 from recaptcha_tf.models.registry import register_model
 from recaptcha_tf.models.transfer import BACKBONE, classifier_head, rgb_input
-from recaptcha_tf.models.hub import load_hub_backbone, normalisation_layer, preset_normalisation
 from recaptcha_tf.models.weights import WeightsError, weights_kind
 
 VIT_CONFIGS = {
@@ -70,22 +70,33 @@ def vit_classifier(
     kind = weights_kind(weights)
     height, width, channels = input_shape
     if height % patch_size or width % patch_size:
-        raise ValueError(f"ViT input {height}x{width} is not a multiple of patch size {patch_size}; "
-                         f"use --image-size {max(patch_size, height // patch_size * patch_size)}.")
+        raise ValueError(
+            f"ViT input {height}x{width} is not a multiple of patch size {patch_size}; "
+            f"use --image-size {max(patch_size, height // patch_size * patch_size)}."
+        )
     params = dict(VIT_CONFIGS[config])
     if num_layers:
         params["num_layers"] = int(num_layers)
-    if kind == "imagenet" and (config not in IMAGENET_PRESETS or (height, width, patch_size) != (224, 224, 16)
-                               or num_layers):
-        raise WeightsError(f"ImageNet weights exist for vit-b16 at 224x224 with patch 16 only "
-                           f"(keras-hub preset {IMAGENET_PRESETS['vit-b16']}); train {config} from scratch, "
-                           "or pass --weights with a preset name or folder.")
+    if kind == "imagenet" and (
+        config not in IMAGENET_PRESETS or (height, width, patch_size) != (224, 224, 16) or num_layers
+    ):
+        raise WeightsError(
+            f"ImageNet weights exist for vit-b16 at 224x224 with patch 16 only "
+            f"(keras-hub preset {IMAGENET_PRESETS['vit-b16']}); train {config} from scratch, "
+            "or pass --weights with a preset name or folder."
+        )
     backbone, preset = load_hub_backbone(
-        keras_hub.models.ViTBackbone, weights, IMAGENET_PRESETS.get(config), config,
-        dict(image_shape=(height, width, 3), patch_size=patch_size, **params))
+        keras_hub.models.ViTBackbone,
+        weights,
+        IMAGENET_PRESETS.get(config),
+        config,
+        dict(image_shape=(height, width, 3), patch_size=patch_size, **params),
+    )
     if preset is not None and tuple(backbone.input_shape[1:3]) != (height, width):
-        raise WeightsError(f"The preset {preset} takes {backbone.input_shape[1]}x{backbone.input_shape[2]} images; "
-                           f"train with --image-size {backbone.input_shape[1]}.")
+        raise WeightsError(
+            f"The preset {preset} takes {backbone.input_shape[1]}x{backbone.input_shape[2]} images; "
+            f"train with --image-size {backbone.input_shape[1]}."
+        )
     backbone.name = BACKBONE
     inputs = keras.Input(input_shape, name="pixels")
     x = rgb_input(inputs, channels)
@@ -99,10 +110,26 @@ def vit_classifier(
 
 def _register(config: str):
     @register_model(config, tasks=("tiles", "chars"))
-    def build(input_shape, num_classes, *, patch_size=16, num_layers=None, weights=None,
-              output_activation="softmax", dropout=0.1):
-        return vit_classifier(config, input_shape, num_classes, patch_size=patch_size, num_layers=num_layers,
-                              weights=weights, output_activation=output_activation, dropout=dropout)
+    def build(
+        input_shape,
+        num_classes,
+        *,
+        patch_size=16,
+        num_layers=None,
+        weights=None,
+        output_activation="softmax",
+        dropout=0.1,
+    ):
+        return vit_classifier(
+            config,
+            input_shape,
+            num_classes,
+            patch_size=patch_size,
+            num_layers=num_layers,
+            weights=weights,
+            output_activation=output_activation,
+            dropout=dropout,
+        )
 
     build.__name__ = f"build_{config.replace('-', '_')}"
     build.__doc__ = f"{config}: {VIT_CONFIGS[config]}; see :func:`vit_classifier`."

@@ -57,8 +57,10 @@ def parse_weights(weights: str | None) -> str | None:
         return path
     if "://" in text or (_PRESET_NAME.match(text) and not text.endswith((".h5", ".keras"))):
         return text
-    raise WeightsError(f"--weights {weights!r}: no such file or folder. Use none, imagenet, a .weights.h5 file, "
-                       "or (for keras-hub models) a preset name or preset folder.")
+    raise WeightsError(
+        f"--weights {weights!r}: no such file or folder. Use none, imagenet, a .weights.h5 file, "
+        "or (for keras-hub models) a preset name or preset folder."
+    )
 
 
 def weights_kind(weights: str | None) -> str | None:
@@ -74,8 +76,10 @@ def require_file_weights(weights: str | None, model_name: str) -> str | None:
     """``weights`` for a model that is not a keras-hub backbone: a preset is a clear error."""
     weights = parse_weights(weights)
     if weights_kind(weights) == "preset":
-        raise WeightsError(f"{model_name} is not a keras-hub backbone, so --weights {weights!r} (a preset) does not "
-                           "apply; use none, imagenet or a .weights.h5 file.")
+        raise WeightsError(
+            f"{model_name} is not a keras-hub backbone, so --weights {weights!r} (a preset) does not "
+            "apply; use none, imagenet or a .weights.h5 file."
+        )
     return weights
 
 
@@ -120,7 +124,7 @@ def load_weights_file(backbone: keras.Model, path: str, model_name: str) -> None
             backbone.set_weights(values)
             return
         backbone.load_weights(path)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001
         raise WeightsError(
             f"{path} does not fit the {model_name} backbone ({len(backbone.weights)} weight tensors): {err}. "
             "Save the file from the same architecture with backbone.save_weights('x.weights.h5')."

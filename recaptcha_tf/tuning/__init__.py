@@ -14,12 +14,26 @@ From a notebook::
                          "learning_rate": [1e-3, 3e-3]}, tuner="grid", epochs=8, name="my-grid")
 """
 
-from recaptcha_tf.tuning.spaces import (  # noqa: F401
-    BUILTIN_SPACES, TuningError, builtin_space, grid_size, load_search_space, resolve_objective,
+from recaptcha_tf.tuning.spaces import (
+    BUILTIN_SPACES,
+    TuningError,
+    builtin_space,
+    grid_size,
+    load_search_space,
+    resolve_objective,
 )
 
-__all__ = ["BUILTIN_SPACES", "TuningError", "builtin_space", "grid_size", "load_search_space",
-           "resolve_objective", "run_search", "make_tuner", "CaptchaHyperModel"]
+__all__ = [
+    "BUILTIN_SPACES",
+    "TuningError",
+    "builtin_space",
+    "grid_size",
+    "load_search_space",
+    "resolve_objective",
+    "run_search",
+    "make_tuner",
+    "CaptchaHyperModel",
+]
 
 
 def __getattr__(name):  # keep `import recaptcha_tf.tuning` light (no TensorFlow until needed)

@@ -95,26 +95,57 @@ def prepare_task_data(
         n = len(split.class_names)
         (train_paths, train_labels), (val_paths, val_labels) = zip(*split.train), zip(*split.val)
         common = dict(image_size=image_size, channels=channels, resize=resize, batch_size=batch_size)
-        train = make_dataset(train_paths, keras.utils.to_categorical(train_labels, n).astype("float32"),
-                             shuffle=True, seed=seed,
-                             augment=tile_augmentation(flip=(task == "tiles"), seed=seed) if augment else None,
-                             **common)
+        train = make_dataset(
+            train_paths,
+            keras.utils.to_categorical(train_labels, n).astype("float32"),
+            shuffle=True,
+            seed=seed,
+            augment=tile_augmentation(flip=(task == "tiles"), seed=seed) if augment else None,
+            **common,
+        )
         val = make_dataset(val_paths, keras.utils.to_categorical(val_labels, n).astype("float32"), **common)
-        return TaskData(task, model, list(split.class_names), tuple(image_size), channels, resize, train, val,
-                        int(np.ceil(len(train_paths) / batch_size)), n_test=len(split.test))
+        return TaskData(
+            task,
+            model,
+            list(split.class_names),
+            tuple(image_size),
+            channels,
+            resize,
+            train,
+            val,
+            int(np.ceil(len(train_paths) / batch_size)),
+            n_test=len(split.test),
+        )
 
     from recaptcha_tf.runs import text_task_data
 
     text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, write_split=write_split)
     kind = model_head(model)
     common = dict(image_size=image_size, channels=1, resize="pad", batch_size=batch_size)
-    train = make_dataset(text.sources("train"), text.targets("train", kind), shuffle=True,
-                         seed=seed, augment=text_augmentation(seed) if augment else None, **common)
+    train = make_dataset(
+        text.sources("train"),
+        text.targets("train", kind),
+        shuffle=True,
+        seed=seed,
+        augment=text_augmentation(seed) if augment else None,
+        **common,
+    )
     val = make_dataset(text.sources("val"), text.targets("val", kind), **common)
-    return TaskData("text", model, list(text.vocab.characters), tuple(image_size), 1, "pad", train, val,
-                    int(np.ceil(len(text.parts["train"]) / batch_size)), n_test=len(text.parts["test"]),
-                    max_length=text.max_length, val_images=make_dataset(text.sources("val"), None, **common),
-                    val_texts=text.texts("val"))
+    return TaskData(
+        "text",
+        model,
+        list(text.vocab.characters),
+        tuple(image_size),
+        1,
+        "pad",
+        train,
+        val,
+        int(np.ceil(len(text.parts["train"]) / batch_size)),
+        n_test=len(text.parts["test"]),
+        max_length=text.max_length,
+        val_images=make_dataset(text.sources("val"), None, **common),
+        val_texts=text.texts("val"),
+    )
 
 
 def best_epoch(history: list[dict], objective: str, direction: str) -> int:
@@ -123,20 +154,30 @@ def best_epoch(history: list[dict], objective: str, direction: str) -> int:
     finite = [(v, i) for i, v in enumerate(values) if v is not None and np.isfinite(v)]
     if not finite:
         return len(history) - 1
-    return (max(finite, key=lambda t: (t[0], -t[1])) if direction == "max" else min(finite, key=lambda t: (t[0], t[1])))[1]
+    return (
+        max(finite, key=lambda t: (t[0], -t[1])) if direction == "max" else min(finite, key=lambda t: (t[0], t[1]))
+    )[1]
 
 
 def write_experiment_config(logdir: str, space: dict[str, list], metrics, objective: str) -> None:
     """The HParams experiment summary at the search's root: every hyperparameter's domain and the metrics."""
     from tensorboard.plugins.hparams import api as hp_api
 
-    names = {"val_macro_f1": "val macro-F1", "val_accuracy": "val accuracy", "val_loss": "val loss",
-             "val_cer": "val CER", "val_exact_match": "val exact match"}
+    names = {
+        "val_macro_f1": "val macro-F1",
+        "val_accuracy": "val accuracy",
+        "val_loss": "val loss",
+        "val_cer": "val CER",
+        "val_exact_match": "val exact match",
+    }
     hparams = [hp_api.HParam(k, hp_api.Discrete(v)) for k, v in space.items()]
-    metric_list = [hp_api.Metric(m, display_name=names.get(m, m) + (" (objective)" if m == objective else ""))
-                   for m in metrics]
-    metric_list += [hp_api.Metric("epochs", display_name="epochs run"),
-                    hp_api.Metric("seconds", display_name="trial seconds")]
+    metric_list = [
+        hp_api.Metric(m, display_name=names.get(m, m) + (" (objective)" if m == objective else "")) for m in metrics
+    ]
+    metric_list += [
+        hp_api.Metric("epochs", display_name="epochs run"),
+        hp_api.Metric("seconds", display_name="trial seconds"),
+    ]
     os.makedirs(logdir, exist_ok=True)
     writer = tf.summary.create_file_writer(logdir)
     with writer.as_default():
@@ -178,8 +219,12 @@ class HParamsLogger(keras.callbacks.Callback):
         seconds = time.perf_counter() - self._start
         best = best_epoch(self.history, self.objective, self.direction) if self.history else -1
         values = self.history[best] if self.history else {}
-        self.summary = {"best_epoch": best + 1, "epochs": len(self.history), "seconds": round(seconds, 2),
-                        "metrics": {m: values[m] for m in self.metrics if m in values}}
+        self.summary = {
+            "best_epoch": best + 1,
+            "epochs": len(self.history),
+            "seconds": round(seconds, 2),
+            "metrics": {m: values[m] for m in self.metrics if m in values},
+        }
         if not self.logdir:
             return
         step = len(self.history)
@@ -216,20 +261,43 @@ class CaptchaHyperModel(kt.HyperModel):
         project_dir: keras-tuner project folder, where each trial's summary JSON goes.
     """
 
-    def __init__(self, data: TaskData, space: dict, objective: str, direction: str, metrics, epochs: int = 8,
-                 patience: int = 3, learning_rate: float = 1e-3, optimizer: str = "adam", loss: str | None = None,
-                 model_kwargs: dict | None = None, logdir: str | None = None, project_dir: str | None = None,
-                 precision: str = "auto", seed: int = 0, verbose: int = 0, learning_rate_scale: float = 1.0):
+    def __init__(
+        self,
+        data: TaskData,
+        space: dict,
+        objective: str,
+        direction: str,
+        metrics,
+        epochs: int = 8,
+        patience: int = 3,
+        learning_rate: float = 1e-3,
+        optimizer: str = "adam",
+        loss: str | None = None,
+        model_kwargs: dict | None = None,
+        logdir: str | None = None,
+        project_dir: str | None = None,
+        precision: str = "auto",
+        seed: int = 0,
+        verbose: int = 0,
+        learning_rate_scale: float = 1.0,
+    ):
         super().__init__(name="recaptcha_tf", tunable=True)
         self.learning_rate_scale = learning_rate_scale  # replicas of a tf.distribute strategy (linear scaling)
         self.data, self.space, self.objective, self.direction = data, dict(space), objective, direction
         self.metrics, self.epochs, self.patience = list(metrics), epochs, patience
-        self.defaults = {"learning_rate": learning_rate, "optimizer": optimizer,
-                         "loss": loss or ("ctc" if data.task == "text" and data.model == "crnn"
-                                          else "label_smoothed_crossentropy")}
+        self.defaults = {
+            "learning_rate": learning_rate,
+            "optimizer": optimizer,
+            "loss": loss or ("ctc" if data.task == "text" and data.model == "crnn" else "label_smoothed_crossentropy"),
+        }
         self.fixed_kwargs = dict(model_kwargs or {})
         self.logdir, self.project_dir, self.precision, self.seed, self.verbose = (
-            logdir, project_dir, precision, seed, verbose)
+            logdir,
+            project_dir,
+            precision,
+            seed,
+            verbose,
+        )
 
     def values(self, hp) -> dict:
         """Declare one unconditional ``Choice`` per searched key and return the trial's full settings."""
@@ -246,25 +314,29 @@ class CaptchaHyperModel(kt.HyperModel):
         keras.utils.set_random_seed(self.seed)  # every trial starts from the same initialisation
         with precision_policy(self.precision):
             if d.task == "text":
-                model = build_text_model(d.model, "".join(d.labels), d.image_size, channels=1,
-                                         max_length=d.max_length, **kwargs)
+                model = build_text_model(
+                    d.model, "".join(d.labels), d.image_size, channels=1, max_length=d.max_length, **kwargs
+                )
                 metrics = []
             else:
-                model = build_classifier(d.model, d.labels, d.image_size, d.channels, d.resize, task=d.task,
-                                         **kwargs)
-                metrics = [keras.metrics.CategoricalAccuracy(name="accuracy"),
-                           keras.metrics.F1Score(average="macro", name="macro_f1")]
+                model = build_classifier(d.model, d.labels, d.image_size, d.channels, d.resize, task=d.task, **kwargs)
+                metrics = [
+                    keras.metrics.CategoricalAccuracy(name="accuracy"),
+                    keras.metrics.F1Score(average="macro", name="macro_f1"),
+                ]
             model.compile(
-                optimizer=make_optimizer(values["optimizer"],
-                                         cosine_schedule(values["learning_rate"] * self.learning_rate_scale, self.epochs,
-                                                         d.steps_per_epoch)),
+                optimizer=make_optimizer(
+                    values["optimizer"],
+                    cosine_schedule(values["learning_rate"] * self.learning_rate_scale, self.epochs, d.steps_per_epoch),
+                ),
                 loss=LOSSES[values["loss"]](),
                 metrics=metrics,
             )
         return model
 
-    def fit(self, hp, model, *args, trial_id=None, callbacks=None, epochs=None, initial_epoch=0, verbose=None,
-            **kwargs):
+    def fit(
+        self, hp, model, *args, trial_id=None, callbacks=None, epochs=None, initial_epoch=0, verbose=None, **kwargs
+    ):
         from recaptcha_tf.training import TextMetrics
 
         d = self.data
@@ -273,8 +345,9 @@ class CaptchaHyperModel(kt.HyperModel):
         if d.task == "text":
             own.append(TextMetrics(d.val_images, d.val_texts, d.labels, model_head(d.model)))
         if self.patience:
-            own.append(keras.callbacks.EarlyStopping(monitor=self.objective, mode=self.direction,
-                                                     patience=self.patience))
+            own.append(
+                keras.callbacks.EarlyStopping(monitor=self.objective, mode=self.direction, patience=self.patience)
+            )
         hparams = {k: hp.values[k] for k in self.space}
         trial_logdir = os.path.join(self.logdir, f"trial_{trial_id}") if self.logdir else None
         logger = HParamsLogger(trial_logdir, hparams, trial_id, self.metrics, self.objective, self.direction)
@@ -283,11 +356,21 @@ class CaptchaHyperModel(kt.HyperModel):
             own.append(keras.callbacks.TensorBoard(trial_logdir, write_graph=False, update_freq="epoch"))
         own.append(logger)
         # d.train is a shuffled tf.data pipeline; shuffle=False only stops Keras warning that it ignores shuffle=True.
-        history = model.fit(d.train, validation_data=d.val, epochs=epochs or self.epochs, initial_epoch=initial_epoch,
-                            shuffle=False, callbacks=[*own, *(callbacks or [])],
-                            verbose=self.verbose if verbose is None else verbose)
+        history = model.fit(
+            d.train,
+            validation_data=d.val,
+            epochs=epochs or self.epochs,
+            initial_epoch=initial_epoch,
+            shuffle=False,
+            callbacks=[*own, *(callbacks or [])],
+            verbose=self.verbose if verbose is None else verbose,
+        )
         if self.project_dir:
-            info = {"trial_id": trial_id, "worker": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"),
-                    "hyperparameters": hparams, **logger.summary}
+            info = {
+                "trial_id": trial_id,
+                "worker": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"),
+                "hyperparameters": hparams,
+                **logger.summary,
+            }
             _write_json(info, os.path.join(self.project_dir, f"trial_{trial_id}", TRIAL_INFO))
         return history

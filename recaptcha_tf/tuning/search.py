@@ -27,7 +27,12 @@ import warnings
 from collections.abc import Sequence
 
 from recaptcha_tf.tuning.spaces import (
-    BUILTIN_SPACES, DEFAULT_TUNE_MODEL, TRIAL_METRICS, TuningError, grid_size, load_search_space,
+    BUILTIN_SPACES,
+    DEFAULT_TUNE_MODEL,
+    TRIAL_METRICS,
+    TuningError,
+    grid_size,
+    load_search_space,
     resolve_objective,
 )
 
@@ -52,7 +57,7 @@ def _finite(v) -> bool:
 
 
 def results_table(oracle, project_dir: str, space: dict, objective: str, direction: str, metrics) -> list[dict]:
-    """One row per trial (hyperparameters, objective, metrics at the best epoch, epochs, seconds, worker), best first."""
+    """One row per trial, best first: hyperparameters, objective, metrics at the best epoch, epochs, seconds, worker."""
     from recaptcha_tf.tuning.hypermodel import TRIAL_INFO
 
     rows = []
@@ -66,8 +71,14 @@ def results_table(oracle, project_dir: str, space: dict, objective: str, directi
             row["tuner/epochs"] = trial.hyperparameters.values["tuner/epochs"]
         row[objective] = float(trial.score) if _finite(trial.score) else None
         row.update({m: (info.get("metrics") or {}).get(m) for m in metrics if m != objective})
-        row.update({"epochs": info.get("epochs"), "best_epoch": info.get("best_epoch"),
-                    "seconds": info.get("seconds"), "worker": info.get("worker")})
+        row.update(
+            {
+                "epochs": info.get("epochs"),
+                "best_epoch": info.get("best_epoch"),
+                "seconds": info.get("seconds"),
+                "worker": info.get("worker"),
+            }
+        )
         rows.append(row)
     sign = -1 if direction == "max" else 1
     rows.sort(key=lambda r: (r[objective] is None, sign * r[objective] if r[objective] is not None else 0, r["order"]))
@@ -112,8 +123,7 @@ def results_figure(rows: list[dict], space: dict, objective: str, direction: str
     scored = [r for r in rows if r.get(objective) is not None]
     n = 1 + len(space)
     cols = min(n, 3)
-    fig, axes = plt.subplots(int(np.ceil(n / cols)), cols, figsize=(4.2 * cols, 3.2 * np.ceil(n / cols)),
-                             squeeze=False)
+    fig, axes = plt.subplots(int(np.ceil(n / cols)), cols, figsize=(4.2 * cols, 3.2 * np.ceil(n / cols)), squeeze=False)
     axes = axes.ravel()
     ax = axes[0]
     by_order = sorted(scored, key=lambda r: r["order"])
@@ -215,8 +225,10 @@ def run_search(
     if tuner == "hyperband" and epochs < 2:
         raise TuningError("Hyperband needs --epochs of at least 2 (its largest budget per trial).")
     if tuner == "hyperband" and max_trials:
-        raise TuningError("--max-trials does not apply to Hyperband: it budgets epochs (max_epochs=--epochs, "
-                          "factor 3). Leave --max-trials out or use another tuner.")
+        raise TuningError(
+            "--max-trials does not apply to Hyperband: it budgets epochs (max_epochs=--epochs, "
+            "factor 3). Leave --max-trials out or use another tuner."
+        )
     d = task_defaults(task)
     model = model or DEFAULT_TUNE_MODEL[task]
     # Text searches keep the grayscale 48x192 input the search spaces were written for (train fits it to the data).
@@ -240,16 +252,34 @@ def run_search(
     role = distributed_role()
     try:
         copy.deepcopy(list(callbacks))
-    except Exception as err:
-        raise TuningError(f"Callbacks passed to a search must be deep-copyable (keras-tuner copies them for every "
-                          f"trial): {err}") from None
+    except Exception as err:  # noqa: BLE001
+        raise TuningError(
+            f"Callbacks passed to a search must be deep-copyable (keras-tuner copies them for every trial): {err}"
+        ) from None
 
-    config = {"task": task, "model": model, "tuner": tuner, "space": parsed, "objective": objective,
-              "direction": direction, "epochs": epochs, "patience": patience, "max_trials": max_trials,
-              "image_size": list(image_size), "channels": channels, "resize": resize, "batch_size": batch_size,
-              "learning_rate": learning_rate, "optimizer": optimizer, "loss": loss, "seed": seed,
-              "model_kwargs": model_kwargs or {}, "precision": precision, "data": os.path.abspath(data),
-              "logdir": run_logdir}
+    config = {
+        "task": task,
+        "model": model,
+        "tuner": tuner,
+        "space": parsed,
+        "objective": objective,
+        "direction": direction,
+        "epochs": epochs,
+        "patience": patience,
+        "max_trials": max_trials,
+        "image_size": list(image_size),
+        "channels": channels,
+        "resize": resize,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "optimizer": optimizer,
+        "loss": loss,
+        "seed": seed,
+        "model_kwargs": model_kwargs or {},
+        "precision": precision,
+        "data": os.path.abspath(data),
+        "logdir": run_logdir,
+    }
     config_path = os.path.join(out, SEARCH_CONFIG)
     if role != "worker":
         if overwrite:
@@ -262,8 +292,10 @@ def run_search(
                 stored = json.load(f)
             changed = [k for k in RESUME_KEYS if json.dumps(stored.get(k)) != json.dumps(config[k])]
             if changed:
-                raise TuningError(f"{out!r} holds a search with other {', '.join(changed)}; re-run the same "
-                                  "command to resume it, or pass --overwrite (or another --name/--out) to start afresh.")
+                raise TuningError(
+                    f"{out!r} holds a search with other {', '.join(changed)}; re-run the same "
+                    "command to resume it, or pass --overwrite (or another --name/--out) to start afresh."
+                )
             log.info("Resuming the search in %s", out)
         os.makedirs(out, exist_ok=True)
         with open(config_path, "w") as f:
@@ -271,19 +303,59 @@ def run_search(
     elif overwrite:
         log.warning("--overwrite is ignored on a distributed worker; only the chief starts afresh.")
 
-    task_data = prepare_task_data(task, data, out, model, image_size, channels, resize, batch_size * replicas,
-                                  fractions, seed,
-                                  augment, charset, case, label_pattern, write_split=(role != "worker"))
+    task_data = prepare_task_data(
+        task,
+        data,
+        out,
+        model,
+        image_size,
+        channels,
+        resize,
+        batch_size * replicas,
+        fractions,
+        seed,
+        augment,
+        charset,
+        case,
+        label_pattern,
+        write_split=(role != "worker"),
+    )
     project_dir = os.path.join(out, PROJECT)
-    hypermodel = CaptchaHyperModel(task_data, parsed, objective, direction, metrics, epochs=epochs,
-                                   patience=patience, learning_rate=learning_rate, optimizer=optimizer, loss=loss,
-                                   model_kwargs=model_kwargs, logdir=run_logdir, project_dir=project_dir,
-                                   precision=precision, seed=seed, verbose=verbose, learning_rate_scale=replicas)
+    hypermodel = CaptchaHyperModel(
+        task_data,
+        parsed,
+        objective,
+        direction,
+        metrics,
+        epochs=epochs,
+        patience=patience,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        loss=loss,
+        model_kwargs=model_kwargs,
+        logdir=run_logdir,
+        project_dir=project_dir,
+        precision=precision,
+        seed=seed,
+        verbose=verbose,
+        learning_rate_scale=replicas,
+    )
     if tuner == "grid":
-        log.info("Grid of %d combinations%s", grid_size(parsed),
-                 f" (capped at {max_trials} trials)" if max_trials else "")
-    kt_tuner = make_tuner(tuner, hypermodel, objective, direction, out, PROJECT, max_trials, epochs, seed,
-                          distribution_strategy=dist if replicas > 1 else None)
+        log.info(
+            "Grid of %d combinations%s", grid_size(parsed), f" (capped at {max_trials} trials)" if max_trials else ""
+        )
+    kt_tuner = make_tuner(
+        tuner,
+        hypermodel,
+        objective,
+        direction,
+        out,
+        PROJECT,
+        max_trials,
+        epochs,
+        seed,
+        distribution_strategy=dist if replicas > 1 else None,
+    )
     if run_logdir and role != "worker":
         write_experiment_config(run_logdir, parsed, metrics, objective)
 
@@ -306,13 +378,25 @@ def run_search(
     rows = results_table(kt_tuner.oracle, project_dir, parsed, objective, direction, metrics)
     paths = write_results(rows, out, parsed, objective, direction) if rows else {}
     completed = [r for r in rows if r[objective] is not None]
-    summary = {"role": role, "out": out, "name": name, "tuner": tuner, "objective": objective,
-               "direction": direction, "grid_size": grid_size(parsed), "trials": len(rows),
-               "completed": len(completed), "search_seconds": round(seconds, 1), "results": paths,
-               "logdir": run_logdir}
+    summary = {
+        "role": role,
+        "out": out,
+        "name": name,
+        "tuner": tuner,
+        "objective": objective,
+        "direction": direction,
+        "grid_size": grid_size(parsed),
+        "trials": len(rows),
+        "completed": len(completed),
+        "search_seconds": round(seconds, 1),
+        "results": paths,
+        "logdir": run_logdir,
+    }
     if not completed:
-        raise TuningError(f"No trial of the search in {out!r} completed; see the trial errors above "
-                          "(keras-tuner logs them and marks the trials invalid).")
+        raise TuningError(
+            f"No trial of the search in {out!r} completed; see the trial errors above "
+            "(keras-tuner logs them and marks the trials invalid)."
+        )
     best_trial = kt_tuner.oracle.get_best_trials(1)[0]
     best_hp = {k: best_trial.hyperparameters.values[k] for k in parsed}
     with warnings.catch_warnings():  # the checkpoint's optimizer slots are not needed for inference
@@ -320,15 +404,22 @@ def run_search(
         best_model = kt_tuner.load_model(best_trial)
     best_model.save(os.path.join(out, "model.keras"))
     with open(os.path.join(out, "best_hyperparameters.json"), "w") as f:
-        json.dump({"trial": best_trial.trial_id, objective: float(best_trial.score), "hyperparameters": best_hp,
-                   "settings": {**hypermodel.defaults, **best_hp}}, f, indent=2)
+        json.dump(
+            {
+                "trial": best_trial.trial_id,
+                objective: float(best_trial.score),
+                "hyperparameters": best_hp,
+                "settings": {**hypermodel.defaults, **best_hp},
+            },
+            f,
+            indent=2,
+        )
     summary["best"] = {"trial": best_trial.trial_id, objective: float(best_trial.score), "hyperparameters": best_hp}
     if evaluate_best and task_data.n_test:
         from recaptcha_tf.runs import evaluate
 
         report = evaluate(out, data, subset="test", report=os.path.join(out, "test_report.json"))
-        keys = ("n", "exact_match", "cer") if task == "text" else ("n", "top1", "top3", "balanced_accuracy",
-                                                                    "macro_f1")
+        keys = ("n", "exact_match", "cer") if task == "text" else ("n", "top1", "top3", "balanced_accuracy", "macro_f1")
         summary["test"] = {k: report[k] for k in keys}
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)

@@ -60,12 +60,28 @@ LOSS_ALIASES = {
 # c2d_layers/c2d_filters become its `filters` list (see models_kwargs below).
 ARCHITECTURE_KEYS = ("c2d_layers", "c2d_filters", "dense_layers", "dense_neurons", "dropout", "activation")
 MODEL_ALIASES: dict[str, dict[str, str]] = {
-    "cnn": {"c2d_layers": "conv_layers", "c2d_filters": "filters", "dense_layers": "dense_layers",
-            "dense_neurons": "dense_units", "dropout": "dropout", "activation": "activation"},
-    "crnn": {"c2d_layers": "conv_layers", "c2d_filters": "filters", "dense_layers": "rnn_layers",
-             "dense_neurons": "rnn_units", "dropout": "dropout"},
-    "multihead": {"c2d_layers": "conv_layers", "c2d_filters": "filters", "dense_layers": "rnn_layers",
-                  "dense_neurons": "rnn_units", "dropout": "dropout"},
+    "cnn": {
+        "c2d_layers": "conv_layers",
+        "c2d_filters": "filters",
+        "dense_layers": "dense_layers",
+        "dense_neurons": "dense_units",
+        "dropout": "dropout",
+        "activation": "activation",
+    },
+    "crnn": {
+        "c2d_layers": "conv_layers",
+        "c2d_filters": "filters",
+        "dense_layers": "rnn_layers",
+        "dense_neurons": "rnn_units",
+        "dropout": "dropout",
+    },
+    "multihead": {
+        "c2d_layers": "conv_layers",
+        "c2d_filters": "filters",
+        "dense_layers": "rnn_layers",
+        "dense_neurons": "rnn_units",
+        "dropout": "dropout",
+    },
     "resnet18": {"c2d_filters": "width", "dropout": "dropout"},
     "resnet34": {"c2d_filters": "width", "dropout": "dropout"},
 }
@@ -100,12 +116,15 @@ def resolve_objective(objective: str | None, task: str) -> tuple[str, str]:
     if not name.startswith("val_"):
         name = "val_" + name
     if name not in OBJECTIVES:
-        raise TuningError(f"Unknown objective {objective!r}; choose from "
-                          f"{[k[4:] for k in OBJECTIVES if task in OBJECTIVES[k][1]]}.")
+        raise TuningError(
+            f"Unknown objective {objective!r}; choose from {[k[4:] for k in OBJECTIVES if task in OBJECTIVES[k][1]]}."
+        )
     direction, tasks = OBJECTIVES[name]
     if task not in tasks:
-        raise TuningError(f"Objective {name!r} does not fit task {task!r}; use one of "
-                          f"{[k for k in OBJECTIVES if task in OBJECTIVES[k][1]]}.")
+        raise TuningError(
+            f"Objective {name!r} does not fit task {task!r}; use one of "
+            f"{[k for k in OBJECTIVES if task in OBJECTIVES[k][1]]}."
+        )
     return name, direction
 
 
@@ -116,8 +135,11 @@ def _builder_params(model: str) -> dict[str, inspect.Parameter]:
         builder = model_builder(model)
     except ValueError as err:
         raise TuningError(str(err)) from None
-    return {n: p for n, p in inspect.signature(builder).parameters.items()
-            if n not in RESERVED and p.kind is not inspect.Parameter.VAR_KEYWORD}
+    return {
+        n: p
+        for n, p in inspect.signature(builder).parameters.items()
+        if n not in RESERVED and p.kind is not inspect.Parameter.VAR_KEYWORD
+    }
 
 
 def allowed_keys(task: str, model: str) -> list[str]:
@@ -137,15 +159,18 @@ def losses_for(task: str, model: str) -> tuple[str, ...]:
 def builtin_space(name: str, task: str, model: str) -> dict[str, list]:
     """A built-in space adapted to ``model``: keys it has no knob for are dropped, CTC models keep their loss."""
     if name not in BUILTIN_SPACES:
-        raise TuningError(f"Unknown built-in search space {name!r}; choose from {sorted(BUILTIN_SPACES)} "
-                          "or pass a YAML/JSON file.")
+        raise TuningError(
+            f"Unknown built-in search space {name!r}; choose from {sorted(BUILTIN_SPACES)} or pass a YAML/JSON file."
+        )
     keys = set(allowed_keys(task, model))
     space = {k: list(v) for k, v in BUILTIN_SPACES[name].items() if k in keys}
     if "loss" in space and losses_for(task, model) == ("ctc",):
         del space["loss"]  # a CTC model has exactly one loss
     if not space:
-        raise TuningError(f"The built-in space {name!r} has no knob that model {model!r} takes; "
-                          f"write a space file with keys from {allowed_keys(task, model)}.")
+        raise TuningError(
+            f"The built-in space {name!r} has no knob that model {model!r} takes; "
+            f"write a space file with keys from {allowed_keys(task, model)}."
+        )
     return space
 
 
@@ -160,7 +185,7 @@ def _read_space_file(path: str) -> dict:
         import yaml
 
         return yaml.safe_load(text)
-    except Exception as err:  # yaml.YAMLError, json.JSONDecodeError
+    except Exception as err:  # noqa: BLE001  yaml.YAMLError, json.JSONDecodeError
         raise TuningError(f"Cannot parse search space file {path!r}: {str(err).splitlines()[0]}") from None
 
 
@@ -194,8 +219,9 @@ def _check_value(key: str, value, task: str, model: str, image_size=None):
         if value not in fits:
             if value in CLASSIFIER_LOSSES or value == "ctc":
                 why = "it trains with CTC" if fits == ("ctc",) else "its outputs are class probabilities"
-                raise TuningError(f"loss {value!r} does not fit task {task!r} with model {model!r} ({why}); "
-                                  f"use one of {list(fits)}.")
+                raise TuningError(
+                    f"loss {value!r} does not fit task {task!r} with model {model!r} ({why}); use one of {list(fits)}."
+                )
             raise TuningError(f"loss: unknown {value!r}; choose from {list(fits)}.")
         return value
     if key == "learning_rate":
@@ -216,15 +242,18 @@ def _check_value(key: str, value, task: str, model: str, image_size=None):
         if key == "c2d_layers" and _is_sequence_model(model) and image_size:
             limit = int(math.log2(image_size[0]))
             if value > limit:
-                raise TuningError(f"c2d_layers: {value} conv stages halve a {image_size[0]}-pixel-high image "
-                                  f"below one row; use at most {limit} or a larger --image-size.")
+                raise TuningError(
+                    f"c2d_layers: {value} conv stages halve a {image_size[0]}-pixel-high image "
+                    f"below one row; use at most {limit} or a larger --image-size."
+                )
         return value
     if key == "dense_layers":
         return _check_number(key, value, minimum=1 if _is_sequence_model(model) else 0, integer=True)
     # a builder argument: scalars only (keras-tuner choices are int, float, str or bool)
     if not isinstance(value, (str, int, float, bool)) or value is None:
-        raise TuningError(f"{key}: {value!r} is not a single number, string or boolean; a space lists "
-                          "scalar values only.")
+        raise TuningError(
+            f"{key}: {value!r} is not a single number, string or boolean; a space lists scalar values only."
+        )
     return value
 
 
@@ -257,21 +286,25 @@ def load_search_space(space, task: str, model: str | None = None, image_size=Non
     else:
         raw = space
     if not isinstance(raw, dict) or not raw:
-        raise TuningError("A search space must be a non-empty mapping of hyperparameter names to lists of values, "
-                          f"got {type(raw).__name__}.")
+        raise TuningError(
+            "A search space must be a non-empty mapping of hyperparameter names to lists of values, "
+            f"got {type(raw).__name__}."
+        )
     allowed = allowed_keys(task, model)
     out: dict[str, list] = {}
     for key, values in raw.items():
         if not isinstance(key, str) or key not in allowed:
-            raise TuningError(f"Unknown hyperparameter {key!r} for task {task!r} with model {model!r}; "
-                              f"choose from {allowed}.")
+            raise TuningError(
+                f"Unknown hyperparameter {key!r} for task {task!r} with model {model!r}; choose from {allowed}."
+            )
         if not isinstance(values, (list, tuple)):
             values = [values]
         if not values:
             raise TuningError(f"{key}: the list of values is empty.")
         checked = [_check_value(key, v, task, model, image_size) for v in values]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in checked) and \
-                any(isinstance(v, float) for v in checked):
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in checked) and any(
+            isinstance(v, float) for v in checked
+        ):
             checked = [float(v) for v in checked]
         types = {type(v) for v in checked}
         if len(types) > 1:

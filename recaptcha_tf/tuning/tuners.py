@@ -84,9 +84,19 @@ class HyperbandTuner(_TrialAware, kt.Hyperband):
     pass
 
 
-def make_tuner(kind: str, hypermodel, objective: str, direction: str, directory: str, project_name: str = "search",
-               max_trials: int | None = None, epochs: int = 8, seed: int = 0, overwrite: bool = False,
-               distribution_strategy=None):
+def make_tuner(
+    kind: str,
+    hypermodel,
+    objective: str,
+    direction: str,
+    directory: str,
+    project_name: str = "search",
+    max_trials: int | None = None,
+    epochs: int = 8,
+    seed: int = 0,
+    overwrite: bool = False,
+    distribution_strategy=None,
+):
     """A keras-tuner tuner of ``kind`` (``grid``, ``random``, ``hyperband``, ``bayesian``).
 
     Its state lives in ``directory/project_name``; constructing it again with
@@ -95,8 +105,9 @@ def make_tuner(kind: str, hypermodel, objective: str, direction: str, directory:
     ``random``/``bayesian``; Hyperband has no trial count (it budgets ``epochs``).
     """
     obj = kt.Objective(objective, direction)
-    common = dict(directory=directory, project_name=project_name, overwrite=overwrite,
-                  distribution_strategy=distribution_strategy)
+    common = dict(
+        directory=directory, project_name=project_name, overwrite=overwrite, distribution_strategy=distribution_strategy
+    )
     if kind == "grid":
         return GridTuner(hypermodel, objective=obj, max_trials=max_trials, seed=seed, **common)
     if kind == "random":
@@ -105,8 +116,10 @@ def make_tuner(kind: str, hypermodel, objective: str, direction: str, directory:
         return BayesianTuner(hypermodel, objective=obj, max_trials=max_trials or 10, seed=seed, **common)
     if kind == "hyperband":
         if max_trials:
-            raise TuningError("--max-trials does not apply to Hyperband: it budgets epochs (max_epochs=--epochs, "
-                              "factor 3). Leave --max-trials out or use another tuner.")
+            raise TuningError(
+                "--max-trials does not apply to Hyperband: it budgets epochs (max_epochs=--epochs, "
+                "factor 3). Leave --max-trials out or use another tuner."
+            )
         return HyperbandTuner(hypermodel, objective=obj, max_epochs=epochs, factor=3, seed=seed, **common)
     raise TuningError(f"Unknown tuner {kind!r}; choose from {list(TUNERS)}.")
 
