@@ -10,5 +10,3 @@ Submodules are imported lazily so that ``import recaptcha_tf`` stays cheap.
 """
 
 __version__ = "0.1.0"
-
-TASKS = ("tiles", "text", "chars")

@@ -181,7 +181,9 @@ class Predictor:
 
     @property
     def is_text(self) -> bool:
-        return self.info.kind in ("ctc", "multihead")
+        from recaptcha_tf.models.registry import is_sequence_head
+
+        return is_sequence_head(self.info.kind)
 
     def _read(self, upload) -> bytes:
         return read_upload(upload, self.max_bytes, self.max_pixels)

@@ -18,6 +18,8 @@ import logging
 import os
 import sys
 
+from recaptcha_tf.tasks import task_names
+
 log = logging.getLogger("recaptcha_tf")
 
 # Commands that never import TensorFlow.
@@ -94,7 +96,7 @@ def _add_tune_parser(sub) -> None:
         "KERASTUNER_ORACLE_PORT and run the same command on the chief and every worker.",
     )
     _add_common_data(p, "class folders (tiles/chars), or text images named by label / Parquet (text)")
-    p.add_argument("--task", choices=("tiles", "chars", "text"), default="tiles")
+    p.add_argument("--task", choices=task_names(), default="tiles")
     space = p.add_mutually_exclusive_group()
     space.add_argument(
         "--search",
@@ -314,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", formatter_class=_Formatter, help="train a model (tiles, chars or text)")
     _add_common_data(p, "class folders (tiles/chars), or text images named by label / Parquet (text)")
-    p.add_argument("--task", choices=("tiles", "chars", "text"), default="tiles")
+    p.add_argument("--task", choices=task_names(), default="tiles")
     p.add_argument("--model", default=None, help="registry name; default cnn (tiles), resnet18 (chars), crnn (text)")
     p.add_argument("--out", default=None, help="run folder; default models/<task>-<model>")
     p.add_argument("--logdir", default="logs", help="TensorBoard root ('' to disable)")
@@ -746,20 +748,11 @@ def dispatch(args) -> int:
             tta=args.tta,
             ensemble=args.ensemble,
         )
-        keys = (
-            "n",
-            "exact_match",
-            "cer",
-            "top1",
-            "top3",
-            "hamming_accuracy",
-            "subset_accuracy",
-            "balanced_accuracy",
-            "macro_f1",
-            "subset",
-            "images_per_second",
-        )
-        shown = {k: result[k] for k in keys if k in result}
+        from recaptcha_tf.tasks import get_task
+
+        keys = [k for name in task_names() for k in get_task(name).report_keys]
+        keys = [k for k in keys if k not in ("challenge", "ms_per_image")]
+        shown = {k: result[k] for k in dict.fromkeys([*keys, "subset", "images_per_second"]) if k in result}
         if "challenge" in result:
             shown["challenge_solved"] = {g: r["solved"] for g, r in result["challenge"].items()}
         print(json.dumps(shown, indent=2))
@@ -834,19 +827,7 @@ def dispatch(args) -> int:
 
         run_demo(args.out, logdir=args.logdir, count=args.count, epochs=args.epochs, seed=args.seed)
     elif args.command == "export":
-        from recaptcha_tf.export import run_export
-
-        return run_export(
-            args.model,
-            args.format,
-            out=args.out,
-            quantize=args.quantize,
-            data=args.data,
-            limit=args.parity_images,
-            tolerance=args.tolerance,
-            min_agreement=args.min_agreement,
-            parity=not args.no_parity,
-        )
+        return _export(args)
     elif args.command == "serve":
         from recaptcha_tf.app import serve
 
@@ -871,6 +852,59 @@ def dispatch(args) -> int:
 def _train_out(args) -> str:
     model = args.model or {"tiles": "cnn", "chars": "resnet18", "text": "crnn"}[args.task]
     return args.out or os.path.join("models", f"{args.task}-{model}")
+
+
+def _export(args) -> int:
+    """The ``export`` command: export, write the sidecar, check parity, print; returns the exit status.
+
+    0: exported and parity passed (or skipped); 1: parity failed; 2: the export cannot be made.
+    The parity report is written to ``<artifact>.parity.json``.
+    """
+    from recaptcha_tf.export import (
+        ExportError,
+        artifact_size,
+        check_parity,
+        describe_parity,
+        export_model,
+        sidecar_path,
+        write_json,
+    )
+    from recaptcha_tf.inference import load_model
+
+    try:
+        model = load_model(args.model)
+        artifact = export_model(args.model, args.format, out=args.out, quantize=args.quantize, model=model)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"exported {artifact} ({artifact_size(artifact) / 1e6:.2f} MB); sidecar {sidecar_path(artifact)}")
+    if args.no_parity:
+        return 0
+    try:
+        report = check_parity(
+            args.model,
+            artifact,
+            sources=args.data or None,
+            limit=args.parity_images,
+            tolerance=args.tolerance,
+            min_agreement=args.min_agreement,
+            model=model,
+        )
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    report_path = write_json(report, artifact.rstrip("/" + os.sep) + ".parity.json")
+    print(describe_parity(report))
+    if not report["passed"]:
+        print(
+            f"error: the {args.format} export does not agree with the Keras model (details: {report_path}); "
+            "do not deploy it.",
+            file=sys.stderr,
+        )
+        for d in report["disagreements"][:5]:
+            print(f"  {d['image']}: keras {d['keras']!r}, export {d['export']!r}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _unfreeze(value: str | None):

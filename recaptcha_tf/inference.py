@@ -17,6 +17,7 @@ import recaptcha_tf.layers  # noqa: F401  (registers custom layers before loadin
 from recaptcha_tf.data.images import CorruptImageError, find_undecodable, load_image_array
 from recaptcha_tf.decoding import decode_text_outputs
 from recaptcha_tf.models import label_names_layer, network_of
+from recaptcha_tf.models.registry import is_sequence_head
 
 MODEL_FILE = "model.keras"
 
@@ -412,7 +413,7 @@ def predict(
 def format_predictions(outputs: np.ndarray, info: ModelInfo, top_k: int = 3, beam_width: int = 0) -> list[dict]:
     """Raw outputs ``(B, ...)`` -> the dicts of :func:`predict` (text through :mod:`recaptcha_tf.decoding`)."""
     results = []
-    if info.kind in ("ctc", "multihead"):
+    if is_sequence_head(info.kind):
         for text, conf in decode_text_outputs(outputs, info.names, info.kind, beam_width):
             results.append({"text": text, "confidence": [round(c, 4) for c in conf]})
         return results

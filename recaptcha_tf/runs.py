@@ -21,63 +21,13 @@ import numpy as np
 from recaptcha_tf.data.folders import DatasetError, scan_class_folders
 from recaptcha_tf.data.splits import MANIFEST_NAME, Split, load_manifest, save_manifest, stratified_split
 from recaptcha_tf.precision import precision_policy
+from recaptcha_tf.tasks import get_task
+from recaptcha_tf.tasks import task_defaults as _task_defaults
 
 log = logging.getLogger("recaptcha_tf")
 
-TASK_DEFAULTS = {
-    # balance_up_to: unless told otherwise, training classes smaller than min(balance_up_to, the largest class)
-    # are oversampled to that size with Augmentor (benchmarks/tiles.py: macro-F1 0.665 -> 0.716 on the real tiles).
-    "tiles": {
-        "model": "cnn",
-        "image_size": (112, 112),
-        "channels": 3,
-        "resize": "stretch",
-        "epochs": 26,
-        "batch_size": 64,
-        "learning_rate": 2e-3,
-        "patience": 10,
-        "balance_up_to": 500,
-    },
-    # chars: glyph sets are small and easy, so the epochs follow the set's size (about `steps` updates, 8 to 30
-    # epochs) and training stops once validation accuracy has not improved for `patience` epochs.
-    "chars": {
-        "model": "resnet18",
-        "image_size": (52, 32),
-        "channels": 1,
-        "resize": "pad",
-        "epochs": None,
-        "steps": 600,
-        "epochs_range": (8, 30),
-        "monitor": ("val_accuracy", "max"),
-        "batch_size": 64,
-        "learning_rate": 1e-3,
-        "patience": 4,
-    },
-    # text: the input is fitted to the training images (recaptcha_tf.data.text_fit) unless --image-size is given;
-    # the budget is optimizer steps, so small and large sets get the same number of updates, cut into
-    # "evaluations" epochs of equal steps over the repeated training set (validation runs that often); the best
-    # checkpoint and early stopping follow validation CER, ties broken by validation loss (training.cer_then_loss),
-    # and early stopping waits a quarter of the evaluations (never while the model reads blanks).
-    # "steps" is the budget for a 48x192 input; a larger input gets proportionally fewer steps (same pixels).
-    "text": {
-        "model": "crnn",
-        "image_size": None,
-        "channels": 3,
-        "resize": "stretch",
-        "colour": "ink",
-        "steps": 4000,
-        "evaluations": 20,
-        "batch_size": 16,
-        "learning_rate": 1e-3,
-        "patience_fraction": 0.25,
-    },
-}
-
-
-def task_defaults(task: str) -> dict:
-    if task not in TASK_DEFAULTS:
-        raise ValueError(f"Unknown task {task!r}; choose from {sorted(TASK_DEFAULTS)}.")
-    return dict(TASK_DEFAULTS[task])
+# Each task's defaults live in its spec (recaptcha_tf.tasks); kept here under the old names for callers.
+task_defaults = _task_defaults
 
 
 def step_budget(steps_at_48x192: int, image_size: tuple[int, int]) -> int:
@@ -551,7 +501,7 @@ def train_classifier(
         shuffle=True,
         seed=seed,
         cache=cache,
-        augment=tile_augmentation(flip=(task == "tiles"), seed=seed) if augment else None,
+        augment=tile_augmentation(flip=get_task(task).flip_invariant, seed=seed) if augment else None,
         mix=mixing,
         **common,
     )
@@ -682,18 +632,7 @@ def train_classifier(
     }
     if data_split.test and _is_chief(dist):
         report = evaluate(out, data, subset="test", report=os.path.join(out, "test_report.json"))
-        keys = (
-            "n",
-            "top1",
-            "hamming_accuracy",
-            "subset_accuracy",
-            "top3",
-            "balanced_accuracy",
-            "macro_f1",
-            "challenge",
-            "ms_per_image",
-        )
-        summary["test"] = {k: report[k] for k in keys if k in report}
+        summary["test"] = {k: report[k] for k in get_task(task).report_keys if k in report}
     _write_json(summary, os.path.join(out, "summary.json"))
     _finish_run(out)
     return summary
@@ -1142,7 +1081,7 @@ def train_text(
         report = evaluate_text_dataset(
             out, test, report=os.path.join(out, "test_report.json"), grid=os.path.join(out, "test_predictions.png")
         )
-        summary["test"] = {k: report[k] for k in ("n", "exact_match", "cer")}
+        summary["test"] = {k: report[k] for k in get_task("text").report_keys if k in report}
         blank = float(np.mean([not w["prediction"] for w in report.get("worst", [])] or [0.0]))
         if report["exact_match"] == 0 and blank == 1.0:
             summary["plateau"] = True

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import keras
 
+from recaptcha_tf.models.backbone import BACKBONE
 from recaptcha_tf.models.hub import load_hub_backbone, normalisation_layer, preset_normalisation
 from recaptcha_tf.models.registry import register_model
-from recaptcha_tf.models.transfer import BACKBONE, classifier_head, rgb_input
+from recaptcha_tf.models.transfer import classifier_head, rgb_input
 
 IMAGENET_PRESET = "efficientnet_lite0_ra_imagenet"
 # TF EfficientNet-Lite: (pixels - 127) / 128, used when the preset has no image converter.

@@ -15,25 +15,9 @@ import re
 
 import keras
 
-from recaptcha_tf.models.transfer import BACKBONE
+from recaptcha_tf.models.backbone import BACKBONE, find_backbone  # noqa: F401  (find_backbone: public here too)
 
 _BLOCK_NAME = re.compile(r"^(conv\d+_block\d+|block_?\d+[a-z]?|stage\d+_block\d+|transformer_block_\d+)(_|$)")
-
-
-def find_backbone(model: keras.Model) -> keras.Model:
-    """The nested ``backbone`` model inside ``model`` (or inside its inner network)."""
-    for layer in model.layers:
-        if layer.name == BACKBONE and isinstance(layer, keras.Model):
-            return layer
-        if isinstance(layer, keras.Model):
-            try:
-                return find_backbone(layer)
-            except ValueError:
-                pass
-    raise ValueError(
-        f"Model {model.name!r} has no backbone to freeze; use a backbone model "
-        "(resnet18/34/50, mobilenetv2, efficientnet*, vit-*), not the plain cnn."
-    )
 
 
 def _leaf_layers(backbone: keras.Model) -> list[keras.layers.Layer]:

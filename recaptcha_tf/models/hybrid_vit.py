@@ -24,10 +24,11 @@ import keras
 from keras import layers
 
 from recaptcha_tf.layers import ImageNetPreprocessing
+from recaptcha_tf.models.backbone import BACKBONE
 from recaptcha_tf.models.efficientnet_lite import LITE_NORMALISATION, efficientnet_lite0_backbone
 from recaptcha_tf.models.hub import normalisation_layer, preset_normalisation
 from recaptcha_tf.models.registry import register_model
-from recaptcha_tf.models.transfer import BACKBONE, MOBILENET_ALPHAS, classifier_head, rgb_input
+from recaptcha_tf.models.transfer import MOBILENET_ALPHAS, classifier_head, rgb_input
 from recaptcha_tf.models.weights import build_with_imagenet, load_weights_file, require_file_weights
 
 TRUNKS = ("efficientnet-lite0", "mobilenetv2")

@@ -41,6 +41,13 @@ _TASKS: dict[str, tuple[str, ...]] = {}
 _HEADS: dict[str, str] = {}
 _RECIPES: dict[str, dict] = {}
 HEADS = ("classifier", "ctc", "multihead")
+# Head kinds whose outputs are character sequences, decoded to text (recaptcha_tf.decoding).
+SEQUENCE_HEADS = ("ctc", "multihead")
+
+
+def is_sequence_head(kind: str) -> bool:
+    """Whether outputs of head kind ``kind`` (a model's ``ModelInfo.kind``) are decoded to text."""
+    return kind in SEQUENCE_HEADS
 
 
 def register_model(

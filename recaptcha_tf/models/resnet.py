@@ -12,8 +12,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from recaptcha_tf.models.backbone import BACKBONE
 from recaptcha_tf.models.registry import BN_MOMENTUM, register_model
-from recaptcha_tf.models.transfer import BACKBONE, classifier_head
+from recaptcha_tf.models.transfer import classifier_head
 from recaptcha_tf.models.weights import WeightsError, load_weights_file, require_file_weights
 
 STAGE_FILTERS = (64, 128, 256, 512)

@@ -18,8 +18,8 @@ import keras
 from keras import layers
 
 from recaptcha_tf.layers import ImagesToSequence, PositionQueries
+from recaptcha_tf.models.backbone import BACKBONE
 from recaptcha_tf.models.registry import BN_MOMENTUM, register_model
-from recaptcha_tf.models.transfer import BACKBONE
 from recaptcha_tf.models.weights import WeightsError, load_weights_file, require_file_weights
 
 

@@ -19,10 +19,9 @@ import keras
 from keras import layers
 
 from recaptcha_tf.layers import ImageNetPreprocessing
+from recaptcha_tf.models.backbone import BACKBONE
 from recaptcha_tf.models.registry import register_model
 from recaptcha_tf.models.weights import WeightsError, build_with_imagenet, load_weights_file, require_file_weights
-
-BACKBONE = "backbone"
 
 
 def rgb_input(x, channels: int):

@@ -28,9 +28,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from recaptcha_tf.models.backbone import BACKBONE
 from recaptcha_tf.models.hub import load_hub_backbone, normalisation_layer, preset_normalisation
 from recaptcha_tf.models.registry import register_model
-from recaptcha_tf.models.transfer import BACKBONE, classifier_head, rgb_input
+from recaptcha_tf.models.transfer import classifier_head, rgb_input
 from recaptcha_tf.models.weights import WeightsError, weights_kind
 
 VIT_CONFIGS = {

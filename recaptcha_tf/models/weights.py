@@ -115,7 +115,7 @@ def load_weights_file(backbone: keras.Model, path: str, model_name: str) -> None
     try:
         if path.endswith(".keras"):
             import recaptcha_tf.layers  # noqa: F401  (registers custom layers)
-            from recaptcha_tf.models.finetune import find_backbone
+            from recaptcha_tf.models.backbone import find_backbone
 
             source = find_backbone(keras.saving.load_model(path, safe_mode=True, compile=False))
             values = source.get_weights()

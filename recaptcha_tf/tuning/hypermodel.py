@@ -26,6 +26,7 @@ import tensorflow as tf
 from recaptcha_tf.models.registry import model_head
 from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.runs import _write_json
+from recaptcha_tf.tasks import get_task
 from recaptcha_tf.tuning.spaces import model_kwargs as space_model_kwargs
 
 TRIAL_INFO = "recaptcha_trial.json"
@@ -100,7 +101,7 @@ def prepare_task_data(
             keras.utils.to_categorical(train_labels, n).astype("float32"),
             shuffle=True,
             seed=seed,
-            augment=tile_augmentation(flip=(task == "tiles"), seed=seed) if augment else None,
+            augment=tile_augmentation(flip=get_task(task).flip_invariant, seed=seed) if augment else None,
             **common,
         )
         val = make_dataset(val_paths, keras.utils.to_categorical(val_labels, n).astype("float32"), **common)

@@ -26,10 +26,9 @@ import time
 import warnings
 from collections.abc import Sequence
 
+from recaptcha_tf.tasks import get_task
 from recaptcha_tf.tuning.spaces import (
     BUILTIN_SPACES,
-    DEFAULT_TUNE_MODEL,
-    TRIAL_METRICS,
     TuningError,
     grid_size,
     load_search_space,
@@ -230,7 +229,7 @@ def run_search(
             "factor 3). Leave --max-trials out or use another tuner."
         )
     d = task_defaults(task)
-    model = model or DEFAULT_TUNE_MODEL[task]
+    model = model or get_task(task).tune_model
     # Text searches keep the grayscale 48x192 input the search spaces were written for (train fits it to the data).
     image_size = tuple(image_size or d["image_size"] or (48, 192))
     channels = 1 if task == "text" or (grayscale if grayscale is not None else d["channels"] == 1) else 3
@@ -245,7 +244,7 @@ def run_search(
     fixed = load_search_space({"optimizer": optimizer, **({"loss": loss} if loss else {})}, task, model)
     optimizer, loss = fixed["optimizer"][0], fixed.get("loss", [None])[0]
     objective, direction = resolve_objective(objective, task)
-    metrics = list(dict.fromkeys([objective, *TRIAL_METRICS[task]]))
+    metrics = list(dict.fromkeys([objective, *get_task(task).trial_metrics]))
     name = name or f"{task}-{_space_name(space)}-{tuner}"
     out = out or os.path.join("models", f"tune-{name}")
     run_logdir = os.path.join(logdir, name) if logdir else None
@@ -419,8 +418,7 @@ def run_search(
         from recaptcha_tf.runs import evaluate
 
         report = evaluate(out, data, subset="test", report=os.path.join(out, "test_report.json"))
-        keys = ("n", "exact_match", "cer") if task == "text" else ("n", "top1", "top3", "balanced_accuracy", "macro_f1")
-        summary["test"] = {k: report[k] for k in keys}
+        summary["test"] = {k: report[k] for k in get_task(task).report_keys if k in report}
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     return summary

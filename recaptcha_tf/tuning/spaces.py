@@ -23,7 +23,7 @@ import json
 import math
 import os
 
-TASKS = ("tiles", "chars", "text")
+from recaptcha_tf.tasks import get_task, task_names
 
 # The built-in spaces of issue #4, for the tile/char CNN. For other models the
 # keys that model has no knob for are dropped (see `builtin_space`).
@@ -88,22 +88,8 @@ MODEL_ALIASES: dict[str, dict[str, str]] = {
 # Builder arguments a space may not set (fixed by the task and data).
 RESERVED = {"input_shape", "num_classes", "output_activation", "name", "max_length"}
 
-# Objectives: name in the epoch logs -> (direction, tasks).
-OBJECTIVES = {
-    "val_macro_f1": ("max", ("tiles", "chars")),
-    "val_accuracy": ("max", ("tiles", "chars")),
-    "val_cer": ("min", ("text",)),
-    "val_exact_match": ("max", ("text",)),
-    "val_loss": ("min", TASKS),
-}
-DEFAULT_OBJECTIVE = {"tiles": "val_macro_f1", "chars": "val_macro_f1", "text": "val_cer"}
-# What every trial reports to the HParams dashboard (values at the trial's best epoch).
-TRIAL_METRICS = {
-    "tiles": ("val_macro_f1", "val_accuracy", "val_loss"),
-    "chars": ("val_macro_f1", "val_accuracy", "val_loss"),
-    "text": ("val_cer", "val_exact_match", "val_loss"),
-}
-DEFAULT_TUNE_MODEL = {"tiles": "cnn", "chars": "cnn", "text": "crnn"}
+
+# Objectives, trial metrics and the default model of each task come from its spec (recaptcha_tf.tasks).
 
 
 class TuningError(ValueError):
@@ -111,21 +97,19 @@ class TuningError(ValueError):
 
 
 def resolve_objective(objective: str | None, task: str) -> tuple[str, str]:
-    """``"macro_f1"`` / ``"val_macro_f1"`` ... -> (log name, ``"min"`` or ``"max"``), checked against the task."""
-    name = objective or DEFAULT_OBJECTIVE[task]
+    """``"macro_f1"`` / ``"val_macro_f1"`` ... -> (log name, ``"min"`` or ``"max"``), from the task's spec."""
+    try:
+        spec = get_task(task)
+    except ValueError as err:
+        raise TuningError(str(err)) from None
+    name = objective or spec.default_objective
     if not name.startswith("val_"):
         name = "val_" + name
-    if name not in OBJECTIVES:
+    if name not in spec.objectives:
         raise TuningError(
-            f"Unknown objective {objective!r}; choose from {[k[4:] for k in OBJECTIVES if task in OBJECTIVES[k][1]]}."
+            f"Objective {objective!r} does not fit task {task!r}; choose from {[k[4:] for k in spec.objectives]}."
         )
-    direction, tasks = OBJECTIVES[name]
-    if task not in tasks:
-        raise TuningError(
-            f"Objective {name!r} does not fit task {task!r}; use one of "
-            f"{[k for k in OBJECTIVES if task in OBJECTIVES[k][1]]}."
-        )
-    return name, direction
+    return name, spec.objectives[name]
 
 
 def _builder_params(model: str) -> dict[str, inspect.Parameter]:
@@ -276,9 +260,9 @@ def load_search_space(space, task: str, model: str | None = None, image_size=Non
             type or out of range, and values that do not fit the task (focal loss
             for a CTC model).
     """
-    if task not in TASKS:
-        raise TuningError(f"Unknown task {task!r}; choose from {list(TASKS)}.")
-    model = model or DEFAULT_TUNE_MODEL[task]
+    if task not in task_names():
+        raise TuningError(f"Unknown task {task!r}; choose from {list(task_names())}.")
+    model = model or get_task(task).tune_model
     if isinstance(space, str) and space in BUILTIN_SPACES and not os.path.exists(space):
         raw = builtin_space(space, task, model)
     elif isinstance(space, (str, os.PathLike)):
@@ -322,9 +306,9 @@ def grid_size(space: dict[str, list]) -> int:
 
 def _is_sequence_model(model: str) -> bool:
     """Text models with the CRNN's conv stages and RNN (their ``filters`` is a list, one per stage)."""
-    from recaptcha_tf.models.registry import model_head
+    from recaptcha_tf.models.registry import is_sequence_head, model_head
 
-    return model_head(model) in ("ctc", "multihead")
+    return is_sequence_head(model_head(model))
 
 
 def model_kwargs(model: str, values: dict, base: dict | None = None) -> dict:

@@ -1,0 +1,357 @@
+"""Conversion: the float32 inference model, SavedModel / TFLite / ONNX artifacts and their sidecars."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+import warnings
+
+log = logging.getLogger("recaptcha_tf")
+
+FORMATS = ("savedmodel", "tflite", "onnx")
+QUANTIZE = (None, "dynamic")
+EXTENSIONS = {"savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
+FLOAT_TOLERANCE = 1e-4
+QUANTIZED_MIN_AGREEMENT = 0.9
+ONNX_OPSET = 17
+SIDECAR_SUFFIX = ".json"
+
+
+class ExportError(ValueError):
+    """An export that cannot be made (unsupported format/option) or that failed its parity check."""
+
+
+# --------------------------------------------------------------------------- the inference model
+
+
+def _inference_config(obj):
+    """Rewrite a serialised model config in place for inference in float32.
+
+    * mixed-precision dtype policies become ``float32``;
+    * RNN ``dropout`` / ``recurrent_dropout`` become 0 (no effect at inference; a
+      dropout RNN carries a seed-state variable the TFLite converter rejects);
+    * recorded ``training`` call arguments are dropped.
+    """
+    if isinstance(obj, dict):
+        if obj.get("class_name") == "DTypePolicy" and isinstance(obj.get("config"), dict):
+            if str(obj["config"].get("name", "")).startswith("mixed_"):
+                obj["config"]["name"] = "float32"
+        for key in ("dropout", "recurrent_dropout"):
+            if isinstance(obj.get(key), (int, float)) and not isinstance(obj.get(key), bool):
+                obj[key] = 0.0
+        if isinstance(obj.get("kwargs"), dict):
+            obj["kwargs"].pop("training", None)
+        for value in obj.values():
+            _inference_config(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            _inference_config(value)
+    return obj
+
+
+def inference_model(model):
+    """A float32 copy of ``model`` (same weights) for export; see :func:`_inference_config`.
+
+    Deserialised with ``safe_mode=True``, like every model this package loads.
+    """
+    import keras
+
+    from recaptcha_tf.precision import precision_policy
+
+    config = _inference_config(keras.saving.serialize_keras_object(model))
+    with precision_policy("float32"):
+        clone = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    source = model.weights
+    target = clone.weights
+    if [v.path for v in source] != [v.path for v in target]:
+        by_path = {v.path: v for v in source}
+        missing = [v.path for v in target if v.path not in by_path]
+        if missing:
+            raise ExportError(f"Cannot copy weights into the float32 inference model: missing {missing[:5]}.")
+        for v in target:
+            v.assign(by_path[v.path])
+    else:
+        clone.set_weights(model.get_weights())
+    return clone
+
+
+def _uses_mixed_precision(model) -> bool:
+    import keras
+
+    def policies(layer):
+        yield layer.dtype_policy.name
+        if isinstance(layer, keras.Model):
+            for sub in layer.layers:
+                yield from policies(sub)
+
+    return any(name.startswith("mixed_") for name in policies(model))
+
+
+def _is_recurrent(model) -> bool:
+    import keras
+
+    def walk(layer):
+        yield layer
+        for attr in ("layers", "forward_layer", "backward_layer"):
+            value = getattr(layer, attr, None)
+            for sub in value if isinstance(value, list) else [value] if value is not None else []:
+                yield from walk(sub)
+
+    return any(isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)) for layer in walk(model))
+
+
+def _serving_function(model, input_shape):
+    import tensorflow as tf
+
+    spec = tf.TensorSpec(input_shape, tf.float32, name="image")
+
+    @tf.function(input_signature=[spec])
+    def serve(image):
+        return model(image, training=False)
+
+    return serve
+
+
+# --------------------------------------------------------------------------- sidecar
+
+
+def sidecar_path(artifact: str) -> str:
+    return artifact.rstrip("/" + os.sep) + SIDECAR_SUFFIX
+
+
+def _info_dict(info) -> dict:
+    return {
+        "names": list(info.names),
+        "kind": info.kind,
+        "threshold": float(info.threshold),
+        "task": info.task,
+        "image_size": [int(s) for s in info.image_size],
+        "channels": int(info.channels),
+        "resize": info.resize,
+    }
+
+
+def write_sidecar(artifact: str, info, format: str, quantize: str | None, input_shape, source: str) -> str:
+    """Write ``<artifact>.json``: everything needed to feed and decode the artifact without Keras."""
+    import keras
+    import tensorflow as tf
+
+    meta = {
+        **_info_dict(info),
+        "format": format,
+        "quantize": quantize,
+        "input": {
+            "name": "image",
+            "dtype": "float32",
+            "shape": [None if d is None else int(d) for d in input_shape],
+            "pixels": "0-255, RGB or grayscale per 'channels'; resized inside unless the shape is fixed",
+        },
+        "outputs": {
+            "softmax": "(B, C) class probabilities, names[i] for index i",
+            "sigmoid": "(B, C) independent probabilities; labels with prob >= threshold",
+            "ctc": "(B, T, C+1) per-frame logits; index 0 is the CTC blank, index i+1 is names[i]",
+            "multihead": "(B, L, C+1) per-position probabilities; index 0 ends the text, i+1 is names[i]",
+        }[info.kind],
+        "source_model": os.path.abspath(source),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+    return write_json(meta, sidecar_path(artifact))
+
+
+def write_json(obj, path: str) -> str:
+    """Write ``obj`` as JSON to a temporary file beside ``path``, then rename it into place."""
+    tmp = f"{path}.partial{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+    return path
+
+
+def read_sidecar(artifact: str) -> dict:
+    path = sidecar_path(artifact)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No sidecar {path!r} next to {artifact!r}: export it with `recaptcha-tf export`.")
+    with open(path) as f:
+        return json.load(f)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def default_out(model_path: str, format: str, quantize: str | None = None) -> str:
+    """``RUN/export/model[_dynamic].{savedmodel/,tflite,onnx}``."""
+    from recaptcha_tf.inference import resolve_model_path
+
+    keras_file = resolve_model_path(model_path)
+    stem = os.path.splitext(os.path.basename(keras_file))[0] + (f"_{quantize}" if quantize else "")
+    suffix = "_savedmodel" if format == "savedmodel" else EXTENSIONS[format]
+    return os.path.join(os.path.dirname(os.path.abspath(keras_file)), "export", stem + suffix)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence converter chatter (absl/TF Python warnings) without hiding errors."""
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "tf2onnx", "")]  # "" = root (ORT quantizer)
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+
+
+def _export_savedmodel(model, out: str, info):
+    """Two signatures for TF Serving: ``serving_default(image)`` raw pixels, ``serving_bytes(image_bytes)`` files.
+
+    ``image``: float32 ``(None, None, None, C)`` pixels 0-255 of any size,
+    resized inside. ``image_bytes``: string ``(None,)``, one encoded PNG / JPEG /
+    BMP / GIF per image, decoded and resized by the training pipeline's
+    :func:`recaptcha_tf.data.pipeline.load_image` (REST: ``{"b64": ...}``).
+    """
+    import keras
+    import tensorflow as tf
+
+    from recaptcha_tf.data.pipeline import load_image, resizing_layer
+
+    shape = (None, None, None, info.channels)
+    height, width = info.image_size
+    resizer = resizing_layer(info.image_size, info.resize)
+
+    def from_bytes(image_bytes):
+        images = tf.map_fn(
+            lambda contents: load_image(contents, info.channels, resizer),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec((height, width, info.channels), tf.uint8),
+        )
+        return model(tf.cast(images, tf.float32), training=False)
+
+    archive = keras.export.ExportArchive()  # tracks every variable, seed-generator states included
+    archive.track(model)
+    # The first endpoint is also exported as "serving_default", the signature TF Serving uses by default.
+    archive.add_endpoint(
+        name="serve",
+        fn=lambda image: model(image, training=False),
+        input_signature=[tf.TensorSpec(shape, tf.float32, name="image")],
+    )
+    archive.add_endpoint(
+        name="serving_bytes", fn=from_bytes, input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")]
+    )
+    with _quiet():
+        archive.write_out(out, verbose=False)
+    return shape
+
+
+def _export_tflite(model, out: str, info, quantize: str | None):
+    import tensorflow as tf
+
+    height, width = info.image_size
+    shapes = [(None, None, None, info.channels), (1, None, None, info.channels), (1, height, width, info.channels)]
+    if _is_recurrent(model):
+        # Keras 3 RNNs lower to TensorList ops, which TFLite builtins accept only with a static batch.
+        shapes = shapes[1:]
+    errors = []
+    for shape in shapes:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [_serving_function(model, shape).get_concrete_function()], model
+        )
+        if quantize == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        try:
+            with _quiet():
+                flat = converter.convert()
+        except Exception as err:  # noqa: BLE001  ConverterError and friends; try the next, more static, input shape
+            errors.append(f"{shape}: {str(err).strip().splitlines()[-1][:300]}")
+            log.debug("TFLite conversion with input %s failed: %s", shape, err)
+            continue
+        if shape != shapes[0]:
+            log.info("TFLite input shape is %s (a fully dynamic input did not convert).", shape)
+        tmp = f"{out}.partial{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(flat)
+        os.replace(tmp, out)
+        return shape
+    raise ExportError("TFLite conversion failed for every input shape tried: " + " | ".join(errors))
+
+
+def _export_onnx(model, out: str, channels: int, quantize: str | None):
+    try:
+        import tf2onnx
+    except ImportError as err:  # pragma: no cover - pinned in requirements
+        raise ExportError(f"ONNX export needs tf2onnx (pip install tf2onnx): {err}") from err
+    import tensorflow as tf
+
+    shape = (None, None, None, channels)
+    fn = _serving_function(model, shape)
+    float_path = out if not quantize else out + ".float.tmp"
+    with _quiet():
+        tf2onnx.convert.from_function(
+            fn,
+            input_signature=[tf.TensorSpec(shape, tf.float32, name="image")],
+            opset=ONNX_OPSET,
+            output_path=float_path,
+        )
+    if quantize == "dynamic":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        try:
+            with _quiet():
+                quantize_dynamic(float_path, out, weight_type=QuantType.QUInt8)
+        finally:
+            os.remove(float_path)
+    return shape
+
+
+def export_model(model_path: str, format: str, out: str | None = None, quantize: str | None = None, model=None) -> str:
+    """Export the saved model at ``model_path`` (run folder or ``.keras``) and write its sidecar.
+
+    Args:
+        model_path: run folder or ``.keras`` file (loaded with ``safe_mode=True``).
+        format: ``"savedmodel"``, ``"tflite"`` or ``"onnx"``.
+        out: artifact path; default ``RUN/export/model[_dynamic]{_savedmodel,.tflite,.onnx}``.
+        quantize: ``None`` or ``"dynamic"`` (TFLite and ONNX).
+        model: an already loaded Keras model from ``model_path`` (saves loading it again).
+
+    Returns:
+        The artifact path (a directory for SavedModel, a file otherwise).
+    """
+    from recaptcha_tf.inference import load_model, model_info
+
+    if format not in FORMATS:
+        raise ExportError(f"Unknown export format {format!r}; use one of {', '.join(FORMATS)}.")
+    if quantize not in QUANTIZE:
+        raise ExportError(f"Unknown quantization {quantize!r}; use 'dynamic' or leave it out.")
+    if quantize and format == "savedmodel":
+        raise ExportError("--quantize applies to tflite and onnx only; a SavedModel is exported in float32.")
+    model = model if model is not None else load_model(model_path)
+    info = model_info(model)
+    out = out or default_out(model_path, format, quantize)
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    net = inference_model(model)
+    start = time.perf_counter()
+    if format == "savedmodel":
+        shape = _export_savedmodel(net, out, info)
+    elif format == "tflite":
+        shape = _export_tflite(net, out, info, quantize)
+    else:
+        shape = _export_onnx(net, out, info.channels, quantize)
+    write_sidecar(out, info, format, quantize, shape, model_path)
+    log.info(
+        "exported %s (%s%s) in %.1f s", out, format, f", {quantize}" if quantize else "", time.perf_counter() - start
+    )
+    return out
+
+
+def artifact_size(path: str) -> int:
+    """Bytes on disk (a SavedModel directory is summed)."""
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+    return os.path.getsize(path)

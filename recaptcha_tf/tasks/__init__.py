@@ -1,0 +1,108 @@
+"""Tasks as first-class objects: one :class:`TaskSpec` per task, in one registry.
+
+A task (``tiles``, ``chars``, ``text``) is declared once, in its own module,
+with everything the workflows need to know about it: its training defaults,
+the default model for tuning, its tuning objectives and the metrics each trial
+reports, the keys a run's summary takes from its test report, and whether a
+left-right mirror image keeps the label (flip augmentation, flip TTA).
+Training, tuning, evaluation and the CLI ask the spec instead of testing task
+names; adding a task means adding one module that calls :func:`register_task`.
+
+This module imports no TensorFlow, so the CLI can list and check tasks before
+it starts TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from types import MappingProxyType
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """What one task is.
+
+    Attributes:
+        name: the ``--task`` name.
+        description: one line for help texts.
+        defaults: training defaults (``model``, ``image_size`` ``(H, W)`` in pixels,
+            ``channels``, ``resize``, ``batch_size``, ``learning_rate`` and the budget keys
+            each workflow reads); a model's pretrained recipe overrides them.
+        tune_model: the model ``tune`` searches when none is given.
+        objectives: tuning objectives, ``{"val_<metric>": "max" | "min"}``; the first is the default.
+        trial_metrics: what every tuning trial reports to the HParams dashboard.
+        report_keys: the test-report keys copied into a run's ``summary.json``.
+        flip_invariant: a left-right mirror image has the same label (random flips in
+            training, ``--tta flip`` at test time).
+        sequence: the targets are character sequences (text), not classes.
+    """
+
+    name: str
+    description: str
+    defaults: MappingProxyType
+    tune_model: str
+    objectives: MappingProxyType
+    trial_metrics: tuple[str, ...]
+    report_keys: tuple[str, ...]
+    flip_invariant: bool = False
+    sequence: bool = False
+
+    @property
+    def default_objective(self) -> str:
+        return next(iter(self.objectives))
+
+
+_TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(
+    name: str,
+    description: str,
+    *,
+    defaults: dict,
+    tune_model: str,
+    objectives: dict,
+    trial_metrics: tuple[str, ...],
+    report_keys: tuple[str, ...],
+    flip_invariant: bool = False,
+    sequence: bool = False,
+) -> TaskSpec:
+    """Add a task to the registry; returns its (read-only) spec."""
+    if name in _TASKS:
+        raise ValueError(f"Task {name!r} is already registered.")
+    objectives = {**objectives, "val_loss": objectives.get("val_loss", "min")}  # the first is the default
+    spec = TaskSpec(
+        name,
+        description,
+        MappingProxyType(dict(defaults)),
+        tune_model,
+        MappingProxyType(objectives),
+        tuple(trial_metrics),
+        tuple(report_keys),
+        flip_invariant,
+        sequence,
+    )
+    _TASKS[name] = spec
+    return spec
+
+
+def get_task(name: str) -> TaskSpec:
+    """The spec of task ``name``; an unknown name is a ``ValueError`` that lists the tasks."""
+    if name not in _TASKS:
+        raise ValueError(f"Unknown task {name!r}; choose from {sorted(_TASKS)}.")
+    return _TASKS[name]
+
+
+def task_names() -> tuple[str, ...]:
+    """Registered task names."""
+    return tuple(_TASKS)
+
+
+def task_defaults(name: str) -> dict:
+    """A mutable copy of task ``name``'s training defaults."""
+    return dict(get_task(name).defaults)
+
+
+from recaptcha_tf.tasks import chars, text, tiles  # noqa: E402  (register the built-in tasks)
+
+__all__ = ["TaskSpec", "chars", "get_task", "register_task", "task_defaults", "task_names", "text", "tiles"]

@@ -1,0 +1,28 @@
+"""The ``chars`` task: single glyphs in class folders (small, grayscale)."""
+
+from recaptcha_tf.tasks import register_task
+
+CHARS = register_task(
+    "chars",
+    "single characters in class folders (grayscale glyphs)",
+    # glyph sets are small and easy, so the epochs follow the set's size (about `steps` updates, 8 to 30 epochs)
+    # and training stops once validation accuracy has not improved for `patience` epochs.
+    defaults={
+        "model": "resnet18",
+        "image_size": (52, 32),
+        "channels": 1,
+        "resize": "pad",
+        "epochs": None,
+        "steps": 600,
+        "epochs_range": (8, 30),
+        "monitor": ("val_accuracy", "max"),
+        "batch_size": 64,
+        "learning_rate": 1e-3,
+        "patience": 4,
+    },
+    tune_model="cnn",
+    objectives={"val_macro_f1": "max", "val_accuracy": "max"},
+    trial_metrics=("val_macro_f1", "val_accuracy", "val_loss"),
+    report_keys=("n", "top1", "top3", "balanced_accuracy", "macro_f1", "challenge", "ms_per_image"),
+    flip_invariant=False,  # a mirrored glyph is another character (or none)
+)

@@ -1,0 +1,31 @@
+"""The ``text`` task: text CAPTCHAs, labels from file names or Parquet, read by CTC or per-character heads."""
+
+from recaptcha_tf.tasks import register_task
+
+TEXT = register_task(
+    "text",
+    "text CAPTCHAs named by their label (or Parquet), CRNN+CTC or per-character heads",
+    # the input is fitted to the training images (recaptcha_tf.data.text_fit) unless --image-size is given; the budget
+    # is optimizer steps, so small and large sets get the same number of updates, cut into "evaluations" epochs of
+    # equal steps over the repeated training set (validation runs that often); the best checkpoint and early
+    # stopping follow validation CER, ties broken by validation loss (training.cer_then_loss), and early stopping
+    # waits a quarter of the evaluations (never while the model reads blanks). "steps" is the budget for a 48x192
+    # input; a larger input gets proportionally fewer steps (same pixels).
+    defaults={
+        "model": "crnn",
+        "image_size": None,
+        "channels": 3,
+        "resize": "stretch",
+        "colour": "ink",
+        "steps": 4000,
+        "evaluations": 20,
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "patience_fraction": 0.25,
+    },
+    tune_model="crnn",
+    objectives={"val_cer": "min", "val_exact_match": "max"},
+    trial_metrics=("val_cer", "val_exact_match", "val_loss"),
+    report_keys=("n", "exact_match", "cer"),
+    sequence=True,
+)

@@ -1,0 +1,36 @@
+"""The ``tiles`` task: reCAPTCHA v2 image tiles in class folders (single- or multi-label)."""
+
+from recaptcha_tf.tasks import register_task
+
+TILES = register_task(
+    "tiles",
+    "reCAPTCHA v2 image tiles in class folders, softmax or multi-label sigmoid",
+    # balance_up_to: unless told otherwise, training classes smaller than min(balance_up_to, the largest class) are
+    # oversampled to that size with Augmentor (benchmarks/tiles.py: macro-F1 0.665 -> 0.716 on the real tiles).
+    defaults={
+        "model": "cnn",
+        "image_size": (112, 112),
+        "channels": 3,
+        "resize": "stretch",
+        "epochs": 26,
+        "batch_size": 64,
+        "learning_rate": 2e-3,
+        "patience": 10,
+        "balance_up_to": 500,
+    },
+    tune_model="cnn",
+    objectives={"val_macro_f1": "max", "val_accuracy": "max"},
+    trial_metrics=("val_macro_f1", "val_accuracy", "val_loss"),
+    report_keys=(
+        "n",
+        "top1",
+        "hamming_accuracy",
+        "subset_accuracy",
+        "top3",
+        "balanced_accuracy",
+        "macro_f1",
+        "challenge",
+        "ms_per_image",
+    ),
+    flip_invariant=True,
+)

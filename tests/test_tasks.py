@@ -1,0 +1,53 @@
+"""Task specs (recaptcha_tf.tasks): one place that says what each task is."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_every_task_spec_is_consistent_with_the_model_registry():
+    from recaptcha_tf.models import list_models
+    from recaptcha_tf.tasks import get_task, task_names
+
+    assert set(task_names()) == {"tiles", "chars", "text"}
+    for name in task_names():
+        spec = get_task(name)
+        assert spec.defaults["model"] in list_models(name) and spec.tune_model in list_models(name)
+        assert set(spec.objectives.values()) <= {"min", "max"} and spec.objectives["val_loss"] == "min"
+        assert spec.default_objective in spec.trial_metrics and "n" in spec.report_keys
+    assert get_task("tiles").flip_invariant and not get_task("chars").flip_invariant
+    assert get_task("text").sequence and get_task("text").default_objective == "val_cer"
+    with pytest.raises(ValueError, match="Unknown task 'nosuch'"):
+        get_task("nosuch")
+
+
+def test_the_specs_defaults_are_read_only_and_copied_for_callers():
+    from recaptcha_tf import runs
+    from recaptcha_tf.tasks import get_task, task_defaults
+
+    with pytest.raises(TypeError):
+        get_task("tiles").defaults["epochs"] = 1
+    mine = task_defaults("tiles")
+    mine["epochs"] = 1
+    assert get_task("tiles").defaults["epochs"] != 1 and runs.task_defaults("tiles")["epochs"] != 1
+
+
+def test_a_new_task_is_one_registration_that_tuning_and_the_cli_see(monkeypatch):
+    """Adding a task: one register_task call; objectives, the tune model and the CLI choices follow."""
+    from recaptcha_tf import cli, tasks
+    from recaptcha_tf.tuning.spaces import resolve_objective
+
+    monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))  # undone after the test
+    tasks.register_task(
+        "digits",
+        "4-digit login codes",
+        defaults={"model": "cnn", "image_size": (32, 32)},
+        tune_model="cnn",
+        objectives={"val_accuracy": "max"},
+        trial_metrics=("val_accuracy", "val_loss"),
+        report_keys=("n", "top1"),
+    )
+    assert resolve_objective(None, "digits") == ("val_accuracy", "max")
+    assert resolve_objective("loss", "digits") == ("val_loss", "min")
+    args = cli.build_parser().parse_args(["tune", "--task", "digits", "--data", "x"])
+    assert args.task == "digits"
