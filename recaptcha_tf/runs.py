@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recaptcha_tf.data.folders import DatasetError, scan_class_folders
-from recaptcha_tf.data.splits import MANIFEST_NAME, Split, load_manifest, save_manifest, stratified_split
+from recaptcha_tf.data.splits import MANIFEST_NAME, Split, is_row_name, load_manifest, save_manifest, stratified_split
 from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.tasks import get_task
 from recaptcha_tf.tasks import task_defaults as _task_defaults
@@ -715,8 +715,9 @@ def text_task_data(
 
 
 def text_entry_name(path: str) -> str:
-    """The dataset name of a text manifest entry: ``parquet:FILE#ROW`` as is, a file by its base name."""
-    return path if path.startswith("parquet:") else os.path.basename(path)
+    """The dataset name of a text manifest entry: a row name (``parquet:FILE#ROW``, ``csv:PATH``) as is, a file by
+    its base name."""
+    return path if is_row_name(path) else os.path.basename(path)
 
 
 def text_split_names(manifest: str, subset: str) -> list[str]:
@@ -762,7 +763,7 @@ def text_split_parts(
 
         def entry(i):
             name = names[i]
-            path = os.path.join(folder, name) if folder and not name.startswith("parquet:") else name
+            path = os.path.join(folder, name) if folder and not is_row_name(name) else name
             return path, labels[i] if labels is not None else None
 
         split = Split(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,10 +34,18 @@ SUBSETS = ("train", "val", "test")
 MANIFEST_NAME = "split.json"
 MANIFEST_VERSION = 2
 PARQUET_PREFIX = "parquet:"
+# A dataset name with a scheme (``parquet:FILE#ROW``, ``csv:images/0001.png``) names a row of a container or list,
+# not a file under the manifest's root; two letters at least, so a Windows drive (``C:``) is still a path.
+_ROW_NAME = re.compile(r"^[a-z][a-z0-9]+:")
+
+
+def is_row_name(path: str) -> bool:
+    """Whether a manifest entry is a row name with a scheme (kept as written) rather than a file path."""
+    return bool(_ROW_NAME.match(str(path)))
 
 
 def _is_file_entry(path: str) -> bool:
-    return not str(path).startswith(PARQUET_PREFIX)
+    return not is_row_name(path)
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from recaptcha_tf.data.folders import DatasetError
 from recaptcha_tf.data.images import IMAGE_EXTENSIONS, find_undecodable, is_image_file, warn_skipped
@@ -656,33 +656,87 @@ def merge_parquet(
     return rows
 
 
-def load_text_dataset(path: str | Sequence[str], **kwargs) -> TextDataset:
-    """Load text CAPTCHAs from an image folder, Parquet file(s) or a folder of Parquet files.
+@dataclasses.dataclass(frozen=True)
+class TextFormat:
+    """One way text CAPTCHAs can be stored, for :func:`load_text_dataset`.
 
-    * a list/tuple -> :func:`load_text_parquet` on all of them;
-    * a ``.parquet`` file -> :func:`load_text_parquet`;
-    * a folder with image files -> :func:`load_text_folder`;
-    * a folder with ``.parquet`` files and no images -> :func:`load_text_parquet` on all of them (sorted).
-
-    ``kwargs`` go to the chosen loader (``case``, ``vocabulary``, ``validate``,
-    and ``pattern`` or ``image_column``/``label_column``).
+    Attributes:
+        name: what to call it in messages.
+        matches: ``matches(path) -> bool`` for a file or folder path.
+        load: ``load(path, case=, vocabulary=, validate=, **options) -> TextDataset``.
+        options: the extra keyword arguments ``load`` takes (e.g. ``pattern``, ``image_column``).
     """
-    # A file-name pattern means nothing for Parquet rows, whose labels are a column; columns mean nothing for files.
-    parquet_kwargs = {k: v for k, v in kwargs.items() if k != "pattern"}
-    folder_kwargs = {k: v for k, v in kwargs.items() if k not in ("image_column", "label_column")}
+
+    name: str
+    matches: Callable[[str], bool]
+    load: Callable[..., TextDataset]
+    options: tuple[str, ...] = ()
+
+
+TEXT_FORMATS: list[TextFormat] = []
+
+
+def register_text_format(
+    name: str, matches: Callable[[str], bool], load: Callable[..., TextDataset], options: tuple[str, ...] = ()
+) -> TextFormat:
+    """Add a storage format that :func:`load_text_dataset` (so ``train``/``evaluate --task text``) reads.
+
+    Formats are tried in registration order; the first whose ``matches`` accepts the path loads it.
+    """
+    fmt = TextFormat(name, matches, load, tuple(options))
+    TEXT_FORMATS.append(fmt)
+    return fmt
+
+
+def load_text_dataset(path: str | Sequence[str], **kwargs) -> TextDataset:
+    """Load text CAPTCHAs in any registered format (:data:`TEXT_FORMATS`).
+
+    Built in: a folder of images named by their label (:func:`load_text_folder`), a
+    ``.parquet`` file or a folder of them (:func:`load_text_parquet`), and a ``.csv`` of
+    ``path,text`` rows (:mod:`recaptcha_tf.data.text_csv`). A list of paths is read as
+    Parquet files.
+
+    ``kwargs`` go to the chosen loader: ``case``, ``vocabulary``, ``validate``, and the
+    options that format takes (``pattern`` for folders, ``image_column``/``label_column``
+    for Parquet); the others are dropped.
+    """
+    common = ("case", "vocabulary", "validate")
     if not isinstance(path, (str, os.PathLike)):
+        parquet_kwargs = {k: v for k, v in kwargs.items() if k in (*common, "image_column", "label_column")}
         return load_text_parquet(list(path), **parquet_kwargs)
     path = os.fspath(path)
-    if os.path.isfile(path):
-        if path.lower().endswith(".parquet"):
-            return load_text_parquet(path, **parquet_kwargs)
-        raise DatasetError(f"{path!r} is a file but not .parquet; give a folder of images or a Parquet file.")
-    if not os.path.isdir(path):
+    if not os.path.exists(path):
         raise DatasetError(f"Text dataset {path!r} does not exist.")
-    entries = sorted(os.listdir(path))
-    if any(is_image_file(f) and os.path.isfile(os.path.join(path, f)) for f in entries):
-        return load_text_folder(path, **folder_kwargs)
-    parquets = [os.path.join(path, f) for f in entries if f.lower().endswith(".parquet") and not f.startswith(".")]
-    if parquets:
-        return load_text_parquet(parquets, **parquet_kwargs)
+    for fmt in TEXT_FORMATS:
+        if fmt.matches(path):
+            return fmt.load(path, **{k: v for k, v in kwargs.items() if k in (*common, *fmt.options)})
+    if os.path.isfile(path):
+        known = ", ".join(f.name for f in TEXT_FORMATS)
+        raise DatasetError(f"{path!r} is a file in none of the text formats ({known}).")
     raise DatasetError(f"{path!r} holds neither image files nor .parquet files.")
+
+
+def _is_image_folder(path: str) -> bool:
+    return os.path.isdir(path) and any(
+        is_image_file(f) and os.path.isfile(os.path.join(path, f)) for f in os.listdir(path)
+    )
+
+
+def _parquet_files(path: str) -> list[str]:
+    if os.path.isdir(path):
+        names = sorted(f for f in os.listdir(path) if f.lower().endswith(".parquet") and not f.startswith("."))
+        return [os.path.join(path, f) for f in names]
+    return [path] if path.lower().endswith(".parquet") else []
+
+
+def _load_parquet_path(path: str, **kwargs) -> TextDataset:
+    return load_text_parquet(_parquet_files(path), **kwargs)
+
+
+register_text_format("image folder", _is_image_folder, load_text_folder, options=("pattern",))
+register_text_format(
+    "Parquet", lambda path: bool(_parquet_files(path)), _load_parquet_path, options=("image_column", "label_column")
+)
+
+
+from recaptcha_tf.data import text_csv  # noqa: E402, F401  (registers the CSV format)
