@@ -434,6 +434,8 @@ def train_classifier(
     # With pretrained weights the model's own transfer recipe (registry) fills in what the caller left unset.
     recipe = pretrained_recipe(model) if parse_weights(weights) else {}
     d = task_defaults(task) | recipe
+    if model == task_defaults(task)["model"]:  # the task's default model comes with its default arguments
+        model_kwargs = {**d.get("model_kwargs", {}), **(model_kwargs or {})}
     if recipe:
         log.info("Pretrained %s: transfer recipe %s (explicit arguments win)", model, recipe)
     image_size = tuple(image_size or d["image_size"])
