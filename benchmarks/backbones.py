@@ -104,9 +104,15 @@ SHORT = {
 }
 
 
-def run(label: str, weights: str, extra: list[str], data: str, out_root: str, seed: int = 0) -> dict:
+def run(
+    label: str, weights: str, extra: list[str], data: str, out_root: str, seed: int = 0, fresh: bool = False
+) -> dict:
+    """One row. An interrupted row re-runs the same command, which resumes from the run's backup; ``fresh``
+    removes the run folder first."""
     out = os.path.join(out_root, label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", ""))
-    shutil.rmtree(out, ignore_errors=True)
+    out += f"_seed{seed}" if seed else ""
+    if fresh:
+        shutil.rmtree(out, ignore_errors=True)
     command = [
         "train",
         "--task",
@@ -199,7 +205,7 @@ def main():
         if (label, seed) in done:
             print(f"kept {label} seed {seed} from {path}")
             return
-        row = run(label, weights, extra, args.data, args.out, seed)
+        row = run(label, weights, extra, args.data, args.out, seed, fresh=args.rerun)
         rows[:] = [r for r in rows if (r["model"], r.get("seed", 0)) != (label, seed)] + [row]
         write_results("backbones", {"machine": machine(), "rows": rows})
         print(table([row], [c for c in row if c not in ("command", "per_class_f1", "out")]), flush=True)

@@ -269,6 +269,28 @@ def fit_in_phases(
     return epochs_run + fit_phase(freeze_epochs, epochs, 2)
 
 
+def _finished_summary(out: str, config: dict) -> dict | None:
+    """The stored summary when ``out`` already holds this very run, finished (a re-run after the end, or a kill
+    after the backup was removed): the same config, ``summary.json`` written, no backup left. ``None`` otherwise."""
+    summary_path, config_path = os.path.join(out, "summary.json"), os.path.join(out, "config.json")
+    backups = [os.path.join(out, b) for b in ("backup", "backup_phase1")]
+    if not (os.path.isfile(summary_path) and os.path.isfile(config_path)) or any(map(os.path.isdir, backups)):
+        return None
+    with open(config_path) as f:
+        stored = json.load(f)
+    if stored != json.loads(json.dumps(config)):
+        return None
+    with open(summary_path) as f:
+        summary = json.load(f)
+    log.info(
+        "%s holds this run, finished: resuming after epoch %s; training had finished, nothing to do "
+        "(--overwrite starts afresh).",
+        out,
+        summary.get("epochs_run"),
+    )
+    return {**summary, "epochs_this_session": 0}
+
+
 def _finish_run(out: str) -> None:
     """Remove the backup once the run's results are written: until then a killed run resumes, never retrains."""
     import shutil
@@ -563,37 +585,38 @@ def train_classifier(
             PredictionSamples(sample_images, [truth(val_labels[i]) for i in idx], describe, run_logdir, every=5)
         )
     class_weights = balanced_class_weights(data_split) if class_weight == "balanced" else None
-    _write_json(
-        {
-            "task": task,
-            "model": model,
-            "image_size": image_size,
-            "channels": channels,
-            "resize": resize,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "optimizer": optimizer,
-            "label_smoothing": label_smoothing,
-            "mix": mix,
-            "class_weight": class_weight,
-            "seed": seed,
-            "balance_per_class": data_split.extra.get("balanced", {}).get("per_class"),
-            "model_kwargs": model_kwargs or {},
-            "precision": policy,
-            "weights": weights,
-            "freeze_epochs": freeze_epochs,
-            "unfreeze": unfreeze,
-            "fine_tune_learning_rate": fine_tune_learning_rate,
-            "multi_label": multi_label,
-            "threshold": threshold,
-            "labels": labels_csv and os.path.abspath(labels_csv),
-            "data": os.path.abspath(data),
-            "strategy": type(dist).__name__,
-            "replicas": dist.num_replicas_in_sync,
-        },
-        os.path.join(out, "config.json"),
-    )
+    config = {
+        "task": task,
+        "model": model,
+        "image_size": image_size,
+        "channels": channels,
+        "resize": resize,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "optimizer": optimizer,
+        "label_smoothing": label_smoothing,
+        "mix": mix,
+        "class_weight": class_weight,
+        "seed": seed,
+        "balance_per_class": data_split.extra.get("balanced", {}).get("per_class"),
+        "model_kwargs": model_kwargs or {},
+        "precision": policy,
+        "weights": weights,
+        "freeze_epochs": freeze_epochs,
+        "unfreeze": unfreeze,
+        "fine_tune_learning_rate": fine_tune_learning_rate,
+        "multi_label": multi_label,
+        "threshold": threshold,
+        "labels": labels_csv and os.path.abspath(labels_csv),
+        "data": os.path.abspath(data),
+        "strategy": type(dist).__name__,
+        "replicas": dist.num_replicas_in_sync,
+    }
+    finished = _finished_summary(out, config)
+    if finished is not None:
+        return finished
+    _write_json(config, os.path.join(out, "config.json"))
     start = time.perf_counter()
 
     def fit_phase(first_epoch: int, last_epoch: int, phase: int) -> int:
@@ -1010,32 +1033,33 @@ def train_text(
             return [t for t, _ in dec], [float(np.prod(c)) if c else 0.0 for _, c in dec]
 
         last.append(PredictionSamples(imgs, [val_texts[i] for i in idx], describe, run_logdir, every=10))
-    _write_json(
-        {
-            "task": "text",
-            "model": model,
-            "characters": vocab.characters,
-            "strict_charset": text.strict_charset,
-            "max_length": max_length,
-            "epochs": epochs,
-            "steps_per_epoch": steps_per_epoch,
-            "batch_size": batch_size,
-            **fit.to_config(),
-            "learning_rate": learning_rate,
-            "seed": seed,
-            "case": case,
-            "model_kwargs": model_kwargs or {},
-            "precision": policy,
-            "strategy": type(dist).__name__,
-            "replicas": dist.num_replicas_in_sync,
-            "weights": weights,
-            "freeze_epochs": freeze_epochs,
-            "unfreeze": unfreeze,
-            "fine_tune_learning_rate": fine_tune_learning_rate,
-            "data": os.path.abspath(data),
-        },
-        os.path.join(out, "config.json"),
-    )
+    config = {
+        "task": "text",
+        "model": model,
+        "characters": vocab.characters,
+        "strict_charset": text.strict_charset,
+        "max_length": max_length,
+        "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "batch_size": batch_size,
+        **fit.to_config(),
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "case": case,
+        "model_kwargs": model_kwargs or {},
+        "precision": policy,
+        "strategy": type(dist).__name__,
+        "replicas": dist.num_replicas_in_sync,
+        "weights": weights,
+        "freeze_epochs": freeze_epochs,
+        "unfreeze": unfreeze,
+        "fine_tune_learning_rate": fine_tune_learning_rate,
+        "data": os.path.abspath(data),
+    }
+    finished = _finished_summary(out, config)
+    if finished is not None:
+        return finished
+    _write_json(config, os.path.join(out, "config.json"))
     start = time.perf_counter()
 
     def fit_phase(first_epoch: int, last_epoch: int, phase: int) -> int:

@@ -620,3 +620,32 @@ def test_argument_errors_come_before_tensorflow(tmp_path):
         done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and done.stdout.strip() == "False", (argv, done.stdout, done.stderr)
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
+
+
+def test_re_running_a_finished_run_keeps_it_and_a_changed_one_trains(tmp_path, caplog):
+    """A kill after the end (the backup already removed) or a plain re-run must not retrain the same run."""
+    import logging
+
+    from conftest import make_class_folders
+
+    from recaptcha_tf import runs
+
+    data = str(tmp_path / "tiles")
+    make_class_folders(data, per_class=6)
+    out = str(tmp_path / "run")
+    kwargs = dict(
+        image_size=(24, 24),
+        epochs=1,
+        logdir=None,
+        balance_per_class=0,
+        model_kwargs=dict(conv_layers=1, filters=4, dense_units=8),
+    )
+    first = runs.train_classifier(data, out, **kwargs)
+    model_time = os.path.getmtime(os.path.join(out, "model.keras"))
+    with caplog.at_level(logging.INFO, logger="recaptcha_tf"):
+        again = runs.train_classifier(data, out, **kwargs)
+    assert again["epochs_this_session"] == 0 and again["test"] == first["test"]
+    assert os.path.getmtime(os.path.join(out, "model.keras")) == model_time
+    assert "training had finished, nothing to do" in caplog.text
+    changed = runs.train_classifier(data, out, **{**kwargs, "learning_rate": 5e-3})
+    assert changed["epochs_this_session"] == 1

@@ -712,7 +712,7 @@ def load_text_dataset(path: str | Sequence[str], **kwargs) -> TextDataset:
             return fmt.load(path, **{k: v for k, v in kwargs.items() if k in (*common, *fmt.options)})
     if os.path.isfile(path):
         known = ", ".join(f.name for f in TEXT_FORMATS)
-        raise DatasetError(f"{path!r} is a file in none of the text formats ({known}).")
+        raise DatasetError(f"{path!r} is a file but not .parquet, .csv or another text format ({known}).")
     raise DatasetError(f"{path!r} holds neither image files nor .parquet files.")
 
 

@@ -67,7 +67,7 @@ def test_train_and_evaluate_read_a_csv(tmp_path):
         csv_path,
         out,
         charset="abc",
-        steps=2,
+        epochs=1,
         batch_size=4,
         logdir=None,
         patience=0,
