@@ -108,11 +108,14 @@ def run(
     label: str, weights: str, extra: list[str], data: str, out_root: str, seed: int = 0, fresh: bool = False
 ) -> dict:
     """One row. An interrupted row re-runs the same command, which resumes from the run's backup; ``fresh``
-    removes the run folder first."""
-    out = os.path.join(out_root, label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", ""))
-    out += f"_seed{seed}" if seed else ""
+    removes the run folder first. Rows of other seeds reuse the seed-0 run's split (``--split``), so every
+    seed is tested on the same held-out tiles and their spread and ensemble are fair."""
+    base = os.path.join(out_root, label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", ""))
+    out = base + (f"_seed{seed}" if seed else "")
     if fresh:
         shutil.rmtree(out, ignore_errors=True)
+    if seed and os.path.isfile(os.path.join(base, "split.json")):
+        extra = ["--split", os.path.join(base, "split.json"), *extra]
     command = [
         "train",
         "--task",
