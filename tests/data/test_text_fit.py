@@ -181,7 +181,7 @@ def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_p
     from recaptcha_tf import runs
 
     updates = []
-    for count in (24, 72):
+    for count in (16, 48):
         data = str(tmp_path / f"set{count}")
         _write_set(data, count, (64, 24), 3)
         counter = _Updates()
