@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         type=_count(1),
         default=None,
-        help="text: optimizer updates in all, whatever the set's size (default 4000 for a 48x192 input, "
+        help="text: optimizer updates in all, whatever the set's size (default 2000 for a 48x192 input, "
         "fewer for larger inputs); ignored with --epochs",
     )
     p.add_argument(
@@ -634,8 +634,6 @@ def _model_kwargs(items):
 
 
 def dispatch(args) -> int:
-    from recaptcha_tf import runs
-
     if args.command == "balance":
         from recaptcha_tf.data.balance import balance_split
         from recaptcha_tf.data.folders import scan_class_folders
@@ -654,14 +652,19 @@ def dispatch(args) -> int:
             )
         print(f"wrote {args.out}/ and {args.out}/split.json")
     elif args.command == "train":
-        model = args.model or runs.task_defaults(args.task)["model"]
+        from recaptcha_tf.run_folder import clear_run_state
+        from recaptcha_tf.tasks import task_defaults
+
+        model = args.model or task_defaults(args.task)["model"]
         out = _train_out(args)
         split_path = args.split if args.split.endswith(".json") else None
         fractions = "70/15/15" if split_path else args.split
         if args.overwrite:
-            runs.clear_run_state(out)
+            clear_run_state(out)
         if args.task == "text":
-            summary = runs.train_text(
+            from recaptcha_tf.train_text import train_text
+
+            summary = train_text(
                 args.data,
                 out,
                 model=model,
@@ -693,7 +696,9 @@ def dispatch(args) -> int:
             )
         else:
             cache = {"memory": True, "none": False}.get(args.cache, args.cache)
-            summary = runs.train_classifier(
+            from recaptcha_tf.train_classifier import train_classifier
+
+            summary = train_classifier(
                 args.data,
                 out,
                 task=args.task,
@@ -732,7 +737,9 @@ def dispatch(args) -> int:
             )
         print(json.dumps(summary, indent=2))
     elif args.command == "evaluate":
-        result = runs.evaluate(
+        from recaptcha_tf.evaluate_model import evaluate
+
+        result = evaluate(
             args.model,
             args.data,
             report=args.report,

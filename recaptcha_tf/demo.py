@@ -27,7 +27,8 @@ def run_demo(
     """Run the demo and return its summary (also written to ``out/demo_summary.json``)."""
     from recaptcha_tf.data.generator import generate_captchas
     from recaptcha_tf.data.text import load_text_dataset
-    from recaptcha_tf.runs import evaluate_text_dataset, train_text
+    from recaptcha_tf.evaluate_model import evaluate_text_dataset
+    from recaptcha_tf.train_text import train_text
 
     start = time.perf_counter()
     train_dir, holdout_dir = os.path.join(out, "data", "train"), os.path.join(out, "data", "holdout")

@@ -5,7 +5,7 @@ A run folder ``OUT`` receives::
     OUT/model.keras     best model (lowest monitored value), with preprocessing and label names
     OUT/backup/         BackupAndRestore state (latest and previous good epoch); re-running resumes here
     OUT/history.csv     CSVLogger, appended across resumed runs (one row per finished epoch)
-    OUT/split.json      the data split (written by recaptcha_tf.runs)
+    OUT/split.json      the data split (written by recaptcha_tf.train_classifier / text_data)
 
 and TensorBoard logs go to ``LOGDIR/<run name>/{train,validation,samples}``.
 """

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from recaptcha_tf.models.registry import model_head
 from recaptcha_tf.precision import precision_policy
-from recaptcha_tf.runs import _write_json
+from recaptcha_tf.run_folder import write_json
 from recaptcha_tf.tasks import get_task
 from recaptcha_tf.tuning.spaces import model_kwargs as space_model_kwargs
 
@@ -60,7 +60,7 @@ def _folder_split(data, out, fractions, seed, channels, write: bool):
     """The run's split; a distributed worker reads or recomputes it (seeded) but never writes it."""
     from recaptcha_tf.data.folders import scan_class_folders
     from recaptcha_tf.data.splits import MANIFEST_NAME, load_manifest, stratified_split
-    from recaptcha_tf.runs import prepare_folder_split
+    from recaptcha_tf.train_classifier import prepare_folder_split
 
     if write:
         return prepare_folder_split(data, out, None, fractions, seed, channels)
@@ -118,7 +118,7 @@ def prepare_task_data(
             n_test=len(split.test),
         )
 
-    from recaptcha_tf.runs import text_task_data
+    from recaptcha_tf.text_data import text_task_data
 
     text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, write_split=write_split)
     kind = model_head(model)
@@ -373,5 +373,5 @@ class CaptchaHyperModel(kt.HyperModel):
                 "hyperparameters": hparams,
                 **logger.summary,
             }
-            _write_json(info, os.path.join(self.project_dir, f"trial_{trial_id}", TRIAL_INFO))
+            write_json(info, os.path.join(self.project_dir, f"trial_{trial_id}", TRIAL_INFO))
         return history

@@ -26,7 +26,7 @@ import time
 import warnings
 from collections.abc import Sequence
 
-from recaptcha_tf.tasks import get_task
+from recaptcha_tf.tasks import get_task, task_defaults
 from recaptcha_tf.tuning.spaces import (
     BUILTIN_SPACES,
     TuningError,
@@ -213,7 +213,6 @@ def run_search(
     Returns:
         Summary: role, trial counts, the best trial's hyperparameters and objective, test metrics.
     """
-    from recaptcha_tf.runs import task_defaults
     from recaptcha_tf.tuning.hypermodel import CaptchaHyperModel, prepare_task_data, write_experiment_config
     from recaptcha_tf.tuning.tuners import TUNERS, distributed_role, make_tuner, tuner_id
 
@@ -415,7 +414,7 @@ def run_search(
         )
     summary["best"] = {"trial": best_trial.trial_id, objective: float(best_trial.score), "hyperparameters": best_hp}
     if evaluate_best and task_data.n_test:
-        from recaptcha_tf.runs import evaluate
+        from recaptcha_tf.evaluate_model import evaluate
 
         report = evaluate(out, data, subset="test", report=os.path.join(out, "test_report.json"))
         summary["test"] = {k: report[k] for k in get_task(task).report_keys if k in report}

@@ -1,0 +1,139 @@
+"""What both trainers share around ``fit``: positive argument defaults, the ``tf.distribute`` strategy with
+its run and TensorBoard folders, and the fine-tuning phases (backbone frozen, then unfrozen).
+
+TensorFlow and Keras are imported inside the functions, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger("recaptcha_tf")
+
+
+def positive_or_default(defaults: dict, **values) -> list:
+    """Each value, or the task default when ``None``; zero or negative is an error, never the default."""
+    out = []
+    for key, value in values.items():
+        if value is None:
+            value = defaults[key]
+        elif isinstance(value, bool) or not value > 0:
+            raise ValueError(f"{key} must be positive, got {value!r}.")
+        out.append(value)
+    return out
+
+
+def set_up_distribution(
+    strategy: str, out: str, logdir: str | None, run_name: str | None, batch_size: int, learning_rates: tuple
+):
+    """Strategy, this process's run folder and TensorBoard folder, global batch size and scaled learning rates.
+
+    Under multi-worker training only the chief writes ``out`` and TensorBoard logs;
+    the other workers write to ``out/worker<i>``.
+    """
+    from recaptcha_tf.distribute import get_strategy, is_chief, scale_for_replicas, worker_dir
+
+    dist = get_strategy(strategy)
+    replicas = dist.num_replicas_in_sync
+    run_name = run_name or os.path.basename(os.path.normpath(out))
+    run_logdir = os.path.join(logdir, run_name) if logdir and is_chief(dist) else None
+    out = worker_dir(out, dist)
+    os.makedirs(out, exist_ok=True)
+    global_batch = batch_size * replicas
+    rates = tuple(scale_for_replicas(batch_size, lr, replicas)[1] for lr in learning_rates)
+    if replicas > 1:
+        log.info(
+            "%s with %d replicas: global batch %d, learning rates %s",
+            type(dist).__name__,
+            replicas,
+            global_batch,
+            rates,
+        )
+    return dist, out, run_logdir, global_batch, rates
+
+
+def shard_dataset(dist, dataset):
+    import tensorflow as tf
+
+    from recaptcha_tf.distribute import shard_by_data
+
+    return shard_by_data(dataset) if isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy) else dataset
+
+
+def fit_in_phases(
+    net,
+    out: str,
+    compile_for,
+    fit_phase,
+    epochs: int,
+    freeze_epochs: int,
+    unfreeze,
+    learning_rate: float,
+    fine_tune_learning_rate: float,
+) -> int:
+    """Fit in one phase, or in two: the backbone frozen for ``freeze_epochs``, then unfrozen.
+
+    ``compile_for(phase_epochs, learning_rate)`` compiles ``net``;
+    ``fit_phase(first_epoch, last_epoch, phase)`` fits it and returns the epochs run.
+    Phase 1's end is saved to ``OUT/phase1.weights.h5`` (atomically; phase 1's backup
+    is removed only after that), so a run killed in phase 2 resumes there (its own
+    BackupAndRestore state) without repeating phase 1.
+    Returns the epochs run by this call.
+    """
+    import shutil
+
+    from recaptcha_tf.models.finetune import freeze_backbone, unfreeze_backbone
+
+    epochs_run = 0
+    phase1_weights = os.path.join(out, "phase1.weights.h5")
+    if freeze_epochs:
+        if os.path.exists(phase1_weights):
+            log.info("Phase 1 (frozen backbone) already done; resuming from %s", phase1_weights)
+            net.load_weights(phase1_weights)
+        else:
+            log.info(
+                "Phase 1: backbone frozen, %d trainable parameters, %d epochs at learning rate %g",
+                freeze_backbone(net),
+                freeze_epochs,
+                learning_rate,
+            )
+            compile_for(freeze_epochs, learning_rate)
+            epochs_run += fit_phase(0, freeze_epochs, 1)
+            partial = os.path.join(out, "partial-phase1.weights.h5")
+            net.save_weights(partial)
+            os.replace(partial, phase1_weights)
+            shutil.rmtree(os.path.join(out, "backup_phase1"), ignore_errors=True)
+        log.info(
+            "Phase 2: unfreezing %s of the backbone, %d trainable parameters, learning rate %g",
+            "all" if unfreeze == "all" else f"the top {unfreeze} blocks",
+            unfreeze_backbone(net, unfreeze),
+            fine_tune_learning_rate,
+        )
+    compile_for(epochs - freeze_epochs, fine_tune_learning_rate)
+    return epochs_run + fit_phase(freeze_epochs, epochs, 2)
+
+
+def phase_settings(weights, freeze_epochs, epochs: int, learning_rate: float, fine_tune_learning_rate):
+    """Parsed weights, phase-1 epochs (default 3 with weights) and the phase-2 learning rate."""
+    from recaptcha_tf.models.weights import parse_weights
+
+    weights = parse_weights(weights)
+    freeze_epochs = (3 if weights else 0) if freeze_epochs is None else int(freeze_epochs)
+    if freeze_epochs >= epochs:
+        raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of --epochs {epochs}.")
+    fine_tune_learning_rate = fine_tune_learning_rate or (learning_rate / 10 if freeze_epochs else learning_rate)
+    return weights, freeze_epochs, fine_tune_learning_rate
+
+
+def sync_batchnorm(dist, net) -> None:
+    from recaptcha_tf.distribute import synchronize_batchnorm
+
+    if dist.num_replicas_in_sync > 1:
+        log.info("Synchronised BatchNormalization across replicas in %d layers", synchronize_batchnorm(net))
+
+
+def is_chief_process(dist) -> bool:
+    from recaptcha_tf.distribute import is_chief
+
+    return is_chief(dist)

@@ -1,0 +1,340 @@
+"""Training a text CAPTCHA reader: ``recaptcha-tf train --task text``, the demo and the notebooks.
+
+The input size, crop and colour handling are fitted to the training images, the training length is a
+budget of optimizer steps (:func:`step_budget`), and the best checkpoint is evaluated on the test split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from recaptcha_tf.evaluate_model import evaluate_text_dataset
+from recaptcha_tf.phases import (
+    fit_in_phases,
+    is_chief_process,
+    phase_settings,
+    positive_or_default,
+    set_up_distribution,
+    shard_dataset,
+    sync_batchnorm,
+)
+from recaptcha_tf.precision import precision_policy
+from recaptcha_tf.run_folder import finish_run, finished_epochs, finished_summary, write_json
+from recaptcha_tf.tasks import get_task, task_defaults
+from recaptcha_tf.text_data import text_targets, text_task_data
+
+log = logging.getLogger("recaptcha_tf")
+
+
+def step_budget(steps_at_48x192: int, image_size: tuple[int, int]) -> int:
+    """Optimizer steps for a text input of ``image_size``: the same pixels as ``steps_at_48x192`` steps at 48x192,
+    so the training time hardly depends on the input size the data called for."""
+    return max(1, round(steps_at_48x192 * 48 * 192 / (image_size[0] * image_size[1])))
+
+
+def train_text(
+    data: str,
+    out: str = "models/text",
+    model: str = "crnn",
+    charset: str | None = None,
+    case: str = "keep",
+    label_pattern: str | None = None,
+    image_size: tuple[int, int] | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    patience: int | None = None,
+    fractions="70/15/15",
+    seed: int = 0,
+    val_data: str | None = None,
+    augment: bool = True,
+    logdir: str | None = "logs",
+    run_name: str | None = None,
+    model_kwargs: dict | None = None,
+    max_length: int | None = None,
+    callbacks: Sequence = (),
+    precision: str = "auto",
+    strategy: str = "default",
+    weights: str | None = None,
+    freeze_epochs: int | None = None,
+    unfreeze: int | str | None = None,
+    fine_tune_learning_rate: float | None = None,
+    steps: int | None = None,
+    colour: str = "auto",
+    image_column: str | None = None,
+    label_column: str | None = None,
+) -> dict:
+    """Train a text CAPTCHA reader (``crnn`` with CTC or ``multihead``).
+
+    The input size, crop and colour handling are fitted to the training images
+    (:func:`recaptcha_tf.data.text_fit.fit_text_input`) unless ``image_size`` is given,
+    and the budget is ``steps`` optimizer updates whatever the set's size (default
+    2,000 for a 48x192 input, proportionally fewer for larger inputs), run as 20
+    epochs of equal steps over the repeated training set, unless ``epochs`` is given.
+
+    Args:
+        data: folder of images named by label, a Parquet file, or a folder of Parquet files.
+        charset: vocabulary (e.g. ``"a-z0-9"``); labels outside it are an error.
+            By default ``a-z0-9`` plus any other characters in the labels.
+        case: ``"keep"``, ``"lower"`` or ``"upper"``.
+        weights: the convolutional backbone's starting weights: a ``.weights.h5`` file or a trained
+            ``.keras`` text model with the same backbone (e.g. one trained on synthetic CAPTCHAs).
+        freeze_epochs: a first phase with that backbone frozen (default 3 with ``weights``, else 0);
+            then ``unfreeze`` (``"all"`` or the top N blocks) at ``fine_tune_learning_rate``.
+        val_data: a separate validation set; then ``data`` is split only into train/test
+            by ``fractions`` ignoring its val part.
+        steps: optimizer updates in all (rounded up to a multiple of 20); ignored with ``epochs``.
+        colour: ``"auto"`` (the task default, ``"ink"``), ``"ink"`` (distance from each image's
+            background colour, any polarity or text colour) or ``"gray"`` (grayscale, padded).
+        image_column, label_column: Parquet column names (default: detected).
+
+    Returns:
+        Summary with epochs and steps run, wall time (s), the chosen input, ``plateau`` (the model
+        still reads every image as empty text) and the test report (exact match, CER).
+    """
+    import keras
+
+    from recaptcha_tf.data.pipeline import make_dataset, text_augmentation
+    from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
+    from recaptcha_tf.data.text_fit import fit_text_input
+    from recaptcha_tf.decoding import decode_text_outputs
+    from recaptcha_tf.distribute import fit as dist_fit
+    from recaptcha_tf.models import build_text_model, check_model_task, crop_canvas
+    from recaptcha_tf.models.registry import model_head
+    from recaptcha_tf.training import (
+        BlankPlateauWarning,
+        PlateauAwareEarlyStopping,
+        PredictionSamples,
+        TextMetrics,
+        cosine_schedule,
+        make_optimizer,
+        standard_callbacks,
+    )
+
+    d = task_defaults("text")
+    colour = d["colour"] if colour in (None, "auto") else colour
+    if colour not in ("ink", "gray"):
+        raise ValueError(f"--colour must be auto, ink or gray, got {colour!r}.")
+    epochs, batch_size, learning_rate, steps = positive_or_default(
+        {**d, "epochs": None, "steps": None},
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        steps=steps,
+    )
+    check_model_task(model, "text", dict(model_kwargs or {}))
+    kind = model_head(model)
+    unfreeze = "all" if unfreeze is None else unfreeze
+    weights_arg = weights
+    weights, freeze_epochs, fine_tune_learning_rate = phase_settings(
+        weights, freeze_epochs, epochs or 2**31, learning_rate, fine_tune_learning_rate
+    )
+    dist, out, run_logdir, batch_size, (learning_rate, fine_tune_learning_rate) = set_up_distribution(
+        strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate)
+    )
+    columns = dict(image_column=image_column, label_column=label_column)
+    text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, max_length, **columns)
+    dataset, vocab, max_length, parts = text.dataset, text.vocab, text.max_length, text.parts
+    if val_data:
+        text.parts["train"] = sorted(parts["train"] + parts["val"])  # text.sources("train") below includes val
+    fit = fit_text_input(text.sources("train"), max_length, seed=seed)
+    size_given = bool(image_size)
+    if size_given:
+        fit = dataclasses.replace(fit, image_size=tuple(image_size), crop=None)
+    if colour == "gray":
+        fit = dataclasses.replace(fit, colour="gray", resize="pad")
+    channels = 3 if fit.colour == "ink" else 1
+    image_size = fit.image_size
+    budget = steps or step_budget(d["steps"], image_size)
+    if epochs:  # whole passes over the training set
+        steps_per_epoch, repeat = int(np.ceil(len(parts["train"]) / batch_size)), False
+    else:  # the budget in a fixed number of "epochs" of equal steps, over the repeated training set
+        epochs = d["evaluations"]
+        steps_per_epoch, repeat = int(np.ceil(budget / epochs)), True
+    budget = epochs * steps_per_epoch
+    if freeze_epochs >= epochs:
+        raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of {epochs} epochs.")
+    patience = max(3, int(np.ceil(d["patience_fraction"] * epochs))) if patience is None else patience
+    log.info(
+        "%s%s; %d epochs of %d steps (budget %d steps), early stopping after %d epochs without a better "
+        "validation CER (or loss, at equal CER)",
+        fit.describe(),
+        " (--image-size given)" if size_given else "",
+        epochs,
+        steps_per_epoch,
+        budget,
+        patience,
+    )
+
+    if val_data:
+        extra_val = load_text_dataset(val_data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case, **columns)
+        val_sources, val_texts = extra_val.sources, extra_val.labels
+        val_targets = text_targets(
+            [vocab.encode(lab, name) for lab, name in zip(extra_val.labels, extra_val.names)],
+            max_length,
+            vocab.size + 1,
+            kind,
+        )
+    else:
+        val_sources, val_texts, val_targets = text.sources("val"), text.texts("val"), text.targets("val", kind)
+
+    common = dict(
+        image_size=crop_canvas(image_size, fit.crop), channels=channels, resize=fit.resize, batch_size=batch_size
+    )
+    train_ds = make_dataset(
+        text.sources("train"),
+        text.targets("train", kind),
+        shuffle=True,
+        seed=seed,
+        augment=text_augmentation(seed) if augment else None,
+        **common,
+    )
+    val_ds = make_dataset(val_sources, val_targets, **common)
+    train_ds, val_ds = shard_dataset(dist, train_ds), shard_dataset(dist, val_ds)
+    if repeat:
+        train_ds = train_ds.repeat()
+
+    keras.utils.set_random_seed(seed)
+    with precision_policy(precision) as policy, dist.scope():
+        net = build_text_model(
+            model,
+            vocab.characters,
+            image_size,
+            channels=channels,
+            resize=fit.resize,
+            max_length=max_length,
+            colour=fit.colour,
+            crop=fit.crop,
+            **(model_kwargs or {}),
+            **({"weights": weights} if weights_arg is not None else {}),
+        )
+        sync_batchnorm(dist, net)
+        frames = net.output_shape[1]
+        if kind == "ctc" and frames < 2 * max_length + 1:
+            raise ValueError(
+                f"The model reads {frames} frames, too few for labels of {max_length} characters; "
+                "use a wider --image-size."
+            )
+
+    def compile_for(phase_epochs: int, lr: float):
+        with dist.scope():
+            net.compile(
+                optimizer=make_optimizer("adam", cosine_schedule(lr, phase_epochs, steps_per_epoch)),
+                loss=keras.losses.CTC() if kind == "ctc" else keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+            )
+
+    from recaptcha_tf.distribute import unsharded
+
+    val_images = unsharded(make_dataset(val_sources, None, cache=True, **common))
+    first = [TextMetrics(val_images, val_texts, vocab.characters, kind)]
+    plateau = BlankPlateauWarning(
+        steps=max(1, epochs * steps_per_epoch // 3),
+        steps_per_epoch=steps_per_epoch,
+        remedy="check that the file names hold the labels, then try --learning-rate 3e-4 or more --steps; "
+        'the run summary marks it "plateau": true',
+    )
+    last = [plateau] if kind == "ctc" else []
+    if run_logdir:
+        idx = list(range(min(12, len(val_sources))))
+        imgs = np.concatenate(
+            list(make_dataset([val_sources[i] for i in idx], None, cache=False, **common).as_numpy_iterator())
+        )
+
+        def describe(outputs):
+            dec = decode_text_outputs(outputs, vocab.characters, kind)
+            return [t for t, _ in dec], [float(np.prod(c)) if c else 0.0 for _, c in dec]
+
+        last.append(PredictionSamples(imgs, [val_texts[i] for i in idx], describe, run_logdir, every=10))
+    config = {
+        "task": "text",
+        "model": model,
+        "characters": vocab.characters,
+        "strict_charset": text.strict_charset,
+        "max_length": max_length,
+        "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "batch_size": batch_size,
+        **fit.to_config(),
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "case": case,
+        "model_kwargs": model_kwargs or {},
+        "precision": policy,
+        "strategy": type(dist).__name__,
+        "replicas": dist.num_replicas_in_sync,
+        "weights": weights,
+        "freeze_epochs": freeze_epochs,
+        "unfreeze": unfreeze,
+        "fine_tune_learning_rate": fine_tune_learning_rate,
+        "data": os.path.abspath(data),
+    }
+    finished = finished_summary(out, config)
+    if finished is not None:
+        return finished
+    write_json(config, os.path.join(out, "config.json"))
+    start = time.perf_counter()
+
+    def fit_phase(first_epoch: int, last_epoch: int, phase: int) -> int:
+        history = dist_fit(
+            dist,
+            net,
+            train_ds,
+            validation_data=val_ds,
+            initial_epoch=first_epoch,
+            epochs=last_epoch,
+            steps_per_epoch=steps_per_epoch if repeat else None,
+            verbose=2,
+            callbacks=standard_callbacks(
+                out,
+                run_logdir,
+                monitor="val_cer_then_loss",
+                mode="min",
+                patience=patience if phase == 2 else None,
+                first=first,
+                last=[*last, *callbacks],
+                backup="backup" if phase == 2 else "backup_phase1",
+                early_stopping=PlateauAwareEarlyStopping,
+                initial_epoch=first_epoch,
+                delete_backup=False,
+            ),
+        )
+        return len(history.history.get("loss", []))
+
+    epochs_now = fit_in_phases(
+        net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate, fine_tune_learning_rate
+    )
+    wall = time.perf_counter() - start
+    epochs_run = finished_epochs(out, epochs_now)
+    summary = {
+        "out": out,
+        "epochs_run": epochs_run,
+        "epochs_this_session": epochs_now,
+        "train_seconds": round(wall, 1),
+        "steps": epochs_run * steps_per_epoch,
+        "image_size": list(image_size),
+        "crop": fit.crop,
+        "plateau": plateau.on_plateau,
+    }
+    if parts["test"] and is_chief_process(dist):
+        test = dataset.subset(parts["test"])
+        report = evaluate_text_dataset(
+            out, test, report=os.path.join(out, "test_report.json"), grid=os.path.join(out, "test_predictions.png")
+        )
+        summary["test"] = {k: report[k] for k in get_task("text").report_keys if k in report}
+        blank = float(np.mean([not w["prediction"] for w in report.get("worst", [])] or [0.0]))
+        if report["exact_match"] == 0 and blank == 1.0:
+            summary["plateau"] = True
+    if summary["plateau"]:
+        log.warning(
+            "the model reads (nearly) every image as empty text: it did not learn this set; see the "
+            "warning above for what to try"
+        )
+    write_json(summary, os.path.join(out, "summary.json"))
+    finish_run(out)
+    return summary
