@@ -14,7 +14,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from recaptcha_tf.data.folders import DatasetError
-from recaptcha_tf.data.splits import MANIFEST_NAME, Split, is_row_name, load_manifest, save_manifest
+from recaptcha_tf.data.splits import (
+    MANIFEST_NAME,
+    Split,
+    SplitError,
+    is_row_name,
+    load_manifest,
+    random_split,
+    save_manifest,
+)
 
 log = logging.getLogger("recaptcha_tf")
 
@@ -136,7 +144,10 @@ def text_split_parts(
             )
         log.info("Resuming with the split in %s", manifest)
         return {k: [index[n] for n in saved[k]] for k in ("train", "val", "test")}
-    parts = _text_split(names, fractions, seed)
+    try:
+        parts = random_split(len(names), fractions, seed)
+    except SplitError as e:
+        raise DatasetError(str(e)) from None
     if write:
         from recaptcha_tf.data.splits import parse_fractions
 
@@ -157,20 +168,3 @@ def text_split_parts(
         )
         save_manifest(split, manifest)
     return parts
-
-
-def _text_split(names: Sequence[str], fractions, seed: int) -> dict[str, list[int]]:
-    from recaptcha_tf.data.splits import parse_fractions
-
-    fr = parse_fractions(fractions)
-    order = np.random.default_rng(seed).permutation(len(names))
-    n_val = max(1, int(round(fr[1] * len(names))))
-    n_test = int(round(fr[2] * len(names))) if fr[2] > 0 else 0
-    if len(names) - n_val - n_test < 1:
-        raise DatasetError(f"{len(names)} text images are too few for a {fractions} split.")
-    n_train = len(names) - n_val - n_test
-    return {
-        "train": sorted(order[:n_train].tolist()),
-        "val": sorted(order[n_train : n_train + n_val].tolist()),
-        "test": sorted(order[n_train + n_val :].tolist()),
-    }

@@ -259,6 +259,28 @@ def stratified_split(
     )
 
 
+def random_split(count: int, fractions: str | Sequence[float], seed: int = 0) -> dict[str, list[int]]:
+    """A seeded, unstratified split of ``count`` items into train/val/test index lists (text sets: no classes).
+
+    Validation gets at least one item; each list is sorted.
+
+    Raises:
+        SplitError: too few items to leave one for training.
+    """
+    fr = parse_fractions(fractions)
+    order = np.random.default_rng(seed).permutation(count)
+    n_val = max(1, int(round(fr[1] * count)))
+    n_test = int(round(fr[2] * count)) if fr[2] > 0 else 0
+    if count - n_val - n_test < 1:
+        raise SplitError(f"{count} text images are too few for a {fractions} split.")
+    n_train = count - n_val - n_test
+    return {
+        "train": sorted(order[:n_train].tolist()),
+        "val": sorted(order[n_train : n_train + n_val].tolist()),
+        "test": sorted(order[n_train + n_val :].tolist()),
+    }
+
+
 def save_manifest(split: Split, path: str) -> str:
     """Write ``split`` as JSON to ``path`` (a file, or a folder that gets ``split.json``)."""
     if os.path.isdir(path):

@@ -90,3 +90,15 @@ def test_text_split_is_written_reused_and_refuses_a_changed_dataset(tmp_path):
 
     with pytest.raises(DatasetError, match=r"names 1 image\(s\) that are not in 'data'"):
         text_split_parts(names[1:], "data", out, seed=3)
+
+
+def test_random_split_is_seeded_disjoint_and_complete():
+    from recaptcha_tf.data.splits import SplitError, random_split
+
+    parts = random_split(40, "70/15/15", seed=3)
+    assert parts == random_split(40, "70/15/15", seed=3)
+    assert parts != random_split(40, "70/15/15", seed=4)
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [28, 6, 6]
+    assert sorted(parts["train"] + parts["val"] + parts["test"]) == list(range(40))
+    with pytest.raises(SplitError, match="too few"):
+        random_split(1, "70/15/15")
