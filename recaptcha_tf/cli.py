@@ -676,7 +676,7 @@ def dispatch(args) -> int:
                 batch_size=args.batch_size,
                 learning_rate=args.learning_rate,
                 patience=args.patience,
-                fractions=fractions,
+                fractions=args.split,  # fractions, or a split.json the text run repeats
                 seed=args.seed,
                 val_data=args.val_data,
                 augment=not args.no_augment,

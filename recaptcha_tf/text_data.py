@@ -114,6 +114,18 @@ def text_split_names(manifest: str, subset: str) -> list[str]:
     return [text_entry_name(p) for p, _ in load_manifest(manifest).subset(subset)]
 
 
+def _manifest_parts(manifest: str, names: Sequence[str], data: str, remedy: str) -> dict[str, list[int]]:
+    """The subsets of a text manifest as indices into ``names``; a name not in ``names`` is an error."""
+    saved = {k: text_split_names(manifest, k) for k in ("train", "val", "test")}
+    index = {n: i for i, n in enumerate(names)}
+    missing = [n for k in ("train", "val", "test") for n in saved[k] if n not in index]
+    if missing:
+        raise DatasetError(
+            f"{manifest} names {len(missing)} image(s) that are not in {data!r} (e.g. {missing[0]!r}). {remedy}"
+        )
+    return {k: [index[n] for n in saved[k]] for k in ("train", "val", "test")}
+
+
 def text_split_parts(
     names: Sequence[str],
     data: str,
@@ -124,7 +136,9 @@ def text_split_parts(
     labels: Sequence[str] | None = None,
 ) -> dict[str, list[int]]:
     """A text run's split as indices into ``names``: read from ``OUT/split.json`` when it exists (a resumed run
-    or search), else a new seeded split, written there when ``write`` (distributed tuner workers do not write).
+    or search), else from ``fractions`` when it is a manifest path (``--split PATH.json``: an earlier run's
+    ``split.json``, to repeat its split), else a new seeded split; a split not read from ``OUT/split.json`` is
+    written there when ``write`` (distributed tuner workers do not write).
 
     The manifest has the schema of every run (:mod:`recaptcha_tf.data.splits`): ``root`` is the data
     folder, entries are ``[file relative to it, text]`` or ``[parquet:FILE#ROW, text]``.
@@ -133,24 +147,26 @@ def text_split_parts(
         DatasetError: the manifest names an image that is no longer in ``data``.
     """
     manifest = os.path.join(out, MANIFEST_NAME)
+    given = fractions if isinstance(fractions, str) and fractions.endswith(".json") else None
     if os.path.exists(manifest):
-        saved = {k: text_split_names(manifest, k) for k in ("train", "val", "test")}
-        index = {n: i for i, n in enumerate(names)}
-        missing = [n for k in ("train", "val", "test") for n in saved[k] if n not in index]
-        if missing:
-            raise DatasetError(
-                f"{manifest} names {len(missing)} image(s) that are not in {data!r} "
-                f"(e.g. {missing[0]!r}). Use another --out, or --overwrite to start afresh."
-            )
         log.info("Resuming with the split in %s", manifest)
-        return {k: [index[n] for n in saved[k]] for k in ("train", "val", "test")}
-    try:
-        parts = random_split(len(names), fractions, seed)
-    except SplitError as e:
-        raise DatasetError(str(e)) from None
+        return _manifest_parts(manifest, names, data, "Use another --out, or --overwrite to start afresh.")
+    if given:
+        if not os.path.isfile(given):
+            raise DatasetError(f"--split {given}: no such manifest.")
+        parts = _manifest_parts(given, names, data, "Pass the data the manifest was made from.")
+        log.info("Using the split in %s", given)
+    else:
+        try:
+            parts = random_split(len(names), fractions, seed)
+        except SplitError as e:
+            raise DatasetError(str(e)) from None
     if write:
         from recaptcha_tf.data.splits import parse_fractions
 
+        if given:
+            saved = load_manifest(given)
+            seed, fractions = saved.seed, saved.fractions
         folder = data if isinstance(data, str) and not os.path.isfile(data) else ""  # a Parquet file: no folder
 
         def entry(i):

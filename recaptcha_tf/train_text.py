@@ -87,6 +87,8 @@ def train_text(
             ``.keras`` text model with the same backbone (e.g. one trained on synthetic CAPTCHAs).
         freeze_epochs: a first phase with that backbone frozen (default 3 with ``weights``, else 0);
             then ``unfreeze`` (``"all"`` or the top N blocks) at ``fine_tune_learning_rate``.
+        fractions: ``"70/15/15"``-style train/val/test percentages, or the path of a ``split.json``
+            (an earlier run's, or one written with :mod:`recaptcha_tf.data.splits`) to repeat its split.
         val_data: a separate validation set; then ``data`` is split only into train/test
             by ``fractions`` ignoring its val part.
         steps: optimizer updates in all (rounded up to a multiple of 20); ignored with ``epochs``.

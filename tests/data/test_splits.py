@@ -102,3 +102,23 @@ def test_random_split_is_seeded_disjoint_and_complete():
     assert sorted(parts["train"] + parts["val"] + parts["test"]) == list(range(40))
     with pytest.raises(SplitError, match="too few"):
         random_split(1, "70/15/15")
+
+
+def test_text_split_manifest_given_as_split_is_repeated_in_a_new_run(tmp_path):
+    """``train --task text --split OLD/split.json`` repeats that split in a new run folder and records it there."""
+    from recaptcha_tf.data.folders import DatasetError
+    from recaptcha_tf.data.splits import random_split
+    from recaptcha_tf.text_data import text_split_parts
+
+    names = [f"{i:05d}.png" for i in range(40)]
+    first = text_split_parts(names, "data", str(tmp_path / "first"), "70/15/15", seed=3)
+    manifest = str(tmp_path / "first" / "split.json")
+    repeated = text_split_parts(names, "data", str(tmp_path / "second"), manifest, seed=99)
+    assert repeated == first
+    assert random_split(40, "70/15/15", 99) != first  # not a fresh split with the seed given now
+    again = json.load(open(tmp_path / "second" / "split.json"))
+    assert again["seed"] == 3 and [p for p, _ in again["test"]] == [names[i] for i in first["test"]]
+    with pytest.raises(DatasetError, match="not in 'data'"):
+        text_split_parts(names[5:], "data", str(tmp_path / "third"), manifest)
+    with pytest.raises(DatasetError, match="no such manifest"):
+        text_split_parts(names, "data", str(tmp_path / "fourth"), str(tmp_path / "missing.json"))
