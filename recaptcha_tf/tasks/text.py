@@ -17,7 +17,7 @@ TEXT = register_task(
         "channels": 3,
         "resize": "stretch",
         "colour": "ink",
-        "steps": 4000,
+        "steps": 2000,
         "evaluations": 20,
         "batch_size": 16,
         "learning_rate": 1e-3,
