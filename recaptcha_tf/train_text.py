@@ -107,7 +107,7 @@ def train_text(
     from recaptcha_tf.data.text_fit import fit_text_input
     from recaptcha_tf.decoding import decode_text_outputs
     from recaptcha_tf.distribute import fit as dist_fit
-    from recaptcha_tf.models import build_text_model, check_model_task, crop_canvas
+    from recaptcha_tf.models import build_text_model, check_model_task
     from recaptcha_tf.models.registry import model_head
     from recaptcha_tf.training import (
         BlankPlateauWarning,
@@ -148,9 +148,9 @@ def train_text(
     fit = fit_text_input(text.sources("train"), max_length, seed=seed)
     size_given = bool(image_size)
     if size_given:
-        fit = dataclasses.replace(fit, image_size=tuple(image_size), crop=None)
+        fit = dataclasses.replace(fit, image_size=tuple(image_size), crop=None, region=None)
     if colour == "gray":
-        fit = dataclasses.replace(fit, colour="gray", resize="pad")
+        fit = dataclasses.replace(fit, colour="gray", resize="pad", region=None)
     channels = 3 if fit.colour == "ink" else 1
     image_size = fit.image_size
     budget = steps or step_budget(d["steps"], image_size)
@@ -186,9 +186,7 @@ def train_text(
     else:
         val_sources, val_texts, val_targets = text.sources("val"), text.texts("val"), text.targets("val", kind)
 
-    common = dict(
-        image_size=crop_canvas(image_size, fit.crop), channels=channels, resize=fit.resize, batch_size=batch_size
-    )
+    common = dict(image_size=fit.canvas_size(), channels=channels, resize=fit.resize, batch_size=batch_size)
     train_ds = make_dataset(
         text.sources("train"),
         text.targets("train", kind),
@@ -213,6 +211,7 @@ def train_text(
             max_length=max_length,
             colour=fit.colour,
             crop=fit.crop,
+            region=fit.region,
             **(model_kwargs or {}),
             **({"weights": weights} if weights_arg is not None else {}),
         )
@@ -321,6 +320,7 @@ def train_text(
         "steps": epochs_run * steps_per_epoch,
         "image_size": list(image_size),
         "crop": fit.crop,
+        "content_region": fit.region,
         "plateau": plateau.on_plateau,
     }
     if parts["test"] and is_chief_process(dist):

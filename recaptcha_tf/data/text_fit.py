@@ -12,7 +12,11 @@ sample of the *training* images and chooses:
   (:func:`~recaptcha_tf.data.images.decode_image`).
 * **crop**: when the glyphs of (nearly) every image sit inside one part of the
   canvas, under half of its area, that part with a margin, as fractions
-  ``(top, left, bottom, right)``; else none.
+  ``(top, left, bottom, right)``; else none. When, inside that part, each
+  image's text fills under 3/4 of its height or width (the text moves from
+  image to image), the model also cuts out every image's own text
+  (:class:`~recaptcha_tf.layers.ContentCrop`) from that part resized to a
+  ``region`` large enough for the text to reach the input size.
 * **input size**: height 48 px; the width follows the 75th percentile of the
   content's aspect ratio, and is at least ``20 px`` per character of the
   longest label (the CTC sequence then has ``width / 4`` frames, more than the
@@ -38,6 +42,11 @@ TEXT_HEIGHT = 48
 MIN_WIDTH, MAX_WIDTH = 64, 256
 PIXELS_PER_CHARACTER = 20
 CROP_IF_AREA_BELOW = 0.5  # crop only when the content box is under half of the canvas
+# Inside that crop, each image's own text is cut out (ContentCrop) when the text fills less than this share of the
+# crop box's height or width: it moves from image to image, or the box holds text of different sizes.
+CONTENT_CROP_BELOW = 0.75
+CONTENT_MARGIN_Y, CONTENT_MARGIN_X = 0.15, 0.04  # ContentCrop's margins, as shares of the text box
+MAX_REGION_SCALE = 4.0  # the crop box is resized to at most 4x the network input before the per-image crop
 SAMPLE = 256
 
 
@@ -50,11 +59,24 @@ class TextInputFit:
     colour: str  # "ink" or "gray"
     resize: str  # "stretch" (ink) or "pad" (gray)
     stats: dict
+    # (height, width) the crop box is resized to before each image's own text is cut out and resized to
+    # image_size (recaptcha_tf.layers.ContentCrop); None: no per-image crop
+    region: tuple[int, int] | None = None
+
+    def canvas_size(self) -> tuple[int, int]:
+        """The ``(height, width)`` the pipeline decodes images to: the crop box then has the size the model needs."""
+        inner = self.region or self.image_size
+        if self.crop is None:
+            return tuple(inner)
+        top, left, bottom, right = self.crop
+        return round(inner[0] / (bottom - top)), round(inner[1] / (right - left))
 
     def describe(self) -> str:
         """One line for the log: the choices and why."""
         s = self.stats
         crop = "none" if self.crop is None else "(" + ", ".join(f"{v:.2f}" for v in self.crop) + ")"
+        if self.region is not None:
+            crop += f" then each image's text (crop box at {self.region[0]}x{self.region[1]})"
         return (
             f"text input fitted to {s['sampled']} training images: {self.image_size[0]}x{self.image_size[1]} "
             f"(content aspect p75 {s['aspect_p75']:.2f}, labels up to {s['max_length']} characters), "
@@ -66,6 +88,7 @@ class TextInputFit:
         return {
             "image_size": list(self.image_size),
             "crop": None if self.crop is None else list(self.crop),
+            "content_region": None if self.region is None else list(self.region),
             "colour": self.colour,
             "resize": self.resize,
             "fit_stats": self.stats,
@@ -158,9 +181,22 @@ def fit_text_input(
     crop = box if (box[2] - box[0]) * (box[3] - box[1]) < CROP_IF_AREA_BELOW else None
     fy, fx = (1.0, 1.0) if crop is None else (crop[2] - crop[0], crop[3] - crop[1])
     aspects = np.array([m["width"] * fx / (m["height"] * fy) for m in measured])
+    # each image's own text box with ContentCrop's margins, as shares of the crop box
+    text_h = (boxes[:, 2] - boxes[:, 0]) * (1 + 2 * CONTENT_MARGIN_Y) / fy
+    text_w = (boxes[:, 3] - boxes[:, 1]) * (1 + 2 * CONTENT_MARGIN_X) / fx
+    share_h, share_w = float(np.median(np.minimum(text_h, 1.0))), float(np.median(np.minimum(text_w, 1.0)))
+    per_image = crop is not None and min(share_h, share_w) < CONTENT_CROP_BELOW
+    if per_image:  # the network sees each image's text, so its shape sets the input's
+        aspects = np.array([m["width"] * w / (m["height"] * h) for m, h, w in zip(measured, text_h * fy, text_w * fx)])
     aspect = float(np.percentile(aspects, 75))
     least = max(MIN_WIDTH, PIXELS_PER_CHARACTER * max_length)
     width = int(np.clip(16 * round(height * aspect / 16), 16 * np.ceil(least / 16), MAX_WIDTH))
+    region = None
+    if per_image:
+        region = (
+            int(np.ceil(height / max(share_h, 1 / MAX_REGION_SCALE))),
+            int(np.ceil(width / max(share_w, 1 / MAX_REGION_SCALE))),
+        )
     stats = {
         "sampled": len(measured),
         "max_length": int(max_length),
@@ -174,6 +210,7 @@ def fit_text_input(
         "light_background": round(float(np.mean([m["background"] > 127 for m in measured])), 3),
         "coloured_text": round(float(np.mean([m["colour_spread"] > 60 for m in measured])), 3),
         "transparent": round(transparent / len(measured), 3),
+        "text_share_of_crop": [round(share_h, 3), round(share_w, 3)],
     }
     crop = None if crop is None else tuple(round(float(v), 4) for v in crop)
-    return TextInputFit((int(height), width), crop, "ink", "stretch", stats)
+    return TextInputFit((int(height), width), crop, "ink", "stretch", stats, region)

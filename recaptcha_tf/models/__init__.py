@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import keras
 
 from recaptcha_tf.data.pipeline import resizing_layer
-from recaptcha_tf.layers import InkMap, LabelNames, RelativeCrop
+from recaptcha_tf.layers import ContentCrop, InkMap, LabelNames, RelativeCrop
 from recaptcha_tf.models import (  # noqa: F401  (registers builders)
     cnn,
     efficientnet_lite,
@@ -58,6 +58,7 @@ def with_raw_image_input(
     name: str | None = None,
     crop: Sequence[float] | None = None,
     ink: bool = False,
+    region: Sequence[int] | None = None,
 ) -> keras.Model:
     """Wrap ``network`` so it accepts raw images ``(B, H, W, channels)`` of any size.
 
@@ -72,19 +73,29 @@ def with_raw_image_input(
     box is then cut out (:class:`~recaptcha_tf.layers.RelativeCrop`) and resized
     once more (a no-op up to rounding). The tf.data pipeline prepares images at
     that canvas size, so training and raw-image inference see the same pixels.
+
+    With ``region = (h, w)`` as well (ink maps only) the box is resized to ``region``
+    instead, and each image's own text is then cut out of it and resized to the
+    network's input (:class:`~recaptcha_tf.layers.ContentCrop`): for text that
+    moves around inside the box.
     """
     height, width = network.input_shape[1:3]
+    if region is not None and (crop is None or not ink):
+        raise ModelConfigError("A per-image text crop (region) needs a crop box and the ink colour map.")
+    inner = (height, width) if region is None else tuple(int(v) for v in region)
     inputs = keras.Input((None, None, channels), dtype="float32", name="image")
     # An explicit training=False: Keras's Resizing otherwise records training=True in the saved graph, which
     # then puts the whole model (dropout, BatchNorm) in training mode when it is called as model(x).
-    x = resizing_layer(crop_canvas((height, width), crop), resize)(inputs, training=False)
+    x = resizing_layer(crop_canvas(inner, crop), resize)(inputs, training=False)
     if crop is not None:
         x = RelativeCrop(crop, name="crop", dtype="float32")(x)
-        x = keras.layers.Resizing(height, width, interpolation="bilinear", name="resize_crop", dtype="float32")(
+        x = keras.layers.Resizing(*inner, interpolation="bilinear", name="resize_crop", dtype="float32")(
             x, training=False
         )
     if ink:
         x = InkMap(name="ink", dtype="float32")(x)
+    if region is not None:
+        x = ContentCrop((height, width), name="text_crop", dtype="float32")(x)
     x = network(x)
     outputs = label_layer(x)
     return keras.Model(inputs, outputs, name=name or network.name)
@@ -154,6 +165,7 @@ def build_text_model(
     max_length: int = 6,
     colour: str = "gray",
     crop: Sequence[float] | None = None,
+    region: Sequence[int] | None = None,
     **kwargs,
 ) -> keras.Model:
     """A text CAPTCHA reader (``crnn`` or ``multihead``) that takes raw images.
@@ -164,6 +176,8 @@ def build_text_model(
             (:class:`~recaptcha_tf.layers.InkMap`), for any polarity or text colour.
         crop: a ``(top, left, bottom, right)`` box in fractions that every raw image is
             cropped to before resizing, or ``None``.
+        region: ``(height, width)`` the crop box is resized to before each image's own text is
+            cut out (:class:`~recaptcha_tf.layers.ContentCrop`); ``None`` for no per-image crop.
 
     Outputs ``(B, T, len(characters) + 1)`` CTC logits for ``crnn`` and
     ``(B, max_length, len(characters) + 1)`` probabilities for ``multihead``.
@@ -178,7 +192,7 @@ def build_text_model(
     label_layer = LabelNames(
         list(characters), kind=model_head(name), task="text", resize=resize, name="label_names", dtype="float32"
     )
-    return with_raw_image_input(network, channels, resize, label_layer, name=name, crop=crop, ink=ink)
+    return with_raw_image_input(network, channels, resize, label_layer, name=name, crop=crop, ink=ink, region=region)
 
 
 def label_names_layer(model: keras.Model) -> LabelNames:

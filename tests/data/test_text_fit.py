@@ -72,6 +72,67 @@ def test_fit_crops_text_that_sits_in_a_small_part_of_a_large_canvas(tmp_path):
     assert "crop (" in fit.describe()
 
 
+def test_fit_crops_each_image_to_its_own_text_when_the_text_moves(tmp_path):
+    """Text at a different place in every canvas: the crop box is wide, so each image's text is cut out too."""
+    folder = str(tmp_path / "moving")
+    os.makedirs(folder)
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(16):
+        label = "".join(rng.choice(list("abcd"), size=5))
+        at = (int(rng.integers(60, 260)), int(rng.integers(60, 220)))
+        _text_image(label, (480, 320), at=at, font_size=30).save(os.path.join(folder, f"{label}-{i}.png"))
+        paths.append(os.path.join(folder, f"{label}-{i}.png"))
+    fit = fit_text_input(paths, max_length=5)
+    assert fit.crop is not None and fit.region is not None
+    share_h, share_w = fit.stats["text_share_of_crop"]
+    assert share_h < 0.5  # 30-40 px of text in a box about 200 px high
+    assert fit.region[0] > 2 * fit.image_size[0]  # the box is resized so the text reaches the input height
+    assert fit.canvas_size()[0] >= fit.region[0] and "each image's text" in fit.describe()
+
+    fixed = fit_text_input(_write_set(str(tmp_path / "fixed"), 12, (480, 320), 5, at=(160, 140), font_size=30), 5)
+    assert fixed.crop is not None and fixed.region is None  # text in one place: the shared box is enough
+
+
+def test_content_crop_cuts_out_each_images_text():
+    from recaptcha_tf.layers import ContentCrop
+
+    ink = np.zeros((3, 100, 200, 1), "float32")
+    ink[0, 40:60, 50:150] = 255.0  # a block of text in the middle
+    ink[1, 5:25, 0:60] = 255.0  # the same near the top left corner
+    out = ContentCrop((20, 50))(ink).numpy()
+    assert out.shape == (3, 20, 50, 1)
+    for image in out[:2]:  # both fill most of the output, with a thin dark margin on every side
+        assert image[:, :, 0].mean() > 150
+        assert image[0].max() < 128 and image[-1].max() < 128 and image[10, 20:30].min() > 250
+    assert out[2].max() == 0.0  # no ink: the whole (black) frame, no NaN
+
+
+def test_per_image_text_crop_round_trips_in_a_saved_model(tmp_path):
+    from recaptcha_tf.inference import load_model, model_info
+    from recaptcha_tf.models import build_text_model
+
+    model = build_text_model(
+        "crnn",
+        "ab",
+        (32, 64),
+        channels=3,
+        resize="stretch",
+        max_length=3,
+        colour="ink",
+        crop=(0.25, 0.0, 0.75, 1.0),
+        region=(96, 128),
+        filters=(4, 4, 8, 8),
+        rnn_units=4,
+    )
+    assert model.get_layer("text_crop").output.shape[1:3] == (32, 64)
+    assert model_info(model).image_size == (192, 128)  # the canvas whose crop box is the 96x128 region
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    x = np.random.default_rng(0).integers(0, 255, (2, 150, 100, 3)).astype("float32")
+    np.testing.assert_allclose(load_model(path)(x), model(x), atol=1e-5)
+
+
 def test_fit_sees_light_backgrounds_colours_and_transparency(tmp_path):
     folder = tmp_path / "set"
     folder.mkdir()
