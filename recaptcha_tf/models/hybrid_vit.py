@@ -28,8 +28,7 @@ from recaptcha_tf.models.backbone import BACKBONE
 from recaptcha_tf.models.efficientnet_lite import LITE_NORMALISATION, efficientnet_lite0_backbone
 from recaptcha_tf.models.hub import normalisation_layer, preset_normalisation
 from recaptcha_tf.models.registry import register_model
-from recaptcha_tf.models.transfer import MOBILENET_ALPHAS, classifier_head, rgb_input
-from recaptcha_tf.models.weights import build_with_imagenet, load_weights_file, require_file_weights
+from recaptcha_tf.models.transfer import MOBILENET_ALPHAS, application_backbone, classifier_head, rgb_input
 
 TRUNKS = ("efficientnet-lite0", "mobilenetv2")
 
@@ -42,14 +41,9 @@ def _trunk(trunk: str, height: int, width: int, weights, alpha: float):
     if trunk == "mobilenetv2":
         if float(alpha) not in MOBILENET_ALPHAS:
             raise ValueError(f"MobileNetV2 alpha must be one of {MOBILENET_ALPHAS}, not {alpha}.")
-        weights = require_file_weights(weights, "the mobilenetv2 trunk")
-        kwargs = dict(input_shape=(height, width, 3), include_top=False, alpha=float(alpha))
-        if weights == "imagenet":
-            backbone = build_with_imagenet(keras.applications.MobileNetV2, "mobilenetv2", **kwargs)
-        else:
-            backbone = keras.applications.MobileNetV2(weights=None, **kwargs)
-            if weights:
-                load_weights_file(backbone, weights, f"mobilenetv2 alpha {alpha}")
+        backbone = application_backbone(
+            keras.applications.MobileNetV2, "mobilenetv2", (height, width), weights, alpha=float(alpha)
+        )
         return backbone, ImageNetPreprocessing("tf", name="normalise", dtype="float32")
     raise ValueError(f"trunk must be one of {TRUNKS}, not {trunk!r}.")
 

@@ -41,6 +41,21 @@ def classifier_head(features, num_classes: int, output_activation: str, dropout:
     return layers.Dense(num_classes, activation=output_activation, name="predictions", dtype="float32")(x)
 
 
+def application_backbone(constructor, model_name: str, image_size, weights: str | None, **kwargs) -> keras.Model:
+    """``keras.applications.<constructor>`` without its top, on RGB inputs of ``image_size`` ``(height, width)``.
+
+    ``weights``: ``None``, ``"imagenet"`` (the cache or a download) or a local ``.weights.h5`` file.
+    """
+    weights = require_file_weights(weights, model_name)
+    kwargs = dict(input_shape=(*image_size, 3), include_top=False, **kwargs)
+    if weights == "imagenet":
+        return build_with_imagenet(constructor, model_name, **kwargs)
+    backbone = constructor(weights=None, **kwargs)
+    if weights:
+        load_weights_file(backbone, weights, model_name)
+    return backbone
+
+
 def application_classifier(
     constructor,
     model_name: str,
@@ -61,15 +76,8 @@ def application_classifier(
             or ``None`` when the backbone normalises its own inputs (EfficientNet).
         weights: ``None``, ``"imagenet"`` or a local weights file for the backbone.
     """
-    weights = require_file_weights(weights, model_name)
     height, width, channels = input_shape
-    kwargs = dict(input_shape=(height, width, 3), include_top=False, **backbone_kwargs)
-    if weights == "imagenet":
-        backbone = build_with_imagenet(constructor, model_name, **kwargs)
-    else:
-        backbone = constructor(weights=None, **kwargs)
-        if weights:
-            load_weights_file(backbone, weights, model_name)
+    backbone = application_backbone(constructor, model_name, (height, width), weights, **backbone_kwargs)
     backbone.name = BACKBONE
     inputs = keras.Input(input_shape, name="pixels")
     x = rgb_input(inputs, channels)
