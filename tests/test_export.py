@@ -184,3 +184,38 @@ def test_missing_export_for_a_runtime_is_a_clear_error(classifier, tmp_path, cap
     assert main(["predict", "--model", copy, "--runtime", "onnx", _images(data)[0]]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: No onnx export at") and f"recaptcha-tf export --model {copy} --format onnx" in err
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_per_image_text_crop_exports_with_parity(fmt, tmp_path):
+    """ContentCrop (text that moves inside a large canvas) is made of ops every runtime has."""
+    from PIL import Image
+
+    from recaptcha_tf.models import build_text_model
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        pixels = np.full((120, 200, 3), 230, np.uint8)
+        y, x = rng.integers(10, 80), rng.integers(10, 100)
+        pixels[y : y + 25, x : x + 80] = 20
+        Image.fromarray(pixels).save(data / f"ab{i}.png")
+    model = build_text_model(
+        "crnn",
+        "ab",
+        (32, 64),
+        channels=3,
+        resize="stretch",
+        max_length=3,
+        colour="ink",
+        crop=(0.1, 0.05, 0.9, 0.95),
+        region=(80, 128),
+        filters=(4, 4, 8, 8),
+        rnn_units=4,
+    )
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    artifact = E.export_model(path, fmt, out=str(tmp_path / f"m.{fmt}"))
+    report = E.check_parity(path, artifact, sources=[str(data)], limit=3, raw_limit=2)
+    assert report["max_abs_diff"] <= E.FLOAT_TOLERANCE and report["passed"]
