@@ -114,16 +114,18 @@ def text_split_names(manifest: str, subset: str) -> list[str]:
     return [text_entry_name(p) for p, _ in load_manifest(manifest).subset(subset)]
 
 
-def _manifest_parts(manifest: str, names: Sequence[str], data: str, remedy: str) -> dict[str, list[int]]:
-    """The subsets of a text manifest as indices into ``names``; a name not in ``names`` is an error."""
-    saved = {k: text_split_names(manifest, k) for k in ("train", "val", "test")}
+def _manifest_parts(manifest: str, names: Sequence[str], data: str, remedy: str) -> tuple[dict[str, list[int]], Split]:
+    """The subsets of a text manifest as indices into ``names``, and the manifest; a name not in ``names`` is an
+    error."""
+    split = load_manifest(manifest)
+    saved = {k: [text_entry_name(p) for p, _ in split.subset(k)] for k in ("train", "val", "test")}
     index = {n: i for i, n in enumerate(names)}
     missing = [n for k in ("train", "val", "test") for n in saved[k] if n not in index]
     if missing:
         raise DatasetError(
             f"{manifest} names {len(missing)} image(s) that are not in {data!r} (e.g. {missing[0]!r}). {remedy}"
         )
-    return {k: [index[n] for n in saved[k]] for k in ("train", "val", "test")}
+    return {k: [index[n] for n in saved[k]] for k in ("train", "val", "test")}, split
 
 
 def text_split_parts(
@@ -150,11 +152,11 @@ def text_split_parts(
     given = fractions if isinstance(fractions, str) and fractions.endswith(".json") else None
     if os.path.exists(manifest):
         log.info("Resuming with the split in %s", manifest)
-        return _manifest_parts(manifest, names, data, "Use another --out, or --overwrite to start afresh.")
+        return _manifest_parts(manifest, names, data, "Use another --out, or --overwrite to start afresh.")[0]
     if given:
         if not os.path.isfile(given):
             raise DatasetError(f"--split {given}: no such manifest.")
-        parts = _manifest_parts(given, names, data, "Pass the data the manifest was made from.")
+        parts, saved = _manifest_parts(given, names, data, "Pass the data the manifest was made from.")
         log.info("Using the split in %s", given)
     else:
         try:
@@ -165,7 +167,6 @@ def text_split_parts(
         from recaptcha_tf.data.splits import parse_fractions
 
         if given:
-            saved = load_manifest(given)
             seed, fractions = saved.seed, saved.fractions
         folder = data if isinstance(data, str) and not os.path.isfile(data) else ""  # a Parquet file: no folder
 
