@@ -110,3 +110,23 @@ def train_tiny_crnn(root, count, charset="abc"):
         model_kwargs={"rnn_units": 8, "filters": [4, 4, 8, 8]},
     )
     return out, data
+
+
+def tiny_ink_crnn(crop, region=None, size=(32, 64)):
+    """An untrained, tiny CRNN over characters ``ab`` that reads raw RGB through the ink map, cut to ``crop``
+    (and to each image's own text inside a ``region`` when given)."""
+    from recaptcha_tf.models import build_text_model
+
+    return build_text_model(
+        "crnn",
+        "ab",
+        size,
+        channels=3,
+        resize="stretch",
+        max_length=3,
+        colour="ink",
+        crop=crop,
+        region=region,
+        filters=(4, 4, 8, 8),
+        rnn_units=4,
+    )

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import train_tiny_classifier, train_tiny_crnn
+from conftest import tiny_ink_crnn, train_tiny_classifier, train_tiny_crnn
 
 from recaptcha_tf import export as E
 from recaptcha_tf.cli import main
@@ -191,8 +191,6 @@ def test_per_image_text_crop_exports_with_parity(fmt, tmp_path):
     """ContentCrop (text that moves inside a large canvas) is made of ops every runtime has."""
     from PIL import Image
 
-    from recaptcha_tf.models import build_text_model
-
     data = tmp_path / "data"
     data.mkdir()
     rng = np.random.default_rng(0)
@@ -201,19 +199,7 @@ def test_per_image_text_crop_exports_with_parity(fmt, tmp_path):
         y, x = rng.integers(10, 80), rng.integers(10, 100)
         pixels[y : y + 25, x : x + 80] = 20
         Image.fromarray(pixels).save(data / f"ab{i}.png")
-    model = build_text_model(
-        "crnn",
-        "ab",
-        (32, 64),
-        channels=3,
-        resize="stretch",
-        max_length=3,
-        colour="ink",
-        crop=(0.1, 0.05, 0.9, 0.95),
-        region=(80, 128),
-        filters=(4, 4, 8, 8),
-        rnn_units=4,
-    )
+    model = tiny_ink_crnn((0.1, 0.05, 0.9, 0.95), region=(80, 128))
     path = str(tmp_path / "m.keras")
     model.save(path)
     artifact = E.export_model(path, fmt, out=str(tmp_path / f"m.{fmt}"))

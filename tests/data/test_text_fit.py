@@ -10,6 +10,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from conftest import tiny_ink_crnn
 from PIL import Image, ImageDraw, ImageFont
 
 from recaptcha_tf.data.images import decode_image
@@ -110,21 +111,8 @@ def test_content_crop_cuts_out_each_images_text():
 
 def test_per_image_text_crop_round_trips_in_a_saved_model(tmp_path):
     from recaptcha_tf.inference import load_model, model_info
-    from recaptcha_tf.models import build_text_model
 
-    model = build_text_model(
-        "crnn",
-        "ab",
-        (32, 64),
-        channels=3,
-        resize="stretch",
-        max_length=3,
-        colour="ink",
-        crop=(0.25, 0.0, 0.75, 1.0),
-        region=(96, 128),
-        filters=(4, 4, 8, 8),
-        rnn_units=4,
-    )
+    model = tiny_ink_crnn((0.25, 0.0, 0.75, 1.0), region=(96, 128))
     assert model.get_layer("text_crop").output.shape[1:3] == (32, 64)
     assert model_info(model).image_size == (192, 128)  # the canvas whose crop box is the 96x128 region
     path = str(tmp_path / "m.keras")
@@ -185,20 +173,8 @@ def test_ink_map_reads_every_polarity_and_colour_the_same_way():
 
 def test_ink_map_round_trips_in_a_saved_model(tmp_path):
     from recaptcha_tf.inference import load_model, model_info
-    from recaptcha_tf.models import build_text_model
 
-    model = build_text_model(
-        "crnn",
-        "ab",
-        (32, 64),
-        channels=3,
-        resize="stretch",
-        max_length=3,
-        colour="ink",
-        crop=(0.25, 0.0, 0.75, 1.0),
-        filters=(4, 4, 8, 8),
-        rnn_units=4,
-    )
+    model = tiny_ink_crnn((0.25, 0.0, 0.75, 1.0))
     info = model_info(model)
     assert info.channels == 3 and info.image_size == (64, 64)  # the canvas the crop box is cut from
     path = str(tmp_path / "m.keras")
