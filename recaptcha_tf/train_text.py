@@ -187,12 +187,15 @@ def train_text(
         val_sources, val_texts, val_targets = text.sources("val"), text.texts("val"), text.targets("val", kind)
 
     common = dict(image_size=fit.canvas_size(), channels=channels, resize=fit.resize, batch_size=batch_size)
+    # With a per-image text crop the pipeline's images are a canvas 10-20 times the network's input: augmenting
+    # them cost a third of every step. The model then augments its own input, after the crop, instead.
+    augment_in_model = augment and fit.region is not None
     train_ds = make_dataset(
         text.sources("train"),
         text.targets("train", kind),
         shuffle=True,
         seed=seed,
-        augment=text_augmentation(seed) if augment else None,
+        augment=text_augmentation(seed) if augment and not augment_in_model else None,
         **common,
     )
     val_ds = make_dataset(val_sources, val_targets, **common)
@@ -212,6 +215,7 @@ def train_text(
             colour=fit.colour,
             crop=fit.crop,
             region=fit.region,
+            augmentation=text_augmentation(seed) if augment_in_model else None,
             **(model_kwargs or {}),
             **({"weights": weights} if weights_arg is not None else {}),
         )

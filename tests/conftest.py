@@ -112,9 +112,9 @@ def train_tiny_crnn(root, count, charset="abc"):
     return out, data
 
 
-def tiny_ink_crnn(crop, region=None, size=(32, 64)):
+def tiny_ink_crnn(crop, region=None, size=(32, 64), augmentation=None):
     """An untrained, tiny CRNN over characters ``ab`` that reads raw RGB through the ink map, cut to ``crop``
-    (and to each image's own text inside a ``region`` when given)."""
+    (and to each image's own text inside a ``region`` when given; ``augmentation`` runs on the network's input)."""
     from recaptcha_tf.models import build_text_model
 
     return build_text_model(
@@ -127,6 +127,7 @@ def tiny_ink_crnn(crop, region=None, size=(32, 64)):
         colour="ink",
         crop=crop,
         region=region,
+        augmentation=augmentation,
         filters=(4, 4, 8, 8),
         rnn_units=4,
     )

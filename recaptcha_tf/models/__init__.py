@@ -59,6 +59,7 @@ def with_raw_image_input(
     crop: Sequence[float] | None = None,
     ink: bool = False,
     region: Sequence[int] | None = None,
+    augmentation: keras.layers.Layer | None = None,
 ) -> keras.Model:
     """Wrap ``network`` so it accepts raw images ``(B, H, W, channels)`` of any size.
 
@@ -78,6 +79,10 @@ def with_raw_image_input(
     instead, and each image's own text is then cut out of it and resized to the
     network's input (:class:`~recaptcha_tf.layers.ContentCrop`): for text that
     moves around inside the box.
+
+    ``augmentation`` (Keras random preprocessing layers, active only in training) goes
+    right before ``network``, on its ``(B, height, width, C)`` input: after a per-image
+    crop that is 10-20 times fewer pixels than the canvas the pipeline would augment.
     """
     height, width = network.input_shape[1:3]
     if region is not None and (crop is None or not ink):
@@ -96,6 +101,8 @@ def with_raw_image_input(
         x = InkMap(name="ink", dtype="float32")(x)
     if region is not None:
         x = ContentCrop((height, width), name="text_crop", dtype="float32")(x)
+    if augmentation is not None:
+        x = augmentation(x)
     x = network(x)
     outputs = label_layer(x)
     return keras.Model(inputs, outputs, name=name or network.name)
@@ -166,6 +173,7 @@ def build_text_model(
     colour: str = "gray",
     crop: Sequence[float] | None = None,
     region: Sequence[int] | None = None,
+    augmentation: keras.layers.Layer | None = None,
     **kwargs,
 ) -> keras.Model:
     """A text CAPTCHA reader (``crnn`` or ``multihead``) that takes raw images.
@@ -178,6 +186,8 @@ def build_text_model(
             cropped to before resizing, or ``None``.
         region: ``(height, width)`` the crop box is resized to before each image's own text is
             cut out (:class:`~recaptcha_tf.layers.ContentCrop`); ``None`` for no per-image crop.
+        augmentation: random preprocessing layers run (in training only) on the network's input,
+            after the crop and the colour map; ``None`` leaves augmentation to the data pipeline.
 
     Outputs ``(B, T, len(characters) + 1)`` CTC logits for ``crnn`` and
     ``(B, max_length, len(characters) + 1)`` probabilities for ``multihead``.
@@ -192,7 +202,9 @@ def build_text_model(
     label_layer = LabelNames(
         list(characters), kind=model_head(name), task="text", resize=resize, name="label_names", dtype="float32"
     )
-    return with_raw_image_input(network, channels, resize, label_layer, name=name, crop=crop, ink=ink, region=region)
+    return with_raw_image_input(
+        network, channels, resize, label_layer, name=name, crop=crop, ink=ink, region=region, augmentation=augmentation
+    )
 
 
 def label_names_layer(model: keras.Model) -> LabelNames:
@@ -207,8 +219,9 @@ def label_names_layer(model: keras.Model) -> LabelNames:
 
 
 def network_of(model: keras.Model) -> keras.Model:
-    """The inner network of a wrapped model (the part with trainable weights)."""
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            return layer
-    return model
+    """The inner network of a wrapped model (the part with trainable weights).
+
+    The last nested model: an ``augmentation`` stack (a ``keras.Sequential``) may come before it.
+    """
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return nested[-1] if nested else model

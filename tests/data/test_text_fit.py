@@ -94,6 +94,17 @@ def test_fit_crops_each_image_to_its_own_text_when_the_text_moves(tmp_path):
     fixed = fit_text_input(_write_set(str(tmp_path / "fixed"), 12, (480, 320), 5, at=(160, 140), font_size=30), 5)
     assert fixed.crop is not None and fixed.region is None  # text in one place: the shared box is enough
 
+    # A run on the moving text augments inside its model, after the crop (not the whole canvas in the pipeline).
+    from recaptcha_tf.inference import load_model
+    from recaptcha_tf.train_text import train_text
+
+    out = str(tmp_path / "run")
+    tiny = {"filters": [4, 4, 8, 8], "rnn_units": 8}
+    summary = train_text(folder, out, charset="abcd", epochs=1, batch_size=8, logdir=None, model_kwargs=tiny)
+    assert summary["content_region"] is not None  # fitted to the training part alone
+    layers = [layer.name for layer in load_model(os.path.join(out, "model.keras")).layers]
+    assert layers.index("text_crop") < layers.index("augmentation") < len(layers) - 2  # then network, labels
+
 
 def test_content_crop_cuts_out_each_images_text():
     from recaptcha_tf.layers import ContentCrop
@@ -118,6 +129,28 @@ def test_per_image_text_crop_round_trips_in_a_saved_model(tmp_path):
     path = str(tmp_path / "m.keras")
     model.save(path)
     x = np.random.default_rng(0).integers(0, 255, (2, 150, 100, 3)).astype("float32")
+    np.testing.assert_allclose(load_model(path)(x), model(x), atol=1e-5)
+
+
+def test_augmentation_inside_the_model_runs_after_the_text_crop_and_only_in_training(tmp_path):
+    import keras
+
+    from recaptcha_tf.data.pipeline import text_augmentation
+    from recaptcha_tf.inference import load_model
+    from recaptcha_tf.models import network_of
+
+    crop, region = (0.25, 0.0, 0.75, 1.0), (96, 128)
+    model = tiny_ink_crnn(crop, region=region, augmentation=text_augmentation(0))
+    plain = tiny_ink_crnn(crop, region=region)
+    network_of(plain).set_weights(network_of(model).get_weights())
+    augmentation = model.get_layer("augmentation")
+    assert augmentation.input.shape[1:] == (32, 64, 1)  # the network's input, not the 192x128 canvas
+    x = np.random.default_rng(0).integers(0, 255, (2, 150, 100, 3)).astype("float32")
+    np.testing.assert_allclose(model(x), plain(x), atol=1e-5)  # inference: the augmentation is the identity
+    crop_only = keras.Model(model.input, augmentation.output)
+    assert not np.allclose(crop_only(x, training=True), crop_only(x))  # training: it moves the pixels
+    path = str(tmp_path / "m.keras")
+    model.save(path)
     np.testing.assert_allclose(load_model(path)(x), model(x), atol=1e-5)
 
 
