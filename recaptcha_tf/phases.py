@@ -137,3 +137,95 @@ def is_chief_process(dist) -> bool:
     from recaptcha_tf.distribute import is_chief
 
     return is_chief(dist)
+
+
+def fit_run(
+    dist,
+    net,
+    out: str,
+    config: dict,
+    train_ds,
+    val_ds,
+    *,
+    loss,
+    metrics=(),
+    optimizer: str = "adam",
+    epochs: int,
+    steps_per_epoch: int,
+    repeat: bool = False,
+    freeze_epochs: int = 0,
+    unfreeze="all",
+    learning_rate: float,
+    fine_tune_learning_rate: float,
+    run_logdir: str | None = None,
+    monitor: str = "val_loss",
+    mode: str = "min",
+    patience: int | None = None,
+    first_callbacks=(),
+    last_callbacks=(),
+    early_stopping=None,
+    class_weight: dict | None = None,
+) -> dict:
+    """The training skeleton every task shares: write ``config.json``, compile, fit in phases, time it.
+
+    Each phase compiles ``net`` with ``optimizer`` on a cosine schedule over the phase's
+    ``epochs * steps_per_epoch`` updates, ``loss`` and fresh copies of ``metrics``, and fits
+    with the standard callbacks (kill-safe backup per phase, best-model checkpoint, early
+    stopping after ``patience`` epochs in the last phase only, TensorBoard, CSV history).
+    ``repeat`` says ``train_ds`` repeats forever, so every epoch is ``steps_per_epoch`` batches.
+
+    Returns:
+        ``{"epochs_run", "epochs_this_session", "train_seconds"}`` (wall seconds of this call's fitting).
+    """
+    import time
+
+    from recaptcha_tf.distribute import fit as dist_fit
+    from recaptcha_tf.run_folder import finished_epochs, write_json
+    from recaptcha_tf.training import cosine_schedule, make_optimizer, standard_callbacks
+
+    write_json(config, os.path.join(out, "config.json"))
+
+    def compile_for(phase_epochs: int, lr: float):
+        with dist.scope():
+            net.compile(
+                optimizer=make_optimizer(optimizer, cosine_schedule(lr, phase_epochs, steps_per_epoch)),
+                loss=loss,
+                metrics=[m.__class__.from_config(m.get_config()) for m in metrics] or None,
+            )
+
+    def fit_phase(first_epoch: int, last_epoch: int, phase: int) -> int:
+        history = dist_fit(
+            dist,
+            net,
+            train_ds,
+            validation_data=val_ds,
+            initial_epoch=first_epoch,
+            epochs=last_epoch,
+            steps_per_epoch=steps_per_epoch if repeat else None,
+            class_weight=class_weight,
+            verbose=2,
+            callbacks=standard_callbacks(
+                out,
+                run_logdir,
+                monitor=monitor,
+                mode=mode,
+                patience=patience if phase == 2 else None,
+                first=first_callbacks,
+                last=last_callbacks,
+                backup="backup" if phase == 2 else "backup_phase1",
+                initial_epoch=first_epoch,
+                delete_backup=False,
+                **({"early_stopping": early_stopping} if early_stopping is not None else {}),
+            ),
+        )
+        return len(history.history.get("loss", []))
+
+    start = time.perf_counter()
+    epochs_now = fit_in_phases(
+        net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate, fine_tune_learning_rate
+    )
+    return {
+        "epochs_run": finished_epochs(out, epochs_now),
+        "epochs_this_session": epochs_now,
+        "train_seconds": round(time.perf_counter() - start, 1),
+    }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,7 +17,7 @@ from recaptcha_tf.data.folders import DatasetError, scan_class_folders
 from recaptcha_tf.data.splits import MANIFEST_NAME, Split, load_manifest, save_manifest, stratified_split
 from recaptcha_tf.evaluate_model import evaluate
 from recaptcha_tf.phases import (
-    fit_in_phases,
+    fit_run,
     is_chief_process,
     phase_settings,
     positive_or_default,
@@ -27,7 +26,7 @@ from recaptcha_tf.phases import (
     sync_batchnorm,
 )
 from recaptcha_tf.precision import precision_policy
-from recaptcha_tf.run_folder import finish_run, finished_epochs, finished_summary, same_folder, write_json
+from recaptcha_tf.run_folder import finish_run, finished_summary, same_folder, write_json
 from recaptcha_tf.tasks import get_task, task_defaults
 
 log = logging.getLogger("recaptcha_tf")
@@ -223,10 +222,9 @@ def train_classifier(
 
     from recaptcha_tf.data.balance import class_weights as balanced_class_weights
     from recaptcha_tf.data.pipeline import batch_mixing, make_dataset, multi_hot, tile_augmentation
-    from recaptcha_tf.distribute import fit as dist_fit
     from recaptcha_tf.models import build_classifier, check_model_task, pretrained_recipe
     from recaptcha_tf.models.weights import parse_weights
-    from recaptcha_tf.training import PredictionSamples, cosine_schedule, make_optimizer, standard_callbacks
+    from recaptcha_tf.training import PredictionSamples
 
     model = model or task_defaults(task)["model"]
     # With pretrained weights the model's own transfer recipe (registry) fills in what the caller left unset.
@@ -338,14 +336,6 @@ def train_classifier(
         )
     sync_batchnorm(dist, net)
 
-    def compile_for(phase_epochs: int, lr: float):
-        with dist.scope():
-            net.compile(
-                optimizer=make_optimizer(optimizer, cosine_schedule(lr, phase_epochs, steps)),
-                loss=loss,
-                metrics=[m.__class__.from_config(m.get_config()) for m in metrics],
-            )
-
     extra = []
     if run_logdir:
         idx = _sample_indices(val_labels, 12, seed)
@@ -394,43 +384,33 @@ def train_classifier(
     finished = finished_summary(out, config)
     if finished is not None:
         return finished
-    write_json(config, os.path.join(out, "config.json"))
-    start = time.perf_counter()
-
-    def fit_phase(first_epoch: int, last_epoch: int, phase: int) -> int:
-        history = dist_fit(
-            dist,
-            net,
-            train_ds,
-            validation_data=val_ds,
-            initial_epoch=first_epoch,
-            epochs=last_epoch,
-            class_weight=class_weights,
-            verbose=2,
-            callbacks=standard_callbacks(
-                out,
-                run_logdir,
-                monitor=monitor,
-                mode=mode,
-                patience=patience if phase == 2 else None,
-                last=[*extra, *callbacks],
-                backup="backup" if phase == 2 else "backup_phase1",
-                initial_epoch=first_epoch,
-                delete_backup=False,
-            ),
-        )
-        return len(history.history.get("loss", []))
-
-    epochs_now = fit_in_phases(
-        net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate, fine_tune_learning_rate
+    fitted = fit_run(
+        dist,
+        net,
+        out,
+        config,
+        train_ds,
+        val_ds,
+        loss=loss,
+        metrics=metrics,
+        optimizer=optimizer,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        freeze_epochs=freeze_epochs,
+        unfreeze=unfreeze,
+        learning_rate=learning_rate,
+        fine_tune_learning_rate=fine_tune_learning_rate,
+        run_logdir=run_logdir,
+        monitor=monitor,
+        mode=mode,
+        patience=patience,
+        last_callbacks=[*extra, *callbacks],
+        class_weight=class_weights,
     )
-    wall = time.perf_counter() - start
     summary = {
         "out": out,
-        "epochs_run": finished_epochs(out, epochs_now),
-        "epochs_this_session": epochs_now,
-        "train_seconds": round(wall, 1),
-        "seconds_per_epoch": round(wall / max(epochs_now, 1), 1),
+        **fitted,
+        "seconds_per_epoch": round(fitted["train_seconds"] / max(fitted["epochs_this_session"], 1), 1),
         "parameters": int(net.count_params()),
     }
     if data_split.test and is_chief_process(dist):

@@ -9,14 +9,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import time
 from collections.abc import Sequence
 
 import numpy as np
 
 from recaptcha_tf.evaluate_model import evaluate_text_dataset
 from recaptcha_tf.phases import (
-    fit_in_phases,
+    fit_run,
     is_chief_process,
     phase_settings,
     positive_or_default,
@@ -25,7 +24,7 @@ from recaptcha_tf.phases import (
     sync_batchnorm,
 )
 from recaptcha_tf.precision import precision_policy
-from recaptcha_tf.run_folder import finish_run, finished_epochs, finished_summary, write_json
+from recaptcha_tf.run_folder import finish_run, finished_summary, write_json
 from recaptcha_tf.tasks import get_task, task_defaults
 from recaptcha_tf.text_data import text_targets, text_task_data
 
@@ -106,7 +105,6 @@ def train_text(
     from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
     from recaptcha_tf.data.text_fit import fit_text_input
     from recaptcha_tf.decoding import decode_text_outputs
-    from recaptcha_tf.distribute import fit as dist_fit
     from recaptcha_tf.models import build_text_model, check_model_task
     from recaptcha_tf.models.registry import model_head
     from recaptcha_tf.training import (
@@ -114,9 +112,6 @@ def train_text(
         PlateauAwareEarlyStopping,
         PredictionSamples,
         TextMetrics,
-        cosine_schedule,
-        make_optimizer,
-        standard_callbacks,
     )
 
     d = task_defaults("text")
@@ -227,13 +222,6 @@ def train_text(
                 "use a wider --image-size."
             )
 
-    def compile_for(phase_epochs: int, lr: float):
-        with dist.scope():
-            net.compile(
-                optimizer=make_optimizer("adam", cosine_schedule(lr, phase_epochs, steps_per_epoch)),
-                loss=keras.losses.CTC() if kind == "ctc" else keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
-            )
-
     from recaptcha_tf.distribute import unsharded
 
     val_images = unsharded(make_dataset(val_sources, None, cache=True, **common))
@@ -282,46 +270,33 @@ def train_text(
     finished = finished_summary(out, config)
     if finished is not None:
         return finished
-    write_json(config, os.path.join(out, "config.json"))
-    start = time.perf_counter()
-
-    def fit_phase(first_epoch: int, last_epoch: int, phase: int) -> int:
-        history = dist_fit(
-            dist,
-            net,
-            train_ds,
-            validation_data=val_ds,
-            initial_epoch=first_epoch,
-            epochs=last_epoch,
-            steps_per_epoch=steps_per_epoch if repeat else None,
-            verbose=2,
-            callbacks=standard_callbacks(
-                out,
-                run_logdir,
-                monitor="val_cer_then_loss",
-                mode="min",
-                patience=patience if phase == 2 else None,
-                first=first,
-                last=[*last, *callbacks],
-                backup="backup" if phase == 2 else "backup_phase1",
-                early_stopping=PlateauAwareEarlyStopping,
-                initial_epoch=first_epoch,
-                delete_backup=False,
-            ),
-        )
-        return len(history.history.get("loss", []))
-
-    epochs_now = fit_in_phases(
-        net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate, fine_tune_learning_rate
+    fitted = fit_run(
+        dist,
+        net,
+        out,
+        config,
+        train_ds,
+        val_ds,
+        loss=keras.losses.CTC() if kind == "ctc" else keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        repeat=repeat,
+        freeze_epochs=freeze_epochs,
+        unfreeze=unfreeze,
+        learning_rate=learning_rate,
+        fine_tune_learning_rate=fine_tune_learning_rate,
+        run_logdir=run_logdir,
+        monitor="val_cer_then_loss",
+        mode="min",
+        patience=patience,
+        first_callbacks=first,
+        last_callbacks=[*last, *callbacks],
+        early_stopping=PlateauAwareEarlyStopping,
     )
-    wall = time.perf_counter() - start
-    epochs_run = finished_epochs(out, epochs_now)
     summary = {
         "out": out,
-        "epochs_run": epochs_run,
-        "epochs_this_session": epochs_now,
-        "train_seconds": round(wall, 1),
-        "steps": epochs_run * steps_per_epoch,
+        **fitted,
+        "steps": fitted["epochs_run"] * steps_per_epoch,
         "image_size": list(image_size),
         "crop": fit.crop,
         "content_region": fit.region,
