@@ -6,7 +6,6 @@ budget of optimizer steps (:func:`step_budget`), and the best checkpoint is eval
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -103,7 +102,7 @@ def train_text(
 
     from recaptcha_tf.data.pipeline import make_dataset, text_augmentation
     from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
-    from recaptcha_tf.data.text_fit import fit_text_input
+    from recaptcha_tf.data.text_fit import choose_text_input
     from recaptcha_tf.decoding import decode_text_outputs
     from recaptcha_tf.models import build_text_model, check_model_task
     from recaptcha_tf.models.registry import model_head
@@ -140,12 +139,8 @@ def train_text(
     dataset, vocab, max_length, parts = text.dataset, text.vocab, text.max_length, text.parts
     if val_data:
         text.parts["train"] = sorted(parts["train"] + parts["val"])  # text.sources("train") below includes val
-    fit = fit_text_input(text.sources("train"), max_length, seed=seed)
     size_given = bool(image_size)
-    if size_given:
-        fit = dataclasses.replace(fit, image_size=tuple(image_size), crop=None, region=None)
-    if colour == "gray":
-        fit = dataclasses.replace(fit, colour="gray", resize="pad", region=None)
+    fit = choose_text_input(text.sources("train"), max_length, image_size, colour, seed=seed)
     channels = 3 if fit.colour == "ink" else 1
     image_size = fit.image_size
     budget = steps or step_budget(d["steps"], image_size)

@@ -214,3 +214,26 @@ def fit_text_input(
     }
     crop = None if crop is None else tuple(round(float(v), 4) for v in crop)
     return TextInputFit((int(height), width), crop, "ink", "stretch", stats, region)
+
+
+def choose_text_input(
+    sources: Sequence,
+    max_length: int,
+    image_size: Sequence[int] | None = None,
+    colour: str = "ink",
+    seed: int = 0,
+) -> TextInputFit:
+    """The input a text run uses: :func:`fit_text_input` on its training images, then the user's overrides.
+
+    Args:
+        sources: the training images (paths or encoded bytes).
+        max_length: the longest label, in characters.
+        image_size: ``(height, width)`` in pixels given by the user (no crop then), or ``None`` to fit it.
+        colour: ``"ink"`` (the fitted colour map) or ``"gray"`` (grayscale, padded, no per-image crop).
+    """
+    fit = fit_text_input(sources, max_length, seed=seed)
+    if image_size:
+        fit = dataclasses.replace(fit, image_size=tuple(int(v) for v in image_size), crop=None, region=None)
+    if colour == "gray":
+        fit = dataclasses.replace(fit, colour="gray", resize="pad", region=None)
+    return fit

@@ -54,6 +54,8 @@ class TaskData:
     max_length: int = 0
     val_images: tf.data.Dataset | None = None
     val_texts: list | None = None
+    text_input: dict = dataclasses.field(default_factory=dict)  # text: build_text_model's colour, crop, region
+    augment_in_model: bool = False  # text with a per-image crop: the model augments after the crop
 
 
 def _folder_split(data, out, fractions, seed, channels, write: bool):
@@ -76,7 +78,7 @@ def prepare_task_data(
     data: str,
     out: str,
     model: str,
-    image_size: tuple[int, int],
+    image_size: tuple[int, int] | None,
     channels: int,
     resize: str,
     batch_size: int,
@@ -88,7 +90,12 @@ def prepare_task_data(
     label_pattern: str | None = None,
     write_split: bool = True,
 ) -> TaskData:
-    """Split ``data`` (manifest ``OUT/split.json``, reused on resume) and build the tf.data pipelines."""
+    """Split ``data`` (manifest ``OUT/split.json``, reused on resume) and build the tf.data pipelines.
+
+    Text runs take the input ``train --task text`` would (:func:`~recaptcha_tf.data.text_fit.choose_text_input`):
+    size, crop and colour map fitted to the training images, ``image_size`` (``(H, W)`` pixels) if given;
+    ``channels`` and ``resize`` apply to classifier tasks only.
+    """
     from recaptcha_tf.data.pipeline import make_dataset, text_augmentation, tile_augmentation
 
     if task != "text":
@@ -118,17 +125,22 @@ def prepare_task_data(
             n_test=len(split.test),
         )
 
+    from recaptcha_tf.data.text_fit import choose_text_input
     from recaptcha_tf.text_data import text_task_data
 
     text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, write_split=write_split)
     kind = model_head(model)
-    common = dict(image_size=image_size, channels=1, resize="pad", batch_size=batch_size)
+    # The same input as `train --task text`: fitted to the training images unless --image-size is given.
+    fit = choose_text_input(text.sources("train"), text.max_length, image_size, seed=seed)
+    channels = 3 if fit.colour == "ink" else 1
+    augment_in_model = augment and fit.region is not None  # as train_text: after the per-image crop
+    common = dict(image_size=fit.canvas_size(), channels=channels, resize=fit.resize, batch_size=batch_size)
     train = make_dataset(
         text.sources("train"),
         text.targets("train", kind),
         shuffle=True,
         seed=seed,
-        augment=text_augmentation(seed) if augment else None,
+        augment=text_augmentation(seed) if augment and not augment_in_model else None,
         **common,
     )
     val = make_dataset(text.sources("val"), text.targets("val", kind), **common)
@@ -136,9 +148,9 @@ def prepare_task_data(
         "text",
         model,
         list(text.vocab.characters),
-        tuple(image_size),
-        1,
-        "pad",
+        tuple(fit.image_size),
+        channels,
+        fit.resize,
         train,
         val,
         int(np.ceil(len(text.parts["train"]) / batch_size)),
@@ -146,6 +158,8 @@ def prepare_task_data(
         max_length=text.max_length,
         val_images=make_dataset(text.sources("val"), None, **common),
         val_texts=text.texts("val"),
+        text_input=dict(colour=fit.colour, crop=fit.crop, region=fit.region),
+        augment_in_model=augment_in_model,
     )
 
 
@@ -306,6 +320,7 @@ class CaptchaHyperModel(kt.HyperModel):
         return {**self.defaults, **chosen}
 
     def build(self, hp):
+        from recaptcha_tf.data.pipeline import text_augmentation
         from recaptcha_tf.models import build_classifier, build_text_model
         from recaptcha_tf.training import cosine_schedule, make_optimizer
 
@@ -316,7 +331,15 @@ class CaptchaHyperModel(kt.HyperModel):
         with precision_policy(self.precision):
             if d.task == "text":
                 model = build_text_model(
-                    d.model, "".join(d.labels), d.image_size, channels=1, max_length=d.max_length, **kwargs
+                    d.model,
+                    "".join(d.labels),
+                    d.image_size,
+                    channels=d.channels,
+                    resize=d.resize,
+                    max_length=d.max_length,
+                    augmentation=text_augmentation(self.seed) if d.augment_in_model else None,
+                    **d.text_input,
+                    **kwargs,
                 )
                 metrics = []
             else:

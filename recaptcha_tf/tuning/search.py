@@ -41,6 +41,9 @@ SEARCH_CONFIG = "search_config.json"
 PROJECT = "search"
 # A resumed search must agree with the stored one on these.
 RESUME_KEYS = ("task", "model", "tuner", "space", "objective", "epochs", "image_size", "data")
+# What a text search space's architecture values are checked against before the data fixes the input
+# (fitted text inputs are 48 px high; their width follows the images' aspect ratio).
+TEXT_SIZE_TO_CHECK = (48, 192)
 
 
 def _space_name(space) -> str:
@@ -229,17 +232,19 @@ def run_search(
         )
     d = task_defaults(task)
     model = model or get_task(task).tune_model
-    # Text searches keep the grayscale 48x192 input the search spaces were written for (train fits it to the data).
-    image_size = tuple(image_size or d["image_size"] or (48, 192))
-    channels = 1 if task == "text" or (grayscale if grayscale is not None else d["channels"] == 1) else 3
-    resize = "pad" if task == "text" else (resize or d["resize"])
+    # Text searches fit their input to the data as `train` does (None until then) unless --image-size is given.
+    image_size = tuple(image_size or d["image_size"] or ()) or None
+    channels = 1 if (grayscale if grayscale is not None else d["channels"] == 1) else 3
+    resize = resize or d["resize"]
+    if task == "text":
+        channels, resize = None, None  # the fitted colour map and resize, or grayscale with --image-size
     batch_size = batch_size or d["batch_size"]
     learning_rate = learning_rate or d["learning_rate"]
     from recaptcha_tf.distribute import get_strategy
 
     dist = get_strategy(strategy)
     replicas = dist.num_replicas_in_sync
-    parsed = load_search_space(space, task, model, image_size)
+    parsed = load_search_space(space, task, model, image_size or TEXT_SIZE_TO_CHECK)
     fixed = load_search_space({"optimizer": optimizer, **({"loss": loss} if loss else {})}, task, model)
     optimizer, loss = fixed["optimizer"][0], fixed.get("loss", [None])[0]
     objective, direction = resolve_objective(objective, task)
@@ -265,7 +270,7 @@ def run_search(
         "epochs": epochs,
         "patience": patience,
         "max_trials": max_trials,
-        "image_size": list(image_size),
+        "image_size": image_size and list(image_size),
         "channels": channels,
         "resize": resize,
         "batch_size": batch_size,

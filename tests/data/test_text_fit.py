@@ -282,3 +282,15 @@ def test_checkpoint_score_is_the_cer_with_ties_broken_by_the_loss():
     assert cer_then_loss(0.0, 50.0) < cer_then_loss(1e-5 + 1e-9, 0.0)
     # at equal CER the lower loss wins, so a perfect model keeps improving instead of stopping early
     assert cer_then_loss(0.0, 0.005) < cer_then_loss(0.0, 0.0067) < cer_then_loss(0.0, 0.0232)
+
+
+def test_user_overrides_replace_what_the_fit_chose(tmp_path):
+    from recaptcha_tf.data.text_fit import choose_text_input
+
+    paths = _write_set(str(tmp_path / "set"), 12, (480, 320), 5, at=(160, 140), font_size=30)
+    fitted = choose_text_input(paths, 5)
+    assert fitted.crop is not None and fitted.colour == "ink"
+    sized = choose_text_input(paths, 5, image_size=(32, 128))
+    assert sized.image_size == (32, 128) and sized.crop is None and sized.colour == "ink"
+    gray = choose_text_input(paths, 5, colour="gray")
+    assert gray.colour == "gray" and gray.resize == "pad" and gray.region is None and gray.crop == fitted.crop

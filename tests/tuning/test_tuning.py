@@ -360,6 +360,11 @@ def test_text_task_random_search_on_cer(tmp_path):
     for t in trials.values():
         assert {"val_cer", "val_exact_match", "val_loss"} <= set(t["metrics"])
     assert summary["test"]["n"] > 0 and 0 <= summary["test"]["cer"]
+    # The trials' models take the input `train --task text` fits: the colour map over RGB, not fixed grayscale.
+    from recaptcha_tf.inference import load_model
+
+    best = load_model(str(tmp_path / "out" / "model.keras"))
+    assert "ink" in [layer.name for layer in best.layers] and best.input_shape[-1] == 3
 
 
 def test_chars_task_hyperband_over_architecture(tmp_path):
