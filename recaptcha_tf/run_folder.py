@@ -58,7 +58,14 @@ def clear_run_state(out: str) -> list[str]:
 
 
 def same_folder(a: str, b: str) -> bool:
-    return bool(a) and bool(b) and os.path.realpath(a) == os.path.realpath(b)
+    """Whether two data paths are the same data: the same file or folder, or folders whose class folders
+    are the same (a download's wrapper folder and the folder inside it that holds the classes)."""
+    from recaptcha_tf.data.folders import class_folder_root
+
+    def resolved(path: str) -> str:
+        return os.path.realpath(class_folder_root(path) if os.path.isdir(path) else path)
+
+    return bool(a) and bool(b) and resolved(a) == resolved(b)
 
 
 def write_json(obj, path: str) -> str:

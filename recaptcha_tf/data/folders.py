@@ -1,7 +1,10 @@
 """Class-folder datasets: ``ROOT/<class>/<image>``.
 
 Both the Kaggle layout (``Traffic Light/Tlight (3).png``) and the tidy layout
-(``traffic_light/0001.jpg``) are accepted. Class names are canonicalised to
+(``traffic_light/0001.jpg``) are accepted, and so is the folder a download unzips to:
+wrapper folders that hold nothing but one sub-folder (the Kaggle download's
+``Google_Recaptcha_V2_Images_Dataset/images/<class>/``) are looked through to the
+class folders (:func:`class_folder_root`). Class names are canonicalised to
 lower-case snake case (``traffic_light``) and matched case-, space-, hyphen-
 and underscore-insensitively, so a model trained on one layout evaluates on
 the other.
@@ -10,15 +13,50 @@ the other.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from collections.abc import Sequence
 
 from recaptcha_tf.data.images import find_undecodable, is_image_file, warn_skipped
 
+log = logging.getLogger("recaptcha_tf")
+
 
 class DatasetError(ValueError):
     """A data folder cannot be used as given (missing, empty class, class mismatch)."""
+
+
+def _visible_entries(folder: str) -> tuple[list[str], list[str]]:
+    """``(sub-folders, image files)`` directly in ``folder``, hidden entries left out."""
+    names = [n for n in os.listdir(folder) if not n.startswith(".") and n != "__MACOSX"]
+    folders = sorted(n for n in names if os.path.isdir(os.path.join(folder, n)))
+    images = [n for n in names if is_image_file(n) and os.path.isfile(os.path.join(folder, n))]
+    return folders, images
+
+
+def class_folder_root(root: str, max_depth: int = 4) -> str:
+    """The folder under ``root`` that holds the class folders.
+
+    ``root`` itself, unless it holds no images and exactly one sub-folder whose own
+    sub-folders hold no images directly either (a wrapper such as the Kaggle download's
+    ``Google_Recaptcha_V2_Images_Dataset/images``); then that sub-folder, and so on, at
+    most ``max_depth`` levels down. Other files beside the one folder (a README, a CSV)
+    do not stop the descent. A single class folder with images is never entered.
+    """
+    folder = root
+    for _ in range(max_depth):
+        subfolders, images = _visible_entries(folder)
+        if images or len(subfolders) != 1:
+            break
+        inner = os.path.join(folder, subfolders[0])
+        inner_folders, inner_images = _visible_entries(inner)
+        if inner_images or not inner_folders:
+            break  # `inner` is a class folder (or empty): `folder` holds the classes
+        folder = inner
+    if folder != root:
+        log.info("Class folders found in %s", folder)
+    return folder
 
 
 def canonical_class_name(name: str) -> str:
@@ -82,7 +120,8 @@ def scan_class_folders(
     """List ``root/<class>/*`` images and their labels.
 
     Args:
-        root: folder holding one sub-folder per class.
+        root: folder holding one sub-folder per class (or wrapper folders around it,
+            see :func:`class_folder_root`).
         class_names: expected classes (e.g. a trained model's). When given, the
             folders must match them (case/space/underscore-insensitively) and
             labels follow their order; otherwise classes are the sorted
@@ -99,6 +138,7 @@ def scan_class_folders(
     """
     if not os.path.isdir(root):
         raise DatasetError(f"Data folder {root!r} does not exist or is not a folder.")
+    root = class_folder_root(root)
     folders = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
     if not folders:
         raise DatasetError(f"{root!r} has no class sub-folders; expected ROOT/<class>/<image files>.")

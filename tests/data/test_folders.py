@@ -116,3 +116,28 @@ def test_image_size_cap_refuses_bombs_before_decoding():
         check_image_size(buf.getvalue(), max_pixels=1_000_000)
     with pytest.raises(CorruptImageError):
         load_image_array(b"definitely not an image")
+
+
+def test_the_unzipped_kaggle_download_is_read_through_its_wrapper_folders(tmp_path):
+    """kagglehub's `test-dataset/versions/1/Google_Recaptcha_V2_Images_Dataset/images/<Class>/`, given at the top."""
+    download = tmp_path / "versions" / "1"
+    make_class_folders(str(download / "Google_Recaptcha_V2_Images_Dataset" / "images"), layout="kaggle", per_class=2)
+    (download / "README.txt").write_text("readme beside the folder")
+    direct = scan_class_folders(str(download / "Google_Recaptcha_V2_Images_Dataset" / "images"))
+    wrapped = scan_class_folders(str(download))
+    assert wrapped.class_names == direct.class_names == ["bus", "hydrant", "traffic_light"]
+    assert wrapped.paths == direct.paths and wrapped.root == direct.root
+    # A folder with a single class folder of images is not entered: that is a one-class set, not a wrapper.
+    single = tmp_path / "single"
+    make_class_folders(str(single), layout="tidy", classes=("bus",), per_class=2)
+    assert scan_class_folders(str(single)).class_names == ["bus"]
+
+
+def test_a_download_folder_and_its_class_folder_are_the_same_data(tmp_path):
+    from recaptcha_tf.run_folder import same_folder
+
+    classes = tmp_path / "dl" / "Google_Recaptcha_V2_Images_Dataset" / "images"
+    make_class_folders(str(classes), layout="kaggle", per_class=1)
+    make_class_folders(str(tmp_path / "other"), layout="kaggle", per_class=1)
+    assert same_folder(str(tmp_path / "dl"), str(classes))
+    assert not same_folder(str(tmp_path / "dl"), str(tmp_path / "other"))
