@@ -713,7 +713,22 @@ def load_text_dataset(path: str | Sequence[str], **kwargs) -> TextDataset:
     if os.path.isfile(path):
         known = ", ".join(f.name for f in TEXT_FORMATS)
         raise DatasetError(f"{path!r} is a file but not .parquet, .csv or another text format ({known}).")
+    inner = _single_subfolder(path)
+    for _ in range(4):  # the folder a download unzips to, around the one folder with the data
+        if inner is None:
+            break
+        if any(fmt.matches(inner) for fmt in TEXT_FORMATS):
+            log.info("Reading the text CAPTCHAs in %s", inner)
+            return load_text_dataset(inner, **kwargs)
+        inner = _single_subfolder(inner)
     raise DatasetError(f"{path!r} holds neither image files nor .parquet files.")
+
+
+def _single_subfolder(path: str) -> str | None:
+    """The one visible sub-folder of ``path``, or ``None`` when it has none or several."""
+    names = [n for n in os.listdir(path) if not n.startswith(".") and n != "__MACOSX"]
+    folders = [n for n in names if os.path.isdir(os.path.join(path, n))]
+    return os.path.join(path, folders[0]) if len(folders) == 1 else None
 
 
 def _is_image_folder(path: str) -> bool:

@@ -301,3 +301,17 @@ def test_load_text_dataset_dispatch(tmp_path):
         load_text_dataset(str(shards / "README.md"))
     with pytest.raises(DatasetError, match="does not exist"):
         load_text_dataset(str(tmp_path / "missing"))
+
+
+def test_the_folder_a_download_unzips_to_is_read_through(tmp_path):
+    """`unzip captcha_images_v2.zip` in a download folder: the images sit one or two folders down."""
+    inner = tmp_path / "download" / "captcha-version-2-images" / "samples"
+    inner.mkdir(parents=True)
+    write_files(inner, ["ab12.png", "cd34.png"])
+    (tmp_path / "download" / "LICENSE.txt").write_text("terms")
+    assert load_text_dataset(str(tmp_path / "download"), validate=False).labels == ["ab12", "cd34"]
+    two = tmp_path / "two"
+    for name in ("a", "b"):
+        write_files(two / name, ["ab12.png"])
+    with pytest.raises(DatasetError, match="neither image files"):  # which one is meant is not ours to guess
+        load_text_dataset(str(two))
