@@ -31,6 +31,7 @@ from _common import machine, run_cli, table, write_results
 
 DEFAULT_MODEL = "models/bench-backbones/efficientnet-lite0_recipe"
 KEYS = ("n", "top1", "macro_f1", "balanced_accuracy")
+FILE_PREFIX = {"crosswalk": "Cross", "traffic_light": "Tlight"}  # the download's file names: `Tlight (3).png`
 
 
 def kaggle_folder(class_name: str) -> str:
@@ -47,7 +48,7 @@ def write_kaggle_copy(entries, class_names, out: str, rgb_share: float, jpeg_sha
         folder = kaggle_folder(class_names[label])
         os.makedirs(os.path.join(out, folder), exist_ok=True)
         numbers[label] = numbers.get(label, 0) + 1
-        name = f"{folder.split()[0]} ({numbers[label]}).png"
+        name = f"{FILE_PREFIX.get(class_names[label], folder)} ({numbers[label]}).png"
         image = Image.open(path).convert("RGB")
         draw = rng.random()
         buffer = io.BytesIO()

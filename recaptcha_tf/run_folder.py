@@ -58,14 +58,18 @@ def clear_run_state(out: str) -> list[str]:
 
 
 def same_folder(a: str, b: str) -> bool:
-    """Whether two data paths are the same data: the same file or folder, or folders whose class folders
-    are the same (a download's wrapper folder and the folder inside it that holds the classes)."""
+    """Whether two data paths are the same data: the same file or folder, or folders that hold the same class
+    folders or text images (a download's wrapper folder and the folder inside it with the data)."""
     from recaptcha_tf.data.folders import class_folder_root
+    from recaptcha_tf.data.text import text_data_path
 
-    def resolved(path: str) -> str:
-        return os.path.realpath(class_folder_root(path) if os.path.isdir(path) else path)
-
-    return bool(a) and bool(b) and resolved(a) == resolved(b)
+    if not (a and b):
+        return False
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    if not (os.path.isdir(a) and os.path.isdir(b)):
+        return False
+    return any(os.path.realpath(find(a)) == os.path.realpath(find(b)) for find in (class_folder_root, text_data_path))
 
 
 def write_json(obj, path: str) -> str:
@@ -87,7 +91,9 @@ def finished_summary(out: str, config: dict) -> dict | None:
         return None
     with open(config_path) as f:
         stored = json.load(f)
-    if stored != json.loads(json.dumps(config)):
+    config = json.loads(json.dumps(config))
+    stored_data, data = stored.pop("data", None), config.pop("data", None)
+    if stored != config or not (stored_data == data or same_folder(stored_data, data)):
         return None
     with open(summary_path) as f:
         summary = json.load(f)

@@ -88,8 +88,9 @@ def text_task_data(
     encode the labels (unknown characters are a clear error naming the file) and split it
     (:func:`text_split_parts`). ``train_text`` and the tuner both start here. ``image_column`` and
     ``label_column`` name Parquet columns (default: detected)."""
-    from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
+    from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset, text_data_path
 
+    data = text_data_path(data)  # the folder the images are read from: the split's root
     dataset = load_text_dataset(
         data,
         pattern=label_pattern or DEFAULT_LABEL_PATTERN,

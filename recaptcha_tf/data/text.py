@@ -713,15 +713,28 @@ def load_text_dataset(path: str | Sequence[str], **kwargs) -> TextDataset:
     if os.path.isfile(path):
         known = ", ".join(f.name for f in TEXT_FORMATS)
         raise DatasetError(f"{path!r} is a file but not .parquet, .csv or another text format ({known}).")
+    inner = text_data_path(path)
+    if inner != path:
+        log.info("Reading the text CAPTCHAs in %s", inner)
+        return load_text_dataset(inner, **kwargs)
+    raise DatasetError(f"{path!r} holds neither image files nor .parquet files.")
+
+
+def text_data_path(path: str, max_depth: int = 4) -> str:
+    """The path a text loader reads for ``path``: ``path`` itself, or, for a folder that holds no text data
+    in any format and exactly one sub-folder, the folder a few levels down that does (the folder a download
+    unzips to). Unchanged when no such folder is found."""
+    path = os.fspath(path)
+    if not os.path.isdir(path) or any(fmt.matches(path) for fmt in TEXT_FORMATS):
+        return path
     inner = _single_subfolder(path)
-    for _ in range(4):  # the folder a download unzips to, around the one folder with the data
+    for _ in range(max_depth):
         if inner is None:
             break
         if any(fmt.matches(inner) for fmt in TEXT_FORMATS):
-            log.info("Reading the text CAPTCHAs in %s", inner)
-            return load_text_dataset(inner, **kwargs)
+            return inner
         inner = _single_subfolder(inner)
-    raise DatasetError(f"{path!r} holds neither image files nor .parquet files.")
+    return path
 
 
 def _single_subfolder(path: str) -> str | None:

@@ -330,16 +330,15 @@ class CaptchaHyperModel(kt.HyperModel):
         keras.utils.set_random_seed(self.seed)  # every trial starts from the same initialisation
         with precision_policy(self.precision):
             if d.task == "text":
+                text_args = {"resize": d.resize, **d.text_input, **kwargs}  # --model-arg may override the fit
                 model = build_text_model(
                     d.model,
                     "".join(d.labels),
                     d.image_size,
                     channels=d.channels,
-                    resize=d.resize,
                     max_length=d.max_length,
                     augmentation=text_augmentation(self.seed) if d.augment_in_model else None,
-                    **d.text_input,
-                    **kwargs,
+                    **text_args,
                 )
                 metrics = []
             else:

@@ -237,7 +237,7 @@ def run_search(
     channels = 1 if (grayscale if grayscale is not None else d["channels"] == 1) else 3
     resize = resize or d["resize"]
     if task == "text":
-        channels, resize = None, None  # the fitted colour map and resize, or grayscale with --image-size
+        channels, resize = None, None  # fitted to the data (colour map, resize), as `train --task text` does
     batch_size = batch_size or d["batch_size"]
     learning_rate = learning_rate or d["learning_rate"]
     from recaptcha_tf.distribute import get_strategy

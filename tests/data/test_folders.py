@@ -141,3 +141,20 @@ def test_a_download_folder_and_its_class_folder_are_the_same_data(tmp_path):
     make_class_folders(str(tmp_path / "other"), layout="kaggle", per_class=1)
     assert same_folder(str(tmp_path / "dl"), str(classes))
     assert not same_folder(str(tmp_path / "dl"), str(tmp_path / "other"))
+
+
+def test_a_finished_run_is_recognised_under_the_other_spelling_of_its_data(tmp_path):
+    import json
+
+    from recaptcha_tf.run_folder import finished_summary
+
+    classes = tmp_path / "dl" / "Google_Recaptcha_V2_Images_Dataset" / "images"
+    make_class_folders(str(classes), layout="kaggle", per_class=1)
+    out = tmp_path / "run"
+    out.mkdir()
+    config = {"task": "tiles", "epochs": 3, "data": str(tmp_path / "dl")}
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "summary.json").write_text(json.dumps({"epochs_run": 3}))
+    assert finished_summary(str(out), {**config, "data": str(classes)})["epochs_run"] == 3
+    assert finished_summary(str(out), {**config, "data": str(tmp_path)}) is None  # other data: not this run
+    assert finished_summary(str(out), {**config, "epochs": 4}) is None

@@ -307,9 +307,22 @@ def test_the_folder_a_download_unzips_to_is_read_through(tmp_path):
     """`unzip captcha_images_v2.zip` in a download folder: the images sit one or two folders down."""
     inner = tmp_path / "download" / "captcha-version-2-images" / "samples"
     inner.mkdir(parents=True)
-    write_files(inner, ["ab12.png", "cd34.png"])
+    write_files(inner, ["ab12.png", "cd34.png", "da21.png", "bc43.png"])
     (tmp_path / "download" / "LICENSE.txt").write_text("terms")
-    assert load_text_dataset(str(tmp_path / "download"), validate=False).labels == ["ab12", "cd34"]
+    assert load_text_dataset(str(tmp_path / "download"), validate=False).labels == ["ab12", "bc43", "cd34", "da21"]
+    # A run's split names files that exist, and the wrapper and the inner folder are the same data.
+    import json
+
+    from recaptcha_tf.run_folder import same_folder
+    from recaptcha_tf.text_data import text_task_data
+
+    out = tmp_path / "run"
+    text_task_data(str(tmp_path / "download"), str(out), charset="abcd1234", fractions="50/25/25")
+    manifest = json.load(open(out / "split.json"))
+    entries = [e for part in ("train", "val", "test") for e in manifest[part]]
+    paths = [e if isinstance(e, str) else e[0] for e in entries]
+    assert len(paths) == 4 and all(os.path.isfile(os.path.join(manifest["root"], p)) for p in paths)
+    assert same_folder(str(tmp_path / "download"), str(inner))
     two = tmp_path / "two"
     for name in ("a", "b"):
         write_files(two / name, ["ab12.png"])
