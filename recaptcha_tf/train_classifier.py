@@ -28,6 +28,7 @@ from recaptcha_tf.phases import (
 from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.run_folder import finish_run, finished_summary, same_folder, write_json
 from recaptcha_tf.tasks import get_task, task_defaults
+from recaptcha_tf.tasks.objectives import training_objective
 
 log = logging.getLogger("recaptcha_tf")
 
@@ -223,6 +224,7 @@ def train_classifier(
     from recaptcha_tf.data.balance import class_weights as balanced_class_weights
     from recaptcha_tf.data.pipeline import batch_mixing, make_dataset, multi_hot, tile_augmentation
     from recaptcha_tf.models import build_classifier, check_model_task, pretrained_recipe
+    from recaptcha_tf.models.registry import model_head
     from recaptcha_tf.models.weights import parse_weights
     from recaptcha_tf.training import PredictionSamples
 
@@ -308,15 +310,13 @@ def train_classifier(
     val_ds = make_dataset(val_paths, targets(val_labels), cache=cache, **common)
     train_ds, val_ds = shard_dataset(dist, train_ds), shard_dataset(dist, val_ds)
 
-    if multi_label:
-        loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
-        metrics = [keras.metrics.BinaryAccuracy(threshold=threshold, name="hamming_accuracy")]
-    elif one_hot:
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy()
-        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    loss, metrics = training_objective(
+        model_head(model),
+        multi_label=multi_label,
+        one_hot=one_hot,
+        label_smoothing=label_smoothing,
+        threshold=threshold,
+    )
     kwargs = dict(model_kwargs or {})
     if weights_arg is not None:
         kwargs["weights"] = weights

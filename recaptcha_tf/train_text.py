@@ -25,6 +25,7 @@ from recaptcha_tf.phases import (
 from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.run_folder import finish_run, finished_summary, write_json
 from recaptcha_tf.tasks import get_task, task_defaults
+from recaptcha_tf.tasks.objectives import training_objective
 from recaptcha_tf.text_data import text_targets, text_task_data
 
 log = logging.getLogger("recaptcha_tf")
@@ -272,7 +273,7 @@ def train_text(
         config,
         train_ds,
         val_ds,
-        loss=keras.losses.CTC() if kind == "ctc" else keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+        loss=training_objective(kind)[0],
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         repeat=repeat,

@@ -51,3 +51,29 @@ def test_a_new_task_is_one_registration_that_tuning_and_the_cli_see(monkeypatch)
     assert resolve_objective("loss", "digits") == ("val_loss", "min")
     args = cli.build_parser().parse_args(["tune", "--task", "digits", "--data", "x"])
     assert args.task == "digits"
+
+
+@pytest.mark.parametrize(
+    "head, options, loss, metric",
+    [
+        ("ctc", {}, "CTC", None),
+        ("multihead", {}, "CategoricalCrossentropy", None),
+        ("classifier", {"label_smoothing": 0.1}, "CategoricalCrossentropy", "accuracy"),
+        ("classifier", {"one_hot": False}, "SparseCategoricalCrossentropy", "accuracy"),
+        ("classifier", {"multi_label": True, "threshold": 0.3}, "BinaryCrossentropy", "hamming_accuracy"),
+    ],
+)
+def test_each_head_kind_trains_against_its_own_loss_and_metrics(head, options, loss, metric):
+    from recaptcha_tf.tasks.objectives import training_objective
+
+    got_loss, metrics = training_objective(head, **options)
+    assert type(got_loss).__name__ == loss
+    assert [m.name for m in metrics] == ([metric] if metric else [])
+    if "label_smoothing" in options:
+        assert got_loss.get_config()["label_smoothing"] == 0.1
+    if head == "multihead":
+        assert got_loss.get_config()["label_smoothing"] == 0.1
+    if options.get("multi_label"):
+        assert metrics[0].get_config()["threshold"] == 0.3
+    with pytest.raises(ValueError, match="head kind"):
+        training_objective("regression")
