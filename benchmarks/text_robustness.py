@@ -10,7 +10,8 @@ Every row runs the same command, with the defaults only, on one set:
   ``.png`` files), ``strike-through`` (an extra long diagonal line across the text);
 * ``multicolour``: 4-8 characters, each in its own bright colour on white, RGBA PNG, 80 px high and as
   wide as the text (about 250-560 px);
-* ``digits-4``: 4 digits, 70x30 JPEG; ``long-7-8``: 7-8 characters, 280x70;
+* ``digits-4``: 4 digits, 70x30 JPEG (1,500 images; ``digits-4-7500``: 7,500, the size of the real 4-digit login set);
+  ``long-7-8``: 7-8 characters, 280x70;
 * ``chars-digits``: the chars task on ``../shared/data/digits`` (real 15x30 glyphs).
 
 Each row: exact match and CER on the held-out 15%, training minutes, the input size the run chose and
@@ -44,6 +45,7 @@ ROWS = (
     "inverted",
     "jpeg-q10",
     "digits-4",
+    "digits-4-7500",
     "long-7-8",
     "generator-project",
     "generator-captcha-lib",
@@ -69,17 +71,19 @@ def build_variant(name: str, src: str, out: str, seed: int = 0) -> str:
     """Write variant ``name`` of captcha-v2 (or a generated set) into ``out``; returns ``out``."""
     rng = np.random.default_rng(seed)
     os.makedirs(out, exist_ok=True)
-    if name in ("generator-project", "generator-captcha-lib", "digits-4", "long-7-8"):
+    if name in ("generator-project", "generator-captcha-lib", "digits-4", "digits-4-7500", "long-7-8"):
         from recaptcha_tf.data.generator import generate_captchas
 
         options = {
             "generator-project": dict(style="project"),
             "generator-captcha-lib": dict(style="captcha-lib"),
             "digits-4": dict(style="project", length=4, charset="0-9", size=(70, 30)),
+            "digits-4-7500": dict(style="project", length=4, charset="0-9", size=(70, 30)),
             "long-7-8": dict(style="captcha-lib", length=(7, 8), size=(280, 70)),
         }[name]
-        generate_captchas(out, count=GENERATED, seed=seed, **options)
-        if name == "digits-4":  # login-page CAPTCHAs are JPEGs
+        count = 7500 if name == "digits-4-7500" else GENERATED  # the size of the real 4-digit login set
+        generate_captchas(out, count=count, seed=seed, **options)
+        if name.startswith("digits-4"):  # login-page CAPTCHAs are JPEGs
             for file in os.listdir(out):
                 path = os.path.join(out, file)
                 image = Image.open(path).convert("RGB")
