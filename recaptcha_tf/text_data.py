@@ -90,7 +90,10 @@ def text_task_data(
     ``label_column`` name Parquet columns (default: detected)."""
     from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset, text_data_path
 
-    data = text_data_path(data)  # the folder the images are read from: the split's root
+    found = text_data_path(data)  # the folder the images are read from: the split's root
+    if found != data:
+        log.info("Reading the text CAPTCHAs in %s", found)
+        data = found
     dataset = load_text_dataset(
         data,
         pattern=label_pattern or DEFAULT_LABEL_PATTERN,

@@ -27,7 +27,7 @@ class DatasetError(ValueError):
     """A data folder cannot be used as given (missing, empty class, class mismatch)."""
 
 
-def _visible_entries(folder: str) -> tuple[list[str], list[str]]:
+def visible_entries(folder: str) -> tuple[list[str], list[str]]:
     """``(sub-folders, image files)`` directly in ``folder``, hidden entries left out."""
     names = [n for n in os.listdir(folder) if not n.startswith(".") and n != "__MACOSX"]
     folders = sorted(n for n in names if os.path.isdir(os.path.join(folder, n)))
@@ -46,16 +46,14 @@ def class_folder_root(root: str, max_depth: int = 4) -> str:
     """
     folder = root
     for _ in range(max_depth):
-        subfolders, images = _visible_entries(folder)
+        subfolders, images = visible_entries(folder)
         if images or len(subfolders) != 1:
             break
         inner = os.path.join(folder, subfolders[0])
-        inner_folders, inner_images = _visible_entries(inner)
+        inner_folders, inner_images = visible_entries(inner)
         if inner_images or not inner_folders:
             break  # `inner` is a class folder (or empty): `folder` holds the classes
         folder = inner
-    if folder != root:
-        log.info("Class folders found in %s", folder)
     return folder
 
 
@@ -138,7 +136,10 @@ def scan_class_folders(
     """
     if not os.path.isdir(root):
         raise DatasetError(f"Data folder {root!r} does not exist or is not a folder.")
-    root = class_folder_root(root)
+    found = class_folder_root(root)
+    if found != root:
+        log.info("Class folders found in %s", found)
+        root = found
     folders = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
     if not folders:
         raise DatasetError(f"{root!r} has no class sub-folders; expected ROOT/<class>/<image files>.")

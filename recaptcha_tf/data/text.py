@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 
-from recaptcha_tf.data.folders import DatasetError
+from recaptcha_tf.data.folders import DatasetError, visible_entries
 from recaptcha_tf.data.images import IMAGE_EXTENSIONS, find_undecodable, is_image_file, warn_skipped
 
 log = logging.getLogger("recaptcha_tf")
@@ -739,8 +739,7 @@ def text_data_path(path: str, max_depth: int = 4) -> str:
 
 def _single_subfolder(path: str) -> str | None:
     """The one visible sub-folder of ``path``, or ``None`` when it has none or several."""
-    names = [n for n in os.listdir(path) if not n.startswith(".") and n != "__MACOSX"]
-    folders = [n for n in names if os.path.isdir(os.path.join(path, n))]
+    folders = visible_entries(path)[0]
     return os.path.join(path, folders[0]) if len(folders) == 1 else None
 
 
