@@ -37,6 +37,17 @@ def step_budget(steps_at_48x192: int, image_size: tuple[int, int]) -> int:
     return max(1, round(steps_at_48x192 * 48 * 192 / (image_size[0] * image_size[1])))
 
 
+def validation_sample(count: int, cap: int, seed: int = 0) -> list[int]:
+    """Indices of the validation images read during training: all ``count`` of them up to ``cap``, else a seeded
+    random ``cap`` of them in their original order (split order can follow file names, i.e. labels: a first-N cut
+    would be biased). Each evaluation reads them twice (loss, then CER), so on a large set an uncapped validation
+    split costs minutes of the budget without choosing a better checkpoint; the test report reads the whole test
+    split either way."""
+    if count <= cap:
+        return list(range(count))
+    return sorted(np.random.default_rng(seed).choice(count, size=cap, replace=False).tolist())
+
+
 def train_text(
     data: str,
     out: str = "models/text",
@@ -176,6 +187,20 @@ def train_text(
         )
     else:
         val_sources, val_texts, val_targets = text.sources("val"), text.texts("val"), text.targets("val", kind)
+    val_count = len(val_sources)
+    kept = validation_sample(val_count, d["validation_images"], seed)
+    if len(kept) < val_count:
+        log.info(
+            "Validating on a seeded sample of %d of the %d validation images (each evaluation reads them twice); "
+            "the test report reads the whole test split",
+            len(kept),
+            val_count,
+        )
+        val_sources, val_texts, val_targets = (
+            [val_sources[i] for i in kept],
+            [val_texts[i] for i in kept],
+            val_targets[kept],
+        )
 
     common = dict(image_size=fit.canvas_size(), channels=channels, resize=fit.resize, batch_size=batch_size)
     # With a per-image text crop the pipeline's images are a canvas 10-20 times the network's input: augmenting
@@ -263,6 +288,8 @@ def train_text(
         "fine_tune_learning_rate": fine_tune_learning_rate,
         "data": os.path.abspath(data),
     }
+    if len(kept) < val_count:  # only when sampled, so the configs (and resume checks) of smaller sets are as before
+        config["validation_images"] = len(kept)
     finished = finished_summary(out, config)
     if finished is not None:
         return finished

@@ -10,7 +10,8 @@ TEXT = register_task(
     # equal steps over the repeated training set (validation runs that often); the best checkpoint and early
     # stopping follow validation CER, ties broken by validation loss (training.cer_then_loss), and early stopping
     # waits a quarter of the evaluations (never while the model reads blanks). "steps" is the budget for a 48x192
-    # input; a larger input gets proportionally fewer steps (same pixels).
+    # input; a larger input gets proportionally fewer steps (same pixels). Validation during training reads at most
+    # "validation_images" of the validation split (a seeded sample; train_text.validation_sample).
     defaults={
         "model": "crnn",
         "image_size": None,
@@ -22,6 +23,7 @@ TEXT = register_task(
         "batch_size": 16,
         "learning_rate": 1e-3,
         "patience_fraction": 0.25,
+        "validation_images": 512,
     },
     tune_model="crnn",
     objectives={"val_cer": "min", "val_exact_match": "max"},

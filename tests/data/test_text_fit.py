@@ -247,9 +247,21 @@ class _Updates(keras.callbacks.Callback):
         self.iterations = int(self.model.optimizer.iterations.numpy())
 
 
-def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_path):
-    from recaptcha_tf import runs
+def test_validation_sample_is_all_images_up_to_the_cap_then_a_seeded_spread_out_subset():
+    from recaptcha_tf.train_text import validation_sample
 
+    assert validation_sample(7, 512) == list(range(7))
+    kept = validation_sample(2000, 512, seed=3)
+    assert len(kept) == 512 == len(set(kept)) and kept == sorted(kept) and kept == validation_sample(2000, 512, seed=3)
+    # not the first 512 (split order can follow the labels): the sample reaches the end of the split
+    assert kept[-1] > 1500 and kept != list(range(512)) and kept != validation_sample(2000, 512, seed=4)
+
+
+def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_path, monkeypatch):
+    from recaptcha_tf import runs, tasks, train_text
+
+    # a validation cap of 5 images: the 48-image set's 7 validation images are sampled, the 16-image set's are not
+    monkeypatch.setattr(train_text, "task_defaults", lambda name: {**tasks.task_defaults(name), "validation_images": 5})
     updates = []
     for count in (16, 48):
         data = str(tmp_path / f"set{count}")
@@ -271,6 +283,7 @@ def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_p
         assert summary["steps"] == 20  # 12 rounded up to 20 evaluations of one step
         config = json.load(open(tmp_path / f"run{count}" / "config.json"))
         assert config["colour"] == "ink" and config["image_size"] == summary["image_size"]
+        assert config.get("validation_images") == (5 if count == 48 else None)
     assert updates == [20, 20]
 
 
