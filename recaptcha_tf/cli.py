@@ -653,7 +653,7 @@ def dispatch(args) -> int:
         print(f"wrote {args.out}/ and {args.out}/split.json")
     elif args.command == "train":
         from recaptcha_tf.run_folder import clear_run_state
-        from recaptcha_tf.tasks import task_defaults
+        from recaptcha_tf.tasks import get_task, task_defaults
 
         model = args.model or task_defaults(args.task)["model"]
         out = _train_out(args)
@@ -661,80 +661,53 @@ def dispatch(args) -> int:
         fractions = "70/15/15" if split_path else args.split
         if args.overwrite:
             clear_run_state(out)
-        if args.task == "text":
-            from recaptcha_tf.train_text import train_text
-
-            summary = train_text(
-                args.data,
-                out,
-                model=model,
-                charset=args.charset,
-                case=args.case,
-                label_pattern=args.label_pattern,
-                image_size=args.image_size,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                learning_rate=args.learning_rate,
-                patience=args.patience,
-                fractions=args.split,  # fractions, or a split.json the text run repeats
-                seed=args.seed,
-                val_data=args.val_data,
-                augment=not args.no_augment,
-                logdir=args.logdir or None,
-                run_name=args.run_name,
-                model_kwargs=_model_kwargs(args.model_arg),
-                precision=args.precision,
-                strategy=args.strategy,
-                weights=args.weights,
-                freeze_epochs=args.freeze_epochs,
-                unfreeze=_unfreeze(args.unfreeze),
-                fine_tune_learning_rate=args.fine_tune_learning_rate,
-                steps=args.steps,
-                colour=args.colour,
-                image_column=args.image_column,
-                label_column=args.label_column,
-            )
-        else:
-            cache = {"memory": True, "none": False}.get(args.cache, args.cache)
-            from recaptcha_tf.train_classifier import train_classifier
-
-            summary = train_classifier(
-                args.data,
-                out,
-                task=args.task,
-                model=model,
-                image_size=args.image_size,
-                grayscale=args.grayscale,
-                resize=args.resize,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                learning_rate=args.learning_rate,
-                optimizer=args.optimizer,
-                label_smoothing=args.label_smoothing,
-                patience=args.patience,
-                split=split_path,
-                fractions=fractions,
-                seed=args.seed,
-                balance_per_class=args.balance,
-                balanced_dir=args.balanced_dir,
-                class_weight=args.class_weight,
-                augment=not args.no_augment,
-                mix=args.mix,
-                cache=cache,
-                logdir=args.logdir or None,
-                run_name=args.run_name,
-                model_kwargs=_model_kwargs(args.model_arg) | ({"alpha": args.alpha} if args.alpha else {}),
-                precision=args.precision,
-                strategy=args.strategy,
-                weights=args.weights,
-                freeze_epochs=args.freeze_epochs,
-                unfreeze=_unfreeze(args.unfreeze),
-                fine_tune_learning_rate=args.fine_tune_learning_rate,
-                multi_label=args.multi_label,
-                labels_csv=args.labels,
-                threshold=args.threshold,
-                allow_outside_data=args.allow_outside_data,
-            )
+        # every option of `train` once; the task's training function takes the ones that apply to it
+        summary = get_task(args.task).run_workflow(
+            "train",
+            args.data,
+            out,
+            task=args.task,
+            model=model,
+            charset=args.charset,
+            case=args.case,
+            label_pattern=args.label_pattern,
+            image_size=args.image_size,
+            grayscale=args.grayscale,
+            resize=args.resize,
+            colour=args.colour,
+            epochs=args.epochs,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            optimizer=args.optimizer,
+            label_smoothing=args.label_smoothing,
+            patience=args.patience,
+            split=split_path,
+            fractions=fractions,
+            seed=args.seed,
+            val_data=args.val_data,
+            balance_per_class=args.balance,
+            balanced_dir=args.balanced_dir,
+            class_weight=args.class_weight,
+            augment=not args.no_augment,
+            mix=args.mix,
+            cache={"memory": True, "none": False}.get(args.cache, args.cache),
+            logdir=args.logdir or None,
+            run_name=args.run_name,
+            model_kwargs=_model_kwargs(args.model_arg) | ({"alpha": args.alpha} if args.alpha else {}),
+            precision=args.precision,
+            strategy=args.strategy,
+            weights=args.weights,
+            freeze_epochs=args.freeze_epochs,
+            unfreeze=_unfreeze(args.unfreeze),
+            fine_tune_learning_rate=args.fine_tune_learning_rate,
+            multi_label=args.multi_label,
+            labels_csv=args.labels,
+            threshold=args.threshold,
+            allow_outside_data=args.allow_outside_data,
+            image_column=args.image_column,
+            label_column=args.label_column,
+        )
         print(json.dumps(summary, indent=2))
     elif args.command == "evaluate":
         from recaptcha_tf.evaluate_model import evaluate
@@ -857,7 +830,9 @@ def dispatch(args) -> int:
 
 
 def _train_out(args) -> str:
-    model = args.model or {"tiles": "cnn", "chars": "resnet18", "text": "crnn"}[args.task]
+    from recaptcha_tf.tasks import task_defaults
+
+    model = args.model or task_defaults(args.task)["model"]
     return args.out or os.path.join("models", f"{args.task}-{model}")
 
 

@@ -108,49 +108,113 @@ def evaluate(
     ``subset="auto"`` evaluates the run's held-out test split when ``data`` is
     the folder it was trained on, and every image otherwise (a new held-out set).
     Writes the JSON report and a confusion-matrix / prediction-grid PNG beside it.
-    Tile and char reports include the challenge-level score on ``challenges``
-    seeded 3x3 and 4x4 grids of the evaluated images (``0`` skips it).
-    Multi-label models read their labels from ``labels_csv`` (``path,labels``)
-    or, without it, from the class folders.
+    The model's task (:mod:`recaptcha_tf.tasks`) does the evaluation: :func:`evaluate_text`
+    or :func:`evaluate_classifier`, each taking the options that apply to it.
+    """
+    from recaptcha_tf.inference import load_model, model_info
+    from recaptcha_tf.tasks import get_task
 
-    Tile and char classifiers: ``tta="flip"`` averages each image's probabilities with
-    its mirror image's (tiles); ``ensemble`` names more runs (or ``.keras`` files) with
-    the same class names whose probabilities are averaged with this model's.
+    net = load_model(model)
+    info = model_info(net)
+    return get_task(info.task).run_workflow(
+        "evaluate",
+        model,
+        data,
+        net=net,
+        info=info,
+        subset=_subset_for(model, data, subset),
+        report=report,
+        plot=plot,
+        beam_width=beam_width,
+        label_pattern=label_pattern,
+        case=case,
+        labels_csv=labels_csv,
+        challenges=challenges,
+        image_column=image_column,
+        label_column=label_column,
+        allow_outside_data=allow_outside_data,
+        tta=tta,
+        ensemble=ensemble,
+    )
+
+
+def evaluate_text(
+    model: str,
+    data: str,
+    *,
+    net,
+    info,
+    subset: str | None,
+    report: str | None = None,
+    plot: str | None = None,
+    beam_width: int = 0,
+    label_pattern: str | None = None,
+    case: str = "keep",
+    image_column: str | None = None,
+    label_column: str | None = None,
+    tta: str = "none",
+    ensemble: Sequence[str] = (),
+) -> dict:
+    """The ``text`` task's evaluation: exact match, CER and the worst examples of ``net`` (loaded from ``model``)
+    on the ``subset`` (``"test"``, ...; ``None``: every image) of the text set ``data``; ``tta`` and ``ensemble``
+    are for classifiers and refused."""
+    from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
+    from recaptcha_tf.evaluation import write_report
+
+    if tta != "none" or ensemble:
+        raise ValueError("--tta and --ensemble are for tile and char classifiers, not text models.")
+    stem = os.path.splitext(report)[0] if report else None
+    dataset = load_text_dataset(
+        data,
+        pattern=label_pattern or DEFAULT_LABEL_PATTERN,
+        case=case,
+        image_column=image_column,
+        label_column=label_column,
+    )
+    if subset:
+        run_dir = model if os.path.isdir(model) else os.path.dirname(model)
+        wanted = set(text_split_names(os.path.join(run_dir, MANIFEST_NAME), subset))
+        dataset = dataset.subset([i for i, n in enumerate(dataset.names) if n in wanted])
+    result = evaluate_text_dataset(
+        model, dataset, report, grid=(stem + "_predictions.png") if stem else plot, beam_width=beam_width, model=net
+    )
+    result["subset"] = subset or "all"
+    if report:
+        write_report(result, report)
+    return result
+
+
+def evaluate_classifier(
+    model: str,
+    data: str,
+    *,
+    net,
+    info,
+    subset: str | None,
+    report: str | None = None,
+    plot: str | None = None,
+    labels_csv: str | None = None,
+    challenges: int = 500,
+    allow_outside_data: bool = False,
+    tta: str = "none",
+    ensemble: Sequence[str] = (),
+) -> dict:
+    """The ``tiles`` and ``chars`` tasks' evaluation of ``net`` (loaded from ``model``) on the ``subset`` of the
+    run's split (``None``: every image of the class folders ``data``).
+
+    Reports include the challenge-level score on ``challenges`` seeded 3x3 and 4x4 grids of the evaluated
+    images (``0`` skips it). Multi-label models read their labels from ``labels_csv`` (``path,labels``)
+    or, without it, from the class folders. ``tta="flip"`` averages each image's probabilities with
+    its mirror image's (tiles); ``ensemble`` names more runs (or ``.keras`` files) with the same class
+    names whose probabilities are averaged with this model's.
     """
     from recaptcha_tf.challenge import challenge_report
     from recaptcha_tf.evaluation import classification_report, multilabel_report, write_report
     from recaptcha_tf.inference import load_model, model_info, predict_outputs
     from recaptcha_tf.plots import confusion_matrix_figure, save_figure
 
-    net = load_model(model)
-    info = model_info(net)
-    which = _subset_for(model, data, subset)
     stem = os.path.splitext(report)[0] if report else None
-    if info.task == "text":
-        from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
-
-        if tta != "none" or ensemble:
-            raise ValueError("--tta and --ensemble are for tile and char classifiers, not text models.")
-
-        dataset = load_text_dataset(
-            data,
-            pattern=label_pattern or DEFAULT_LABEL_PATTERN,
-            case=case,
-            image_column=image_column,
-            label_column=label_column,
-        )
-        if which:
-            run_dir = model if os.path.isdir(model) else os.path.dirname(model)
-            wanted = set(text_split_names(os.path.join(run_dir, MANIFEST_NAME), which))
-            dataset = dataset.subset([i for i, n in enumerate(dataset.names) if n in wanted])
-        result = evaluate_text_dataset(
-            model, dataset, report, grid=(stem + "_predictions.png") if stem else plot, beam_width=beam_width, model=net
-        )
-        result["subset"] = which or "all"
-        if report:
-            write_report(result, report)
-        return result
-
+    which = subset
     if which:
         split = load_manifest(model if os.path.isdir(model) else os.path.dirname(model))
         if [n.lower() for n in split.class_names] != [n.lower() for n in info.names]:

@@ -61,6 +61,7 @@ def train_text(
     learning_rate: float | None = None,
     patience: int | None = None,
     fractions="70/15/15",
+    split: str | None = None,
     seed: int = 0,
     val_data: str | None = None,
     augment: bool = True,
@@ -99,6 +100,8 @@ def train_text(
             then ``unfreeze`` (``"all"`` or the top N blocks) at ``fine_tune_learning_rate``.
         fractions: ``"70/15/15"``-style train/val/test percentages, or the path of a ``split.json``
             (an earlier run's, or one written with :mod:`recaptcha_tf.data.splits`) to repeat its split.
+        split: the path of such a ``split.json`` (the classifiers' spelling of the same thing); it wins
+            over ``fractions``.
         val_data: a separate validation set; then ``data`` is split only into train/test
             by ``fractions`` ignoring its val part.
         steps: optimizer updates in all (rounded up to a multiple of 20); ignored with ``epochs``.
@@ -146,6 +149,7 @@ def train_text(
     dist, out, run_logdir, batch_size, (learning_rate, fine_tune_learning_rate) = set_up_distribution(
         strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate)
     )
+    fractions = split or fractions
     columns = dict(image_column=image_column, label_column=label_column)
     text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, max_length, **columns)
     dataset, vocab, max_length, parts = text.dataset, text.vocab, text.max_length, text.parts

@@ -3,18 +3,23 @@
 A task (``tiles``, ``chars``, ``text``) is declared once, in its own module,
 with everything the workflows need to know about it: its training defaults,
 the default model for tuning, its tuning objectives and the metrics each trial
-reports, the keys a run's summary takes from its test report, and whether a
-left-right mirror image keeps the label (flip augmentation, flip TTA).
-Training, tuning, evaluation and the CLI ask the spec instead of testing task
-names; adding a task means adding one module that calls :func:`register_task`.
+reports, the keys a run's summary takes from its test report, whether a left-right
+mirror image keeps the label (flip augmentation, flip TTA), and its workflows:
+the functions that train a model for it and evaluate a saved one
+(:meth:`TaskSpec.workflow`). Training, tuning, evaluation and the CLI ask the
+spec instead of testing task names; adding a task means adding one module that
+calls :func:`register_task`.
 
 This module imports no TensorFlow, so the CLI can list and check tasks before
-it starts TensorFlow.
+it starts TensorFlow: workflows are named ``"module:function"`` and imported on
+first use.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
 from types import MappingProxyType
 
 
@@ -35,6 +40,9 @@ class TaskSpec:
         flip_invariant: a left-right mirror image has the same label (random flips in
             training, ``--tta flip`` at test time).
         sequence: the targets are character sequences (text), not classes.
+        workflows: ``{"train": "module:function", "evaluate": "module:function"}``. ``train(data, out,
+            **options)`` trains a run folder and returns its summary; ``evaluate(model_path, data, *, net,
+            info, subset, report, **options)`` evaluates a loaded model and returns its report.
     """
 
     name: str
@@ -46,10 +54,25 @@ class TaskSpec:
     report_keys: tuple[str, ...]
     flip_invariant: bool = False
     sequence: bool = False
+    workflows: MappingProxyType = dataclasses.field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def default_objective(self) -> str:
         return next(iter(self.objectives))
+
+    def workflow(self, name: str):
+        """The task's ``name`` workflow (``"train"``, ``"evaluate"``), imported now."""
+        if name not in self.workflows:
+            raise ValueError(f"Task {self.name!r} has no {name!r} workflow; it has {sorted(self.workflows)}.")
+        module, _, function = self.workflows[name].partition(":")
+        return getattr(importlib.import_module(module), function)
+
+    def run_workflow(self, name: str, *args, **options):
+        """Call the ``name`` workflow with the ``options`` it takes: the CLI collects every option of a command
+        once, and each task's function declares the ones that apply to it (the others are not passed)."""
+        function = self.workflow(name)
+        taken = inspect.signature(function).parameters
+        return function(*args, **{k: v for k, v in options.items() if k in taken})
 
 
 _TASKS: dict[str, TaskSpec] = {}
@@ -66,6 +89,7 @@ def register_task(
     report_keys: tuple[str, ...],
     flip_invariant: bool = False,
     sequence: bool = False,
+    workflows: dict | None = None,
 ) -> TaskSpec:
     """Add a task to the registry; returns its (read-only) spec."""
     if name in _TASKS:
@@ -81,6 +105,7 @@ def register_task(
         tuple(report_keys),
         flip_invariant,
         sequence,
+        MappingProxyType(dict(workflows or {})),
     )
     _TASKS[name] = spec
     return spec

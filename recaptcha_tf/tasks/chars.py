@@ -29,4 +29,8 @@ CHARS = register_task(
     trial_metrics=("val_macro_f1", "val_accuracy", "val_loss"),
     report_keys=("n", "top1", "top3", "balanced_accuracy", "macro_f1", "challenge", "ms_per_image"),
     flip_invariant=False,  # a mirrored glyph is another character (or none)
+    workflows={
+        "train": "recaptcha_tf.train_classifier:train_classifier",
+        "evaluate": "recaptcha_tf.evaluate_model:evaluate_classifier",
+    },
 )

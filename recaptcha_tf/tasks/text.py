@@ -30,4 +30,5 @@ TEXT = register_task(
     trial_metrics=("val_cer", "val_exact_match", "val_loss"),
     report_keys=("n", "exact_match", "cer"),
     sequence=True,
+    workflows={"train": "recaptcha_tf.train_text:train_text", "evaluate": "recaptcha_tf.evaluate_model:evaluate_text"},
 )

@@ -33,4 +33,8 @@ TILES = register_task(
         "ms_per_image",
     ),
     flip_invariant=True,
+    workflows={
+        "train": "recaptcha_tf.train_classifier:train_classifier",
+        "evaluate": "recaptcha_tf.evaluate_model:evaluate_classifier",
+    },
 )

@@ -98,7 +98,7 @@ def prepare_task_data(
     """
     from recaptcha_tf.data.pipeline import make_dataset, text_augmentation, tile_augmentation
 
-    if task != "text":
+    if not get_task(task).sequence:
         split = _folder_split(data, out, fractions, seed, channels, write_split)
         n = len(split.class_names)
         (train_paths, train_labels), (val_paths, val_labels) = zip(*split.train), zip(*split.val)
@@ -145,7 +145,7 @@ def prepare_task_data(
     )
     val = make_dataset(text.sources("val"), text.targets("val", kind), **common)
     return TaskData(
-        "text",
+        task,
         model,
         list(text.vocab.characters),
         tuple(fit.image_size),
@@ -303,7 +303,7 @@ class CaptchaHyperModel(kt.HyperModel):
         self.defaults = {
             "learning_rate": learning_rate,
             "optimizer": optimizer,
-            "loss": loss or ("ctc" if data.task == "text" and data.model == "crnn" else "label_smoothed_crossentropy"),
+            "loss": loss or ("ctc" if model_head(data.model) == "ctc" else "label_smoothed_crossentropy"),
         }
         self.fixed_kwargs = dict(model_kwargs or {})
         self.logdir, self.project_dir, self.precision, self.seed, self.verbose = (
@@ -329,7 +329,7 @@ class CaptchaHyperModel(kt.HyperModel):
         kwargs = space_model_kwargs(d.model, values, self.fixed_kwargs)
         keras.utils.set_random_seed(self.seed)  # every trial starts from the same initialisation
         with precision_policy(self.precision):
-            if d.task == "text":
+            if get_task(d.task).sequence:
                 text_args = {"resize": d.resize, **d.text_input, **kwargs}  # --model-arg may override the fit
                 model = build_text_model(
                     d.model,
@@ -365,7 +365,7 @@ class CaptchaHyperModel(kt.HyperModel):
         d = self.data
         trial_id = str(trial_id if trial_id is not None else "0")
         own: list[keras.callbacks.Callback] = []
-        if d.task == "text":
+        if get_task(d.task).sequence:
             own.append(TextMetrics(d.val_images, d.val_texts, d.labels, model_head(d.model)))
         if self.patience:
             own.append(

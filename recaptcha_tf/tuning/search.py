@@ -236,7 +236,7 @@ def run_search(
     image_size = tuple(image_size or d["image_size"] or ()) or None
     channels = 1 if (grayscale if grayscale is not None else d["channels"] == 1) else 3
     resize = resize or d["resize"]
-    if task == "text":
+    if get_task(task).sequence:
         channels, resize = None, None  # fitted to the data (colour map, resize), as `train --task text` does
     batch_size = batch_size or d["batch_size"]
     learning_rate = learning_rate or d["learning_rate"]

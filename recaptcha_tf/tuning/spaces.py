@@ -137,7 +137,7 @@ def allowed_keys(task: str, model: str) -> list[str]:
 def losses_for(task: str, model: str) -> tuple[str, ...]:
     from recaptcha_tf.models.registry import model_head
 
-    return ("ctc",) if (task == "text" and model_head(model) == "ctc") else CLASSIFIER_LOSSES
+    return ("ctc",) if model_head(model) == "ctc" else CLASSIFIER_LOSSES
 
 
 def builtin_space(name: str, task: str, model: str) -> dict[str, list]:

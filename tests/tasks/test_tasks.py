@@ -53,6 +53,50 @@ def test_a_new_task_is_one_registration_that_tuning_and_the_cli_see(monkeypatch)
     assert args.task == "digits"
 
 
+_CALLS = []
+
+
+def _train_digits(data, out, model="cnn", epochs=None, seed=0):
+    """A new task's training function: it declares the options that apply to it, and gets only those."""
+    _CALLS.append({"data": data, "out": out, "model": model, "epochs": epochs, "seed": seed})
+    return {"out": out, "epochs_run": epochs}
+
+
+def test_the_cli_trains_and_evaluates_through_the_task_spec(monkeypatch, tmp_path, capsys):
+    """`train` asks the task for its training function (no task names in the CLI), and passes it the options it
+    takes; every built-in task names importable train and evaluate workflows."""
+    import inspect
+
+    from recaptcha_tf import cli, tasks
+
+    for name in tasks.task_names():
+        spec = tasks.get_task(name)
+        assert list(inspect.signature(spec.workflow("train")).parameters)[:2] == ["data", "out"]
+        assert {"net", "info", "subset"} <= set(inspect.signature(spec.workflow("evaluate")).parameters)
+    with pytest.raises(ValueError, match="no 'serve' workflow"):
+        tasks.get_task("text").workflow("serve")
+
+    monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))
+    tasks.register_task(
+        "digits",
+        "4-digit login codes",
+        defaults={"model": "cnn"},
+        tune_model="cnn",
+        objectives={"val_accuracy": "max"},
+        trial_metrics=("val_accuracy",),
+        report_keys=("n",),
+        workflows={"train": f"{__name__}:_train_digits"},
+    )
+    _CALLS.clear()
+    data = tmp_path / "digits"
+    data.mkdir()
+    status = cli.main(["train", "--task", "digits", "--data", str(data), "--epochs", "3", "--out", str(tmp_path / "r")])
+    assert status == 0 and _CALLS == [
+        {"data": str(data), "out": str(tmp_path / "r"), "model": "cnn", "epochs": 3, "seed": 0}
+    ]
+    assert '"epochs_run": 3' in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "head, options, loss, metric",
     [
