@@ -11,7 +11,8 @@ Every row runs the same command, with the defaults only, on one set:
 * ``multicolour``: 4-8 characters, each in its own bright colour on white, RGBA PNG, 80 px high and as
   wide as the text (about 250-560 px);
 * ``digits-4``: 4 digits, 70x30 JPEG (1,500 images; ``digits-4-7500``: 7,500, the size of the real 4-digit login set);
-  ``long-7-8``: 7-8 characters, 280x70;
+  ``long-7-8``: 7-8 characters of 36, 280x70 (1,500 images; ``long-7-8-7500``: 7,500, about the size of the
+  real 4-8 character set);
 * ``chars-digits``: the chars task on ``../shared/data/digits`` (real 15x30 glyphs).
 
 Each row: exact match and CER on the held-out 15%, training minutes, the input size the run chose and
@@ -47,6 +48,7 @@ ROWS = (
     "digits-4",
     "digits-4-7500",
     "long-7-8",
+    "long-7-8-7500",
     "generator-project",
     "generator-captcha-lib",
     "chars-digits",
@@ -71,7 +73,7 @@ def build_variant(name: str, src: str, out: str, seed: int = 0) -> str:
     """Write variant ``name`` of captcha-v2 (or a generated set) into ``out``; returns ``out``."""
     rng = np.random.default_rng(seed)
     os.makedirs(out, exist_ok=True)
-    if name in ("generator-project", "generator-captcha-lib", "digits-4", "digits-4-7500", "long-7-8"):
+    if name in ("generator-project", "generator-captcha-lib", "digits-4", "digits-4-7500", "long-7-8", "long-7-8-7500"):
         from recaptcha_tf.data.generator import generate_captchas
 
         options = {
@@ -80,8 +82,9 @@ def build_variant(name: str, src: str, out: str, seed: int = 0) -> str:
             "digits-4": dict(style="project", length=4, charset="0-9", size=(70, 30)),
             "digits-4-7500": dict(style="project", length=4, charset="0-9", size=(70, 30)),
             "long-7-8": dict(style="captcha-lib", length=(7, 8), size=(280, 70)),
+            "long-7-8-7500": dict(style="captcha-lib", length=(7, 8), size=(280, 70)),
         }[name]
-        count = 7500 if name == "digits-4-7500" else GENERATED  # the size of the real 4-digit login set
+        count = 7500 if name.endswith("-7500") else GENERATED  # the size of the real 4-digit login set
         generate_captchas(out, count=count, seed=seed, **options)
         if name.startswith("digits-4"):  # login-page CAPTCHAs are JPEGs
             for file in os.listdir(out):
