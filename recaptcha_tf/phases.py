@@ -71,8 +71,10 @@ def fit_in_phases(
     unfreeze,
     learning_rate: float,
     fine_tune_learning_rate: float,
+    blocks: str | None = None,
 ) -> int:
-    """Fit in one phase, or in two: the backbone frozen for ``freeze_epochs``, then unfrozen.
+    """Fit in one phase, or in two: the backbone frozen for ``freeze_epochs``, then unfrozen
+    (all of it, or the top ``unfreeze`` blocks found with the model's ``blocks`` pattern).
 
     ``compile_for(phase_epochs, learning_rate)`` compiles ``net``;
     ``fit_phase(first_epoch, last_epoch, phase)`` fits it and returns the epochs run.
@@ -107,7 +109,7 @@ def fit_in_phases(
         log.info(
             "Phase 2: unfreezing %s of the backbone, %d trainable parameters, learning rate %g",
             "all" if unfreeze == "all" else f"the top {unfreeze} blocks",
-            unfreeze_backbone(net, unfreeze),
+            unfreeze_backbone(net, unfreeze, blocks=blocks),
             fine_tune_learning_rate,
         )
     compile_for(epochs - freeze_epochs, fine_tune_learning_rate)
@@ -221,8 +223,19 @@ def fit_run(
         return len(history.history.get("loss", []))
 
     start = time.perf_counter()
+    from recaptcha_tf.models.registry import model_blocks
+
     epochs_now = fit_in_phases(
-        net, out, compile_for, fit_phase, epochs, freeze_epochs, unfreeze, learning_rate, fine_tune_learning_rate
+        net,
+        out,
+        compile_for,
+        fit_phase,
+        epochs,
+        freeze_epochs,
+        unfreeze,
+        learning_rate,
+        fine_tune_learning_rate,
+        blocks=model_blocks(config["model"]) if freeze_epochs else None,
     )
     return {
         "epochs_run": finished_epochs(out, epochs_now),

@@ -36,7 +36,18 @@ def conv_filters(conv_layers: int, filters: int | Sequence[int], max_filters: in
     return filters
 
 
-@register_model("cnn", tasks=("tiles", "chars"))
+@register_model(
+    "cnn",
+    tasks=("tiles", "chars"),
+    tune_aliases={
+        "c2d_layers": "conv_layers",
+        "c2d_filters": "filters",
+        "dense_layers": "dense_layers",
+        "dense_neurons": "dense_units",
+        "dropout": "dropout",
+        "activation": "activation",
+    },
+)
 def build_cnn(
     input_shape: tuple[int, int, int],
     num_classes: int,

@@ -88,7 +88,9 @@ LITE0_RECIPE = dict(
 )
 
 
-@register_model("efficientnet-lite0", tasks=("tiles", "chars"), pretrained=LITE0_RECIPE)
+@register_model(
+    "efficientnet-lite0", tasks=("tiles", "chars"), pretrained=LITE0_RECIPE, blocks=r"^(block\d+[a-z])(_|$)"
+)
 def build_efficientnet_lite0(
     input_shape, num_classes, *, weights=None, output_activation="softmax", dropout: float = 0.3
 ):

@@ -17,6 +17,7 @@ import keras
 
 from recaptcha_tf.models.backbone import BACKBONE, find_backbone  # noqa: F401  (find_backbone: public here too)
 
+# The generic block pattern, for backbones whose registry entry declares none (register_model(blocks=...)).
 _BLOCK_NAME = re.compile(r"^(conv\d+_block\d+|block_?\d+[a-z]?|stage\d+_block\d+|transformer_block_\d+)(_|$)")
 
 
@@ -33,11 +34,15 @@ def _leaf_layers(backbone: keras.Model) -> list[keras.layers.Layer]:
     return out
 
 
-def backbone_blocks(backbone: keras.Model) -> list[tuple[str, list[keras.layers.Layer]]]:
-    """``[(block name, layers), ...]`` in input-to-output order; ``"stem"`` holds what precedes block 1."""
+def backbone_blocks(backbone: keras.Model, pattern: str | None = None) -> list[tuple[str, list[keras.layers.Layer]]]:
+    """``[(block name, layers), ...]`` in input-to-output order; ``"stem"`` holds what precedes block 1.
+
+    ``pattern`` is the model's declared block pattern (:func:`recaptcha_tf.models.registry.model_blocks`);
+    default: the generic one."""
+    block_name = re.compile(pattern) if pattern else _BLOCK_NAME
     blocks: list[tuple[str, list]] = [("stem", [])]
     for layer in _leaf_layers(backbone):
-        match = _BLOCK_NAME.match(layer.name)
+        match = block_name.match(layer.name)
         if match and match.group(1) != blocks[-1][0]:
             blocks.append((match.group(1), []))
         blocks[-1][1].append(layer)
@@ -50,8 +55,12 @@ def freeze_backbone(model: keras.Model) -> int:
     return trainable_parameters(model)
 
 
-def unfreeze_backbone(model: keras.Model, top_blocks: int | str = "all", freeze_batchnorm: bool = True) -> int:
+def unfreeze_backbone(
+    model: keras.Model, top_blocks: int | str = "all", freeze_batchnorm: bool = True, blocks: str | None = None
+) -> int:
     """Unfreeze all of the backbone, or its top ``top_blocks`` blocks; returns trainable parameters.
+
+    ``blocks`` is the model's declared block pattern (see :func:`backbone_blocks`).
 
     With ``freeze_batchnorm`` (the default, as in Keras's transfer-learning guide)
     BatchNormalization layers stay frozen, which in Keras 3 also keeps them in
@@ -65,11 +74,11 @@ def unfreeze_backbone(model: keras.Model, top_blocks: int | str = "all", freeze_
     for layer in _leaf_layers(backbone):  # the setter skips layers already marked trainable
         layer.trainable = not (freeze_batchnorm and isinstance(layer, keras.layers.BatchNormalization))
     if top_blocks != "all":
-        blocks = backbone_blocks(backbone)
+        found = backbone_blocks(backbone, blocks)
         n = int(top_blocks)
         if n < 1:
             raise ValueError("top_blocks must be at least 1 (or 'all').")
-        for _, block_layers in blocks[: max(0, len(blocks) - n)]:
+        for _, block_layers in found[: max(0, len(found) - n)]:
             for layer in block_layers:
                 layer.trainable = False
     return trainable_parameters(model)

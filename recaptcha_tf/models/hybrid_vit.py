@@ -62,7 +62,9 @@ HYBRID_RECIPE = dict(
 )
 
 
-@register_model("vit-hybrid", tasks=("tiles", "chars"), pretrained=HYBRID_RECIPE)
+@register_model(
+    "vit-hybrid", tasks=("tiles", "chars"), pretrained=HYBRID_RECIPE, blocks=r"^(block\d+[a-z])(_|$)"
+)  # the trunk's blocks
 def build_vit_hybrid(
     input_shape,
     num_classes,

@@ -40,6 +40,8 @@ _MODELS: dict[str, Callable[..., keras.Model]] = {}
 _TASKS: dict[str, tuple[str, ...]] = {}
 _HEADS: dict[str, str] = {}
 _RECIPES: dict[str, dict] = {}
+_TUNE_ALIASES: dict[str, dict[str, str]] = {}
+_BLOCKS: dict[str, str | None] = {}
 HEADS = ("classifier", "ctc", "multihead")
 # Head kinds whose outputs are character sequences, decoded to text (recaptcha_tf.decoding).
 SEQUENCE_HEADS = ("ctc", "multihead")
@@ -51,9 +53,14 @@ def is_sequence_head(kind: str) -> bool:
 
 
 def register_model(
-    name: str, tasks: tuple[str, ...] = ("tiles", "chars"), head: str = "classifier", pretrained: dict | None = None
+    name: str,
+    tasks: tuple[str, ...] = ("tiles", "chars"),
+    head: str = "classifier",
+    pretrained: dict | None = None,
+    tune_aliases: dict[str, str] | None = None,
+    blocks: str | None = None,
 ):
-    """Decorator adding a builder to the registry under ``name`` for the given tasks.
+    r"""Decorator adding a builder to the registry under ``name`` for the given tasks.
 
     ``head`` is what its outputs are: ``"classifier"`` (``(B, classes)``, softmax or
     sigmoid), ``"ctc"`` (per-frame logits ``(B, T, C + 1)``) or ``"multihead"``
@@ -64,6 +71,16 @@ def register_model(
     ``image_size``, ``epochs``, ``freeze_epochs``, ``unfreeze``, ``learning_rate``,
     ``fine_tune_learning_rate``, ``batch_size``, ``label_smoothing``. Arguments the user
     gives win over it, and it wins over the task's defaults.
+
+    ``tune_aliases`` maps the search spaces' architecture names (``c2d_layers``,
+    ``c2d_filters``, ``dense_layers``, ``dense_neurons``, ``dropout``, ``activation``)
+    to the builder's own arguments (e.g. ``{"dense_neurons": "dense_units"}``), so the
+    built-in spaces search this model; its other arguments are searchable by their own names.
+
+    ``blocks`` says where the backbone's blocks are, for ``--unfreeze N`` (the top N blocks):
+    a regular expression whose first group is a block's name in its layers' names, e.g.
+    ``r"^(block_\d+)(_|$)"`` for MobileNetV2's ``block_16_project``. Without it the
+    generic pattern of :mod:`recaptcha_tf.models.finetune` applies.
     """
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
@@ -75,6 +92,8 @@ def register_model(
         _TASKS[name] = tuple(tasks)
         _HEADS[name] = head
         _RECIPES[name] = dict(pretrained or {})
+        _TUNE_ALIASES[name] = dict(tune_aliases or {})
+        _BLOCKS[name] = blocks
         return fn
 
     return decorate
@@ -106,6 +125,18 @@ def pretrained_recipe(name: str) -> dict:
     """The training defaults registered model ``name`` uses with pretrained weights (may be empty)."""
     model_builder(name)
     return dict(_RECIPES[name])
+
+
+def model_tune_aliases(name: str) -> dict[str, str]:
+    """Search-space architecture name -> builder argument of registered model ``name`` (may be empty)."""
+    model_builder(name)
+    return dict(_TUNE_ALIASES[name])
+
+
+def model_blocks(name: str) -> str | None:
+    """The block-name pattern registered model ``name`` declared (``None``: the generic one)."""
+    model_builder(name)
+    return _BLOCKS[name]
 
 
 def _matches(value, hint) -> bool:

@@ -74,7 +74,17 @@ def _sequence_features(x, rnn: str, rnn_units: int, rnn_layers: int, dropout: fl
     return x
 
 
-@register_model("crnn", tasks=("text",), head="ctc")
+# The tuner's architecture names (c2d_layers, dense_neurons, ...) on the text models' arguments.
+SEQUENCE_TUNE_ALIASES = {
+    "c2d_layers": "conv_layers",
+    "c2d_filters": "filters",
+    "dense_layers": "rnn_layers",
+    "dense_neurons": "rnn_units",
+    "dropout": "dropout",
+}
+
+
+@register_model("crnn", tasks=("text",), head="ctc", tune_aliases=SEQUENCE_TUNE_ALIASES)
 def build_crnn(
     input_shape: tuple[int, int, int],
     num_classes: int,
@@ -123,7 +133,7 @@ def build_crnn(
     return keras.Model(inputs, outputs, name=name)
 
 
-@register_model("multihead", tasks=("text",), head="multihead")
+@register_model("multihead", tasks=("text",), head="multihead", tune_aliases=SEQUENCE_TUNE_ALIASES)
 def build_multihead(
     input_shape: tuple[int, int, int],
     num_classes: int,

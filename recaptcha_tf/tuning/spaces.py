@@ -56,35 +56,10 @@ LOSS_ALIASES = {
     "categorical_focal_crossentropy": "focal",
 }
 
-# Architecture names of the issue -> builder argument, per model. For `crnn`
-# c2d_layers/c2d_filters become its `filters` list (see models_kwargs below).
+# Architecture names of the built-in spaces; each registered model maps them to its own builder arguments
+# (register_model(tune_aliases=...)). For sequence models c2d_layers/c2d_filters become a `filters` list (see
+# model_kwargs below).
 ARCHITECTURE_KEYS = ("c2d_layers", "c2d_filters", "dense_layers", "dense_neurons", "dropout", "activation")
-MODEL_ALIASES: dict[str, dict[str, str]] = {
-    "cnn": {
-        "c2d_layers": "conv_layers",
-        "c2d_filters": "filters",
-        "dense_layers": "dense_layers",
-        "dense_neurons": "dense_units",
-        "dropout": "dropout",
-        "activation": "activation",
-    },
-    "crnn": {
-        "c2d_layers": "conv_layers",
-        "c2d_filters": "filters",
-        "dense_layers": "rnn_layers",
-        "dense_neurons": "rnn_units",
-        "dropout": "dropout",
-    },
-    "multihead": {
-        "c2d_layers": "conv_layers",
-        "c2d_filters": "filters",
-        "dense_layers": "rnn_layers",
-        "dense_neurons": "rnn_units",
-        "dropout": "dropout",
-    },
-    "resnet18": {"c2d_filters": "width", "dropout": "dropout"},
-    "resnet34": {"c2d_filters": "width", "dropout": "dropout"},
-}
 # Builder arguments a space may not set (fixed by the task and data).
 RESERVED = {"input_shape", "num_classes", "output_activation", "name", "max_length"}
 
@@ -128,7 +103,9 @@ def _builder_params(model: str) -> dict[str, inspect.Parameter]:
 
 def allowed_keys(task: str, model: str) -> list[str]:
     """Every name a space may use for this task and model."""
-    aliases = MODEL_ALIASES.get(model, {})
+    from recaptcha_tf.models.registry import model_tune_aliases
+
+    aliases = model_tune_aliases(model)
     keys = list(TRAINING_KEYS) + [k for k in ARCHITECTURE_KEYS if k in aliases]
     mapped = set(aliases.values())
     return keys + sorted(k for k in _builder_params(model) if k not in mapped and k not in keys)
@@ -317,7 +294,9 @@ def model_kwargs(model: str, values: dict, base: dict | None = None) -> dict:
     ``c2d_layers``/``c2d_filters`` on ``crnn`` become its ``filters`` list
     (doubling from ``c2d_filters``, at most 128) and ``width_pooling`` (2, 2, 1, ...).
     """
-    aliases = MODEL_ALIASES.get(model, {})
+    from recaptcha_tf.models.registry import model_tune_aliases
+
+    aliases = model_tune_aliases(model)
     kw = dict(base or {})
     for key, value in values.items():
         if key in TRAINING_KEYS or key.startswith("tuner/"):

@@ -107,6 +107,35 @@ def test_freezing_freezes_and_unfreezing_restores(name, kwargs):
     assert (unfreeze_backbone(model, "all") < total) == has_bn  # BatchNorm stays frozen by default
     blocks = [b for b, _ in backbone_blocks(find_backbone(model))]
     assert blocks[0] == "stem" and len(blocks) == len(set(blocks))
+    # the registry entry's declared block pattern finds the same blocks
+    from recaptcha_tf.models.registry import model_blocks
+
+    assert model_blocks(name) and [b for b, _ in backbone_blocks(find_backbone(model), model_blocks(name))] == blocks
+
+
+def test_each_model_declares_its_tuning_aliases_against_its_own_builder_arguments():
+    import inspect
+
+    from recaptcha_tf.models.registry import list_models, model_builder, model_head, model_tune_aliases
+    from recaptcha_tf.tuning.spaces import ARCHITECTURE_KEYS, allowed_keys
+
+    for name in list_models():
+        aliases = model_tune_aliases(name)
+        params = inspect.signature(model_builder(name)).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):  # resnet18/34 pass them on
+            from recaptcha_tf.models.resnet import resnet_basic
+
+            params = inspect.signature(resnet_basic).parameters
+        # text models take the depth as the length of their `filters` list (tuning.spaces.model_kwargs builds it)
+        pseudo = {"conv_layers"} if model_head(name) != "classifier" else set()
+        assert set(aliases) <= set(ARCHITECTURE_KEYS) and set(aliases.values()) <= set(params) | pseudo, name
+    assert model_tune_aliases("cnn")["dense_neurons"] == "dense_units" and "c2d_layers" in allowed_keys("tiles", "cnn")
+    assert model_tune_aliases("crnn")["dense_neurons"] == "rnn_units"
+    assert "c2d_layers" not in allowed_keys("tiles", "mobilenetv2")  # no alias declared, no knob
+    # every pretrained-capable classifier says where its blocks are (--unfreeze N); the plain cnn has no backbone
+    from recaptcha_tf.models.registry import model_blocks
+
+    assert [n for n in list_models() if model_head(n) == "classifier" and not model_blocks(n)] == ["cnn"]
 
 
 def test_frozen_pretrained_backbone_keeps_weights_and_batchnorm_statistics(tmp_path):
