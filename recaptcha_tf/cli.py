@@ -1056,6 +1056,7 @@ _USER_ERRORS = {
     "recaptcha_tf.export": ("ExportError",),
     "recaptcha_tf.app": ("UploadError", "ServeError"),
     "recaptcha_tf.tuning.spaces": ("TuningError",),
+    "recaptcha_tf.tasks": ("TaskError",),
 }
 # Expected operating-system errors: paths that are missing, taken, not folders, or not ours to write.
 _OS_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)

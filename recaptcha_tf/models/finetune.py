@@ -78,6 +78,13 @@ def unfreeze_backbone(
         n = int(top_blocks)
         if n < 1:
             raise ValueError("top_blocks must be at least 1 (or 'all').")
+        if len(found) < 2:  # only the stem: unfreezing "the top N blocks" would silently unfreeze everything
+            from recaptcha_tf.models.registry import ModelConfigError
+
+            raise ModelConfigError(
+                f"Found no blocks in the backbone {backbone.name!r} (block pattern {blocks or _BLOCK_NAME.pattern!r}); "
+                "use --unfreeze all."
+            )
         for _, block_layers in found[: max(0, len(found) - n)]:
             for layer in block_layers:
                 layer.trainable = False

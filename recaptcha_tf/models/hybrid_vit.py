@@ -62,9 +62,9 @@ HYBRID_RECIPE = dict(
 )
 
 
-@register_model(
-    "vit-hybrid", tasks=("tiles", "chars"), pretrained=HYBRID_RECIPE, blocks=r"^(block\d+[a-z])(_|$)"
-)  # the trunk's blocks
+@register_model(  # the trunk's blocks: block6a_... (EfficientNet-Lite0) or block_16_... (MobileNetV2)
+    "vit-hybrid", tasks=("tiles", "chars"), pretrained=HYBRID_RECIPE, blocks=r"^(block_?\d+[a-z]?)(_|$)"
+)
 def build_vit_hybrid(
     input_shape,
     num_classes,

@@ -23,6 +23,10 @@ import inspect
 from types import MappingProxyType
 
 
+class TaskError(ValueError):
+    """An unknown task, or a workflow a task does not have (a user error: one ``error:`` line in the CLI)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
     """What one task is.
@@ -63,15 +67,18 @@ class TaskSpec:
     def workflow(self, name: str):
         """The task's ``name`` workflow (``"train"``, ``"evaluate"``), imported now."""
         if name not in self.workflows:
-            raise ValueError(f"Task {self.name!r} has no {name!r} workflow; it has {sorted(self.workflows)}.")
+            raise TaskError(f"Task {self.name!r} has no {name!r} workflow; it has {sorted(self.workflows)}.")
         module, _, function = self.workflows[name].partition(":")
         return getattr(importlib.import_module(module), function)
 
     def run_workflow(self, name: str, *args, **options):
         """Call the ``name`` workflow with the ``options`` it takes: the CLI collects every option of a command
-        once, and each task's function declares the ones that apply to it (the others are not passed)."""
+        once, and each task's function declares the ones that apply to it (the others are not passed; a function
+        with ``**options`` gets them all)."""
         function = self.workflow(name)
         taken = inspect.signature(function).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in taken.values()):
+            return function(*args, **options)
         return function(*args, **{k: v for k, v in options.items() if k in taken})
 
 
@@ -112,9 +119,9 @@ def register_task(
 
 
 def get_task(name: str) -> TaskSpec:
-    """The spec of task ``name``; an unknown name is a ``ValueError`` that lists the tasks."""
+    """The spec of task ``name``; an unknown name is a :class:`TaskError` that lists the tasks."""
     if name not in _TASKS:
-        raise ValueError(f"Unknown task {name!r}; choose from {sorted(_TASKS)}.")
+        raise TaskError(f"Unknown task {name!r}; choose from {sorted(_TASKS)}.")
     return _TASKS[name]
 
 
@@ -130,4 +137,14 @@ def task_defaults(name: str) -> dict:
 
 from recaptcha_tf.tasks import chars, text, tiles  # noqa: E402  (register the built-in tasks)
 
-__all__ = ["TaskSpec", "chars", "get_task", "register_task", "task_defaults", "task_names", "text", "tiles"]
+__all__ = [
+    "TaskError",
+    "TaskSpec",
+    "chars",
+    "get_task",
+    "register_task",
+    "task_defaults",
+    "task_names",
+    "text",
+    "tiles",
+]

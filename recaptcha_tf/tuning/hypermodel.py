@@ -26,7 +26,7 @@ import tensorflow as tf
 from recaptcha_tf.models.registry import model_head
 from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.run_folder import write_json
-from recaptcha_tf.tasks import get_task
+from recaptcha_tf.tasks import get_task, task_defaults
 from recaptcha_tf.tuning.spaces import model_kwargs as space_model_kwargs
 
 TRIAL_INFO = "recaptcha_trial.json"
@@ -143,7 +143,13 @@ def prepare_task_data(
         augment=text_augmentation(seed) if augment and not augment_in_model else None,
         **common,
     )
-    val = make_dataset(text.sources("val"), text.targets("val", kind), **common)
+    # validation on at most the task's "validation_images", the same seeded sample as `train --task text`
+    from recaptcha_tf.train_text import validation_sample
+
+    kept = validation_sample(len(text.parts["val"]), task_defaults(task)["validation_images"], seed)
+    val_sources, val_texts = text.sources("val"), text.texts("val")
+    val_sources, val_texts = [val_sources[i] for i in kept], [val_texts[i] for i in kept]
+    val = make_dataset(val_sources, text.targets("val", kind)[kept], **common)
     return TaskData(
         task,
         model,
@@ -156,8 +162,8 @@ def prepare_task_data(
         int(np.ceil(len(text.parts["train"]) / batch_size)),
         n_test=len(text.parts["test"]),
         max_length=text.max_length,
-        val_images=make_dataset(text.sources("val"), None, **common),
-        val_texts=text.texts("val"),
+        val_images=make_dataset(val_sources, None, **common),
+        val_texts=val_texts,
         text_input=dict(colour=fit.colour, crop=fit.crop, region=fit.region),
         augment_in_model=augment_in_model,
     )

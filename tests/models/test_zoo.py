@@ -23,6 +23,7 @@ from recaptcha_tf.models.finetune import (
     trainable_parameters,
     unfreeze_backbone,
 )
+from recaptcha_tf.models.registry import ModelConfigError
 from recaptcha_tf.models.weights import WeightsError
 
 SMALL = (32, 32, 3)
@@ -111,6 +112,18 @@ def test_freezing_freezes_and_unfreezing_restores(name, kwargs):
     from recaptcha_tf.models.registry import model_blocks
 
     assert model_blocks(name) and [b for b, _ in backbone_blocks(find_backbone(model), model_blocks(name))] == blocks
+    # a pattern that finds no blocks is an error, not "the top N blocks" silently meaning all of them
+    with pytest.raises(ModelConfigError, match="Found no blocks"):
+        unfreeze_backbone(model, 2, blocks=r"^(no_such_block)(_|$)")
+
+
+def test_the_hybrid_vits_declared_blocks_fit_both_of_its_trunks():
+    from recaptcha_tf.models.registry import model_blocks
+
+    for trunk in ("efficientnet-lite0", "mobilenetv2"):
+        model = build_classifier("vit-hybrid", ["a", "b"], image_size=(64, 64), trunk=trunk)
+        blocks = [b for b, _ in backbone_blocks(find_backbone(model), model_blocks("vit-hybrid"))]
+        assert len(blocks) > 10 and blocks == [b for b, _ in backbone_blocks(find_backbone(model))], trunk
 
 
 def test_each_model_declares_its_tuning_aliases_against_its_own_builder_arguments():

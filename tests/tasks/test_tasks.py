@@ -73,8 +73,9 @@ def test_the_cli_trains_and_evaluates_through_the_task_spec(monkeypatch, tmp_pat
         spec = tasks.get_task(name)
         assert list(inspect.signature(spec.workflow("train")).parameters)[:2] == ["data", "out"]
         assert {"net", "info", "subset"} <= set(inspect.signature(spec.workflow("evaluate")).parameters)
-    with pytest.raises(ValueError, match="no 'serve' workflow"):
+    with pytest.raises(tasks.TaskError, match="no 'serve' workflow") as raised:
         tasks.get_task("text").workflow("serve")
+    assert cli.is_user_error(raised.value)  # one `error:` line and status 2, not a traceback
 
     monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))
     tasks.register_task(
