@@ -160,7 +160,7 @@ def kill_loop(
     cmd = train_command(data, out, epochs)
     rows, k, attempt = [], 0, 0
     log_path = os.path.join(work, "attempt0.log")
-    proc = start(cmd, log_path)
+    proc, began = start(cmd, log_path), time.perf_counter()
     while k < kills:
         delay = rng.uniform(*window)
         try:
@@ -170,6 +170,10 @@ def kill_loop(
             finished = False
         if finished:
             shutil.rmtree(out, ignore_errors=True)
+            # A faster machine (or a --wall from a slower one): draw the next instants within this run's length,
+            # or every run would end before its kill and the loop would never count one.
+            elapsed = time.perf_counter() - began
+            window = (min(window[0], 0.3 * elapsed), min(window[1], 0.9 * elapsed))
         else:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -180,7 +184,7 @@ def kill_loop(
             )
         attempt += 1
         log_path = os.path.join(work, f"attempt{attempt}.log")
-        proc = start(cmd, log_path)
+        proc, began = start(cmd, log_path), time.perf_counter()
         if finished:
             continue
         # Wait until the re-run has restored (or decided to start afresh): its log says so before epoch 1 ends.

@@ -122,7 +122,7 @@ class Inference:
     Args:
         info: what the model expects and produces.
         run: the batch function behind :meth:`run`.
-        compiled: trace the preprocessing with ``tf.function`` (Keras) or run it eagerly.
+        compiled: trace the decode-and-resize with ``tf.function`` (every runtime does) or run it eagerly.
         threads: decoding threads (default ``min(4, CPUs)``).
         thread_safe: ``False`` serialises :meth:`run` (a TFLite interpreter is not re-entrant).
         runtime: ``keras``, ``onnx``, ``tflite`` or ``savedmodel`` (reported, not used).
@@ -213,8 +213,10 @@ class Inference:
         def run(images):
             return np.asarray(runner(np.asarray(images, dtype=np.float32)), dtype=np.float32)
 
+        # The network runs in the artifact's runtime; decoding stays the training decode, traced once like
+        # the Keras path's (run eagerly it costs about 4 ms a tile against 0.6 ms, and holds the GIL).
         self = cls(
-            info, run, compiled=False, threads=threads, thread_safe=runner.format != "tflite", runtime=runner.format
+            info, run, compiled=True, threads=threads, thread_safe=runner.format != "tflite", runtime=runner.format
         )
         self.runner = runner
         return self
