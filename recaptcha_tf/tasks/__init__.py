@@ -135,7 +135,17 @@ def task_defaults(name: str) -> dict:
     return dict(get_task(name).defaults)
 
 
-from recaptcha_tf.tasks import chars, text, tiles  # noqa: E402  (register the built-in tasks)
+def _register_task_modules() -> None:
+    """Import every module of this package, so that a new task is one module here that calls
+    :func:`register_task` (the built-in ones: ``tiles``, ``chars``, ``text``)."""
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_register_task_modules()
+from recaptcha_tf.tasks import chars, text, tiles  # noqa: E402  (already registered; named for __all__)
 
 __all__ = [
     "TaskError",

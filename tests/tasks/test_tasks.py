@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 
@@ -122,3 +124,25 @@ def test_each_head_kind_trains_against_its_own_loss_and_metrics(head, options, l
         assert metrics[0].get_config()["threshold"] == 0.3
     with pytest.raises(ValueError, match="head kind"):
         training_objective("regression")
+
+
+def test_a_new_task_is_one_module_in_the_tasks_package(tmp_path, monkeypatch):
+    import recaptcha_tf.tasks as tasks
+
+    (tmp_path / "captions.py").write_text(
+        "from recaptcha_tf.tasks import register_task\n"
+        "CAPTIONS = register_task('captions', 'a task added as one module', defaults={'model': 'crnn'},\n"
+        "    tune_model='crnn', objectives={'val_cer': 'min'}, trial_metrics=('val_cer',), report_keys=('cer',),\n"
+        "    sequence=True, workflows={'train': 'recaptcha_tf.train_text:train_text'})\n"
+    )
+    monkeypatch.setattr(tasks, "__path__", [*tasks.__path__, str(tmp_path)])
+    monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))
+    try:
+        tasks._register_task_modules()
+        assert "captions" in tasks.task_names()
+        assert tasks.get_task("captions").workflow("train").__name__ == "train_text"
+        assert tasks.task_defaults("captions") == {"model": "crnn"}
+    finally:
+        sys.modules.pop("recaptcha_tf.tasks.captions", None)
+        if hasattr(tasks, "captions"):
+            delattr(tasks, "captions")
