@@ -110,9 +110,9 @@ class Inference:
 
     * :meth:`preprocess`: one image file or bytes -> ``uint8`` ``(H, W, C)`` at
       the model's size, by :func:`recaptcha_tf.data.pipeline.load_image`, the
-      decode-and-resize of the training pipeline. For a Keras model it is a
-      ``tf.function`` on a scalar string, traced once; for an exported artifact
-      it runs eagerly, so no TensorFlow graph runs at request time.
+      decode-and-resize of the training pipeline, as a ``tf.function`` on a
+      scalar string, traced once, for every runtime (the network of an exported
+      artifact runs in its own runtime, not in TensorFlow).
     * :meth:`run`: ``uint8`` ``(B, H, W, C)`` -> raw outputs ``(B, ...)`` float32:
       a ``tf.function`` with the fixed input signature ``(None, H, W, C)``,
       traced once (Keras), or the artifact's runner (ONNX Runtime, TFLite).
@@ -122,7 +122,6 @@ class Inference:
     Args:
         info: what the model expects and produces.
         run: the batch function behind :meth:`run`.
-        compiled: trace the decode-and-resize with ``tf.function`` (every runtime does) or run it eagerly.
         threads: decoding threads (default ``min(4, CPUs)``).
         thread_safe: ``False`` serialises :meth:`run` (a TFLite interpreter is not re-entrant).
         runtime: ``keras``, ``onnx``, ``tflite`` or ``savedmodel`` (reported, not used).
@@ -132,7 +131,6 @@ class Inference:
         self,
         info: ModelInfo,
         run,
-        compiled: bool = True,
         threads: int | None = None,
         thread_safe: bool = True,
         runtime: str = "keras",
@@ -149,15 +147,15 @@ class Inference:
         resizer = resizing_layer(info.image_size, info.resize)
         channels = info.channels
 
+        # Traced once: run eagerly, the decode costs about 4 ms a tile against 0.6 ms, and holds the GIL.
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="contents")])
         def load(contents):
             return load_image(contents, channels, resizer)
 
+        @tf.function(input_signature=[tf.TensorSpec([None, None, channels], tf.uint8, name="image")])
         def fit(image):
             return fit_image(image, resizer)
 
-        if compiled:
-            load = tf.function(load, input_signature=[tf.TensorSpec([], tf.string, name="contents")])
-            fit = tf.function(fit, input_signature=[tf.TensorSpec([None, None, channels], tf.uint8, name="image")])
         self._load, self._fit = load, fit
         # Build the (weightless) resizer now, so that first calls from several threads do not race to build it.
         resizer.build((None, None, None, channels))
@@ -174,10 +172,10 @@ class Inference:
         bfloat16 instructions, and within float tolerance. ``"model"`` keeps the
         saved dtype policy.
         """
-        from recaptcha_tf.export import _uses_mixed_precision, inference_model
+        from recaptcha_tf.export import float32_model
 
         info = model_info(model)
-        net = inference_model(model) if precision == "float32" and _uses_mixed_precision(model) else model
+        net = float32_model(model) if precision == "float32" else model
         height, width = info.image_size
         spec = tf.TensorSpec([None, height, width, info.channels], tf.uint8, name="image")
 
@@ -188,7 +186,7 @@ class Inference:
         def run(images):
             return serve(tf.convert_to_tensor(images, tf.uint8)).numpy()
 
-        self = cls(info, run, compiled=True, threads=threads, runtime="keras")
+        self = cls(info, run, threads=threads, runtime="keras")
         self.model = net
         run(np.zeros((1, height, width, info.channels), np.uint8))  # trace now
         return self
@@ -213,11 +211,7 @@ class Inference:
         def run(images):
             return np.asarray(runner(np.asarray(images, dtype=np.float32)), dtype=np.float32)
 
-        # The network runs in the artifact's runtime; decoding stays the training decode, traced once like
-        # the Keras path's (run eagerly it costs about 4 ms a tile against 0.6 ms, and holds the GIL).
-        self = cls(
-            info, run, compiled=True, threads=threads, thread_safe=runner.format != "tflite", runtime=runner.format
-        )
+        self = cls(info, run, threads=threads, thread_safe=runner.format != "tflite", runtime=runner.format)
         self.runner = runner
         return self
 

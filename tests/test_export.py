@@ -137,8 +137,7 @@ def test_savedmodel_has_tf_serving_signatures(classifier, tmp_path):
     raw = np.random.default_rng(1).integers(0, 256, (2, 37, 29, 3)).astype(np.float32)
     out = next(iter(default(image=tf.constant(raw)).values())).numpy()
     # The export is the float32 inference model (a tiny run trains in bfloat16 on CPUs with bf16 instructions).
-    reference = E.inference_model(model) if E._uses_mixed_precision(model) else model
-    np.testing.assert_allclose(out, reference.predict(raw, verbose=0), atol=1e-4)
+    np.testing.assert_allclose(out, E.float32_model(model).predict(raw, verbose=0), atol=1e-4)
     # Encoded files in, as over TF Serving's REST API with {"b64": ...}: decoded and resized as in training.
     by_bytes = loaded.signatures["serving_bytes"]
     assert list(by_bytes.structured_input_signature[1]) == ["image_bytes"]

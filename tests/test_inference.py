@@ -5,7 +5,7 @@ import pytest
 from conftest import train_tiny_classifier, train_tiny_crnn
 
 from recaptcha_tf.data.pipeline import make_dataset
-from recaptcha_tf.export import list_images
+from recaptcha_tf.export import float32_model, list_images
 from recaptcha_tf.inference import (
     CorruptImageError,
     Inference,
@@ -44,17 +44,9 @@ def crnn(tmp_path_factory):
     return load_model(run), list_images(data)
 
 
-def float32_reference(model):
-    """The model the predictor runs: a mixed-precision model's float32 copy (on CPUs with bf16 instructions
-    the tiny runs train in bfloat16, whose outputs differ from float32 by about 1e-4)."""
-    from recaptcha_tf.export import _uses_mixed_precision, inference_model
-
-    return inference_model(model) if _uses_mixed_precision(model) else model
-
-
 def test_outputs_match_the_old_pipeline_in_order(classifier):
     model, files = classifier
-    expected = legacy_outputs(float32_reference(model), files)
+    expected = legacy_outputs(float32_model(model), files)
     inf = Inference.from_model(model)
     got = inf.outputs(files, batch_size=5)  # several batches, a short last one
     assert got.shape == expected.shape == (len(files), 3)
@@ -68,7 +60,7 @@ def test_outputs_match_the_old_pipeline_in_order(classifier):
 
 def test_text_outputs_and_decoding_match(crnn):
     model, files = crnn
-    expected = legacy_outputs(float32_reference(model), files)
+    expected = legacy_outputs(float32_model(model), files)
     got = inference_for(model).outputs(files, batch_size=4)
     np.testing.assert_allclose(got, expected, atol=1e-4)
     from recaptcha_tf.decoding import decode_text_outputs

@@ -78,6 +78,12 @@ def inference_model(model):
     return clone
 
 
+def float32_model(model):
+    """``model`` when it already runs in float32, else its float32 copy (:func:`inference_model`): what the
+    predictor and the exports run for a model trained in mixed precision."""
+    return inference_model(model) if _uses_mixed_precision(model) else model
+
+
 def _uses_mixed_precision(model) -> bool:
     import keras
 
