@@ -56,6 +56,16 @@ def _count(minimum: int):
     return parse
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -347,8 +357,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         type=_count(1),
         default=None,
-        help="text: optimizer updates in all, whatever the set's size (default 2000 for a 48x192 input, "
-        "fewer for larger inputs); ignored with --epochs",
+        help="text: optimizer updates in all, whatever the set's size (default 4000 for a 48x192 input, "
+        "fewer for larger inputs, and at most what fits --time-budget); ignored with --epochs",
+    )
+    p.add_argument(
+        "--time-budget",
+        type=_non_negative_float,
+        default=None,
+        metavar="MINUTES",
+        help="text: the default --steps are cut to what takes at most this many minutes of training steps on "
+        "this machine, timed on a few steps first (default 15; 0: no limit)",
     )
     p.add_argument(
         "--colour",
@@ -677,6 +695,7 @@ def dispatch(args) -> int:
             colour=args.colour,
             epochs=args.epochs,
             steps=args.steps,
+            time_budget=args.time_budget,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             optimizer=args.optimizer,

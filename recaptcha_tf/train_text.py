@@ -24,6 +24,7 @@ from recaptcha_tf.phases import (
 )
 from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.run_folder import finish_run, finished_summary, write_json
+from recaptcha_tf.step_time import seconds_per_step, steps_within
 from recaptcha_tf.tasks import get_task, task_defaults
 from recaptcha_tf.tasks.objectives import training_objective
 from recaptcha_tf.text_data import text_targets, text_task_data
@@ -35,6 +36,25 @@ def step_budget(steps_at_48x192: int, image_size: tuple[int, int]) -> int:
     """Optimizer steps for a text input of ``image_size``: the same pixels as ``steps_at_48x192`` steps at 48x192,
     so the training time hardly depends on the input size the data called for."""
     return max(1, round(steps_at_48x192 * 48 * 192 / (image_size[0] * image_size[1])))
+
+
+def _stored_step_seconds(out: str, model: str, image_size, batch_size: int, policy: str) -> float | None:
+    """The step time an earlier session of this run measured (``out/config.json``), so that a resumed run keeps
+    its budget; ``None`` when there is none, or it was measured for another model, input, batch or precision."""
+    import json
+
+    try:
+        with open(os.path.join(out, "config.json")) as f:
+            stored = json.load(f)
+    except (OSError, ValueError):
+        return None
+    same = (stored.get("model"), stored.get("image_size"), stored.get("batch_size"), stored.get("precision")) == (
+        model,
+        list(image_size),
+        batch_size,
+        policy,
+    )
+    return stored.get("step_seconds") if same else None
 
 
 def validation_sample(count: int, cap: int, seed: int = 0) -> list[int]:
@@ -80,14 +100,16 @@ def train_text(
     colour: str = "auto",
     image_column: str | None = None,
     label_column: str | None = None,
+    time_budget: float | None = None,
 ) -> dict:
     """Train a text CAPTCHA reader (``crnn`` with CTC or ``multihead``).
 
     The input size, crop and colour handling are fitted to the training images
     (:func:`recaptcha_tf.data.text_fit.fit_text_input`) unless ``image_size`` is given,
     and the budget is ``steps`` optimizer updates whatever the set's size (default
-    2,000 for a 48x192 input, proportionally fewer for larger inputs), run as 20
-    epochs of equal steps over the repeated training set, unless ``epochs`` is given.
+    4,000 for a 48x192 input, proportionally fewer for larger inputs, and at most what
+    ``time_budget`` minutes allow on this machine), run as 20 epochs of equal steps over
+    the repeated training set, unless ``epochs`` is given.
 
     Args:
         data: folder of images named by label, a Parquet file, or a folder of Parquet files.
@@ -105,6 +127,10 @@ def train_text(
         val_data: a separate validation set; then ``data`` is split only into train/test
             by ``fractions`` ignoring its val part.
         steps: optimizer updates in all (rounded up to a multiple of 20); ignored with ``epochs``.
+        time_budget: minutes of training steps the default budget may take on this machine (default 15;
+            ``0``: no limit). Without ``steps`` or ``epochs``, a few steps of a copy of the model are timed
+            first (:mod:`recaptcha_tf.step_time`), and the default budget is cut to what fits; the
+            measurement is recorded in ``config.json`` and reused when the run resumes.
         colour: ``"auto"`` (the task default, ``"ink"``), ``"ink"`` (distance from each image's
             background colour, any polarity or text colour) or ``"gray"`` (grayscale, padded).
         image_column, label_column: Parquet column names (default: detected).
@@ -129,6 +155,9 @@ def train_text(
     )
 
     d = task_defaults("text")
+    time_budget = d["time_budget_minutes"] if time_budget is None else time_budget
+    if isinstance(time_budget, bool) or not time_budget >= 0:
+        raise ValueError(f"time_budget must be 0 (no limit) or positive minutes, got {time_budget!r}.")
     colour = d["colour"] if colour in (None, "auto") else colour
     if colour not in ("ink", "gray"):
         raise ValueError(f"--colour must be auto, ink or gray, got {colour!r}.")
@@ -159,26 +188,13 @@ def train_text(
     fit = choose_text_input(text.sources("train"), max_length, image_size, colour, seed=seed)
     channels = 3 if fit.colour == "ink" else 1
     image_size = fit.image_size
-    budget = steps or step_budget(d["steps"], image_size)
-    if epochs:  # whole passes over the training set
-        steps_per_epoch, repeat = int(np.ceil(len(parts["train"]) / batch_size)), False
-    else:  # the budget in a fixed number of "epochs" of equal steps, over the repeated training set
-        epochs = d["evaluations"]
-        steps_per_epoch, repeat = int(np.ceil(budget / epochs)), True
-    budget = epochs * steps_per_epoch
+    repeat = not epochs  # a step budget runs over the repeated training set; --epochs makes whole passes
+    epochs_given = bool(epochs)
+    epochs = epochs or d["evaluations"]
     if freeze_epochs >= epochs:
         raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of {epochs} epochs.")
     patience = max(3, int(np.ceil(d["patience_fraction"] * epochs))) if patience is None else patience
-    log.info(
-        "%s%s; %d epochs of %d steps (budget %d steps), early stopping after %d epochs without a better "
-        "validation CER (or loss, at equal CER)",
-        fit.describe(),
-        " (--image-size given)" if size_given else "",
-        epochs,
-        steps_per_epoch,
-        budget,
-        patience,
-    )
+    log.info("%s%s", fit.describe(), " (--image-size given)" if size_given else "")
 
     if val_data:
         extra_val = load_text_dataset(val_data, pattern=label_pattern or DEFAULT_LABEL_PATTERN, case=case, **columns)
@@ -247,6 +263,36 @@ def train_text(
                 "use a wider --image-size."
             )
 
+        step_seconds = None
+        if epochs_given:
+            steps_per_epoch = int(np.ceil(len(parts["train"]) / batch_size))
+        else:  # the budget in a fixed number of "epochs" of equal steps
+            budget = steps or step_budget(d["steps"], image_size)
+            if not steps and time_budget and dist.num_replicas_in_sync == 1:  # the default, held to the time budget
+                stored = _stored_step_seconds(out, model, image_size, batch_size, policy)
+                step_seconds = stored or seconds_per_step(net, training_objective(kind)[0], train_ds)
+                budget = steps_within(budget, step_seconds, time_budget)
+                if budget < step_budget(d["steps"], image_size):
+                    log.warning(
+                        "the default %d steps take %.0f minutes here (%.3f s a step): running the %d that fit "
+                        "--time-budget %g minutes; --steps N runs exactly N",
+                        step_budget(d["steps"], image_size),
+                        step_budget(d["steps"], image_size) * step_seconds / 60,
+                        step_seconds,
+                        budget,
+                        time_budget,
+                    )
+            steps_per_epoch = int(np.ceil(budget / epochs))
+    log.info(
+        "%d epochs of %d steps (%d steps%s), early stopping after %d epochs without a better validation CER "
+        "(or loss, at equal CER)",
+        epochs,
+        steps_per_epoch,
+        epochs * steps_per_epoch,
+        f", {step_seconds:.3f} s each here" if step_seconds else "",
+        patience,
+    )
+
     from recaptcha_tf.distribute import unsharded
 
     val_images = unsharded(make_dataset(val_sources, None, cache=True, **common))
@@ -292,6 +338,8 @@ def train_text(
         "fine_tune_learning_rate": fine_tune_learning_rate,
         "data": os.path.abspath(data),
     }
+    if step_seconds:  # the default budget, held to --time-budget: a resumed run keeps this measurement
+        config.update(step_seconds=round(step_seconds, 4), time_budget_minutes=time_budget)
     if len(kept) < val_count:  # only when sampled, so the configs (and resume checks) of smaller sets are as before
         config["validation_images"] = len(kept)
     finished = finished_summary(out, config)

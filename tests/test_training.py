@@ -194,3 +194,26 @@ def test_default_balancing_leaves_an_already_balanced_split_alone(tmp_path):
     assert not os.path.exists(str(tmp_path / "c" / "balanced_images"))
     fresh = runs.prepare_folder_split(data, str(tmp_path / "d"), balance_up_to=500)
     assert fresh.counts()["train"] == [14, 14, 14]
+
+
+def test_seconds_per_step_times_a_copy_of_the_model_and_leaves_the_model_untouched():
+    import tensorflow as tf
+
+    from recaptcha_tf.step_time import seconds_per_step, steps_within
+
+    inputs = keras.Input((8, 8, 1))
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inputs)))
+    model = keras.Model(inputs, outputs)
+    before = [w.copy() for w in model.get_weights()]
+    x, y = np.random.default_rng(0).random((40, 8, 8, 1), "float32"), np.zeros((40, 3), "float32")
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    seconds = seconds_per_step(model, "mse", dataset, steps=3, warm_up=1)
+    assert 0 < seconds < 5
+    assert getattr(model, "optimizer", None) is None and all(
+        np.array_equal(a, b) for a, b in zip(before, model.get_weights())
+    )
+    with pytest.raises(ValueError, match="fewer than 2 batches"):
+        seconds_per_step(model, "mse", dataset.take(1), steps=3, warm_up=1)
+    # 15 minutes: all 4,000 steps at 0.14 s (a bf16 CPU), 1,875 at 0.48 s (a CPU without); 0 minutes: no limit
+    assert steps_within(4000, 0.14, 15) == 4000 and steps_within(4000, 0.48, 15) == 1875
+    assert steps_within(4000, 0.48, 0) == steps_within(4000, 0.48, None) == 4000

@@ -10,7 +10,8 @@ TEXT = register_task(
     # equal steps over the repeated training set (validation runs that often); the best checkpoint and early
     # stopping follow validation CER, ties broken by validation loss (training.cer_then_loss), and early stopping
     # waits a quarter of the evaluations (never while the model reads blanks). "steps" is the budget for a 48x192
-    # input; a larger input gets proportionally fewer steps (same pixels). Validation during training reads at most
+    # input; a larger input gets proportionally fewer steps (same pixels), and a slow machine as many as take
+    # "time_budget_minutes" (recaptcha_tf.step_time; not with --steps). Validation during training reads at most
     # "validation_images" of the validation split (a seeded sample; train_text.validation_sample).
     defaults={
         "model": "crnn",
@@ -18,7 +19,8 @@ TEXT = register_task(
         "channels": 3,
         "resize": "stretch",
         "colour": "ink",
-        "steps": 2000,
+        "steps": 4000,
+        "time_budget_minutes": 15,
         "evaluations": 20,
         "batch_size": 16,
         "learning_rate": 1e-3,

@@ -287,6 +287,45 @@ def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_p
     assert updates == [20, 20]
 
 
+def test_the_default_budget_is_cut_to_the_time_budget_and_a_resumed_run_keeps_its_measurement(
+    tmp_path, monkeypatch, caplog
+):
+    from recaptcha_tf import runs, train_text
+
+    data = str(tmp_path / "set")
+    _write_set(data, 16, (64, 24), 3)
+    timed = []
+
+    def slow_machine(model, loss, dataset):  # the measurement itself is tested in tests/test_training.py
+        timed.append(model.name)
+        return 0.5  # seconds a step
+
+    monkeypatch.setattr(train_text, "seconds_per_step", slow_machine)
+    kwargs = dict(
+        charset="abcd",
+        batch_size=4,
+        logdir=None,
+        augment=False,
+        time_budget=0.5,  # minutes: 60 steps at 0.5 s
+        model_kwargs={"rnn_units": 4, "filters": [4, 4, 8, 8]},
+    )
+    out = str(tmp_path / "run")
+    with caplog.at_level("WARNING", logger="recaptcha_tf"):
+        summary = runs.train_text(data, out, patience=20, **kwargs)
+    assert timed == ["crnn"] and summary["steps"] == 60  # 20 evaluations of 3 steps, not the default thousands
+    assert "--time-budget 0.5 minutes" in caplog.text and "--steps N runs exactly N" in caplog.text
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["step_seconds"] == 0.5 and config["time_budget_minutes"] == 0.5
+    assert config["steps_per_epoch"] * config["epochs"] == 60
+    # the same command again: the stored measurement is reused, so the config matches and the run is finished
+    again = runs.train_text(data, out, patience=20, **kwargs)
+    assert timed == ["crnn"] and again["epochs_this_session"] == 0 and again["steps"] == 60
+    # an explicit --steps is run exactly, with nothing timed
+    given = runs.train_text(data, str(tmp_path / "given"), steps=12, patience=20, **kwargs)
+    assert timed == ["crnn"] and given["steps"] == 20
+    assert "step_seconds" not in json.load(open(tmp_path / "given" / "config.json"))
+
+
 def test_checkpoint_score_is_the_cer_with_ties_broken_by_the_loss():
     from recaptcha_tf.training import cer_then_loss
 
