@@ -191,6 +191,8 @@ def run_row(name: str, args) -> dict:
         "exact_match": test.get("exact_match", test.get("top1")),
         "cer": test.get("cer", ""),
         "train_minutes": round(summary["train_seconds"] / 60, 2),
+        "steps": summary.get("steps"),
+        "step_seconds": config.get("step_seconds"),
         "command_minutes": round(wall / 60, 2),
         "input": f"{size[0]}x{size[1]}" if size else "",
         "crop": "yes" if config.get("crop") else "no",
@@ -234,7 +236,7 @@ def main():
     print("wrote", path)
 
 
-COLUMNS = ["set", "images", "test_n", "exact_match", "cer", "train_minutes", "input", "crop", "plateau"]
+COLUMNS = ["set", "images", "test_n", "exact_match", "cer", "train_minutes", "steps", "input", "crop", "plateau"]
 
 if __name__ == "__main__":
     main()
