@@ -267,17 +267,19 @@ def train_text(
         if epochs_given:
             steps_per_epoch = int(np.ceil(len(parts["train"]) / batch_size))
         else:  # the budget in a fixed number of "epochs" of equal steps
-            budget = steps or step_budget(d["steps"], image_size)
+            default_steps = step_budget(d["steps"], image_size)
+            budget = steps or default_steps
             if not steps and time_budget and dist.num_replicas_in_sync == 1:  # the default, held to the time budget
+                # rounded as config.json stores it, so that a resumed run computes the very same budget
                 stored = _stored_step_seconds(out, model, image_size, batch_size, policy)
-                step_seconds = stored or seconds_per_step(net, training_objective(kind)[0], train_ds)
-                budget = steps_within(budget, step_seconds, time_budget)
-                if budget < step_budget(d["steps"], image_size):
+                step_seconds = round(stored or seconds_per_step(net, training_objective(kind)[0], train_ds), 4)
+                budget = steps_within(default_steps, step_seconds, time_budget)
+                if budget < default_steps:
                     log.warning(
                         "the default %d steps take %.0f minutes here (%.3f s a step): running the %d that fit "
                         "--time-budget %g minutes; --steps N runs exactly N",
-                        step_budget(d["steps"], image_size),
-                        step_budget(d["steps"], image_size) * step_seconds / 60,
+                        default_steps,
+                        default_steps * step_seconds / 60,
                         step_seconds,
                         budget,
                         time_budget,
@@ -339,7 +341,7 @@ def train_text(
         "data": os.path.abspath(data),
     }
     if step_seconds:  # the default budget, held to --time-budget: a resumed run keeps this measurement
-        config.update(step_seconds=round(step_seconds, 4), time_budget_minutes=time_budget)
+        config.update(step_seconds=step_seconds, time_budget_minutes=time_budget)
     if len(kept) < val_count:  # only when sampled, so the configs (and resume checks) of smaller sets are as before
         config["validation_images"] = len(kept)
     finished = finished_summary(out, config)
