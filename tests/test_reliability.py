@@ -322,6 +322,8 @@ def test_a_model_that_safe_mode_refuses_is_one_line(unsafe_model, tmp_path, comm
         (["--charset", "z-a"], "Reversed range z-a"),
         (["--epochs", "0"], "--epochs: must be at least 1"),
         (["--batch-size", "0"], "--batch-size: must be at least 1"),
+        (["--time-budget", "-1"], "--time-budget: must be 0 or more, got -1"),
+        (["--learning-rate", "0"], "--learning-rate: must be positive, got 0"),
         (["--split", "50/60"], "adds up to 110"),
     ],
 )
