@@ -8,12 +8,9 @@ The same text run costs 0.14 s a step on a CPU with bfloat16 instructions and 0.
 
 from __future__ import annotations
 
-import logging
 import time
 
 import numpy as np
-
-log = logging.getLogger("recaptcha_tf")
 
 
 def seconds_per_step(model, loss, dataset, steps: int = 6, warm_up: int = 2) -> float:

@@ -189,7 +189,6 @@ def train_text(
     channels = 3 if fit.colour == "ink" else 1
     image_size = fit.image_size
     repeat = not epochs  # a step budget runs over the repeated training set; --epochs makes whole passes
-    epochs_given = bool(epochs)
     epochs = epochs or d["evaluations"]
     if freeze_epochs >= epochs:
         raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of {epochs} epochs.")
@@ -264,7 +263,7 @@ def train_text(
             )
 
         step_seconds = None
-        if epochs_given:
+        if not repeat:  # whole passes over the training set
             steps_per_epoch = int(np.ceil(len(parts["train"]) / batch_size))
         else:  # the budget in a fixed number of "epochs" of equal steps
             default_steps = step_budget(d["steps"], image_size)
