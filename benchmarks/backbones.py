@@ -194,21 +194,25 @@ def main():
         action="store_true",
         help="also the earlier MobileNetV2-0.35 recipe with every setting spelled out",
     )
-    parser.add_argument("--rerun", action="store_true", help="run rows that the results file already holds")
+    parser.add_argument(
+        "--rerun",
+        action="store_true",
+        help="run the rows asked for again, from a fresh run folder (other rows in the results file are kept)",
+    )
     parser.add_argument("--out", default="models/bench-backbones")
     args = parser.parse_args()
 
     # Resumable: rows already in the results file are kept (each pretrained row takes up to half an hour).
     path = os.path.join(RESULTS, "backbones.json")
-    old = json.load(open(path)) if os.path.isfile(path) and not args.rerun else {}
+    old = json.load(open(path)) if os.path.isfile(path) else {}
     done = {(r["model"], r.get("seed", 0)): r for r in old.get("rows", [])}
     rows = list(done.values())
 
     def add(label, weights, extra, seed=0):
-        if (label, seed) in done:
+        if (label, seed) in done and not args.rerun:
             print(f"kept {label} seed {seed} from {path}")
             return
-        row = run(label, weights, extra, args.data, args.out, seed, fresh=args.rerun)
+        row = run(label, weights, extra, args.data, args.out, seed, fresh=args.rerun) | {"machine": machine()}
         rows[:] = [r for r in rows if (r["model"], r.get("seed", 0)) != (label, seed)] + [row]
         write_results("backbones", {"machine": machine(), "rows": rows})
         print(table([row], [c for c in row if c not in ("command", "per_class_f1", "out")]), flush=True)

@@ -364,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="MINUTES",
         help="text: the default --steps are cut to what takes at most this many minutes of training steps on "
-        "this machine, timed on a few steps first (default 15; 0: no limit)",
+        "this machine, timed on a few steps first (default 15; 0: no limit); tiles/chars with pretrained "
+        "--weights: the same for the model's recipe epochs (default the recipe's, 30); ignored with --epochs/--steps",
     )
     p.add_argument(
         "--colour",

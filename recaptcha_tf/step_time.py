@@ -3,11 +3,15 @@
 The same text run costs 0.14 s a step on a CPU with bfloat16 instructions and 0.48 s on one without
 (2 cores each): a fixed number of steps that fits 20 minutes on one machine takes an hour on the other.
 :func:`seconds_per_step` times a few steps of a throwaway copy of the model on the real input pipeline, and
-:func:`steps_within` cuts a budget to what fits.
+:func:`steps_within` (text: optimizer steps) and :func:`epochs_within` (tiles: epochs of a transfer recipe) cut a
+budget to what fits; :func:`stored_measurement` gives a resumed run the measurement its first session made, so
+its budget does not change.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 
 import numpy as np
@@ -16,8 +20,8 @@ import numpy as np
 def seconds_per_step(model, loss, dataset, steps: int = 6, warm_up: int = 2) -> float:
     """Median wall seconds of one training step (forward, backward, Adam update, next batch) on this machine.
 
-    A copy of ``model`` (same layers and precision policy, its own fresh weights; ``model`` itself is not
-    touched) is compiled with Adam and ``loss`` and trained on ``warm_up + steps`` batches of ``dataset``;
+    A copy of ``model`` (same layers, precision policy and frozen layers, its own fresh weights; ``model``
+    itself is not touched) is compiled with Adam and ``loss`` and trained on ``warm_up + steps`` batches of ``dataset``;
     the ``warm_up`` steps, which trace and compile the step function and fill the input pipeline, are not timed.
 
     Args:
@@ -30,6 +34,7 @@ def seconds_per_step(model, loss, dataset, steps: int = 6, warm_up: int = 2) -> 
     import keras
 
     probe = keras.models.clone_model(model)
+    _copy_trainable(model, probe)  # a clone rebuilt from config may lose a frozen nested model's flag (keras-hub)
     probe.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss)
     seconds = []
     start = time.perf_counter()
@@ -44,9 +49,53 @@ def seconds_per_step(model, loss, dataset, steps: int = 6, warm_up: int = 2) -> 
     return float(np.median(seconds))
 
 
+def _copy_trainable(source, target) -> None:
+    """Give ``target``'s layers (a clone of ``source``) the ``trainable`` flags of ``source``'s, nested ones too."""
+    for original, copy in zip(source.layers, target.layers):
+        copy.trainable = original.trainable
+        if hasattr(original, "layers"):
+            _copy_trainable(original, copy)
+
+
 def steps_within(budget_steps: int, step_seconds: float, minutes: float | None) -> int:
     """The most steps, at most ``budget_steps``, that take at most ``minutes`` at ``step_seconds`` each
     (all of them when ``minutes`` is ``None`` or 0)."""
     if not minutes:
         return budget_steps
     return max(1, min(budget_steps, int(minutes * 60 / step_seconds)))
+
+
+def epochs_within(
+    max_epochs: int,
+    frozen_epochs: int,
+    steps_per_epoch: int,
+    validation_steps: int,
+    frozen_step_seconds: float,
+    step_seconds: float,
+    minutes: float | None,
+) -> int:
+    """The most epochs, at most ``max_epochs`` and the first ``frozen_epochs`` of them with the backbone frozen,
+    whose training takes at most ``minutes``; always the frozen ones and at least one fine-tuning epoch
+    (all ``max_epochs`` when ``minutes`` is ``None`` or 0).
+
+    An epoch costs ``steps_per_epoch`` training steps (``frozen_step_seconds`` or ``step_seconds`` each) and
+    ``validation_steps`` batches of validation, counted as a third of a training step each (a forward pass).
+    """
+    if not minutes:
+        return max_epochs
+    frozen_epoch = (steps_per_epoch + validation_steps / 3) * frozen_step_seconds
+    full_epoch = (steps_per_epoch + validation_steps / 3) * step_seconds
+    fine_tune = int((minutes * 60 - frozen_epochs * frozen_epoch) / full_epoch)
+    return frozen_epochs + max(1, min(max_epochs - frozen_epochs, fine_tune))
+
+
+def stored_measurement(out: str, key: str, **settings):
+    """``key`` of the run's ``out/config.json``, written by an earlier session of the same run, when that session
+    had the same ``settings`` (e.g. model, input size, batch size, precision); ``None`` when there is none."""
+    try:
+        with open(os.path.join(out, "config.json")) as f:
+            stored = json.load(f)
+    except (OSError, ValueError):
+        return None
+    same = all(stored.get(name) == json.loads(json.dumps(value)) for name, value in settings.items())
+    return stored.get(key) if same else None

@@ -27,6 +27,7 @@ from recaptcha_tf.phases import (
 )
 from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.run_folder import finish_run, finished_summary, same_folder, write_json
+from recaptcha_tf.step_time import epochs_within, seconds_per_step, stored_measurement
 from recaptcha_tf.tasks import get_task, task_defaults
 from recaptcha_tf.tasks.objectives import training_objective
 
@@ -146,6 +147,57 @@ def prepare_multilabel_split(
     return split
 
 
+def _timed_epochs(
+    net,
+    loss,
+    train_ds,
+    out: str,
+    settings: dict,
+    max_epochs: int,
+    freeze_epochs: int,
+    steps: int,
+    validation_steps: int,
+    minutes: float,
+) -> dict:
+    """A transfer recipe's epochs cut to what takes at most ``minutes`` of training here: one step of ``net`` with
+    the backbone trainable and one with it frozen are timed on ``train_ds`` (or taken from an earlier session of
+    the run in ``out`` with the same ``settings``). Leaves the backbone frozen when ``freeze_epochs`` (phase 1
+    freezes it anyway). Returns ``{"epochs", "step_seconds", "frozen_step_seconds", "time_budget_minutes"}``."""
+    from recaptcha_tf.models.finetune import freeze_backbone
+
+    # rounded as config.json stores them, so that a resumed run computes the very same epochs
+    step_seconds = stored_measurement(out, "step_seconds", **settings) or round(
+        seconds_per_step(net, loss, train_ds), 4
+    )
+    frozen_step_seconds = step_seconds
+    if freeze_epochs:
+        freeze_backbone(net)
+        frozen_step_seconds = stored_measurement(out, "frozen_step_seconds", **settings) or round(
+            seconds_per_step(net, loss, train_ds), 4
+        )
+    epochs = epochs_within(
+        max_epochs, freeze_epochs, steps, validation_steps, frozen_step_seconds, step_seconds, minutes
+    )
+    log.log(
+        logging.WARNING if epochs < max_epochs else logging.INFO,
+        "%d of the recipe's %d epochs fit --time-budget %g minutes here (%.3f s a step, %.3f s frozen, %d steps "
+        "an epoch)%s",
+        epochs,
+        max_epochs,
+        minutes,
+        step_seconds,
+        frozen_step_seconds,
+        steps,
+        "; --epochs N runs exactly N" if epochs < max_epochs else "",
+    )
+    return dict(
+        epochs=epochs,
+        step_seconds=step_seconds,
+        frozen_step_seconds=frozen_step_seconds,
+        time_budget_minutes=minutes,
+    )
+
+
 def train_classifier(
     data: str,
     out: str = "models/run",
@@ -184,6 +236,7 @@ def train_classifier(
     threshold: float = 0.5,
     strategy: str = "default",
     allow_outside_data: bool = False,
+    time_budget: float | None = None,
 ) -> dict:
     """Train a tile or character classifier on a class-folder dataset (or a multi-label CSV).
 
@@ -215,6 +268,11 @@ def train_classifier(
         allow_outside_data: accept ``labels_csv`` paths outside ``data`` (absolute or ``../``).
         strategy: ``tf.distribute`` strategy (:mod:`recaptcha_tf.distribute`); ``batch_size``
             is per replica and the learning rates scale with the number of replicas.
+        time_budget: minutes of training a transfer recipe's epochs may take on this machine (default the
+            recipe's ``time_budget_minutes``; 0: no limit). A step with the backbone trainable and one with it
+            frozen are timed first (``recaptcha_tf.step_time``) and the recipe's epochs cut to what fits, keeping
+            its frozen epochs and at least one fine-tuning epoch; the measurements go into ``config.json`` and a
+            resumed run reuses them. Not with ``epochs`` or more than one replica.
 
     Returns:
         Summary with the run folder, epochs run, wall time (s) and the test report.
@@ -224,7 +282,7 @@ def train_classifier(
     from recaptcha_tf.data.balance import class_weights as balanced_class_weights
     from recaptcha_tf.data.pipeline import batch_mixing, make_dataset, multi_hot, tile_augmentation
     from recaptcha_tf.models import build_classifier, check_model_task, pretrained_recipe
-    from recaptcha_tf.models.registry import model_head
+    from recaptcha_tf.models.registry import model_cpu_bfloat16, model_head
     from recaptcha_tf.models.weights import parse_weights
     from recaptcha_tf.training import PredictionSamples
 
@@ -239,9 +297,13 @@ def train_classifier(
     image_size = tuple(image_size or d["image_size"])
     channels = 1 if (grayscale if grayscale is not None else d["channels"] == 1) else 3
     resize = resize or d["resize"]
+    epochs_given = epochs is not None
     epochs, batch_size, learning_rate = positive_or_default(
         d, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate
     )
+    time_budget = d.get("time_budget_minutes", 0) if time_budget is None else time_budget
+    if isinstance(time_budget, bool) or not time_budget >= 0:
+        raise ValueError(f"time_budget must be 0 (no limit) or positive minutes, got {time_budget!r}.")
     patience = d["patience"] if patience is None else patience
     label_smoothing = d.get("label_smoothing", 0.1) if label_smoothing is None else label_smoothing
     unfreeze = d.get("unfreeze", "all") if unfreeze is None else unfreeze
@@ -322,7 +384,7 @@ def train_classifier(
         kwargs["weights"] = weights
     keras.utils.set_random_seed(seed)
     steps = int(np.ceil(len(train_paths) / batch_size))
-    with precision_policy(precision) as policy, dist.scope():
+    with precision_policy(precision, model_cpu_bfloat16(model)) as policy, dist.scope():
         net = build_classifier(
             model,
             class_names,
@@ -335,6 +397,21 @@ def train_classifier(
             **kwargs,
         )
     sync_batchnorm(dist, net)
+    timing = {}
+    if recipe and not epochs_given and time_budget and dist.num_replicas_in_sync == 1:
+        timing = _timed_epochs(
+            net,
+            loss,
+            train_ds,
+            out,
+            dict(model=model, image_size=image_size, batch_size=batch_size, precision=policy),
+            epochs,
+            freeze_epochs,
+            steps,
+            int(np.ceil(len(val_paths) / batch_size)),
+            time_budget,
+        )
+        epochs = timing.pop("epochs")
 
     extra = []
     if run_logdir:
@@ -380,6 +457,7 @@ def train_classifier(
         "data": os.path.abspath(data),
         "strategy": type(dist).__name__,
         "replicas": dist.num_replicas_in_sync,
+        **timing,  # the recipe's epochs held to the time budget: a resumed run keeps these measurements
     }
     finished = finished_summary(out, config)
     if finished is not None:

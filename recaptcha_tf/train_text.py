@@ -24,7 +24,7 @@ from recaptcha_tf.phases import (
 )
 from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.run_folder import finish_run, finished_summary, write_json
-from recaptcha_tf.step_time import seconds_per_step, steps_within
+from recaptcha_tf.step_time import seconds_per_step, steps_within, stored_measurement
 from recaptcha_tf.tasks import get_task, task_defaults
 from recaptcha_tf.tasks.objectives import training_objective
 from recaptcha_tf.text_data import text_targets, text_task_data
@@ -36,25 +36,6 @@ def step_budget(steps_at_48x192: int, image_size: tuple[int, int]) -> int:
     """Optimizer steps for a text input of ``image_size``: the same pixels as ``steps_at_48x192`` steps at 48x192,
     so the training time hardly depends on the input size the data called for."""
     return max(1, round(steps_at_48x192 * 48 * 192 / (image_size[0] * image_size[1])))
-
-
-def _stored_step_seconds(out: str, model: str, image_size, batch_size: int, policy: str) -> float | None:
-    """The step time an earlier session of this run measured (``out/config.json``), so that a resumed run keeps
-    its budget; ``None`` when there is none, or it was measured for another model, input, batch or precision."""
-    import json
-
-    try:
-        with open(os.path.join(out, "config.json")) as f:
-            stored = json.load(f)
-    except (OSError, ValueError):
-        return None
-    same = (stored.get("model"), stored.get("image_size"), stored.get("batch_size"), stored.get("precision")) == (
-        model,
-        list(image_size),
-        batch_size,
-        policy,
-    )
-    return stored.get("step_seconds") if same else None
 
 
 def validation_sample(count: int, cap: int, seed: int = 0) -> list[int]:
@@ -270,7 +251,9 @@ def train_text(
             budget = steps or default_steps
             if not steps and time_budget and dist.num_replicas_in_sync == 1:  # the default, held to the time budget
                 # rounded as config.json stores it, so that a resumed run computes the very same budget
-                stored = _stored_step_seconds(out, model, image_size, batch_size, policy)
+                stored = stored_measurement(
+                    out, "step_seconds", model=model, image_size=image_size, batch_size=batch_size, precision=policy
+                )
                 step_seconds = round(stored or seconds_per_step(net, training_objective(kind)[0], train_ds), 4)
                 budget = steps_within(default_steps, step_seconds, time_budget)
                 if budget < default_steps:

@@ -28,3 +28,15 @@ def test_policy_is_scoped_and_outputs_stay_float32(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_allclose(loaded.predict(np.zeros((1, 20, 20, 3)), verbose=0), np.asarray(out), atol=1e-6)
+
+
+def test_auto_trains_depthwise_backbones_in_float32_on_a_cpu(monkeypatch):
+    from recaptcha_tf import precision
+    from recaptcha_tf.models.registry import model_cpu_bfloat16
+
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)  # a CPU with bfloat16 instructions
+    assert resolve_precision("auto") == "mixed_bfloat16"
+    assert resolve_precision("auto", cpu_bfloat16=False) == "float32"
+    assert resolve_precision("mixed_bfloat16", cpu_bfloat16=False) == "mixed_bfloat16"  # asked for: kept
+    assert not model_cpu_bfloat16("efficientnet-lite0") and not model_cpu_bfloat16("mobilenetv2")
+    assert model_cpu_bfloat16("cnn") and model_cpu_bfloat16("crnn")

@@ -217,3 +217,25 @@ def test_seconds_per_step_times_a_copy_of_the_model_and_leaves_the_model_untouch
     # 15 minutes: all 4,000 steps at 0.14 s (a bf16 CPU), 1,875 at 0.48 s (a CPU without); 0 minutes: no limit
     assert steps_within(4000, 0.14, 15) == 4000 and steps_within(4000, 0.48, 15) == 1875
     assert steps_within(4000, 0.48, 0) == steps_within(4000, 0.48, None) == 4000
+
+
+def test_epochs_within_keeps_the_frozen_epochs_and_at_least_one_fine_tuning_epoch():
+    from recaptcha_tf.step_time import epochs_within
+
+    # 100 steps and 30 validation batches an epoch: 110 step-equivalents; 0.1 s frozen, 0.3 s trainable
+    # 5 minutes = 300 s: one frozen epoch (11 s), then 8 of 33 s (264 s); the 9th would pass 300 s
+    assert epochs_within(12, 1, 100, 30, 0.1, 0.3, 5) == 9
+    assert epochs_within(6, 1, 100, 30, 0.1, 0.3, 5) == 6  # all that the recipe asks fit
+    assert epochs_within(12, 2, 100, 30, 0.1, 0.3, 0.1) == 3  # too slow for any: still one fine-tuning epoch
+    assert epochs_within(12, 1, 100, 30, 0.1, 0.3, 0) == epochs_within(12, 1, 100, 30, 0.1, 0.3, None) == 12
+
+
+def test_a_stored_measurement_is_reused_only_for_the_same_settings(tmp_path):
+    from recaptcha_tf.run_folder import write_json
+    from recaptcha_tf.step_time import stored_measurement
+
+    assert stored_measurement(str(tmp_path), "step_seconds", model="crnn") is None  # no config.json yet
+    write_json({"model": "crnn", "image_size": [48, 192], "step_seconds": 0.12}, str(tmp_path / "config.json"))
+    assert stored_measurement(str(tmp_path), "step_seconds", model="crnn", image_size=(48, 192)) == 0.12
+    assert stored_measurement(str(tmp_path), "step_seconds", model="crnn", image_size=(64, 256)) is None
+    assert stored_measurement(str(tmp_path), "frozen_step_seconds", model="crnn") is None

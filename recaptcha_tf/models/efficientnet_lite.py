@@ -79,7 +79,8 @@ def efficientnet_lite0_backbone(weights=None) -> tuple[keras.Model, str | None]:
 LITE0_RECIPE = dict(
     image_size=(160, 160),
     batch_size=32,
-    epochs=4,
+    epochs=10,  # at most: as many as fit time_budget_minutes on this machine (train_classifier.time_budget)
+    time_budget_minutes=30,
     freeze_epochs=1,
     learning_rate=1e-3,
     fine_tune_learning_rate=3e-4,
@@ -89,7 +90,11 @@ LITE0_RECIPE = dict(
 
 
 @register_model(
-    "efficientnet-lite0", tasks=("tiles", "chars"), pretrained=LITE0_RECIPE, blocks=r"^(block\d+[a-z])(_|$)"
+    "efficientnet-lite0",
+    tasks=("tiles", "chars"),
+    pretrained=LITE0_RECIPE,
+    blocks=r"^(block\d+[a-z])(_|$)",
+    cpu_bfloat16=False,
 )
 def build_efficientnet_lite0(
     input_shape, num_classes, *, weights=None, output_activation="softmax", dropout: float = 0.3

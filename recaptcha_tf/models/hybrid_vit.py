@@ -53,7 +53,8 @@ def _trunk(trunk: str, height: int, width: int, weights, alpha: float):
 HYBRID_RECIPE = dict(
     image_size=(160, 160),
     batch_size=32,
-    epochs=4,
+    epochs=10,  # at most: as many as fit time_budget_minutes on this machine (train_classifier.time_budget)
+    time_budget_minutes=30,
     freeze_epochs=2,
     learning_rate=1e-3,
     fine_tune_learning_rate=2e-4,
@@ -63,7 +64,11 @@ HYBRID_RECIPE = dict(
 
 
 @register_model(  # the trunk's blocks: block6a_... (EfficientNet-Lite0) or block_16_... (MobileNetV2)
-    "vit-hybrid", tasks=("tiles", "chars"), pretrained=HYBRID_RECIPE, blocks=r"^(block_?\d+[a-z]?)(_|$)"
+    "vit-hybrid",
+    tasks=("tiles", "chars"),
+    pretrained=HYBRID_RECIPE,
+    blocks=r"^(block_?\d+[a-z]?)(_|$)",
+    cpu_bfloat16=False,  # its trunks' depthwise convolutions
 )
 def build_vit_hybrid(
     input_shape,

@@ -42,6 +42,7 @@ _HEADS: dict[str, str] = {}
 _RECIPES: dict[str, dict] = {}
 _TUNE_ALIASES: dict[str, dict[str, str]] = {}
 _BLOCKS: dict[str, str | None] = {}
+_CPU_BFLOAT16: dict[str, bool] = {}
 HEADS = ("classifier", "ctc", "multihead")
 # Head kinds whose outputs are character sequences, decoded to text (recaptcha_tf.decoding).
 SEQUENCE_HEADS = ("ctc", "multihead")
@@ -59,6 +60,7 @@ def register_model(
     pretrained: dict | None = None,
     tune_aliases: dict[str, str] | None = None,
     blocks: str | None = None,
+    cpu_bfloat16: bool = True,
 ):
     r"""Decorator adding a builder to the registry under ``name`` for the given tasks.
 
@@ -81,6 +83,10 @@ def register_model(
     a regular expression whose first group is a block's name in its layers' names, e.g.
     ``r"^(block_\d+)(_|$)"`` for MobileNetV2's ``block_16_project``. Without it the
     generic pattern of :mod:`recaptcha_tf.models.finetune` applies.
+
+    ``cpu_bfloat16=False`` says bfloat16 trains this model slower than float32 on a CPU, even one with
+    bfloat16 instructions (depthwise convolutions: 1.7x slower for EfficientNet-Lite0, 1.6x for MobileNetV2
+    on 2 AVX512-BF16 cores), so ``--precision auto`` trains it in float32 on a CPU.
     """
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
@@ -94,6 +100,7 @@ def register_model(
         _RECIPES[name] = dict(pretrained or {})
         _TUNE_ALIASES[name] = dict(tune_aliases or {})
         _BLOCKS[name] = blocks
+        _CPU_BFLOAT16[name] = bool(cpu_bfloat16)
         return fn
 
     return decorate
@@ -197,3 +204,9 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, 
     """Build registered model ``name``; unknown keyword arguments or wrong types are a clear error."""
     check_model_kwargs(name, kwargs)
     return model_builder(name)(input_shape, num_classes, **kwargs)
+
+
+def model_cpu_bfloat16(name: str) -> bool:
+    """Whether bfloat16 trains registered model ``name`` faster than float32 on a CPU that has it."""
+    model_builder(name)
+    return _CPU_BFLOAT16[name]

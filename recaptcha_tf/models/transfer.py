@@ -113,7 +113,8 @@ MOBILENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 MOBILENET_RECIPE = dict(
     image_size=(192, 192),
     batch_size=32,
-    epochs=8,
+    epochs=10,  # at most: as many as fit time_budget_minutes on this machine (train_classifier.time_budget)
+    time_budget_minutes=30,
     freeze_epochs=2,
     learning_rate=1e-3,
     fine_tune_learning_rate=3e-4,
@@ -122,7 +123,13 @@ MOBILENET_RECIPE = dict(
 )
 
 
-@register_model("mobilenetv2", tasks=("tiles", "chars"), pretrained=MOBILENET_RECIPE, blocks=r"^(block_\d+)(_|$)")
+@register_model(
+    "mobilenetv2",
+    tasks=("tiles", "chars"),
+    pretrained=MOBILENET_RECIPE,
+    blocks=r"^(block_\d+)(_|$)",
+    cpu_bfloat16=False,
+)
 def build_mobilenetv2(
     input_shape, num_classes, *, alpha: float = 1.0, weights=None, output_activation="softmax", dropout=0.2
 ):

@@ -203,3 +203,64 @@ def test_the_recipe_fills_what_the_user_left_unset(tmp_path, tiny_preset):
     assert summary["epochs_run"] == 2
     model = keras.saving.load_model(os.path.join(out, "model.keras"), safe_mode=True)
     assert model.output_shape[-1] == 3
+
+
+def test_the_recipe_epochs_are_held_to_the_time_budget_and_a_resumed_run_keeps_its_measurement(
+    tmp_path, tiny_preset, monkeypatch, caplog
+):
+    """A slow machine: the recipe's epochs are cut to the time budget, timed once, kept on resume."""
+    from recaptcha_tf import runs, train_classifier
+    from recaptcha_tf.data.splits import load_manifest
+    from recaptcha_tf.models import pretrained_recipe
+    from recaptcha_tf.models.finetune import find_backbone
+    from recaptcha_tf.step_time import epochs_within
+
+    timed = []
+
+    def slow_machine(model, loss, dataset):  # the measurement itself is tested in tests/test_training.py
+        frozen = not find_backbone(model).trainable
+        timed.append("frozen" if frozen else "trainable")
+        return 0.25 if frozen else 0.5  # seconds a step
+
+    monkeypatch.setattr(train_classifier, "seconds_per_step", slow_machine)
+    data = str(tmp_path / "tiles")
+    make_class_folders(data, per_class=6)
+    kwargs = dict(model="efficientnet-lite0", weights=tiny_preset, image_size=(32, 32), batch_size=4)
+    kwargs |= dict(logdir=None, balance_per_class=0, time_budget=0.05)  # minutes: 3 s
+    out = str(tmp_path / "run")
+    with caplog.at_level("WARNING", logger="recaptcha_tf"):
+        summary = runs.train_classifier(data, out, **kwargs)
+    split = load_manifest(out)
+    steps, validation_steps = -(-len(split.train) // 4), -(-len(split.val) // 4)
+    recipe = pretrained_recipe("efficientnet-lite0")
+    expected = epochs_within(recipe["epochs"], recipe["freeze_epochs"], steps, validation_steps, 0.25, 0.5, 0.05)
+    assert timed == ["trainable", "frozen"]
+    assert recipe["freeze_epochs"] < expected < recipe["epochs"] and summary["epochs_run"] == expected
+    assert "fit --time-budget 0.05 minutes" in caplog.text and "--epochs N runs exactly N" in caplog.text
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["epochs"] == expected and config["time_budget_minutes"] == 0.05
+    assert (config["step_seconds"], config["frozen_step_seconds"]) == (0.5, 0.25)
+    # the same command again: the stored measurements are reused, so the config matches and the run is finished
+    again = runs.train_classifier(data, out, **kwargs)
+    assert timed == ["trainable", "frozen"] and again["epochs_this_session"] == 0
+    # explicit --epochs run exactly, with nothing timed
+    runs.train_classifier(data, str(tmp_path / "given"), epochs=2, **kwargs)
+    assert len(timed) == 2 and "step_seconds" not in json.load(open(tmp_path / "given" / "config.json"))
+
+
+def test_the_step_time_of_a_frozen_keras_hub_backbone_is_measured_on_a_frozen_copy(tiny_preset, monkeypatch):
+    """The recipes time phase 1 with the backbone frozen; a clone rebuilt from config must stay frozen."""
+    import keras
+    import tensorflow as tf
+
+    from recaptcha_tf import step_time
+    from recaptcha_tf.models import build_model
+    from recaptcha_tf.models.finetune import freeze_backbone, trainable_parameters
+
+    model = build_model("efficientnet-lite0", (32, 32, 3), 3, weights=tiny_preset)
+    head = freeze_backbone(model)
+    seen = []
+    monkeypatch.setattr(keras.Model, "train_on_batch", lambda self, x, y: seen.append(trainable_parameters(self)))
+    images = tf.data.Dataset.from_tensor_slices((np.zeros((4, 32, 32, 3), "float32"), np.zeros((4, 3), "float32")))
+    step_time.seconds_per_step(model, "mse", images.batch(2), steps=1, warm_up=1)
+    assert seen == [head, head]  # the head only, as in the model
