@@ -155,26 +155,34 @@ def _timed_epochs(
     settings: dict,
     max_epochs: int,
     freeze_epochs: int,
+    unfreeze,
     steps: int,
     validation_steps: int,
     minutes: float,
 ) -> dict:
-    """A transfer recipe's epochs cut to what takes at most ``minutes`` of training here: one step of ``net`` with
-    the backbone trainable and one with it frozen are timed on ``train_ds`` (or taken from an earlier session of
-    the run in ``out`` with the same ``settings``). Leaves the backbone frozen when ``freeze_epochs`` (phase 1
-    freezes it anyway). Returns ``{"epochs", "step_seconds", "frozen_step_seconds", "time_budget_minutes"}``."""
-    from recaptcha_tf.models.finetune import freeze_backbone
+    """A transfer recipe's epochs cut to what takes at most ``minutes`` of training here: one step of ``net`` as
+    phase 2 trains it (``unfreeze``: BatchNorm frozen) and one with the backbone frozen are timed on ``train_ds``
+    (or taken from an earlier session of the run in ``out`` with the same ``settings``). Leaves the backbone
+    frozen when ``freeze_epochs`` (phase 1 freezes it anyway).
+
+    Returns:
+        ``{"epochs", "step_seconds", "frozen_step_seconds", "time_budget_minutes"}``.
+    """
+    from recaptcha_tf.models.finetune import freeze_backbone, unfreeze_backbone
+    from recaptcha_tf.models.registry import model_blocks
 
     # rounded as config.json stores them, so that a resumed run computes the very same epochs
-    step_seconds = stored_measurement(out, "step_seconds", **settings) or round(
-        seconds_per_step(net, loss, train_ds), 4
-    )
+    step_seconds = stored_measurement(out, "step_seconds", **settings)
+    if step_seconds is None:
+        if freeze_epochs:  # phase 2 as fit_in_phases sets it up: BatchNorm frozen, all or the top blocks trainable
+            unfreeze_backbone(net, unfreeze, blocks=model_blocks(settings["model"]))
+        step_seconds = round(seconds_per_step(net, loss, train_ds), 4)
     frozen_step_seconds = step_seconds
     if freeze_epochs:
         freeze_backbone(net)
-        frozen_step_seconds = stored_measurement(out, "frozen_step_seconds", **settings) or round(
-            seconds_per_step(net, loss, train_ds), 4
-        )
+        frozen_step_seconds = stored_measurement(out, "frozen_step_seconds", **settings)
+        if frozen_step_seconds is None:
+            frozen_step_seconds = round(seconds_per_step(net, loss, train_ds), 4)
     epochs = epochs_within(
         max_epochs, freeze_epochs, steps, validation_steps, frozen_step_seconds, step_seconds, minutes
     )
@@ -404,9 +412,10 @@ def train_classifier(
             loss,
             train_ds,
             out,
-            dict(model=model, image_size=image_size, batch_size=batch_size, precision=policy),
+            dict(model=model, image_size=image_size, batch_size=batch_size, precision=policy, unfreeze=unfreeze),
             epochs,
             freeze_epochs,
+            unfreeze,
             steps,
             int(np.ceil(len(val_paths) / batch_size)),
             time_budget,
