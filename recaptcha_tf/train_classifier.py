@@ -27,7 +27,7 @@ from recaptcha_tf.phases import (
 )
 from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.run_folder import finish_run, finished_summary, same_folder, write_json
-from recaptcha_tf.step_time import epochs_within, seconds_per_step, stored_measurement
+from recaptcha_tf.step_time import epochs_within, seconds_per_batch_read, seconds_per_step, stored_measurement
 from recaptcha_tf.tasks import get_task, task_defaults
 from recaptcha_tf.tasks.objectives import training_objective
 
@@ -160,50 +160,57 @@ def _timed_epochs(
     validation_steps: int,
     minutes: float,
 ) -> dict:
-    """A transfer recipe's epochs cut to what takes at most ``minutes`` of training here: one step of ``net`` as
-    phase 2 trains it (``unfreeze``: BatchNorm frozen) and one with the backbone frozen are timed on ``train_ds``
-    (or taken from an earlier session of the run in ``out`` with the same ``settings``). Leaves the backbone
-    frozen when ``freeze_epochs`` (phase 1 freezes it anyway).
+    """A transfer recipe's epochs cut to what takes at most ``minutes`` of training here: reading a batch of
+    ``train_ds``, one step of ``net`` as phase 2 trains it (``unfreeze``: BatchNorm frozen) and one with the
+    backbone frozen are timed (or taken from an earlier session of the run in ``out`` with the same ``settings``).
+    Leaves the backbone frozen when ``freeze_epochs`` (phase 1 freezes it anyway).
 
     Returns:
-        ``{"epochs", "step_seconds", "frozen_step_seconds", "time_budget_minutes"}``.
+        ``{"epochs", "step_seconds", "frozen_step_seconds", "read_seconds", "time_budget_minutes"}``.
     """
     from recaptcha_tf.models.finetune import freeze_backbone, unfreeze_backbone
     from recaptcha_tf.models.registry import model_blocks
 
     # rounded as config.json stores them, so that a resumed run computes the very same epochs
-    step_seconds = stored_measurement(out, "step_seconds", **settings)
-    if step_seconds is None:
+    keys = ("read_seconds", "step_seconds", "frozen_step_seconds")
+    timing = {key: stored_measurement(out, key, **settings) for key in keys}
+    if timing["read_seconds"] is None:
+        timing["read_seconds"] = round(seconds_per_batch_read(train_ds), 4)
+    if timing["step_seconds"] is None:
         if freeze_epochs:  # phase 2 as fit_in_phases sets it up: BatchNorm frozen, all or the top blocks trainable
             unfreeze_backbone(net, unfreeze, blocks=model_blocks(settings["model"]))
-        step_seconds = round(seconds_per_step(net, loss, train_ds), 4)
-    frozen_step_seconds = step_seconds
+        timing["step_seconds"] = round(seconds_per_step(net, loss, train_ds), 4)
     if freeze_epochs:
         freeze_backbone(net)
-        frozen_step_seconds = stored_measurement(out, "frozen_step_seconds", **settings)
-        if frozen_step_seconds is None:
-            frozen_step_seconds = round(seconds_per_step(net, loss, train_ds), 4)
+    if timing["frozen_step_seconds"] is None:
+        timing["frozen_step_seconds"] = (
+            round(seconds_per_step(net, loss, train_ds), 4) if freeze_epochs else timing["step_seconds"]
+        )
+    step_seconds, frozen_step_seconds = timing["step_seconds"], timing["frozen_step_seconds"]
     epochs = epochs_within(
-        max_epochs, freeze_epochs, steps, validation_steps, frozen_step_seconds, step_seconds, minutes
+        max_epochs,
+        freeze_epochs,
+        steps,
+        validation_steps,
+        frozen_step_seconds,
+        step_seconds,
+        minutes,
+        timing["read_seconds"],
     )
     log.log(
         logging.WARNING if epochs < max_epochs else logging.INFO,
         "%d of the recipe's %d epochs fit --time-budget %g minutes here (%.3f s a step, %.3f s frozen, %d steps "
-        "an epoch)%s",
+        "an epoch, %.3f s to read a batch in the first)%s",
         epochs,
         max_epochs,
         minutes,
         step_seconds,
         frozen_step_seconds,
         steps,
+        timing["read_seconds"],
         "; --epochs N runs exactly N" if epochs < max_epochs else "",
     )
-    return dict(
-        epochs=epochs,
-        step_seconds=step_seconds,
-        frozen_step_seconds=frozen_step_seconds,
-        time_budget_minutes=minutes,
-    )
+    return dict(epochs=epochs, **timing, time_budget_minutes=minutes)
 
 
 def train_classifier(

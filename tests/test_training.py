@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -199,7 +200,7 @@ def test_default_balancing_leaves_an_already_balanced_split_alone(tmp_path):
 def test_seconds_per_step_times_a_copy_of_the_model_and_leaves_the_model_untouched():
     import tensorflow as tf
 
-    from recaptcha_tf.step_time import seconds_per_step, steps_within
+    from recaptcha_tf.step_time import seconds_per_batch_read, seconds_per_step, steps_within
 
     inputs = keras.Input((8, 8, 1))
     outputs = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inputs)))
@@ -214,6 +215,9 @@ def test_seconds_per_step_times_a_copy_of_the_model_and_leaves_the_model_untouch
     )
     with pytest.raises(ValueError, match="fewer than 2 batches"):
         seconds_per_step(model, "mse", dataset.take(1), steps=3, warm_up=1)
+    slow = dataset.map(lambda x, y: (tf.py_function(lambda a: time.sleep(0.05) or a, [x], tf.float32), y))
+    assert 0.05 <= seconds_per_batch_read(slow, batches=2) < 1
+    assert seconds_per_step(model, "mse", slow, steps=3, warm_up=1) < 0.05  # a step does not time the reading
     # 15 minutes: all 4,000 steps at 0.14 s (a bf16 CPU), 1,875 at 0.48 s (a CPU without); 0 minutes: no limit
     assert steps_within(4000, 0.14, 15) == 4000 and steps_within(4000, 0.48, 15) == 1875
     assert steps_within(4000, 0.48, 0) == steps_within(4000, 0.48, None) == 4000
@@ -228,6 +232,8 @@ def test_epochs_within_keeps_the_frozen_epochs_and_at_least_one_fine_tuning_epoc
     assert epochs_within(6, 1, 100, 30, 0.1, 0.3, 5) == 6  # all that the recipe asks fit
     assert epochs_within(12, 2, 100, 30, 0.1, 0.3, 0.1) == 3  # too slow for any: still one fine-tuning epoch
     assert epochs_within(12, 1, 100, 30, 0.1, 0.3, 0) == epochs_within(12, 1, 100, 30, 0.1, 0.3, None) == 12
+    # reading the 130 batches from their files once, 0.26 s each (34 s), leaves room for 7 fine-tuning epochs
+    assert epochs_within(12, 1, 100, 30, 0.1, 0.3, 5, read_seconds=0.26) == 8
 
 
 def test_a_stored_measurement_is_reused_only_for_the_same_settings(tmp_path):
