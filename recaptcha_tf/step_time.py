@@ -2,7 +2,8 @@
 
 The same text run costs 0.14 s a step on a CPU with bfloat16 instructions and 0.48 s on one without
 (2 cores each): a fixed number of steps that fits 20 minutes on one machine takes an hour on the other.
-:func:`seconds_per_step` times a few steps of a throwaway copy of the model on the real input pipeline, and
+:func:`seconds_per_step` times a few steps of a throwaway copy of the model on batches of the real input
+pipeline, :func:`seconds_per_batch_read` times producing a batch (reading, decoding, augmenting), and
 :func:`steps_within` (text: optimizer steps) and :func:`epochs_within` (tiles: epochs of a transfer recipe) cut a
 budget to what fits; :func:`stored_measurement` gives a resumed run the measurement its first session made, so
 its budget does not change.
@@ -52,8 +53,8 @@ def seconds_per_step(model, loss, dataset, steps: int = 6, warm_up: int = 2) -> 
 
 
 def seconds_per_batch_read(dataset, batches: int = 4) -> float:
-    """Median wall seconds to read one batch of ``dataset`` from its files (decode, resize, augment), as the first
-    epoch does before the cache holds the set."""
+    """Median wall seconds to produce one batch of ``dataset`` (read, decode, resize, augment), on the cores the
+    training steps also use."""
     seconds = []
     start = time.perf_counter()
     for _ in dataset.take(batches):
@@ -95,17 +96,17 @@ def epochs_within(
     whose training takes at most ``minutes``; always the frozen ones and at least one fine-tuning epoch
     (all ``max_epochs`` when ``minutes`` is ``None`` or 0).
 
-    An epoch costs ``steps_per_epoch`` training steps (``frozen_step_seconds`` or ``step_seconds`` each) and
-    ``validation_steps`` batches of validation, counted as a third of a training step each (a forward pass);
-    the first epoch also reads every training and validation batch from its files (``read_seconds`` each)
-    before the cache holds them.
+    An epoch costs ``steps_per_epoch`` training steps, each ``frozen_step_seconds`` or ``step_seconds`` of
+    compute plus ``read_seconds`` to produce its batch (decoding in the first epoch, augmentation in every one,
+    on the same cores), and ``validation_steps`` batches of validation, counted as a third of a training step
+    each (a forward pass). The estimate plans the schedule; :class:`recaptcha_tf.training.TimeBudget` stops a
+    run whose epochs turn out longer.
     """
     if not minutes:
         return max_epochs
-    first_read = (steps_per_epoch + validation_steps) * read_seconds
-    frozen_epoch = (steps_per_epoch + validation_steps / 3) * frozen_step_seconds
-    full_epoch = (steps_per_epoch + validation_steps / 3) * step_seconds
-    fine_tune = int((minutes * 60 - first_read - frozen_epochs * frozen_epoch) / full_epoch)
+    frozen_epoch = steps_per_epoch * (frozen_step_seconds + read_seconds) + validation_steps / 3 * frozen_step_seconds
+    full_epoch = steps_per_epoch * (step_seconds + read_seconds) + validation_steps / 3 * step_seconds
+    fine_tune = int((minutes * 60 - frozen_epochs * frozen_epoch) / full_epoch)
     return frozen_epochs + max(1, min(max_epochs - frozen_epochs, fine_tune))
 
 

@@ -200,7 +200,7 @@ def _timed_epochs(
     log.log(
         logging.WARNING if epochs < max_epochs else logging.INFO,
         "%d of the recipe's %d epochs fit --time-budget %g minutes here (%.3f s a step, %.3f s frozen, %d steps "
-        "an epoch, %.3f s to read a batch in the first)%s",
+        "an epoch, %.3f s to produce a batch)%s",
         epochs,
         max_epochs,
         minutes,
@@ -299,7 +299,7 @@ def train_classifier(
     from recaptcha_tf.models import build_classifier, check_model_task, pretrained_recipe
     from recaptcha_tf.models.registry import model_cpu_bfloat16, model_head
     from recaptcha_tf.models.weights import parse_weights
-    from recaptcha_tf.training import PredictionSamples
+    from recaptcha_tf.training import PredictionSamples, TimeBudget
 
     model = model or task_defaults(task)["model"]
     # With pretrained weights the model's own transfer recipe (registry) fills in what the caller left unset.
@@ -428,6 +428,7 @@ def train_classifier(
             time_budget,
         )
         epochs = timing.pop("epochs")
+        callbacks = [*callbacks, TimeBudget(time_budget)]  # in case the epochs run longer than estimated
 
     extra = []
     if run_logdir:

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 
 import keras
@@ -148,6 +149,39 @@ class PlateauAwareEarlyStopping(keras.callbacks.EarlyStopping):
             self.wait = 0
             return
         super().on_epoch_end(epoch, logs)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training at the end of an epoch when another epoch as long as the longest so far would end past
+    ``minutes`` of training in this session (counted from the first ``fit`` it sees; one instance may serve
+    both fine-tuning phases). The safety net under a step-time estimate (:mod:`recaptcha_tf.step_time`): the
+    estimate plans the schedule, this keeps the budget when the estimate was short."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = minutes * 60
+        self.start = None
+        self.longest = 0.0
+        self.stopped = False
+
+    def on_train_begin(self, logs=None):
+        if self.start is None:
+            self.start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self.longest = max(self.longest, now - self.epoch_start)
+        if now - self.start + self.longest > self.seconds and not self.model.stop_training:
+            self.model.stop_training = self.stopped = True
+            log.warning(
+                "stopping after epoch %d: another would pass the time budget of %g minutes (%.1f used)",
+                epoch + 1,
+                self.seconds / 60,
+                (now - self.start) / 60,
+            )
 
 
 class PredictionSamples(keras.callbacks.Callback):

@@ -217,7 +217,7 @@ def test_seconds_per_step_times_a_copy_of_the_model_and_leaves_the_model_untouch
         seconds_per_step(model, "mse", dataset.take(1), steps=3, warm_up=1)
     slow = dataset.map(lambda x, y: (tf.py_function(lambda a: time.sleep(0.05) or a, [x], tf.float32), y))
     assert 0.05 <= seconds_per_batch_read(slow, batches=2) < 1
-    assert seconds_per_step(model, "mse", slow, steps=3, warm_up=1) < 0.05  # a step does not time the reading
+    assert seconds_per_step(model, "mse", slow, steps=3, warm_up=1) < 0.05  # the step alone
     # 15 minutes: all 4,000 steps at 0.14 s (a bf16 CPU), 1,875 at 0.48 s (a CPU without); 0 minutes: no limit
     assert steps_within(4000, 0.14, 15) == 4000 and steps_within(4000, 0.48, 15) == 1875
     assert steps_within(4000, 0.48, 0) == steps_within(4000, 0.48, None) == 4000
@@ -232,8 +232,9 @@ def test_epochs_within_keeps_the_frozen_epochs_and_at_least_one_fine_tuning_epoc
     assert epochs_within(6, 1, 100, 30, 0.1, 0.3, 5) == 6  # all that the recipe asks fit
     assert epochs_within(12, 2, 100, 30, 0.1, 0.3, 0.1) == 3  # too slow for any: still one fine-tuning epoch
     assert epochs_within(12, 1, 100, 30, 0.1, 0.3, 0) == epochs_within(12, 1, 100, 30, 0.1, 0.3, None) == 12
-    # reading the 130 batches from their files once, 0.26 s each (34 s), leaves room for 7 fine-tuning epochs
-    assert epochs_within(12, 1, 100, 30, 0.1, 0.3, 5, read_seconds=0.26) == 8
+    # 0.03 s to produce each training batch: a frozen epoch takes 100 x 0.13 + 10 x 0.1 = 14 s, a full one
+    # 100 x 0.33 + 10 x 0.3 = 36 s; 7 of those fit in the 286 s left
+    assert epochs_within(12, 1, 100, 30, 0.1, 0.3, 5, read_seconds=0.03) == 8
 
 
 def test_a_stored_measurement_is_reused_only_for_the_same_settings(tmp_path):
@@ -245,3 +246,23 @@ def test_a_stored_measurement_is_reused_only_for_the_same_settings(tmp_path):
     assert stored_measurement(str(tmp_path), "step_seconds", model="crnn", image_size=(48, 192)) == 0.12
     assert stored_measurement(str(tmp_path), "step_seconds", model="crnn", image_size=(64, 256)) is None
     assert stored_measurement(str(tmp_path), "frozen_step_seconds", model="crnn") is None
+
+
+def test_time_budget_stops_before_an_epoch_that_would_pass_it(caplog):
+    import tensorflow as tf
+
+    from recaptcha_tf.training import TimeBudget
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer="adam", loss="mse")
+    x = tf.data.Dataset.from_tensor_slices((np.zeros((4, 4), "float32"), np.zeros((4, 1), "float32"))).batch(2)
+    slow = x.map(lambda a, b: (tf.py_function(lambda t: time.sleep(0.1) or t, [a], tf.float32), b))
+    slow = slow.map(lambda a, b: (tf.ensure_shape(a, (None, 4)), b))
+    budget = TimeBudget(minutes=0.02)  # 1.2 s; an epoch takes at least 0.2 s
+    with caplog.at_level("WARNING", logger="recaptcha_tf"):
+        history = model.fit(slow, epochs=20, verbose=0, callbacks=[budget])
+    epochs = len(history.history["loss"])
+    assert budget.stopped and 1 <= epochs < 6 and "another would pass the time budget of 0.02 minutes" in caplog.text
+    # what ran fits the budget with the longest epoch to spare
+    assert epochs * 0.2 <= 1.2 + budget.longest
