@@ -174,7 +174,8 @@ class TimeBudget(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
         self.longest = max(self.longest, now - self.epoch_start)
-        if now - self.start + self.longest > self.seconds and not self.model.stop_training:
+        last = epoch + 1 >= self.params.get("epochs", 0)
+        if now - self.start + self.longest > self.seconds and not (last or self.model.stop_training):
             self.model.stop_training = self.stopped = True
             log.warning(
                 "stopping after epoch %d: another would pass the time budget of %g minutes (%.1f used)",

@@ -266,3 +266,9 @@ def test_time_budget_stops_before_an_epoch_that_would_pass_it(caplog):
     assert budget.stopped and 1 <= epochs < 6 and "another would pass the time budget of 0.02 minutes" in caplog.text
     # what ran fits the budget with the longest epoch to spare
     assert epochs * 0.2 <= 1.2 + budget.longest
+    # the last epoch ends the run anyway: no stop and no warning
+    caplog.clear()
+    last = TimeBudget(minutes=0.001)
+    with caplog.at_level("WARNING", logger="recaptcha_tf"):
+        model.fit(slow, epochs=1, verbose=0, callbacks=[last])
+    assert not last.stopped and "time budget" not in caplog.text
