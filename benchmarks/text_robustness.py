@@ -173,10 +173,12 @@ def run_row(name: str, args) -> dict:
         else os.path.join(args.out, "data", name)
     )
     if data not in (args.data, args.digits) and not os.path.isdir(data):
-        build_variant(name, args.data, data, seed=args.seed)
-    out = os.path.join(args.out, name)
+        build_variant(name, args.data, data, seed=args.data_seed)
+    out = os.path.join(args.out, name + (f"-seed{args.seed}" if args.seed else ""))
     task = "chars" if name == "chars-digits" else "text"
     command = ["train", "--task", task, "--data", data, "--out", out, "--logdir", ""]
+    if args.seed:
+        command += ["--seed", str(args.seed)]
     wall = run_cli(command)
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
@@ -186,6 +188,7 @@ def run_row(name: str, args) -> dict:
     size = config.get("image_size")
     return {
         "set": name,
+        "seed": args.seed,
         "images": _count(data),
         "test_n": test.get("n"),
         "exact_match": test.get("exact_match", test.get("top1")),
@@ -212,31 +215,47 @@ def main():
     parser.add_argument("--out", default="models/bench-text-robustness")
     parser.add_argument("--only", nargs="+", choices=ROWS, default=list(ROWS))
     parser.add_argument("--rerun", nargs="+", choices=ROWS, default=[], help="run these rows again")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (split and initialisation) of every row")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the variants' data (built once per folder)")
     args = parser.parse_args()
     path = os.path.join(RESULTS, "text_robustness.json")
     results = json.load(open(path)) if os.path.exists(path) else {"rows": []}
-    rows = {r["set"]: r for r in results["rows"]}
+    rows = {(r["set"], r.get("seed", 0)): r for r in results["rows"]}
+
+    def ordered():
+        return [rows[key] for key in sorted(rows, key=lambda key: (list(ROWS).index(key[0]), key[1]))]
+
     for name in args.only:
-        if name in rows and name not in args.rerun:
+        key = (name, args.seed)
+        if key in rows and name not in args.rerun:
             continue
         import shutil
 
-        shutil.rmtree(os.path.join(args.out, name), ignore_errors=True)
-        rows[name] = {**run_row(name, args), "machine": machine()}
-        ordered = [rows[n] for n in ROWS if n in rows]
+        shutil.rmtree(os.path.join(args.out, name + (f"-seed{args.seed}" if args.seed else "")), ignore_errors=True)
+        rows[key] = {**run_row(name, args), "machine": machine()}
         os.makedirs(RESULTS, exist_ok=True)
         with open(path + ".tmp", "w") as f:
-            json.dump({"rows": ordered}, f, indent=2)
+            json.dump({"rows": ordered()}, f, indent=2)
         os.replace(path + ".tmp", path)
-        print(table([rows[name]], COLUMNS), flush=True)
-    ordered = [rows[n] for n in ROWS if n in rows]
+        print(table([rows[key]], COLUMNS), flush=True)
     print()
-    print(table(ordered, COLUMNS))
+    print(table(ordered(), COLUMNS))
     print("wrote", path)
 
 
-COLUMNS = ["set", "images", "test_n", "exact_match", "cer", "train_minutes", "steps", "input", "crop", "plateau"]
+COLUMNS = [
+    "set",
+    "seed",
+    "images",
+    "test_n",
+    "exact_match",
+    "cer",
+    "train_minutes",
+    "steps",
+    "input",
+    "crop",
+    "plateau",
+]
 
 if __name__ == "__main__":
     main()

@@ -146,7 +146,12 @@ def _add_tune_parser(sub) -> None:
     p.add_argument(
         "--image-size", type=_size, default=None, help="N or HxW; default 112 (tiles), 52x32 (chars), 48x192 (text)"
     )
-    p.add_argument("--grayscale", action="store_true", default=None, help="1-channel images (default for chars)")
+    p.add_argument(
+        "--grayscale",
+        action="store_true",
+        default=None,
+        help="1-channel images (default for chars; text: --colour gray)",
+    )
     p.add_argument("--batch-size", type=_count(1), default=None, help="default 64 (tiles, chars), 16 (text)")
     p.add_argument(
         "--learning-rate",
@@ -336,7 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="N or HxW; default 112 (tiles), 52x32 (chars); text: fitted to the training images",
     )
     p.add_argument(
-        "--grayscale", action="store_true", default=None, help="train on 1-channel images (default for chars)"
+        "--grayscale",
+        action="store_true",
+        default=None,
+        help="train on 1-channel images (default for chars; text: the same as --colour gray)",
     )
     p.add_argument("--resize", choices=("stretch", "pad"), default=None, help="stretch, or keep aspect ratio and pad")
     p.add_argument(

@@ -74,6 +74,18 @@ def _copy_trainable(source, target) -> None:
             _copy_trainable(original, copy)
 
 
+def time_budget_minutes(given, default) -> float:
+    """The run's time budget in minutes: ``given`` (``--time-budget``) or the task's ``default``; 0 means no limit.
+
+    Raises:
+        ValueError: a negative, non-numeric or boolean budget.
+    """
+    minutes = default if given is None else given
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes >= 0:
+        raise ValueError(f"time_budget must be 0 (no limit) or positive minutes, got {minutes!r}.")
+    return minutes
+
+
 def steps_within(budget_steps: int, step_seconds: float, minutes: float | None) -> int:
     """The most steps, at most ``budget_steps``, that take at most ``minutes`` at ``step_seconds`` each
     (all of them when ``minutes`` is ``None`` or 0)."""

@@ -27,7 +27,13 @@ from recaptcha_tf.phases import (
 )
 from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.run_folder import finish_run, finished_summary, same_folder, write_json
-from recaptcha_tf.step_time import epochs_within, seconds_per_batch_read, seconds_per_step, stored_measurement
+from recaptcha_tf.step_time import (
+    epochs_within,
+    seconds_per_batch_read,
+    seconds_per_step,
+    stored_measurement,
+    time_budget_minutes,
+)
 from recaptcha_tf.tasks import get_task, task_defaults
 from recaptcha_tf.tasks.objectives import training_objective
 
@@ -316,9 +322,7 @@ def train_classifier(
     epochs, batch_size, learning_rate = positive_or_default(
         d, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate
     )
-    time_budget = d.get("time_budget_minutes", 0) if time_budget is None else time_budget
-    if isinstance(time_budget, bool) or not time_budget >= 0:
-        raise ValueError(f"time_budget must be 0 (no limit) or positive minutes, got {time_budget!r}.")
+    time_budget = time_budget_minutes(time_budget, d.get("time_budget_minutes", 0))
     patience = d["patience"] if patience is None else patience
     label_smoothing = d.get("label_smoothing", 0.1) if label_smoothing is None else label_smoothing
     unfreeze = d.get("unfreeze", "all") if unfreeze is None else unfreeze

@@ -24,7 +24,7 @@ from recaptcha_tf.phases import (
 )
 from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.run_folder import finish_run, finished_summary, write_json
-from recaptcha_tf.step_time import seconds_per_step, steps_within, stored_measurement
+from recaptcha_tf.step_time import seconds_per_step, steps_within, stored_measurement, time_budget_minutes
 from recaptcha_tf.tasks import get_task, task_defaults
 from recaptcha_tf.tasks.objectives import training_objective
 from recaptcha_tf.text_data import text_targets, text_task_data
@@ -79,6 +79,7 @@ def train_text(
     fine_tune_learning_rate: float | None = None,
     steps: int | None = None,
     colour: str = "auto",
+    grayscale: bool | None = None,
     image_column: str | None = None,
     label_column: str | None = None,
     time_budget: float | None = None,
@@ -114,6 +115,8 @@ def train_text(
             measurement is recorded in ``config.json`` and reused when the run resumes.
         colour: ``"auto"`` (the task default, ``"ink"``), ``"ink"`` (distance from each image's
             background colour, any polarity or text colour) or ``"gray"`` (grayscale, padded).
+        grayscale: the classifiers' spelling of ``colour="gray"`` (``--grayscale``); ``True`` with
+            ``colour="ink"`` is an error.
         image_column, label_column: Parquet column names (default: detected).
 
     Returns:
@@ -136,10 +139,10 @@ def train_text(
     )
 
     d = task_defaults("text")
-    time_budget = d["time_budget_minutes"] if time_budget is None else time_budget
-    if isinstance(time_budget, bool) or not time_budget >= 0:
-        raise ValueError(f"time_budget must be 0 (no limit) or positive minutes, got {time_budget!r}.")
-    colour = d["colour"] if colour in (None, "auto") else colour
+    time_budget = time_budget_minutes(time_budget, d["time_budget_minutes"])
+    if grayscale and colour == "ink":
+        raise ValueError("--grayscale and --colour ink contradict each other; pass one of them.")
+    colour = "gray" if grayscale else d["colour"] if colour in (None, "auto") else colour
     if colour not in ("ink", "gray"):
         raise ValueError(f"--colour must be auto, ink or gray, got {colour!r}.")
     epochs, batch_size, learning_rate, steps = positive_or_default(

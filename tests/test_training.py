@@ -223,6 +223,16 @@ def test_seconds_per_step_times_a_copy_of_the_model_and_leaves_the_model_untouch
     assert steps_within(4000, 0.48, 0) == steps_within(4000, 0.48, None) == 4000
 
 
+def test_the_time_budget_is_the_given_minutes_or_the_task_default_and_never_negative():
+    from recaptcha_tf.step_time import time_budget_minutes
+
+    assert time_budget_minutes(None, 15) == 15 and time_budget_minutes(2.5, 15) == 2.5
+    assert time_budget_minutes(0, 15) == 0  # no limit
+    for bad in (-1, True, "10", float("nan")):
+        with pytest.raises(ValueError, match="positive minutes"):
+            time_budget_minutes(bad, 15)
+
+
 def test_epochs_within_keeps_the_frozen_epochs_and_at_least_one_fine_tuning_epoch():
     from recaptcha_tf.step_time import epochs_within
 

@@ -89,12 +89,14 @@ def prepare_task_data(
     case: str = "keep",
     label_pattern: str | None = None,
     write_split: bool = True,
+    colour: str | None = None,
 ) -> TaskData:
     """Split ``data`` (manifest ``OUT/split.json``, reused on resume) and build the tf.data pipelines.
 
     Text runs take the input ``train --task text`` would (:func:`~recaptcha_tf.data.text_fit.choose_text_input`):
     size, crop and colour map fitted to the training images, ``image_size`` (``(H, W)`` pixels) if given;
-    ``channels`` and ``resize`` apply to classifier tasks only.
+    ``channels`` and ``resize`` apply to classifier tasks only; text runs take ``colour`` (``"ink"``, the
+    default, or ``"gray"``) instead.
     """
     from recaptcha_tf.data.pipeline import make_dataset, text_augmentation, tile_augmentation
 
@@ -131,7 +133,7 @@ def prepare_task_data(
     text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, write_split=write_split)
     kind = model_head(model)
     # The same input as `train --task text`: fitted to the training images unless --image-size is given.
-    fit = choose_text_input(text.sources("train"), text.max_length, image_size, seed=seed)
+    fit = choose_text_input(text.sources("train"), text.max_length, image_size, colour or "ink", seed=seed)
     channels = 3 if fit.colour == "ink" else 1
     augment_in_model = augment and fit.region is not None  # as train_text: after the per-image crop
     common = dict(image_size=fit.canvas_size(), channels=channels, resize=fit.resize, batch_size=batch_size)

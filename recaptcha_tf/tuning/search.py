@@ -236,6 +236,7 @@ def run_search(
     image_size = tuple(image_size or d["image_size"] or ()) or None
     channels = 1 if (grayscale if grayscale is not None else d["channels"] == 1) else 3
     resize = resize or d["resize"]
+    colour = "gray" if grayscale else d.get("colour")  # text: --grayscale is `train --task text --colour gray`
     if get_task(task).sequence:
         channels, resize = None, None  # fitted to the data (colour map, resize), as `train --task text` does
     batch_size = batch_size or d["batch_size"]
@@ -322,6 +323,7 @@ def run_search(
         case,
         label_pattern,
         write_split=(role != "worker"),
+        colour=colour,
     )
     project_dir = os.path.join(out, PROJECT)
     hypermodel = CaptchaHyperModel(

@@ -260,8 +260,10 @@ def test_validation_sample_is_all_images_up_to_the_cap_then_a_seeded_spread_out_
 def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_path, monkeypatch):
     from recaptcha_tf import runs, tasks, train_text
 
-    # a validation cap of 5 images: the 48-image set's 7 validation images are sampled, the 16-image set's are not
-    monkeypatch.setattr(train_text, "task_defaults", lambda name: {**tasks.task_defaults(name), "validation_images": 5})
+    # a validation cap of 5 images: the 48-image set's 7 validation images are sampled, the 16-image set's are not;
+    # 4 evaluations instead of 20 keep the test short (each is a validation pass and a checkpoint)
+    defaults = {"validation_images": 5, "evaluations": 4}
+    monkeypatch.setattr(train_text, "task_defaults", lambda name: {**tasks.task_defaults(name), **defaults})
     updates = []
     for count in (16, 48):
         data = str(tmp_path / f"set{count}")
@@ -271,7 +273,7 @@ def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_p
             data,
             str(tmp_path / f"run{count}"),
             charset="abcd",
-            steps=12,
+            steps=10,
             batch_size=4,
             logdir=None,
             patience=0,
@@ -280,21 +282,23 @@ def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_p
             model_kwargs={"rnn_units": 4, "filters": [4, 4, 8, 8]},
         )
         updates.append(counter.iterations)
-        assert summary["steps"] == 20  # 12 rounded up to 20 evaluations of one step
+        assert summary["steps"] == 12  # 10 rounded up to 4 evaluations of 3 steps
         config = json.load(open(tmp_path / f"run{count}" / "config.json"))
         assert config["colour"] == "ink" and config["image_size"] == summary["image_size"]
         assert config.get("validation_images") == (5 if count == 48 else None)
-    assert updates == [20, 20]
+    assert updates == [12, 12]
 
 
 def test_the_default_budget_is_cut_to_the_time_budget_and_a_resumed_run_keeps_its_measurement(
     tmp_path, monkeypatch, caplog
 ):
-    from recaptcha_tf import runs, train_text
+    from recaptcha_tf import runs, tasks, train_text
 
     data = str(tmp_path / "set")
     _write_set(data, 16, (64, 24), 3)
     timed = []
+    # 4 evaluations instead of 20 keep the test short (each is a validation pass and a checkpoint)
+    monkeypatch.setattr(train_text, "task_defaults", lambda name: {**tasks.task_defaults(name), "evaluations": 4})
 
     def slow_machine(model, loss, dataset):  # the measurement itself is tested in tests/test_training.py
         timed.append(model.name)
@@ -312,7 +316,7 @@ def test_the_default_budget_is_cut_to_the_time_budget_and_a_resumed_run_keeps_it
     out = str(tmp_path / "run")
     with caplog.at_level("WARNING", logger="recaptcha_tf"):
         summary = runs.train_text(data, out, patience=20, **kwargs)
-    assert timed == ["crnn"] and summary["steps"] == 60  # 20 evaluations of 3 steps, not the default thousands
+    assert timed == ["crnn"] and summary["steps"] == 60  # 4 evaluations of 15 steps, not the default thousands
     assert "--time-budget 0.5 minutes" in caplog.text and "--steps N runs exactly N" in caplog.text
     config = json.load(open(os.path.join(out, "config.json")))
     assert config["step_seconds"] == 0.5 and config["time_budget_minutes"] == 0.5
@@ -321,8 +325,8 @@ def test_the_default_budget_is_cut_to_the_time_budget_and_a_resumed_run_keeps_it
     again = runs.train_text(data, out, patience=20, **kwargs)
     assert timed == ["crnn"] and again["epochs_this_session"] == 0 and again["steps"] == 60
     # an explicit --steps is run exactly, with nothing timed
-    given = runs.train_text(data, str(tmp_path / "given"), steps=12, patience=20, **kwargs)
-    assert timed == ["crnn"] and given["steps"] == 20
+    given = runs.train_text(data, str(tmp_path / "given"), steps=10, patience=20, **kwargs)
+    assert timed == ["crnn"] and given["steps"] == 12
     assert "step_seconds" not in json.load(open(tmp_path / "given" / "config.json"))
 
 
@@ -346,3 +350,19 @@ def test_user_overrides_replace_what_the_fit_chose(tmp_path):
     assert sized.image_size == (32, 128) and sized.crop is None and sized.colour == "ink"
     gray = choose_text_input(paths, 5, colour="gray")
     assert gray.colour == "gray" and gray.resize == "pad" and gray.region is None and gray.crop == fitted.crop
+
+
+def test_grayscale_is_the_gray_colour_map_for_text_searches_and_contradicting_ink_is_an_error(tmp_path):
+    from recaptcha_tf import runs
+    from recaptcha_tf.tuning.hypermodel import prepare_task_data
+
+    data = str(tmp_path / "set")
+    _write_set(data, 16, (64, 24), 3)
+    common = dict(image_size=None, channels=None, resize=None, batch_size=4, charset="abcd")
+    ink = prepare_task_data("text", data, str(tmp_path / "ink"), "crnn", **common)
+    gray = prepare_task_data("text", data, str(tmp_path / "gray"), "crnn", colour="gray", **common)
+    assert ink.channels == 3 and ink.text_input["colour"] == "ink"
+    assert gray.channels == 1 and gray.text_input["colour"] == "gray" and gray.resize == "pad"
+    assert next(iter(gray.train))[0].shape[-1] == 1
+    with pytest.raises(ValueError, match="--grayscale and --colour ink"):
+        runs.train_text(data, str(tmp_path / "run"), grayscale=True, colour="ink", charset="abcd", logdir=None)
