@@ -6,6 +6,7 @@ TensorFlow and Keras are imported inside the functions, so importing this module
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -72,6 +73,7 @@ def fit_in_phases(
     learning_rate: float,
     fine_tune_learning_rate: float,
     blocks: str | None = None,
+    replan=None,
 ) -> int:
     """Fit in one phase, or in two: the backbone frozen for ``freeze_epochs``, then unfrozen
     (all of it, or the top ``unfreeze`` blocks found with the model's ``blocks`` pattern).
@@ -81,18 +83,28 @@ def fit_in_phases(
     Phase 1's end is saved to ``OUT/phase1.weights.h5`` (atomically; phase 1's backup
     is removed only after that), so a run killed in phase 2 resumes there (its own
     BackupAndRestore state) without repeating phase 1.
+    ``replan(frozen_epoch_seconds)``, when given, returns the run's epochs in all from the wall seconds
+    phase 1's epochs took in this session (a time budget planned on a step-time estimate); phase 2 then
+    runs to that epoch on a cosine over its own epochs. The plan is stored in ``OUT/phase2_plan.json``
+    before phase 1's weights, so a resumed run keeps it.
     Returns the epochs run by this call.
     """
     import shutil
+    import time
 
     from recaptcha_tf.models.finetune import freeze_backbone, unfreeze_backbone
+    from recaptcha_tf.run_folder import write_json
 
     epochs_run = 0
     phase1_weights = os.path.join(out, "phase1.weights.h5")
+    plan_path = os.path.join(out, "phase2_plan.json")
     if freeze_epochs:
         if os.path.exists(phase1_weights):
             log.info("Phase 1 (frozen backbone) already done; resuming from %s", phase1_weights)
             net.load_weights(phase1_weights)
+            if os.path.exists(plan_path):
+                with open(plan_path) as f:
+                    epochs = int(json.load(f)["epochs"])
         else:
             log.info(
                 "Phase 1: backbone frozen, %d trainable parameters, %d epochs at learning rate %g",
@@ -101,7 +113,20 @@ def fit_in_phases(
                 learning_rate,
             )
             compile_for(freeze_epochs, learning_rate)
+            start = time.perf_counter()
             epochs_run += fit_phase(0, freeze_epochs, 1)
+            if replan is not None and epochs_run:
+                seconds = (time.perf_counter() - start) / epochs_run
+                planned, epochs = epochs, max(freeze_epochs + 1, min(epochs, int(replan(seconds))))
+                if epochs < planned:
+                    log.warning(
+                        "phase 1 took %.0f s an epoch, longer than estimated: %d fine-tuning epochs instead of %d "
+                        "fit the time budget, so the cosine schedule ends within it",
+                        seconds,
+                        epochs - freeze_epochs,
+                        planned - freeze_epochs,
+                    )
+                write_json({"epochs": epochs, "frozen_epoch_seconds": round(seconds, 2)}, plan_path)
             partial = os.path.join(out, "partial-phase1.weights.h5")
             net.save_weights(partial)
             os.replace(partial, phase1_weights)
@@ -167,6 +192,7 @@ def fit_run(
     last_callbacks=(),
     early_stopping=None,
     class_weight: dict | None = None,
+    replan=None,
 ) -> dict:
     """The training skeleton every task shares: write ``config.json``, compile, fit in phases, time it.
 
@@ -175,6 +201,7 @@ def fit_run(
     with the standard callbacks (kill-safe backup per phase, best-model checkpoint, early
     stopping after ``patience`` epochs in the last phase only, TensorBoard, CSV history).
     ``repeat`` says ``train_ds`` repeats forever, so every epoch is ``steps_per_epoch`` batches.
+    ``replan``: see :func:`fit_in_phases`.
 
     Returns:
         ``{"epochs_run", "epochs_this_session", "train_seconds"}`` (wall seconds of this call's fitting).
@@ -236,6 +263,7 @@ def fit_run(
         learning_rate,
         fine_tune_learning_rate,
         blocks=model_blocks(config["model"]) if freeze_epochs else None,
+        replan=replan,
     )
     return {
         "epochs_run": finished_epochs(out, epochs_now),

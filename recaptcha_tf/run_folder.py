@@ -20,6 +20,7 @@ RUN_STATE = (
     "history.csv",
     "model.keras",
     "phase1.weights.h5",
+    "phase2_plan.json",
     "partial-model.keras",
     "partial-phase1.weights.h5",
     "config.json",

@@ -122,6 +122,27 @@ def epochs_within(
     return frozen_epochs + max(1, min(max_epochs - frozen_epochs, fine_tune))
 
 
+def replanned_epochs(
+    epochs: int,
+    frozen_epochs: int,
+    steps_per_epoch: int,
+    validation_steps: int,
+    frozen_step_seconds: float,
+    step_seconds: float,
+    minutes: float,
+    read_seconds: float,
+    frozen_epoch_seconds: float,
+) -> int:
+    """The planned ``epochs`` (from :func:`epochs_within` with these step times), cut when phase 1 showed the
+    estimate short: its epochs took ``frozen_epoch_seconds`` of wall time each against the estimate's frozen
+    epoch, so every step time is scaled by that ratio and the epochs re-planned (never more than planned).
+    """
+    estimate = steps_per_epoch * (frozen_step_seconds + read_seconds) + validation_steps / 3 * frozen_step_seconds
+    ratio = max(1.0, frozen_epoch_seconds / estimate)
+    scaled = (frozen_step_seconds * ratio, step_seconds * ratio, minutes, read_seconds * ratio)
+    return min(epochs, epochs_within(epochs, frozen_epochs, steps_per_epoch, validation_steps, *scaled))
+
+
 def stored_measurement(out: str, key: str, **settings):
     """``key`` of the run's ``out/config.json``, written by an earlier session of the same run, when that session
     had the same ``settings`` (e.g. model, input size, batch size, precision); ``None`` when there is none."""

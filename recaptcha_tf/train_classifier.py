@@ -29,6 +29,7 @@ from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.run_folder import finish_run, finished_summary, same_folder, write_json
 from recaptcha_tf.step_time import (
     epochs_within,
+    replanned_epochs,
     seconds_per_batch_read,
     seconds_per_step,
     stored_measurement,
@@ -416,8 +417,9 @@ def train_classifier(
             **kwargs,
         )
     sync_batchnorm(dist, net)
-    timing = {}
+    timing, replan = {}, None
     if recipe and not epochs_given and time_budget and dist.num_replicas_in_sync == 1:
+        validation_steps = int(np.ceil(len(val_paths) / batch_size))
         timing = _timed_epochs(
             net,
             loss,
@@ -428,10 +430,15 @@ def train_classifier(
             freeze_epochs,
             unfreeze,
             steps,
-            int(np.ceil(len(val_paths) / batch_size)),
+            validation_steps,
             time_budget,
         )
         epochs = timing.pop("epochs")
+        measured = (timing["frozen_step_seconds"], timing["step_seconds"], time_budget, timing["read_seconds"])
+
+        def replan(frozen_epoch_seconds: float) -> int:  # phase 1's real epochs re-plan phase 2 (fit_in_phases)
+            return replanned_epochs(epochs, freeze_epochs, steps, validation_steps, *measured, frozen_epoch_seconds)
+
         callbacks = [*callbacks, TimeBudget(time_budget)]  # in case the epochs run longer than estimated
 
     extra = []
@@ -505,6 +512,7 @@ def train_classifier(
         patience=patience,
         last_callbacks=[*extra, *callbacks],
         class_weight=class_weights,
+        replan=replan,
     )
     summary = {
         "out": out,

@@ -247,6 +247,18 @@ def test_epochs_within_keeps_the_frozen_epochs_and_at_least_one_fine_tuning_epoc
     assert epochs_within(12, 1, 100, 30, 0.1, 0.3, 5, read_seconds=0.03) == 8
 
 
+def test_phase_one_running_longer_than_estimated_cuts_the_planned_epochs_and_never_adds_any():
+    from recaptcha_tf.step_time import replanned_epochs
+
+    # as above: a frozen epoch is estimated at 11 s, a full one at 33 s; 9 epochs fit 5 minutes
+    args = (9, 1, 100, 30, 0.1, 0.3, 5, 0.0)
+    assert replanned_epochs(*args, frozen_epoch_seconds=11.0) == 9  # as estimated
+    assert replanned_epochs(*args, frozen_epoch_seconds=5.0) == 9  # faster: the plan stands
+    # twice as long: a full epoch takes 66 s, and 4 of them fit the 278 s left after a 22 s frozen epoch
+    assert replanned_epochs(*args, frozen_epoch_seconds=22.0) == 5
+    assert replanned_epochs(*args, frozen_epoch_seconds=1000.0) == 2  # still one fine-tuning epoch
+
+
 def test_a_stored_measurement_is_reused_only_for_the_same_settings(tmp_path):
     from recaptcha_tf.run_folder import write_json
     from recaptcha_tf.step_time import stored_measurement

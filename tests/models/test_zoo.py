@@ -206,6 +206,44 @@ def test_two_phase_fine_tuning_runs_both_phases_and_resumes(tmp_path):
     assert model_info(load_model(out)).names == ["bus", "hydrant", "traffic_light"]
 
 
+def test_phase_two_is_replanned_from_phase_one_and_a_resumed_run_keeps_the_plan(tmp_path):
+    from recaptcha_tf.phases import fit_in_phases
+
+    model = build_model("resnet18", SMALL, 3, width=8)
+    x = np.random.default_rng(0).uniform(0, 255, (8, *SMALL)).astype("float32")
+    y = np.arange(8) % 3
+    fits, seen = [], []
+
+    def compile_for(phase_epochs, learning_rate):
+        model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy")
+
+    def fit_phase(first, last, phase):
+        fits.append((first, last, phase))
+        return len(model.fit(x, y, initial_epoch=first, epochs=last, verbose=0).history["loss"])
+
+    def replan(frozen_epoch_seconds):
+        seen.append(frozen_epoch_seconds)
+        return 3
+
+    out = str(tmp_path / "run")
+    os.makedirs(out)
+    phases = (compile_for, fit_phase, 6, 2, "all", 1e-3, 1e-4)
+    assert fit_in_phases(model, out, *phases, replan=replan) == 3
+    assert fits == [(0, 2, 1), (2, 3, 2)] and len(seen) == 1 and seen[0] > 0
+    assert json.load(open(os.path.join(out, "phase2_plan.json")))["epochs"] == 3
+    # resumed after phase 1 (killed in phase 2): the stored plan, not a new one
+    fits.clear()
+    fit_in_phases(model, out, *phases, replan=lambda seconds: 5)
+    assert fits == [(2, 3, 2)]
+    # a plan never drops the fine-tuning phase, nor adds epochs to the run's
+    for asked, runs_to in ((0, 3), (99, 6)):
+        fresh = str(tmp_path / f"run{asked}")
+        os.makedirs(fresh)
+        fits.clear()
+        fit_in_phases(model, fresh, *phases, replan=lambda seconds, asked=asked: asked)
+        assert fits[-1] == (2, runs_to, 2)
+
+
 # --- multi-label -----------------------------------------------------------------------------------------------
 
 
