@@ -135,12 +135,15 @@ def replanned_epochs(
 ) -> int:
     """The planned ``epochs`` (from :func:`epochs_within` with these step times), cut when phase 1 showed the
     estimate short: its epochs took ``frozen_epoch_seconds`` of wall time each against the estimate's frozen
-    epoch, so every step time is scaled by that ratio and the epochs re-planned (never more than planned).
+    epoch, and the difference, spread over the epoch's training steps, is added to every step of the plan
+    (what the estimate misses, the input pipeline and callbacks competing for the same cores, costs about the
+    same per step frozen or not: on one MobileNetV2 run frozen steps took 0.78 s against 0.43 estimated and
+    fine-tuning steps 1.2 s against 0.91). Never more epochs than planned.
     """
     estimate = steps_per_epoch * (frozen_step_seconds + read_seconds) + validation_steps / 3 * frozen_step_seconds
-    ratio = max(1.0, frozen_epoch_seconds / estimate)
-    scaled = (frozen_step_seconds * ratio, step_seconds * ratio, minutes, read_seconds * ratio)
-    return min(epochs, epochs_within(epochs, frozen_epochs, steps_per_epoch, validation_steps, *scaled))
+    missed = max(0.0, frozen_epoch_seconds - estimate) / steps_per_epoch  # seconds a step the estimate missed
+    step_times = (frozen_step_seconds, step_seconds, minutes, read_seconds + missed)
+    return min(epochs, epochs_within(epochs, frozen_epochs, steps_per_epoch, validation_steps, *step_times))
 
 
 def stored_measurement(out: str, key: str, **settings):

@@ -254,8 +254,9 @@ def test_phase_one_running_longer_than_estimated_cuts_the_planned_epochs_and_nev
     args = (9, 1, 100, 30, 0.1, 0.3, 5, 0.0)
     assert replanned_epochs(*args, frozen_epoch_seconds=11.0) == 9  # as estimated
     assert replanned_epochs(*args, frozen_epoch_seconds=5.0) == 9  # faster: the plan stands
-    # twice as long: a full epoch takes 66 s, and 4 of them fit the 278 s left after a 22 s frozen epoch
-    assert replanned_epochs(*args, frozen_epoch_seconds=22.0) == 5
+    # 11 s longer: 0.11 s a step more, so a full epoch takes 100 x 0.41 + 10 x 0.3 = 44 s, and 6 of them fit
+    # the 278 s left after the 22 s frozen epoch
+    assert replanned_epochs(*args, frozen_epoch_seconds=22.0) == 7
     assert replanned_epochs(*args, frozen_epoch_seconds=1000.0) == 2  # still one fine-tuning epoch
 
 
