@@ -102,9 +102,7 @@ def fit_in_phases(
         if os.path.exists(phase1_weights):
             log.info("Phase 1 (frozen backbone) already done; resuming from %s", phase1_weights)
             net.load_weights(phase1_weights)
-            if os.path.exists(plan_path):
-                with open(plan_path) as f:
-                    epochs = int(json.load(f)["epochs"])
+            epochs = _stored_plan(plan_path, epochs)
         else:
             log.info(
                 "Phase 1: backbone frozen, %d trainable parameters, %d epochs at learning rate %g",
@@ -127,6 +125,8 @@ def fit_in_phases(
                         planned - freeze_epochs,
                     )
                 write_json({"epochs": epochs, "frozen_epoch_seconds": round(seconds, 2)}, plan_path)
+            else:  # phase 1 had already ended when this session resumed it: the plan of the session that ran it
+                epochs = _stored_plan(plan_path, epochs)
             partial = os.path.join(out, "partial-phase1.weights.h5")
             net.save_weights(partial)
             os.replace(partial, phase1_weights)
@@ -139,6 +139,14 @@ def fit_in_phases(
         )
     compile_for(epochs - freeze_epochs, fine_tune_learning_rate)
     return epochs_run + fit_phase(freeze_epochs, epochs, 2)
+
+
+def _stored_plan(path: str, epochs: int) -> int:
+    """The epochs stored in ``phase2_plan.json`` by the session that ran phase 1, else ``epochs``."""
+    if not os.path.exists(path):
+        return epochs
+    with open(path) as f:
+        return int(json.load(f)["epochs"])
 
 
 def phase_settings(weights, freeze_epochs, epochs: int, learning_rate: float, fine_tune_learning_rate):
