@@ -164,6 +164,11 @@ def _bright(hue: float) -> tuple[float, float, float]:
     return colorsys.hsv_to_rgb(hue, 0.9, 0.95)
 
 
+def _run_folder(name: str, args) -> str:
+    """The row's run folder: ``OUT/<set>``, or ``OUT/<set>-seedN`` for another training seed."""
+    return os.path.join(args.out, name + (f"-seed{args.seed}" if args.seed else ""))
+
+
 def run_row(name: str, args) -> dict:
     data = (
         args.data
@@ -174,7 +179,7 @@ def run_row(name: str, args) -> dict:
     )
     if data not in (args.data, args.digits) and not os.path.isdir(data):
         build_variant(name, args.data, data, seed=args.data_seed)
-    out = os.path.join(args.out, name + (f"-seed{args.seed}" if args.seed else ""))
+    out = _run_folder(name, args)
     task = "chars" if name == "chars-digits" else "text"
     command = ["train", "--task", task, "--data", data, "--out", out, "--logdir", ""]
     if args.seed:
@@ -231,7 +236,7 @@ def main():
             continue
         import shutil
 
-        shutil.rmtree(os.path.join(args.out, name + (f"-seed{args.seed}" if args.seed else "")), ignore_errors=True)
+        shutil.rmtree(_run_folder(name, args), ignore_errors=True)
         rows[key] = {**run_row(name, args), "machine": machine()}
         os.makedirs(RESULTS, exist_ok=True)
         with open(path + ".tmp", "w") as f:

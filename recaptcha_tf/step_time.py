@@ -94,6 +94,12 @@ def steps_within(budget_steps: int, step_seconds: float, minutes: float | None) 
     return max(1, min(budget_steps, int(minutes * 60 / step_seconds)))
 
 
+def epoch_seconds(steps_per_epoch: int, validation_steps: int, step_seconds: float, read_seconds: float) -> float:
+    """Estimated wall seconds of one epoch: ``steps_per_epoch`` steps of ``step_seconds`` compute plus
+    ``read_seconds`` to produce each batch, and ``validation_steps`` batches at a third of a step (a forward pass)."""
+    return steps_per_epoch * (step_seconds + read_seconds) + validation_steps / 3 * step_seconds
+
+
 def epochs_within(
     max_epochs: int,
     frozen_epochs: int,
@@ -116,8 +122,8 @@ def epochs_within(
     """
     if not minutes:
         return max_epochs
-    frozen_epoch = steps_per_epoch * (frozen_step_seconds + read_seconds) + validation_steps / 3 * frozen_step_seconds
-    full_epoch = steps_per_epoch * (step_seconds + read_seconds) + validation_steps / 3 * step_seconds
+    frozen_epoch = epoch_seconds(steps_per_epoch, validation_steps, frozen_step_seconds, read_seconds)
+    full_epoch = epoch_seconds(steps_per_epoch, validation_steps, step_seconds, read_seconds)
     fine_tune = int((minutes * 60 - frozen_epochs * frozen_epoch) / full_epoch)
     return frozen_epochs + max(1, min(max_epochs - frozen_epochs, fine_tune))
 
@@ -140,7 +146,7 @@ def replanned_epochs(
     same per step frozen or not: on one MobileNetV2 run frozen steps took 0.78 s against 0.43 estimated and
     fine-tuning steps 1.2 s against 0.91). Never more epochs than planned.
     """
-    estimate = steps_per_epoch * (frozen_step_seconds + read_seconds) + validation_steps / 3 * frozen_step_seconds
+    estimate = epoch_seconds(steps_per_epoch, validation_steps, frozen_step_seconds, read_seconds)
     missed = max(0.0, frozen_epoch_seconds - estimate) / steps_per_epoch  # seconds a step the estimate missed
     step_times = (frozen_step_seconds, step_seconds, minutes, read_seconds + missed)
     return min(epochs, epochs_within(epochs, frozen_epochs, steps_per_epoch, validation_steps, *step_times))
