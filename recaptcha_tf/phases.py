@@ -218,7 +218,7 @@ def fit_run(
 
     from recaptcha_tf.distribute import fit as dist_fit
     from recaptcha_tf.run_folder import finished_epochs, write_json
-    from recaptcha_tf.training import cosine_schedule, make_optimizer, standard_callbacks
+    from recaptcha_tf.training import build_optimizer, cosine_schedule, make_optimizer, standard_callbacks
 
     write_json(config, os.path.join(out, "config.json"))
 
@@ -229,6 +229,7 @@ def fit_run(
                 loss=loss,
                 metrics=[m.__class__.from_config(m.get_config()) for m in metrics] or None,
             )
+            build_optimizer(net)
 
     def fit_phase(first_epoch: int, last_epoch: int, phase: int) -> int:
         history = dist_fit(

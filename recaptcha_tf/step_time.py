@@ -37,12 +37,15 @@ def seconds_per_step(model, loss, dataset, steps: int = 6, warm_up: int = 2) -> 
     """
     import keras
 
+    from recaptcha_tf.training import build_optimizer
+
     batches = list(dataset.take(warm_up + steps))
     if len(batches) <= warm_up:
         raise ValueError(f"The training set gave fewer than {warm_up + 1} batches to time a step on.")
     probe = keras.models.clone_model(model)
     _copy_trainable(model, probe)  # a clone rebuilt from config may lose a frozen nested model's flag (keras-hub)
     probe.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss)
+    build_optimizer(probe)
     seconds = []
     for i, (inputs, targets) in enumerate(batches):
         start = time.perf_counter()

@@ -52,6 +52,17 @@ def make_optimizer(
     raise ValueError(f"Unknown optimizer {name!r}; choose adam, adamw, nadam, rmsprop or sgd.")
 
 
+def build_optimizer(model: keras.Model) -> None:
+    """Create the compiled optimizer's slot variables now, for ``model.trainable_variables``.
+
+    Keras on TensorFlow otherwise creates them while it traces the first train step, and a
+    ``tf.function`` that creates variables is traced twice: on CPU a CRNN's train step takes
+    seconds to trace. Call it after ``compile`` (and after each re-compile of a fine-tune phase).
+    """
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+
+
 def cosine_schedule(learning_rate: float, epochs: int, steps_per_epoch: int, warmup_epochs: int = 1):
     """Linear warm-up for ``warmup_epochs`` then cosine decay to 0 over the remaining epochs."""
     total = max(1, epochs * steps_per_epoch)
@@ -336,8 +347,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
         candidates = [p for p in (self._weights_path, self._previous_path) if os.path.exists(p)]
         if not candidates:
             return
-        if self.model.optimizer is not None and not self.model.optimizer.built:
-            self.model.optimizer.build(self.model.trainable_variables)
+        build_optimizer(self.model)
         variables = list(self.model.weights) + list(getattr(self.model.optimizer, "variables", []))
         snapshot = [v.numpy() for v in variables]
         for path in candidates:

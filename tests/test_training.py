@@ -68,6 +68,25 @@ def test_one_epoch_train_saves_reloads_in_safe_mode_and_predicts(tiles_dir, tmp_
     } <= set(report)
 
 
+def test_a_run_traces_its_train_step_once(tiles_dir, tmp_path, monkeypatch):
+    # Keras on TensorFlow creates the optimizer's variables while tracing the first step unless they are built
+    # before fit, and a tf.function that creates variables is traced twice (a CRNN's trace costs seconds on CPU).
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    traced = []
+    original = TensorFlowTrainer.train_step
+
+    def counted(self, data):
+        traced.append(self.name)
+        return original(self, data)
+
+    monkeypatch.setattr(TensorFlowTrainer, "train_step", counted)
+    summary = runs.train_classifier(
+        tiles_dir, str(tmp_path / "run"), image_size=(24, 24), epochs=2, logdir=None, model_kwargs=TINY
+    )
+    assert summary["epochs_run"] == 2 and len(traced) == 1
+
+
 def test_training_learns_an_easy_task(tmp_path):
     data = str(tmp_path / "d")
     make_class_folders(data, per_class=20)

@@ -330,7 +330,7 @@ class CaptchaHyperModel(kt.HyperModel):
     def build(self, hp):
         from recaptcha_tf.data.pipeline import text_augmentation
         from recaptcha_tf.models import build_classifier, build_text_model
-        from recaptcha_tf.training import cosine_schedule, make_optimizer
+        from recaptcha_tf.training import build_optimizer, cosine_schedule, make_optimizer
 
         values = self.values(hp)
         d = self.data
@@ -363,6 +363,7 @@ class CaptchaHyperModel(kt.HyperModel):
                 loss=LOSSES[values["loss"]](),
                 metrics=metrics,
             )
+            build_optimizer(model)
         return model
 
     def fit(
