@@ -23,7 +23,7 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
-from recaptcha_tf.models.registry import model_head
+from recaptcha_tf.models.registry import model_cpu_bfloat16, model_head
 from recaptcha_tf.precision import precision_policy
 from recaptcha_tf.run_folder import write_json
 from recaptcha_tf.tasks import get_task, task_defaults
@@ -336,7 +336,7 @@ class CaptchaHyperModel(kt.HyperModel):
         d = self.data
         kwargs = space_model_kwargs(d.model, values, self.fixed_kwargs)
         keras.utils.set_random_seed(self.seed)  # every trial starts from the same initialisation
-        with precision_policy(self.precision):
+        with precision_policy(self.precision, model_cpu_bfloat16(d.model)):  # as `train` would
             if get_task(d.task).sequence:
                 text_args = {"resize": d.resize, **d.text_input, **kwargs}  # --model-arg may override the fit
                 model = build_text_model(
