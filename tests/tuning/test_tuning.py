@@ -518,17 +518,13 @@ def test_distributed_chief_and_two_workers(tiles, tmp_path):
 
 
 @pytest.mark.parametrize("model, policy", [("cnn", "mixed_bfloat16"), ("mobilenetv2", "float32")])
-def test_trials_take_the_precision_train_would_for_the_model(tmp_path, monkeypatch, model, policy):
+def test_trials_take_the_precision_train_would_for_the_model(tiles, tmp_path, monkeypatch, model, policy):
     # depthwise backbones train slower in bfloat16 on a CPU: `auto` keeps them in float32 in a search as in `train`
-    from conftest import make_class_folders
-
     from recaptcha_tf import precision
     from recaptcha_tf.tuning.hypermodel import CaptchaHyperModel, prepare_task_data
 
     monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)  # a CPU with bfloat16 instructions
-    data = str(tmp_path / "tiles")
-    make_class_folders(data, per_class=4)
-    task_data = prepare_task_data("tiles", data, str(tmp_path / "search"), model, (32, 32), 3, "stretch", 4)
+    task_data = prepare_task_data("tiles", tiles, str(tmp_path / "search"), model, (32, 32), 3, "stretch", 4)
     hypermodel = CaptchaHyperModel(task_data, {}, "val_macro_f1", "max", ["accuracy"])
     built = hypermodel.build(kt.HyperParameters())
     layers = {layer.dtype_policy.name for layer in built._flatten_layers() if layer.weights}
