@@ -506,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="RUN",
-        help="tiles/chars: average the probabilities of these runs (same classes) with --model's",
+        help="average the probabilities of these runs with --model's (tiles/chars: same classes; text: same "
+        "characters and output shape, else the text most runs read wins)",
     )
     _add_parquet_columns(p)
     _add_max_pixels(p)

@@ -91,6 +91,52 @@ def multihead_decode(probs: np.ndarray, characters: Sequence[str]) -> list[tuple
     return out
 
 
+def average_text_outputs(outputs: Sequence[np.ndarray], kind: str) -> np.ndarray:
+    """One text output from several models' outputs on the same images, by averaging probabilities.
+
+    CTC models' per-frame probabilities (softmax of their logits) are averaged frame by frame, and returned as
+    log-probabilities, which :func:`decode_text_outputs` reads as logits; per-position (multi-head)
+    probabilities are averaged position by position. The models must share characters and output shape.
+
+    Args:
+        outputs: one ``(B, T, len(characters) + 1)`` array per model (CTC logits, or multi-head probabilities).
+        kind: ``"ctc"`` or ``"multihead"``.
+
+    Returns:
+        ``(B, T, len(characters) + 1)``: CTC log-probabilities, or multi-head probabilities.
+    """
+    shapes = {np.shape(o) for o in outputs}
+    if len(shapes) != 1:
+        raise ValueError(f"Cannot average text outputs of different shapes {sorted(shapes)}.")
+    if kind == "ctc":
+        return np.log(np.mean([softmax(np.asarray(o, np.float64)) for o in outputs], axis=0) + 1e-12)
+    return np.mean(outputs, axis=0)
+
+
+def vote_texts(decoded: Sequence[Sequence[tuple[str, Sequence[float]]]]) -> list[tuple[str, list[float]]]:
+    """One reading per image from several models' readings: the text most models read, ties going to the text
+    with the highest summed sequence confidence (the product of its character confidences).
+
+    Args:
+        decoded: one list of ``(text, confidences)`` pairs per model, all for the same images in order.
+
+    Returns:
+        ``(text, confidences)`` per image; the confidences are those of the most confident model that read it.
+    """
+    out = []
+    for readings in zip(*decoded):
+        votes: dict[str, list[float]] = {}
+        best: dict[str, list[float]] = {}
+        for text, confs in readings:
+            score = float(np.prod(confs)) if confs else 0.0
+            votes.setdefault(text, []).append(score)
+            if text not in best or score > float(np.prod(best[text]) if best[text] else 0.0):
+                best[text] = list(confs)
+        text = max(votes, key=lambda t: (len(votes[t]), sum(votes[t])))
+        out.append((text, best[text]))
+    return out
+
+
 def decode_text_outputs(outputs: np.ndarray, characters: Sequence[str], kind: str, beam_width: int = 0):
     """Decode a text model's raw outputs: ``kind`` is ``"ctc"`` or ``"multihead"``.
 

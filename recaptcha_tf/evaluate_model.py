@@ -21,10 +21,52 @@ from recaptcha_tf.text_data import text_split_names
 log = logging.getLogger("recaptcha_tf")
 
 
+def ensemble_text_readings(model, outputs, members: Sequence[str], sources, beam_width: int = 0):
+    """The readings of ``model`` (whose raw ``outputs`` on ``sources`` are given) and of the text models in
+    ``members`` (run folders or ``.keras`` files), combined.
+
+    Models with the same characters, output kind and output shape (runs of one recipe) have their probabilities
+    averaged frame by frame (CTC) or position by position (multi-head) before decoding
+    (:func:`~recaptcha_tf.decoding.average_text_outputs`); otherwise each model reads the images and the text
+    most of them read wins (:func:`~recaptcha_tf.decoding.vote_texts`).
+
+    Returns:
+        ``(readings, method)``: one ``(text, confidences)`` pair per image, and ``"average"`` or ``"vote"``.
+    """
+    from recaptcha_tf.decoding import average_text_outputs, decode_text_outputs, vote_texts
+    from recaptcha_tf.inference import load_model, model_info, predict_outputs
+
+    info = model_info(model)
+    infos, all_outputs = [info], [outputs]
+    for member in members:
+        other = load_model(member)
+        other_info = model_info(other)
+        if other_info.task != "text":
+            raise DatasetError(f"--ensemble {member}: a {other_info.task} model, not a text model.")
+        infos.append(other_info)
+        all_outputs.append(predict_outputs(other, sources))
+    same = all(
+        i.names == info.names and i.kind == info.kind and o.shape == outputs.shape for i, o in zip(infos, all_outputs)
+    )
+    if same:
+        return decode_text_outputs(average_text_outputs(all_outputs, info.kind), info.names, info.kind, beam_width), (
+            "average"
+        )
+    readings = [decode_text_outputs(o, i.names, i.kind, beam_width) for i, o in zip(infos, all_outputs)]
+    return vote_texts(readings), "vote"
+
+
 def evaluate_text_dataset(
-    model_path: str, dataset, report: str | None = None, grid: str | None = None, beam_width: int = 0, model=None
+    model_path: str,
+    dataset,
+    report: str | None = None,
+    grid: str | None = None,
+    beam_width: int = 0,
+    model=None,
+    ensemble: Sequence[str] = (),
 ) -> dict:
-    """Exact match, CER and worst examples of a text model on a :class:`TextDataset`."""
+    """Exact match, CER and worst examples of a text model on a :class:`TextDataset`; ``ensemble`` names more
+    text runs whose readings are combined with this model's (:func:`ensemble_text_readings`)."""
     from recaptcha_tf.decoding import decode_text_outputs
     from recaptcha_tf.evaluation import text_report, write_report
     from recaptcha_tf.inference import load_model, model_info, predict_outputs
@@ -38,12 +80,18 @@ def evaluate_text_dataset(
             log.warning("%s: label %r has characters the model cannot output: %s", name, lab, bad)
     start = time.perf_counter()
     outputs = predict_outputs(model, dataset.sources)
+    if ensemble:
+        decoded, method = ensemble_text_readings(model, outputs, ensemble, dataset.sources, beam_width)
+    else:
+        decoded, method = decode_text_outputs(outputs, info.names, info.kind, beam_width), None
     seconds = time.perf_counter() - start
-    decoded = decode_text_outputs(outputs, info.names, info.kind, beam_width)
     texts = [t for t, _ in decoded]
     result = text_report(dataset.labels, texts, [c for _, c in decoded], dataset.names)
     result["images_per_second"] = len(texts) / max(seconds, 1e-9)
     result["ms_per_image"] = 1000 * seconds / max(len(texts), 1)
+    if ensemble:
+        result["ensemble"] = [os.path.abspath(m) for m in ensemble]
+        result["ensemble_method"] = method
     if report:
         write_report(result, report)
     if grid:
@@ -156,13 +204,14 @@ def evaluate_text(
     ensemble: Sequence[str] = (),
 ) -> dict:
     """The ``text`` task's evaluation: exact match, CER and the worst examples of ``net`` (loaded from ``model``)
-    on the ``subset`` (``"test"``, ...; ``None``: every image) of the text set ``data``; ``tta`` and ``ensemble``
-    are for classifiers and refused."""
+    on the ``subset`` (``"test"``, ...; ``None``: every image) of the text set ``data``. ``ensemble`` names more
+    text runs combined with this one (:func:`ensemble_text_readings`); ``tta`` is for tile classifiers and
+    refused."""
     from recaptcha_tf.data.text import DEFAULT_LABEL_PATTERN, load_text_dataset
     from recaptcha_tf.evaluation import write_report
 
-    if tta != "none" or ensemble:
-        raise ValueError("--tta and --ensemble are for tile and char classifiers, not text models.")
+    if tta != "none":
+        raise ValueError("--tta is for tile classifiers, not text models.")
     stem = os.path.splitext(report)[0] if report else None
     dataset = load_text_dataset(
         data,
@@ -176,7 +225,13 @@ def evaluate_text(
         wanted = set(text_split_names(os.path.join(run_dir, MANIFEST_NAME), subset))
         dataset = dataset.subset([i for i, n in enumerate(dataset.names) if n in wanted])
     result = evaluate_text_dataset(
-        model, dataset, report, grid=(stem + "_predictions.png") if stem else plot, beam_width=beam_width, model=net
+        model,
+        dataset,
+        report,
+        grid=(stem + "_predictions.png") if stem else plot,
+        beam_width=beam_width,
+        model=net,
+        ensemble=ensemble,
     )
     result["subset"] = subset or "all"
     if report:

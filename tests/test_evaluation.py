@@ -59,3 +59,39 @@ def test_text_report_ranks_worst_examples():
     assert [w["name"] for w in r["worst"]] == ["f3", "f2", "f1"]
     assert r["worst"][0]["truth"] == "cccc" and r["worst"][0]["prediction"] == "zzzz"
     assert r["confusions"]["b->x"] == 1
+
+
+def test_averaged_ctc_frames_read_what_the_models_agree_on():
+    from recaptcha_tf.decoding import average_text_outputs, decode_text_outputs
+
+    def logits(frames):  # one image, frames of probabilities over (blank, a, b)
+        return np.log(np.asarray([frames], dtype=np.float64))
+
+    # model 1 reads "ab"; model 2 reads "a" (its three "a" frames merge into one); the averaged frames keep model 1's
+    # blank in the middle and its "b" at the end
+    one = logits([[0.1, 0.8, 0.1], [0.6, 0.1, 0.3], [0.1, 0.1, 0.8]])
+    two = logits([[0.1, 0.8, 0.1], [0.2, 0.5, 0.3], [0.1, 0.7, 0.2]])
+    assert decode_text_outputs(one, "ab", "ctc")[0][0] == "ab"
+    assert decode_text_outputs(two, "ab", "ctc")[0][0] == "a"
+    averaged = average_text_outputs([one, two], "ctc")
+    np.testing.assert_allclose(np.exp(averaged).sum(-1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(np.exp(averaged)[0, 1], [0.4, 0.3, 0.3], atol=1e-9)
+    assert decode_text_outputs(averaged, "ab", "ctc")[0][0] == "ab"
+    # multi-head probabilities average position by position
+    heads = average_text_outputs([np.array([[[0.0, 1.0, 0.0]]]), np.array([[[0.0, 0.0, 1.0]]])], "multihead")
+    np.testing.assert_allclose(heads, [[[0.0, 0.5, 0.5]]])
+    with pytest.raises(ValueError, match="shapes"):
+        average_text_outputs([one, one[:, :2]], "ctc")
+
+
+def test_a_vote_takes_the_majority_then_the_most_confident_reading():
+    from recaptcha_tf.decoding import vote_texts
+
+    model_a = [("abc", [0.9, 0.9, 0.9]), ("xy", [0.5, 0.5])]
+    model_b = [("abd", [0.99, 0.99, 0.99]), ("xz", [0.9, 0.9])]
+    model_c = [("abc", [0.6, 0.6, 0.6]), ("x", [0.99])]
+    # image 1: two of three read "abc" and outvote the more confident "abd"; its confidences are the surer reader's
+    # image 2: three texts, one vote each: the most confident reading ("x", 0.99) wins
+    assert vote_texts([model_a, model_b, model_c]) == [("abc", [0.9, 0.9, 0.9]), ("x", [0.99])]
+    # two models that disagree: the more confident one
+    assert vote_texts([model_a, model_b])[0] == ("abd", [0.99, 0.99, 0.99])

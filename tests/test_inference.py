@@ -1,5 +1,7 @@
 """The compiled predictor (`Inference`): parity with the old tf.data + model.predict path, order, errors."""
 
+import os
+
 import numpy as np
 import pytest
 from conftest import train_tiny_classifier, train_tiny_crnn
@@ -39,8 +41,13 @@ def classifier(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def crnn(tmp_path_factory):
-    run, data = train_tiny_crnn(tmp_path_factory.mktemp("inf_text"), count=12, charset="abc")
+def crnn_run(tmp_path_factory):
+    return train_tiny_crnn(tmp_path_factory.mktemp("inf_text"), count=12, charset="abc")
+
+
+@pytest.fixture(scope="module")
+def crnn(crnn_run):
+    run, data = crnn_run
     return load_model(run), list_images(data)
 
 
@@ -67,6 +74,32 @@ def test_text_outputs_and_decoding_match(crnn):
 
     texts = [t for t, _ in decode_text_outputs(expected, model_info(model).names, "ctc")]
     assert [r["text"] for r in predict(model, files)] == texts
+
+
+def test_text_ensembles_average_runs_of_one_recipe_and_vote_across_others(crnn_run, tmp_path):
+    from recaptcha_tf import runs
+    from recaptcha_tf.decoding import decode_text_outputs, vote_texts
+    from recaptcha_tf.evaluate_model import ensemble_text_readings
+    from recaptcha_tf.models import build_text_model
+
+    run, data = crnn_run
+    model = load_model(run)
+    info = model_info(model)
+    files = list_images(data)
+    single = runs.evaluate(run, data, subset="all")
+    # the same run twice averages to the same probabilities, so the same readings
+    twice = runs.evaluate(run, data, subset="all", ensemble=[run])
+    assert twice["ensemble_method"] == "average" and twice["ensemble"] == [os.path.abspath(run)]
+    assert (twice["exact_match"], twice["cer"]) == (single["exact_match"], single["cer"])
+    # a model with another input width has other frames: each model reads, and the readings are voted on
+    wider = build_text_model("crnn", info.names, (32, 96), channels=info.channels, max_length=4, rnn_units=8)
+    wider.save(str(tmp_path / "wider.keras"))
+    outputs = predict_outputs(model, files)
+    readings, method = ensemble_text_readings(model, outputs, [str(tmp_path / "wider.keras")], files)
+    own = decode_text_outputs(outputs, info.names, "ctc")
+    theirs = decode_text_outputs(predict_outputs(load_model(str(tmp_path / "wider.keras")), files), info.names, "ctc")
+    assert method == "vote" and readings == vote_texts([own, theirs])
+    assert all(r in (a, b) for r, a, b in zip(readings, own, theirs))
 
 
 def test_mixed_precision_model_runs_in_float32_within_tolerance(classifier):
