@@ -453,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--freeze-epochs",
         type=int,
         default=None,
-        help="phase-1 epochs with the backbone frozen (default 3 with --weights, else 0)",
+        help="phase-1 epochs with the backbone frozen (default 3 with --weights, else 0; text: 0)",
     )
     p.add_argument(
         "--unfreeze",

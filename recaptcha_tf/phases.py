@@ -149,12 +149,15 @@ def _stored_plan(path: str, epochs: int) -> int:
         return int(json.load(f)["epochs"])
 
 
-def phase_settings(weights, freeze_epochs, epochs: int, learning_rate: float, fine_tune_learning_rate):
-    """Parsed weights, phase-1 epochs (default 3 with weights) and the phase-2 learning rate."""
+def phase_settings(
+    weights, freeze_epochs, epochs: int, learning_rate: float, fine_tune_learning_rate, weights_freeze_epochs: int = 3
+):
+    """Parsed weights, phase-1 epochs (default ``weights_freeze_epochs`` with weights, else 0) and the phase-2
+    learning rate (default ``learning_rate``, a tenth of it after a frozen phase)."""
     from recaptcha_tf.models.weights import parse_weights
 
     weights = parse_weights(weights)
-    freeze_epochs = (3 if weights else 0) if freeze_epochs is None else int(freeze_epochs)
+    freeze_epochs = (weights_freeze_epochs if weights else 0) if freeze_epochs is None else int(freeze_epochs)
     if freeze_epochs >= epochs:
         raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of --epochs {epochs}.")
     fine_tune_learning_rate = fine_tune_learning_rate or (learning_rate / 10 if freeze_epochs else learning_rate)

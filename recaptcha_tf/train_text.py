@@ -157,7 +157,7 @@ def train_text(
     unfreeze = "all" if unfreeze is None else unfreeze
     weights_arg = weights
     weights, freeze_epochs, fine_tune_learning_rate = phase_settings(
-        weights, freeze_epochs, epochs or 2**31, learning_rate, fine_tune_learning_rate
+        weights, freeze_epochs, epochs or 2**31, learning_rate, fine_tune_learning_rate, d["weights_freeze_epochs"]
     )
     dist, out, run_logdir, batch_size, (learning_rate, fine_tune_learning_rate) = set_up_distribution(
         strategy, out, logdir, run_name, batch_size, (learning_rate, fine_tune_learning_rate)

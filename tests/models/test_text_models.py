@@ -183,7 +183,7 @@ def test_train_and_evaluate_from_parquet(tmp_path):
     assert everything["n"] == 30 and 0 <= everything["cer"]
 
 
-def test_text_model_starts_from_another_runs_backbone_with_a_frozen_phase(tmp_path):
+def test_text_model_starts_from_another_runs_backbone_frozen_or_not(tmp_path):
     """Synthetic pretraining -> real fine-tuning: --weights takes a trained .keras text model."""
     from recaptcha_tf.models.finetune import find_backbone
 
@@ -215,3 +215,10 @@ def test_text_model_starts_from_another_runs_backbone_with_a_frozen_phase(tmp_pa
     net.load_weights(os.path.join(out, "phase1.weights.h5"))
     for a, b in zip(find_backbone(net).weights, source.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    # Without --freeze-epochs a text run fine-tunes everything from the start at the full learning rate: the
+    # pretrained model is a text model, not an ImageNet backbone
+    whole = str(tmp_path / "whole")
+    runs.train_text(data, whole, epochs=1, weights=os.path.join(first, "model.keras"), **kwargs)
+    config = json.load(open(os.path.join(whole, "config.json")))
+    assert config["freeze_epochs"] == 0 and config["fine_tune_learning_rate"] == config["learning_rate"] == 1e-3
+    assert not os.path.exists(os.path.join(whole, "phase1.weights.h5"))
