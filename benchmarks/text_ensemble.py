@@ -14,8 +14,10 @@ initialisation, shuffle and augmentation (``--seed K``). Then, on that split's t
   of one recipe (the command is run for the largest N and must give the same exact match);
 * ``vote-N``: the first N members each reading the images, the text most of them read winning (ties: the most
   confident), which ``evaluate --ensemble`` does for members of different shapes;
-* ``seed0-shiftK``: test-time augmentation of member 0: its reading of each image and of the image shifted K
-  pixels left and right (at the network's input size, edges repeated), averaged frame by frame.
+* ``seed0-shiftK-average`` / ``-vote``: test-time augmentation of member 0: its outputs for each image and for
+  the image shifted K pixels left and right (at the network's input size, edges repeated), averaged frame by
+  frame or read one by one and voted on. (A shift of a whole frame, 4 pixels for the CRNN, misaligns the
+  frames: averaging then reads characters twice.)
 
 Each row: exact match, CER and the members' training minutes. Finished members are kept (a killed training
 resumes where it stopped), so re-running the same command continues.
@@ -104,8 +106,10 @@ def measure(data: str, runs: list[str], summaries: list[dict], shifts: list[int]
     images = np.concatenate([inferences[0].preprocess(s)[None] for s in dataset.sources])
     for k in shifts:
         views = [outputs[0]] + [inferences[0].run(shifted(images, p)) for p in (k, -k)]
-        tta = decode_text_outputs(average_text_outputs(views, info.kind), info.names, info.kind)
-        rows.append(score(f"seed0-shift{k}", 1, tta, dataset.labels, minutes[0]))
+        averaged = decode_text_outputs(average_text_outputs(views, info.kind), info.names, info.kind)
+        rows.append(score(f"seed0-shift{k}-average", 1, averaged, dataset.labels, minutes[0]))
+        voted = vote_texts([decode_text_outputs(v, info.names, info.kind) for v in views])
+        rows.append(score(f"seed0-shift{k}-vote", 1, voted, dataset.labels, minutes[0]))
     return rows
 
 
