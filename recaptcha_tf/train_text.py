@@ -112,7 +112,8 @@ def train_text(
         time_budget: minutes of training steps the default budget may take on this machine (default 15;
             ``0``: no limit). Without ``steps`` or ``epochs``, a few steps of a copy of the model are timed
             first (:mod:`recaptcha_tf.step_time`), and the default budget is cut to what fits; the
-            measurement is recorded in ``config.json`` and reused when the run resumes.
+            measurement is recorded in ``config.json`` and reused when the run resumes. Should the steps then
+            run slower, training stops before an epoch that would end past 4/3 of the budget (20 minutes).
         colour: ``"auto"`` (the task default, ``"ink"``), ``"ink"`` (distance from each image's
             background colour, any polarity or text colour) or ``"gray"`` (grayscale, padded).
         grayscale: the classifiers' spelling of ``colour="gray"`` (``--grayscale``); ``True`` with
@@ -136,6 +137,7 @@ def train_text(
         PlateauAwareEarlyStopping,
         PredictionSamples,
         TextMetrics,
+        TimeBudget,
     )
 
     d = task_defaults("text")
@@ -291,6 +293,14 @@ def train_text(
         'the run summary marks it "plateau": true',
     )
     last = [plateau] if kind == "ctc" else []
+    if step_seconds:  # the steps were timed on a few: should they run slower (a loaded host), stop in time
+        limit = time_budget * d["time_limit_factor"]
+        last.append(TimeBudget(limit))
+        log.info(
+            "at most %g minutes of training (%g x --time-budget), should the steps run slower",
+            limit,
+            d["time_limit_factor"],
+        )
     if run_logdir:
         idx = list(range(min(12, len(val_sources))))
         imgs = np.concatenate(

@@ -11,7 +11,10 @@ TEXT = register_task(
     # stopping follow validation CER, ties broken by validation loss (training.cer_then_loss), and early stopping
     # waits a quarter of the evaluations (never while the model reads blanks). "steps" is the budget for a 48x192
     # input; a larger input gets proportionally fewer steps (same pixels), and a slow machine as many as take
-    # "time_budget_minutes" (recaptcha_tf.step_time; not with --steps). Validation during training reads at most
+    # "time_budget_minutes" (recaptcha_tf.step_time; not with --steps). Steps timed on a quiet machine can run slower
+    # later (a loaded host): such a run then stops at the end of the epoch before one that would end past
+    # "time_limit_factor" times the budget (training.TimeBudget; validation and checkpoints take the rest).
+    # Validation during training reads at most
     # "validation_images" of the validation split (a seeded sample; train_text.validation_sample). --weights here is a
     # text model (synthetic pretraining, same domain), not an ImageNet backbone: no frozen phase, the full learning
     # rate ("weights_freeze_epochs"; benchmarks/text_synthetic.py measured the transfer recipe's 3 frozen
@@ -24,6 +27,7 @@ TEXT = register_task(
         "colour": "ink",
         "steps": 4000,
         "time_budget_minutes": 15,
+        "time_limit_factor": 4 / 3,
         "evaluations": 20,
         "batch_size": 16,
         "learning_rate": 1e-3,

@@ -330,6 +330,33 @@ def test_the_default_budget_is_cut_to_the_time_budget_and_a_resumed_run_keeps_it
     assert "step_seconds" not in json.load(open(tmp_path / "given" / "config.json"))
 
 
+def test_a_default_run_whose_steps_run_slower_than_timed_stops_within_the_time_limit(tmp_path, monkeypatch, caplog):
+    from recaptcha_tf import runs, tasks, train_text
+
+    data = str(tmp_path / "set")
+    _write_set(data, 16, (64, 24), 3)
+    monkeypatch.setattr(train_text, "task_defaults", lambda name: {**tasks.task_defaults(name), "evaluations": 4})
+    # the timing says 1 ms a step, so 0.01 minutes (0.6 s) hold 600 steps: 4 evaluations of 150, while the real
+    # steps take tens of milliseconds and the limit is 4/3 of the budget (0.8 s)
+    monkeypatch.setattr(train_text, "seconds_per_step", lambda model, loss, dataset: 0.001)
+    with caplog.at_level("WARNING", logger="recaptcha_tf"):
+        summary = runs.train_text(
+            data,
+            str(tmp_path / "run"),
+            charset="abcd",
+            batch_size=4,
+            logdir=None,
+            augment=False,
+            time_budget=0.01,
+            patience=20,
+            model_kwargs={"rnn_units": 4, "filters": [4, 4, 8, 8]},
+        )
+    config = json.load(open(tmp_path / "run" / "config.json"))
+    assert config["epochs"] * config["steps_per_epoch"] == 600
+    assert summary["epochs_run"] == 1 and "another would pass the time budget of 0.0133333 minutes" in caplog.text
+    assert summary["test"]["n"] > 0  # the run still ends with its test report
+
+
 def test_checkpoint_score_is_the_cer_with_ties_broken_by_the_loss():
     from recaptcha_tf.training import cer_then_loss
 
