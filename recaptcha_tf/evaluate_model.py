@@ -49,9 +49,8 @@ def ensemble_text_readings(model, outputs, members: Sequence[str], sources, beam
         i.names == info.names and i.kind == info.kind and o.shape == outputs.shape for i, o in zip(infos, all_outputs)
     )
     if same:
-        return decode_text_outputs(average_text_outputs(all_outputs, info.kind), info.names, info.kind, beam_width), (
-            "average"
-        )
+        averaged = average_text_outputs(all_outputs, info.kind)
+        return decode_text_outputs(averaged, info.names, info.kind, beam_width), "average"
     readings = [decode_text_outputs(o, i.names, i.kind, beam_width) for i, o in zip(infos, all_outputs)]
     return vote_texts(readings), "vote"
 

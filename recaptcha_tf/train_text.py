@@ -296,11 +296,7 @@ def train_text(
     if step_seconds:  # the steps were timed on a few: should they run slower (a loaded host), stop in time
         limit = time_budget * d["time_limit_factor"]
         last.append(TimeBudget(limit))
-        log.info(
-            "at most %g minutes of training (%g x --time-budget), should the steps run slower",
-            limit,
-            d["time_limit_factor"],
-        )
+        log.info("training stops before an epoch that would end past %.3g minutes, should the steps run slower", limit)
     if run_logdir:
         idx = list(range(min(12, len(val_sources))))
         imgs = np.concatenate(

@@ -14,11 +14,11 @@ TEXT = register_task(
     # "time_budget_minutes" (recaptcha_tf.step_time; not with --steps). Steps timed on a quiet machine can run slower
     # later (a loaded host): such a run then stops at the end of the epoch before one that would end past
     # "time_limit_factor" times the budget (training.TimeBudget; validation and checkpoints take the rest).
-    # Validation during training reads at most
-    # "validation_images" of the validation split (a seeded sample; train_text.validation_sample). --weights here is a
-    # text model (synthetic pretraining, same domain), not an ImageNet backbone: no frozen phase, the full learning
-    # rate ("weights_freeze_epochs"; benchmarks/text_synthetic.py measured the transfer recipe's 3 frozen
-    # evaluations and a tenth of the rate underfitting, 0.824 against 0.976 without them on 100 labels).
+    # Validation during training reads at most "validation_images" of the validation split (a seeded sample;
+    # train_text.validation_sample). --weights here is a text model (synthetic pretraining, same domain), not an
+    # ImageNet backbone: no frozen phase, the full learning rate ("weights_freeze_epochs"; benchmarks/text_synthetic.py
+    # measured the transfer recipe's 3 frozen evaluations and a tenth of the rate underfitting, 0.824 against 0.976
+    # without them on 100 labels).
     defaults={
         "model": "crnn",
         "image_size": None,
