@@ -9,11 +9,10 @@ Trains ``--members`` runs of the text defaults on one set, each as a user would:
 initialisation, shuffle and augmentation (``--seed K``). Then, on that split's test images:
 
 * ``seedK``: each member alone (its ``summary.json``);
-* ``average-N``: the first N members with their per-frame CTC probabilities averaged before decoding, which is
-  what ``recaptcha-tf evaluate --model OUT/NAME/seed0 --data DATA --ensemble OUT/NAME/seed1 ...`` does for runs
-  of one recipe (the command is run for the largest N and must give the same exact match);
 * ``vote-N``: the first N members each reading the images, the text most of them read winning (ties: the most
-  confident), which ``evaluate --ensemble`` does for members of different shapes;
+  confident), which is what ``recaptcha-tf evaluate --model OUT/NAME/seed0 --data DATA --ensemble
+  OUT/NAME/seed1 ...`` does (the command is run for the largest N and must give the same exact match);
+* ``average-N``: the first N members with their per-frame CTC probabilities averaged before decoding;
 * ``seed0-shiftK-average`` / ``-vote``: test-time augmentation of member 0: its outputs for each image and for
   the image shifted K pixels left and right (at the network's input size, edges repeated), averaged frame by
   frame or read one by one and voted on. (A shift of a whole frame, 4 pixels for the CRNN, misaligns the
@@ -140,8 +139,8 @@ def main():
     subprocess.run([sys.executable, "-m", "recaptcha_tf", *evaluate], check=True, stdout=subprocess.DEVNULL)
     with open(report) as f:
         cli = json.load(f)
-    mine = next(r for r in rows if r["row"] == f"average-{args.members}")
-    if cli.get("ensemble_method") != "average" or abs(cli["exact_match"] - mine["exact_match"]) > 1e-9:
+    mine = next(r for r in rows if r["row"] == f"vote-{args.members}")
+    if cli.get("ensemble_method") != "vote" or abs(cli["exact_match"] - mine["exact_match"]) > 1e-9:
         raise SystemExit(
             f"evaluate --ensemble gave {cli.get('exact_match')} ({cli.get('ensemble_method')}), "
             f"the benchmark {mine['exact_match']}"

@@ -506,8 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="RUN",
-        help="average the probabilities of these runs with --model's (tiles/chars: same classes; text: same "
-        "characters and output shape, else the text most runs read wins)",
+        help="combine these runs with --model: tiles/chars average the probabilities (same classes); text: "
+        "each run reads, and the text most runs read wins (ties: the most confident)",
     )
     _add_parquet_columns(p)
     _add_max_pixels(p)

@@ -23,35 +23,31 @@ log = logging.getLogger("recaptcha_tf")
 
 def ensemble_text_readings(model, outputs, members: Sequence[str], sources, beam_width: int = 0):
     """The readings of ``model`` (whose raw ``outputs`` on ``sources`` are given) and of the text models in
-    ``members`` (run folders or ``.keras`` files), combined.
+    ``members`` (run folders or ``.keras`` files), combined by a vote (:func:`~recaptcha_tf.decoding.vote_texts`):
+    each model reads every image, and the text most of them read wins, ties going to the most confident reading
+    (so with two models, the more confident one).
 
-    Models with the same characters, output kind and output shape (runs of one recipe) have their probabilities
-    averaged frame by frame (CTC) or position by position (multi-head) before decoding
-    (:func:`~recaptcha_tf.decoding.average_text_outputs`); otherwise each model reads the images and the text
-    most of them read wins (:func:`~recaptcha_tf.decoding.vote_texts`).
+    Averaging the per-frame probabilities before decoding (:func:`~recaptcha_tf.decoding.average_text_outputs`)
+    is not used: two CTC runs of one recipe place their characters on different frames, and the averaged frames
+    read worse than either run (``benchmarks/text_ensemble.py``). The members may differ in input size,
+    architecture (CTC or multi-head) and characters.
 
     Returns:
-        ``(readings, method)``: one ``(text, confidences)`` pair per image, and ``"average"`` or ``"vote"``.
+        ``(readings, "vote")``: one ``(text, confidences)`` pair per image, and the method.
     """
-    from recaptcha_tf.decoding import average_text_outputs, decode_text_outputs, vote_texts
+    from recaptcha_tf.decoding import decode_text_outputs, vote_texts
     from recaptcha_tf.inference import load_model, model_info, predict_outputs
 
     info = model_info(model)
-    infos, all_outputs = [info], [outputs]
+    readings = [decode_text_outputs(outputs, info.names, info.kind, beam_width)]
     for member in members:
         other = load_model(member)
         other_info = model_info(other)
         if other_info.task != "text":
             raise DatasetError(f"--ensemble {member}: a {other_info.task} model, not a text model.")
-        infos.append(other_info)
-        all_outputs.append(predict_outputs(other, sources))
-    same = all(
-        i.names == info.names and i.kind == info.kind and o.shape == outputs.shape for i, o in zip(infos, all_outputs)
-    )
-    if same:
-        averaged = average_text_outputs(all_outputs, info.kind)
-        return decode_text_outputs(averaged, info.names, info.kind, beam_width), "average"
-    readings = [decode_text_outputs(o, i.names, i.kind, beam_width) for i, o in zip(infos, all_outputs)]
+        readings.append(
+            decode_text_outputs(predict_outputs(other, sources), other_info.names, other_info.kind, beam_width)
+        )
     return vote_texts(readings), "vote"
 
 

@@ -76,7 +76,7 @@ def test_text_outputs_and_decoding_match(crnn):
     assert [r["text"] for r in predict(model, files)] == texts
 
 
-def test_text_ensembles_average_runs_of_one_recipe_and_vote_across_others(crnn_run, tmp_path):
+def test_text_ensembles_vote_on_the_members_readings(crnn_run, tmp_path):
     from recaptcha_tf import runs
     from recaptcha_tf.decoding import decode_text_outputs, vote_texts
     from recaptcha_tf.evaluate_model import ensemble_text_readings
@@ -87,11 +87,11 @@ def test_text_ensembles_average_runs_of_one_recipe_and_vote_across_others(crnn_r
     info = model_info(model)
     files = list_images(data)
     single = runs.evaluate(run, data, subset="all")
-    # the same run twice averages to the same probabilities, so the same readings
+    # the same run twice reads the same texts
     twice = runs.evaluate(run, data, subset="all", ensemble=[run])
-    assert twice["ensemble_method"] == "average" and twice["ensemble"] == [os.path.abspath(run)]
+    assert twice["ensemble_method"] == "vote" and twice["ensemble"] == [os.path.abspath(run)]
     assert (twice["exact_match"], twice["cer"]) == (single["exact_match"], single["cer"])
-    # a model with another input width has other frames: each model reads, and the readings are voted on
+    # a model with another input width (other frames) takes part too: each model reads, and the readings are voted on
     wider = build_text_model("crnn", info.names, (32, 96), channels=info.channels, max_length=4, rnn_units=8)
     wider.save(str(tmp_path / "wider.keras"))
     outputs = predict_outputs(model, files)
