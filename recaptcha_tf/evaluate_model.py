@@ -29,7 +29,7 @@ def ensemble_text_readings(model, outputs, members: Sequence[str], sources, beam
 
     Averaging the per-frame probabilities before decoding (:func:`~recaptcha_tf.decoding.average_text_outputs`)
     is not used: two CTC runs of one recipe place their characters on different frames, and the averaged frames
-    read worse than either run (``benchmarks/text_ensemble.py``). The members may differ in input size,
+    read worse than the vote (``benchmarks/text_ensemble.py``). The members may differ in input size,
     architecture (CTC or multi-head) and characters.
 
     Returns:
