@@ -56,11 +56,9 @@ def finished(out: str) -> dict | None:
 
 def test_set(data: str, run: str):
     from recaptcha_tf.data.text import load_text_dataset
-    from recaptcha_tf.text_data import text_split_names
+    from recaptcha_tf.evaluate_model import run_subset
 
-    dataset = load_text_dataset(data)
-    wanted = set(text_split_names(os.path.join(run, "split.json"), "test"))
-    return dataset.subset([i for i, n in enumerate(dataset.names) if n in wanted])
+    return run_subset(load_text_dataset(data), run, "test")
 
 
 def shifted(images: np.ndarray, pixels: int) -> np.ndarray:

@@ -126,14 +126,14 @@ def vote_texts(decoded: Sequence[Sequence[tuple[str, Sequence[float]]]]) -> list
     out = []
     for readings in zip(*decoded):
         votes: dict[str, list[float]] = {}
-        best: dict[str, list[float]] = {}
+        best: dict[str, tuple[float, list[float]]] = {}  # text -> (its highest score, those confidences)
         for text, confs in readings:
-            score = float(np.prod(confs)) if confs else 0.0
+            score = float(np.prod(confs)) if len(confs) else 0.0
             votes.setdefault(text, []).append(score)
-            if text not in best or score > float(np.prod(best[text]) if best[text] else 0.0):
-                best[text] = list(confs)
+            if text not in best or score > best[text][0]:
+                best[text] = (score, list(confs))
         text = max(votes, key=lambda t: (len(votes[t]), sum(votes[t])))
-        out.append((text, best[text]))
+        out.append((text, best[text][1]))
     return out
 
 

@@ -33,7 +33,7 @@ def ensemble_text_readings(model, outputs, members: Sequence[str], sources, beam
     architecture (CTC or multi-head) and characters.
 
     Returns:
-        ``(readings, "vote")``: one ``(text, confidences)`` pair per image, and the method.
+        one ``(text, confidences)`` pair per image.
     """
     from recaptcha_tf.decoding import decode_text_outputs, vote_texts
     from recaptcha_tf.inference import load_model, model_info, predict_outputs
@@ -48,7 +48,15 @@ def ensemble_text_readings(model, outputs, members: Sequence[str], sources, beam
         readings.append(
             decode_text_outputs(predict_outputs(other, sources), other_info.names, other_info.kind, beam_width)
         )
-    return vote_texts(readings), "vote"
+    return vote_texts(readings)
+
+
+def run_subset(dataset, model: str, subset: str):
+    """The images of the text set ``dataset`` that the run of ``model`` (a run folder or its ``.keras`` file) put
+    in ``subset`` (``"train"``, ``"val"`` or ``"test"``), as a smaller :class:`TextDataset`."""
+    run_dir = model if os.path.isdir(model) else os.path.dirname(model)
+    wanted = set(text_split_names(os.path.join(run_dir, MANIFEST_NAME), subset))
+    return dataset.subset([i for i, n in enumerate(dataset.names) if n in wanted])
 
 
 def evaluate_text_dataset(
@@ -76,9 +84,9 @@ def evaluate_text_dataset(
     start = time.perf_counter()
     outputs = predict_outputs(model, dataset.sources)
     if ensemble:
-        decoded, method = ensemble_text_readings(model, outputs, ensemble, dataset.sources, beam_width)
+        decoded = ensemble_text_readings(model, outputs, ensemble, dataset.sources, beam_width)
     else:
-        decoded, method = decode_text_outputs(outputs, info.names, info.kind, beam_width), None
+        decoded = decode_text_outputs(outputs, info.names, info.kind, beam_width)
     seconds = time.perf_counter() - start
     texts = [t for t, _ in decoded]
     result = text_report(dataset.labels, texts, [c for _, c in decoded], dataset.names)
@@ -86,7 +94,7 @@ def evaluate_text_dataset(
     result["ms_per_image"] = 1000 * seconds / max(len(texts), 1)
     if ensemble:
         result["ensemble"] = [os.path.abspath(m) for m in ensemble]
-        result["ensemble_method"] = method
+        result["ensemble_method"] = "vote"
     if report:
         write_report(result, report)
     if grid:
@@ -216,9 +224,7 @@ def evaluate_text(
         label_column=label_column,
     )
     if subset:
-        run_dir = model if os.path.isdir(model) else os.path.dirname(model)
-        wanted = set(text_split_names(os.path.join(run_dir, MANIFEST_NAME), subset))
-        dataset = dataset.subset([i for i, n in enumerate(dataset.names) if n in wanted])
+        dataset = run_subset(dataset, model, subset)
     result = evaluate_text_dataset(
         model,
         dataset,
