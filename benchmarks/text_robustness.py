@@ -12,7 +12,8 @@ Every row runs the same command, with the defaults only, on one set:
   wide as the text (about 250-560 px);
 * ``digits-4``: 4 digits, 70x30 JPEG (1,500 images; ``digits-4-7500``: 7,500, the size of the real 4-digit login set);
   ``long-7-8``: 7-8 characters of 36, 280x70 (1,500 images; ``long-7-8-7500``: 7,500, about the size of the
-  real 4-8 character set);
+  real 4-8 character set); ``six-200x80``: 6 characters of 36, 200x80 JPEG bytes in ``.png`` files (1,500
+  images; the shape of the real 6-character set);
 * ``chars-digits``: the chars task on ``../shared/data/digits`` (real 15x30 glyphs).
 
 Each row: exact match and CER on the held-out 15%, training minutes, the input size the run chose and
@@ -49,11 +50,21 @@ ROWS = (
     "digits-4-7500",
     "long-7-8",
     "long-7-8-7500",
+    "six-200x80",
     "generator-project",
     "generator-captcha-lib",
     "chars-digits",
 )
 GENERATED = 1500  # images in each generated set
+GENERATOR_OPTIONS = {  # the sets made by recaptcha-tf generate: its options for each
+    "generator-project": dict(style="project"),
+    "generator-captcha-lib": dict(style="captcha-lib"),
+    "digits-4": dict(style="project", length=4, charset="0-9", size=(70, 30)),
+    "digits-4-7500": dict(style="project", length=4, charset="0-9", size=(70, 30)),
+    "long-7-8": dict(style="captcha-lib", length=(7, 8), size=(280, 70)),
+    "long-7-8-7500": dict(style="captcha-lib", length=(7, 8), size=(280, 70)),
+    "six-200x80": dict(style="project", length=6, size=(200, 80)),
+}
 
 
 def _captcha_v2_images(src: str):
@@ -73,17 +84,10 @@ def build_variant(name: str, src: str, out: str, seed: int = 0) -> str:
     """Write variant ``name`` of captcha-v2 (or a generated set) into ``out``; returns ``out``."""
     rng = np.random.default_rng(seed)
     os.makedirs(out, exist_ok=True)
-    if name in ("generator-project", "generator-captcha-lib", "digits-4", "digits-4-7500", "long-7-8", "long-7-8-7500"):
+    if name in GENERATOR_OPTIONS:
         from recaptcha_tf.data.generator import generate_captchas
 
-        options = {
-            "generator-project": dict(style="project"),
-            "generator-captcha-lib": dict(style="captcha-lib"),
-            "digits-4": dict(style="project", length=4, charset="0-9", size=(70, 30)),
-            "digits-4-7500": dict(style="project", length=4, charset="0-9", size=(70, 30)),
-            "long-7-8": dict(style="captcha-lib", length=(7, 8), size=(280, 70)),
-            "long-7-8-7500": dict(style="captcha-lib", length=(7, 8), size=(280, 70)),
-        }[name]
+        options = GENERATOR_OPTIONS[name]
         count = 7500 if name.endswith("-7500") else GENERATED  # the size of the real 4-digit login set
         generate_captchas(out, count=count, seed=seed, **options)
         if name.startswith("digits-4"):  # login-page CAPTCHAs are JPEGs
@@ -92,6 +96,10 @@ def build_variant(name: str, src: str, out: str, seed: int = 0) -> str:
                 image = Image.open(path).convert("RGB")
                 os.remove(path)
                 _save(image, os.path.splitext(path)[0] + ".jpg", "JPEG", quality=75)
+        if name == "six-200x80":  # JPEG bytes saved as .png, as the real set has them
+            for file in os.listdir(out):
+                path = os.path.join(out, file)
+                _save(Image.open(path).convert("RGB"), path, "JPEG", quality=85)
         return out
     if name == "multicolour":
         return _multicolour(out, rng)

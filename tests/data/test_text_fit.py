@@ -48,10 +48,12 @@ def _write_set(folder, count, size, length, **kwargs) -> list[str]:
     "size, length, expected",
     [
         ((200, 50), 5, (48, 192)),  # captcha-v2's shape
-        ((100, 50), 4, (48, 96)),  # aspect 2
+        ((100, 50), 4, (64, 128)),  # aspect 2: 4 characters would get 24 px each at 48x96
         ((90, 30), 4, (48, 144)),  # aspect 3: 4 digits on a login page
-        ((640, 80), 8, (48, 256)),  # very wide: capped
-        ((120, 60), 8, (48, 160)),  # long labels on a narrow image: at least 20 px per character
+        ((640, 80), 8, (48, 256)),  # very wide: capped, 32 px per character
+        ((280, 70), 8, (64, 256)),  # 8 characters would get 24 px each at 48x192: 64 px high, the aspect kept
+        ((200, 80), 6, (64, 160)),  # 6 characters would get 21 px each at 48x128
+        ((120, 60), 8, (64, 160)),  # long labels on a narrow image: taller, and at least 20 px per character
     ],
 )
 def test_fit_chooses_the_geometry_from_the_images(tmp_path, size, length, expected):
