@@ -144,7 +144,10 @@ def _add_tune_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming the search in --out")
     p.add_argument("--seed", type=int, default=0, help="split, shuffle, initialisation and tuner seed")
     p.add_argument(
-        "--image-size", type=_size, default=None, help="N or HxW; default 112 (tiles), 52x32 (chars), 48x192 (text)"
+        "--image-size",
+        type=_size,
+        default=None,
+        help="N or HxW; default 112 (tiles), 52x32 (chars), fitted to the images (text)",
     )
     p.add_argument(
         "--grayscale",

@@ -24,9 +24,11 @@ sample of the *training* images and chooses:
   48 px input would give the longest label's characters under ``26 px`` of
   width each (long labels: 8 characters in a 4:1 image get 24 px), the input is
   64 px high instead, its width again following the aspect ratio: the same
-  text at 4/3 the resolution. (Measured on 7-8 characters at 280x70: 48x192
-  read 0.87-0.91 exact match, 64x256 read 0.92 and more; sets with 28 px per
-  character or more, such as captcha-v2 at 38 px, keep 48 px.)
+  text at 4/3 the resolution. (Measured on 7-8 characters at 280x70: five
+  48 px runs read 0.858-0.907 exact match, three at 64x256 0.920-0.947; on 6
+  characters at 200x80, 48x128 read 0.964 and 0.991, 64x160 0.969. Sets with
+  28 px per character or more, such as captcha-v2 at 38 px or 4 digits at
+  70x30, keep 48 px.)
 
 The choices are printed and recorded in the run's ``config.json``; the saved
 model carries them in its layers, so ``predict`` and ``export`` need nothing more.
