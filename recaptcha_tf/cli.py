@@ -366,8 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         type=_count(1),
         default=None,
-        help="text: optimizer updates in all, whatever the set's size (default 4000 for a 48x192 input, "
-        "fewer for larger inputs, and at most what fits --time-budget); ignored with --epochs",
+        help="text: optimizer updates in all, whatever the set's size (default 4000, more for inputs smaller than "
+        "48x192, and at most what fits --time-budget); ignored with --epochs",
     )
     p.add_argument(
         "--time-budget",

@@ -33,9 +33,12 @@ log = logging.getLogger("recaptcha_tf")
 
 
 def step_budget(steps_at_48x192: int, image_size: tuple[int, int]) -> int:
-    """Optimizer steps for a text input of ``image_size``: the same pixels as ``steps_at_48x192`` steps at 48x192,
-    so the training time hardly depends on the input size the data called for."""
-    return max(1, round(steps_at_48x192 * 48 * 192 / (image_size[0] * image_size[1])))
+    """Optimizer steps for a text input of ``image_size``: ``steps_at_48x192`` for 48x192 and larger inputs, and
+    for a smaller input as many more as take the same pixels (a 48x112 input gets 12/7 as many).
+
+    A larger input is not given fewer steps: its run takes longer, and the time budget (``--time-budget``) is
+    what holds it to 15 minutes of steps."""
+    return max(steps_at_48x192, round(steps_at_48x192 * 48 * 192 / (image_size[0] * image_size[1])))
 
 
 def validation_sample(count: int, cap: int, seed: int = 0) -> list[int]:
@@ -89,7 +92,7 @@ def train_text(
     The input size, crop and colour handling are fitted to the training images
     (:func:`recaptcha_tf.data.text_fit.fit_text_input`) unless ``image_size`` is given,
     and the budget is ``steps`` optimizer updates whatever the set's size (default
-    4,000 for a 48x192 input, proportionally fewer for larger inputs, and at most what
+    4,000, more for inputs smaller than 48x192 (:func:`step_budget`), and at most what
     ``time_budget`` minutes allow on this machine), run as 20 epochs of equal steps over
     the repeated training set, unless ``epochs`` is given.
 

@@ -27,8 +27,8 @@ sample of the *training* images and chooses:
   text at 4/3 the resolution. (Measured on 7-8 characters at 280x70: five
   48 px runs read 0.858-0.907 exact match, three at 64x256 0.920-0.947; on 6
   characters at 200x80, 48x128 read 0.964 and 0.991, 64x160 0.969; on 7-8
-  characters at 7,500 images, 64x256 read 0.938 against 0.950 at 48x192, as
-  the larger input gets fewer steps: the rule is on trial. Sets with 28 px per
+  characters at 7,500 images, 64x256 read 0.938 and 0.951, 48x192 0.948 on
+  the same machine and 0.950 on a faster one: neutral. Sets with 28 px per
   character or more, such as captcha-v2 at 38 px or 4 digits at 70x30, keep
   48 px.)
 

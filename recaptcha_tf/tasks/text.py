@@ -10,7 +10,7 @@ TEXT = register_task(
     # equal steps over the repeated training set (validation runs that often); the best checkpoint and early
     # stopping follow validation CER, ties broken by validation loss (training.cer_then_loss), and early stopping
     # waits a quarter of the evaluations (never while the model reads blanks). "steps" is the budget for a 48x192
-    # input; a larger input gets proportionally fewer steps (same pixels), and a slow machine as many as take
+    # or larger input (a smaller one gets as many more as take the same pixels), and a slow machine as many as take
     # "time_budget_minutes" (recaptcha_tf.step_time; not with --steps). Steps timed on a quiet machine can run slower
     # later (a loaded host): such a run then stops at the end of the epoch before one that would end past
     # "time_limit_factor" times the budget (training.TimeBudget; validation and checkpoints take the rest).

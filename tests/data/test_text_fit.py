@@ -259,6 +259,15 @@ def test_validation_sample_is_all_images_up_to_the_cap_then_a_seeded_spread_out_
     assert kept[-1] > 1500 and kept != list(range(512)) and kept != validation_sample(2000, 512, seed=4)
 
 
+def test_the_default_steps_grow_for_a_small_input_and_do_not_shrink_for_a_large_one():
+    from recaptcha_tf.train_text import step_budget
+
+    assert step_budget(4000, (48, 192)) == 4000
+    assert step_budget(4000, (48, 112)) == 6857  # 4,000 steps' pixels at 48x192
+    # a 64 px input for long labels keeps every step: the time budget, not the step count, holds its run short
+    assert step_budget(4000, (64, 256)) == step_budget(4000, (64, 160)) == step_budget(4000, (48, 256)) == 4000
+
+
 def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_path, monkeypatch):
     from recaptcha_tf import runs, tasks, train_text
 
