@@ -134,7 +134,7 @@ def train_text(
     from recaptcha_tf.data.text_fit import choose_text_input
     from recaptcha_tf.decoding import decode_text_outputs
     from recaptcha_tf.models import build_text_model, check_model_task
-    from recaptcha_tf.models.registry import model_head
+    from recaptcha_tf.models.registry import model_cpu_bfloat16, model_head
     from recaptcha_tf.training import (
         BlankPlateauWarning,
         PlateauAwareEarlyStopping,
@@ -228,7 +228,7 @@ def train_text(
         train_ds = train_ds.repeat()
 
     keras.utils.set_random_seed(seed)
-    with precision_policy(precision) as policy, dist.scope():
+    with precision_policy(precision, model_cpu_bfloat16(model)) as policy, dist.scope():
         net = build_text_model(
             model,
             vocab.characters,

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from recaptcha_tf.layers import ImagesToSequence, PositionQueries
+from recaptcha_tf.layers import ImageNetPreprocessing, ImagesToSequence, PositionQueries
 from recaptcha_tf.models.backbone import BACKBONE
 from recaptcha_tf.models.registry import BN_MOMENTUM, register_model
+from recaptcha_tf.models.transfer import MOBILENET_ALPHAS, application_backbone, rgb_input
 from recaptcha_tf.models.weights import WeightsError, load_weights_file, require_file_weights
 
 
@@ -128,6 +129,79 @@ def build_crnn(
     backbone = _backbone(_conv_trunk(filters, width_pooling), input_shape, weights, name)
     inputs = keras.Input(input_shape, name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = _sequence_features(backbone(x), rnn, rnn_units, rnn_layers, dropout)
+    outputs = layers.Dense(num_classes, activation=output_activation, name="logits", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+# MobileNetV2's feature maps by their stride: the input of the first block at that stride's end (the widest
+# features the stride has, before the next block downsamples).
+MOBILENET_TAPS = {4: "block_3_expand_relu", 8: "block_6_expand_relu", 16: "block_13_expand_relu"}
+
+
+def mobilenet_trunk(input_shape, alpha: float, stride: int, weights: str | None) -> keras.Model:
+    """MobileNetV2's first blocks as a text trunk: ``(B, H, W, 3)`` in ``[-1, 1]`` -> ``(B, H/s, W/s, C)``.
+
+    ``weights``: ``None``, ``"imagenet"`` (the cache or a download) or a ``.weights.h5`` file of the whole
+    MobileNetV2 without its top (e.g. ``mobilenetv2_0.35_224_imagenet_notop.weights.h5``); a ``.keras`` text
+    model with the same trunk loads into the truncated trunk instead. keras.applications builds its
+    BatchNormalization with momentum 0.999, an average over ~1,000 steps that lags far behind a few thousand
+    steps of fine-tuning; it is set to the package's :data:`BN_MOMENTUM`.
+    """
+    if float(alpha) not in MOBILENET_ALPHAS:
+        raise ValueError(f"MobileNetV2 alpha must be one of {MOBILENET_ALPHAS}, not {alpha}.")
+    if stride not in MOBILENET_TAPS:
+        raise ValueError(f"stride must be one of {sorted(MOBILENET_TAPS)}, not {stride}.")
+    name = f"crnn_mobilenetv2_{float(alpha)}"
+    weights = require_file_weights(weights, name)
+    text_model = bool(weights) and weights.endswith(".keras")
+    full = application_backbone(
+        keras.applications.MobileNetV2, name, input_shape[:2], None if text_model else weights, alpha=float(alpha)
+    )
+    trunk = keras.Model(full.input, full.get_layer(MOBILENET_TAPS[stride]).output, name=BACKBONE)
+    for layer in trunk.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = BN_MOMENTUM
+    if text_model:
+        load_weights_file(trunk, weights, name)
+    return trunk
+
+
+@register_model("crnn_mobilenetv2", tasks=("text",), head="ctc", cpu_bfloat16=False)
+def build_crnn_mobilenetv2(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    alpha: float = 0.35,
+    stride: int = 8,
+    rnn: str = "lstm",
+    rnn_units: int = 128,
+    rnn_layers: int = 2,
+    dropout: float = 0.25,
+    output_activation: str | None = None,
+    weights: str | None = None,
+    name: str = "crnn_mobilenetv2",
+) -> keras.Model:
+    """:func:`build_crnn` with MobileNetV2's first blocks as its convolutions, to start from ImageNet weights.
+
+    The trunk downsamples height and width alike, so a ``(64, 256)`` input gives ``T = 256 / stride``
+    frames (32 at the default stride 8: enough for 15 characters with repeats).
+
+    Args:
+        input_shape: ``(height, width, channels)``, pixels in ``[0, 255]``; one channel is repeated to three.
+        num_classes: vocabulary size + 1 (blank at index 0).
+        alpha: MobileNetV2 width multiplier (0.35 to 1.4).
+        stride: 4, 8 or 16: where the trunk ends (see :data:`MOBILENET_TAPS`).
+        rnn, rnn_units, rnn_layers, dropout: as :func:`build_crnn`.
+        weights: ``None`` (random), ``"imagenet"``, a MobileNetV2 ``.weights.h5`` file (the whole network
+            without its top), or a trained ``.keras`` text model of this kind.
+
+    Returns:
+        Model mapping ``(B, H, W, C)`` to logits ``(B, W / stride, num_classes)``.
+    """
+    backbone = mobilenet_trunk(input_shape, alpha, stride, weights)
+    inputs = keras.Input(input_shape, name="pixels")
+    x = ImageNetPreprocessing("tf", name="normalise", dtype="float32")(rgb_input(inputs, input_shape[-1]))
     x = _sequence_features(backbone(x), rnn, rnn_units, rnn_layers, dropout)
     outputs = layers.Dense(num_classes, activation=output_activation, name="logits", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)

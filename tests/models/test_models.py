@@ -4,6 +4,7 @@ import pytest
 
 from recaptcha_tf.models import build_classifier, build_model, build_text_model, list_models
 from recaptcha_tf.models.cnn import build_cnn
+from recaptcha_tf.models.registry import model_tasks
 
 
 def test_registry_lists_every_family():
@@ -12,7 +13,7 @@ def test_registry_lists_every_family():
     assert "crnn" in list_models("text") and "crnn" not in list_models("tiles")
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if n not in ("crnn", "multihead")])
+@pytest.mark.parametrize("name", [n for n in list_models() if "text" not in model_tasks(n)])
 def test_every_classifier_entry_builds_and_runs(name):
     model = build_classifier(name, ["a", "b", "c"], image_size=(32, 32))
     out = model.predict(np.random.randint(0, 255, (2, 40, 50, 3), dtype=np.uint8), verbose=0)
@@ -20,12 +21,13 @@ def test_every_classifier_entry_builds_and_runs(name):
     np.testing.assert_allclose(out.sum(1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["crnn", "multihead"])
+@pytest.mark.parametrize("name", list_models("text"))
 def test_text_entries_build_and_run(name):
     model = build_text_model(name, "abc", image_size=(32, 128), max_length=5)
     out = model.predict(np.random.randint(0, 255, (2, 50, 200, 1), dtype=np.uint8), verbose=0)
     assert out.shape[0] == 2 and out.shape[-1] == 4
-    assert out.shape[1] == (5 if name == "multihead" else 32)
+    # multihead: one output per character; crnn: a frame per 4 pixels of width; the MobileNetV2 trunk: per 8
+    assert out.shape[1] == {"multihead": 5, "crnn": 32, "crnn_mobilenetv2": 16}[name]
 
 
 def test_unknown_model_and_argument():

@@ -222,3 +222,65 @@ def test_text_model_starts_from_another_runs_backbone_frozen_or_not(tmp_path):
     config = json.load(open(os.path.join(whole, "config.json")))
     assert config["freeze_epochs"] == 0 and config["fine_tune_learning_rate"] == config["learning_rate"] == 1e-3
     assert not os.path.exists(os.path.join(whole, "phase1.weights.h5"))
+
+
+def test_mobilenet_text_trunk_starts_from_a_whole_mobilenetv2_weights_file(tmp_path):
+    """crnn_mobilenetv2 takes the ImageNet file of the whole MobileNetV2 (no top) and keeps its first blocks."""
+    from recaptcha_tf.models import build_model
+    from recaptcha_tf.models.finetune import find_backbone
+    from recaptcha_tf.models.registry import BN_MOMENTUM
+
+    whole = keras.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None)
+    for w in whole.weights:  # not the initialiser's values, so a copy cannot match by chance
+        w.assign(np.random.default_rng(0).normal(size=w.shape).astype("float32"))
+    path = str(tmp_path / "mobilenetv2_0.35_notop.weights.h5")
+    whole.save_weights(path)
+    net = build_model("crnn_mobilenetv2", (32, 96, 1), 5, weights=path)
+    trunk = find_backbone(net)
+    assert trunk.output_shape == (None, 4, 12, 96)  # stride 8: block_6's expanded input
+    for name in ("Conv1", "block_1_depthwise", "block_5_project_BN", "block_6_expand"):
+        for a, b in zip(trunk.get_layer(name).weights, whole.get_layer(name).weights):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    momenta = {layer.momentum for layer in trunk.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {BN_MOMENTUM}
+    with pytest.raises(ValueError, match="stride must be one of"):
+        build_model("crnn_mobilenetv2", (32, 96, 1), 5, stride=32)
+
+
+def test_mobilenet_text_model_trains_in_float32_saves_and_reads_in_safe_mode(tmp_path, monkeypatch):
+    """Its registry entry says bfloat16 is slower for its depthwise convolutions on a CPU: the text trainer
+    follows that as the classifier trainer does (on a bfloat16 CPU it trained 0.45 s a step instead of 0.27)."""
+    from recaptcha_tf import precision
+
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)  # as on a CPU with AVX512-BF16 or AMX
+    assert precision.resolve_precision("auto") != precision.resolve_precision("auto", cpu_bfloat16=False)
+    data = str(tmp_path / "synth")
+    generate_captchas(data, count=30, length=(3, 3), charset="abc", size=(96, 32), seed=2)
+    out = str(tmp_path / "run")
+    summary = runs.train_text(
+        data,
+        out,
+        model="crnn_mobilenetv2",
+        weights="none",
+        charset="abc",
+        image_size=(32, 96),
+        epochs=1,
+        batch_size=8,
+        logdir=None,
+        model_kwargs={"rnn_units": 16, "rnn_layers": 1},
+    )
+    assert summary["epochs_run"] == 1
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["precision"] == precision.resolve_precision("auto", cpu_bfloat16=False)
+    loaded = load_model(out)
+    assert model_info(loaded).kind == "ctc" and loaded.output_shape[1] == 12
+    image = os.path.join(data, sorted(os.listdir(data))[0])
+    (result,) = predict(loaded, [image])
+    assert set(result["text"]) <= set("abc") and len(result["confidence"]) == len(result["text"])
+    # the trained model is a starting point for another run (--weights RUN/model.keras): its trunk loads
+    from recaptcha_tf.models import build_model
+    from recaptcha_tf.models.finetune import find_backbone
+
+    again = build_model("crnn_mobilenetv2", (32, 96, 1), 4, weights=os.path.join(out, "model.keras"))
+    for a, b in zip(find_backbone(again).weights, find_backbone(loaded).weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
