@@ -53,7 +53,7 @@ def main():
     args = parser.parse_args()
 
     from recaptcha_tf import export as E
-    from recaptcha_tf.inference import load_model, model_info, resolve_model_path
+    from recaptcha_tf.inference.loading import load_model, model_info, resolve_model_path
 
     keras_file = resolve_model_path(args.model)
     out_dir = args.out or os.path.join(os.path.dirname(os.path.abspath(keras_file)), "export-bench")

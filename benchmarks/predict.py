@@ -48,7 +48,7 @@ print(model.predict(ds, verbose=0).argmax(-1))
 
 def legacy_outputs(model, files):
     from recaptcha_tf.data.pipeline import make_dataset
-    from recaptcha_tf.inference import model_info
+    from recaptcha_tf.inference.loading import model_info
 
     info = model_info(model)
     ds = make_dataset(
@@ -95,7 +95,8 @@ def main():
     import numpy as np
 
     from recaptcha_tf.export import _sample, export_model, list_images
-    from recaptcha_tf.inference import Inference, load_model, predict, resolve_artifact
+    from recaptcha_tf.inference.loading import load_model
+    from recaptcha_tf.inference.predictor import Inference, predict, resolve_artifact
 
     files = _sample(list_images(args.images), args.count)
     if len(files) < args.count:

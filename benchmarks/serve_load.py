@@ -80,9 +80,10 @@ def legacy_predictor(model_path: str):
     import numpy as np
     import tensorflow as tf
 
-    from recaptcha_tf.app import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Predictor
     from recaptcha_tf.data.pipeline import fit_image, make_dataset, resizing_layer
-    from recaptcha_tf.inference import format_predictions, load_model, model_info
+    from recaptcha_tf.inference.loading import load_model, model_info
+    from recaptcha_tf.inference.predictor import format_predictions
+    from recaptcha_tf.serving.app import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Predictor
 
     class LegacyPredictor(Predictor):
         def __init__(self):  # no Inference, no batcher
@@ -233,7 +234,7 @@ def summarise(label, runtime, endpoint, clients, requests, latencies, errors, wa
 
 def ensure_export(model_path: str, runtime: str, export: bool) -> None:
     from recaptcha_tf.export import export_model
-    from recaptcha_tf.inference import resolve_artifact
+    from recaptcha_tf.inference.predictor import resolve_artifact
 
     try:
         resolve_artifact(model_path, runtime)
@@ -246,7 +247,7 @@ def ensure_export(model_path: str, runtime: str, export: bool) -> None:
 
 def start_server(args, mode: str, runtime: str, port: int):
     """Build and launch one server in this process; returns ``(demo, predictor or None)``."""
-    from recaptcha_tf.app import Predictor, build_app, launch
+    from recaptcha_tf.serving.app import Predictor, build_app, launch
 
     if mode == "noop":
         demo = noop_app()

@@ -55,8 +55,8 @@ def finished(out: str) -> dict | None:
 
 
 def test_set(data: str, run: str):
-    from recaptcha_tf.data.text import load_text_dataset
-    from recaptcha_tf.evaluate_model import run_subset
+    from recaptcha_tf.data.text.formats import load_text_dataset
+    from recaptcha_tf.evaluation.workflow import run_subset
 
     return run_subset(load_text_dataset(data), run, "test")
 
@@ -72,7 +72,7 @@ def shifted(images: np.ndarray, pixels: int) -> np.ndarray:
 
 
 def score(name: str, members: int, readings, labels, minutes: float) -> dict:
-    from recaptcha_tf.evaluation import character_error_rate
+    from recaptcha_tf.evaluation.metrics import character_error_rate
 
     texts = [t for t, _ in readings]
     return {
@@ -86,8 +86,9 @@ def score(name: str, members: int, readings, labels, minutes: float) -> dict:
 
 
 def measure(data: str, runs: list[str], summaries: list[dict], shifts: list[int]) -> list[dict]:
-    from recaptcha_tf.decoding import average_text_outputs, decode_text_outputs, vote_texts
-    from recaptcha_tf.inference import inference_for, load_model
+    from recaptcha_tf.inference.decoding import average_text_outputs, decode_text_outputs, vote_texts
+    from recaptcha_tf.inference.loading import load_model
+    from recaptcha_tf.inference.predictor import inference_for
 
     dataset = test_set(data, runs[0])
     inferences = [inference_for(load_model(r)) for r in runs]

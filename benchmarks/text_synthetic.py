@@ -44,7 +44,7 @@ COLUMNS = ["set", "start", "train_images", "test_n", "exact_match", "cer", "trai
 def real_splits(data: str, sizes: list[str], seed: int):
     """captcha-v2 as the trainer loads it, its default split, and the nested training subsets of each size."""
     from recaptcha_tf.data.splits import random_split
-    from recaptcha_tf.data.text import load_text_dataset
+    from recaptcha_tf.data.text.formats import load_text_dataset
 
     dataset = load_text_dataset(data)  # as text_task_data: default label pattern and case, sorted file names
     parts = random_split(len(dataset.names), FRACTIONS, seed)

@@ -1,21 +1,19 @@
-"""The old home of the training and evaluation workflows, kept so that old callers and notebooks still work.
+"""Deprecated: the old home of the training and evaluation workflows (this module goes in 0.3.0).
 
 It only re-exports the workflow functions from the modules that now hold them; new code imports from those:
 
-* :mod:`recaptcha_tf.train_classifier`: tile and character classifiers, and their splits;
-* :mod:`recaptcha_tf.train_text`: text CAPTCHA readers;
-* :mod:`recaptcha_tf.text_data`: a text dataset's vocabulary, targets and split;
-* :mod:`recaptcha_tf.evaluate_model`: evaluating a saved model;
-* :mod:`recaptcha_tf.phases`: the distribution strategy and the fine-tuning phases;
-* :mod:`recaptcha_tf.run_folder`: a run folder's state (``--overwrite``, resume, atomic JSON);
+* :mod:`recaptcha_tf.training.classifier`: tile and character classifiers, and their splits;
+* :mod:`recaptcha_tf.training.text`: text CAPTCHA readers;
+* :mod:`recaptcha_tf.data.text.task_data`: a text dataset's vocabulary, targets and split;
+* :mod:`recaptcha_tf.evaluation.workflow`: evaluating a saved model;
+* :mod:`recaptcha_tf.training.phases`: the distribution strategy and the fine-tuning phases;
+* :mod:`recaptcha_tf.training.run_folder`: a run folder's state (``--overwrite``, resume, atomic JSON);
 * :func:`recaptcha_tf.tasks.task_defaults`: each task's defaults.
 """
 
-from recaptcha_tf.evaluate_model import evaluate, evaluate_text_dataset
-from recaptcha_tf.phases import fit_in_phases
-from recaptcha_tf.run_folder import RUN_STATE, clear_run_state, write_json
-from recaptcha_tf.tasks import task_defaults
-from recaptcha_tf.text_data import (
+import warnings
+
+from recaptcha_tf.data.text.task_data import (
     TextTaskData,
     text_entry_name,
     text_split_names,
@@ -23,10 +21,20 @@ from recaptcha_tf.text_data import (
     text_targets,
     text_task_data,
 )
-from recaptcha_tf.train_classifier import prepare_folder_split, prepare_multilabel_split, train_classifier
-from recaptcha_tf.train_text import step_budget, train_text
+from recaptcha_tf.evaluation.workflow import evaluate, evaluate_text_dataset
+from recaptcha_tf.tasks import task_defaults
+from recaptcha_tf.training.classifier import prepare_folder_split, prepare_multilabel_split, train_classifier
+from recaptcha_tf.training.phases import fit_in_phases
+from recaptcha_tf.training.run_folder import RUN_STATE, clear_run_state, write_json
+from recaptcha_tf.training.text import step_budget, train_text
 
 _write_json = write_json  # the old private name
+
+warnings.warn(
+    "recaptcha_tf.runs is deprecated and goes in 0.3.0: use recaptcha_tf.train/recaptcha_tf.load, or the modules above",
+    FutureWarning,
+    stacklevel=2,
+)
 
 __all__ = [
     "RUN_STATE",

@@ -10,9 +10,10 @@ import pytest
 from conftest import tile_image, train_tiny_classifier, train_tiny_crnn
 from PIL import Image
 
-from recaptcha_tf.app import UploadError, build_app, launch, read_upload
-from recaptcha_tf.challenge import cell_bounds, pick_cells, split_grid
-from recaptcha_tf.inference import load_model, predict
+from recaptcha_tf.evaluation.challenge import cell_bounds, pick_cells, split_grid
+from recaptcha_tf.inference.loading import load_model
+from recaptcha_tf.inference.predictor import predict
+from recaptcha_tf.serving.app import UploadError, build_app, launch, read_upload
 
 MAX_BYTES = 200_000
 MAX_PIXELS = 512 * 512
@@ -219,7 +220,7 @@ def test_text_prediction_over_http(text_model, bad_files):
 def test_micro_batcher_groups_requests_and_isolates_a_failing_one():
     import threading
 
-    from recaptcha_tf.batching import MicroBatcher
+    from recaptcha_tf.serving.batching import MicroBatcher
 
     calls = []
 
@@ -253,7 +254,7 @@ def test_micro_batcher_groups_requests_and_isolates_a_failing_one():
 
 @pytest.fixture(scope="module")
 def batching_predictor(classifier):
-    from recaptcha_tf.app import Predictor
+    from recaptcha_tf.serving.app import Predictor
 
     p = Predictor(classifier[0], MAX_BYTES, MAX_PIXELS, batch_wait_ms=150)
     yield p
@@ -359,8 +360,8 @@ def test_plain_http_route(classifier, tile_client, bad_files):
 def test_demo_page_shows_held_out_examples(classifier, tile_client):
     import urllib.request
 
-    from recaptcha_tf.app import held_out_examples
     from recaptcha_tf.export import run_images
+    from recaptcha_tf.serving.app import held_out_examples
 
     run, _ = classifier
     examples = held_out_examples(run, 4)

@@ -7,7 +7,7 @@ import pytest
 from conftest import make_class_folders
 from PIL import Image
 
-from recaptcha_tf.cli import build_parser, main
+from recaptcha_tf.cli.main import build_parser, main
 
 COMMANDS = ["balance", "train", "evaluate", "predict", "generate", "merge-parquet", "demo"]
 

@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 from conftest import make_class_folders
 
-from recaptcha_tf.distribute import get_strategy, scale_for_replicas
-from recaptcha_tf.inference import load_model
+from recaptcha_tf.inference.loading import load_model
+from recaptcha_tf.training.distribute import get_strategy, scale_for_replicas
 
 
 def test_strategy_choice_and_scaling(monkeypatch):

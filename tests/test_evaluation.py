@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from recaptcha_tf.evaluation import character_error_rate, classification_report, text_report, top_k_accuracy
+from recaptcha_tf.evaluation.metrics import character_error_rate, classification_report, text_report, top_k_accuracy
 
 
 def test_classification_report_on_a_hand_built_case():
@@ -62,7 +62,7 @@ def test_text_report_ranks_worst_examples():
 
 
 def test_averaged_ctc_frames_read_what_the_models_agree_on():
-    from recaptcha_tf.decoding import average_text_outputs, decode_text_outputs
+    from recaptcha_tf.inference.decoding import average_text_outputs, decode_text_outputs
 
     def logits(frames):  # one image, frames of probabilities over (blank, a, b)
         return np.log(np.asarray([frames], dtype=np.float64))
@@ -85,7 +85,7 @@ def test_averaged_ctc_frames_read_what_the_models_agree_on():
 
 
 def test_a_vote_takes_the_majority_then_the_most_confident_reading():
-    from recaptcha_tf.decoding import vote_texts
+    from recaptcha_tf.inference.decoding import vote_texts
 
     model_a = [("abc", [0.9, 0.9, 0.9]), ("xy", [0.5, 0.5])]
     model_b = [("abd", [0.99, 0.99, 0.99]), ("xz", [0.9, 0.9])]

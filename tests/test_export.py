@@ -8,8 +8,9 @@ import pytest
 from conftest import tiny_ink_crnn, train_tiny_classifier, train_tiny_crnn
 
 from recaptcha_tf import export as E
-from recaptcha_tf.cli import main
-from recaptcha_tf.inference import load_model, model_info, predict
+from recaptcha_tf.cli.main import main
+from recaptcha_tf.inference.loading import load_model, model_info
+from recaptcha_tf.inference.predictor import predict
 
 CHARS = "abc"
 
@@ -124,7 +125,7 @@ def test_inference_config_makes_float32_without_rnn_dropout():
 def test_savedmodel_has_tf_serving_signatures(classifier, tmp_path):
     import tensorflow as tf
 
-    from recaptcha_tf.inference import inference_for
+    from recaptcha_tf.inference.predictor import inference_for
 
     run, data = classifier
     model = load_model(run)
@@ -149,8 +150,8 @@ def test_savedmodel_has_tf_serving_signatures(classifier, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["onnx", "tflite"])
 def test_each_runtime_gives_the_keras_top1(classifier, crnn, fmt, capsys):
-    from recaptcha_tf.app import Predictor
-    from recaptcha_tf.inference import load_inference
+    from recaptcha_tf.inference.predictor import load_inference
+    from recaptcha_tf.serving.app import Predictor
 
     run, data = classifier
     files = _images(data)[:8]

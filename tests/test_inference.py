@@ -6,17 +6,11 @@ import numpy as np
 import pytest
 from conftest import train_tiny_classifier, train_tiny_crnn
 
+from recaptcha_tf.data.images import CorruptImageError
 from recaptcha_tf.data.pipeline import make_dataset
 from recaptcha_tf.export import float32_model, list_images
-from recaptcha_tf.inference import (
-    CorruptImageError,
-    Inference,
-    inference_for,
-    load_model,
-    model_info,
-    predict,
-    predict_outputs,
-)
+from recaptcha_tf.inference.loading import load_model, model_info
+from recaptcha_tf.inference.predictor import Inference, inference_for, predict, predict_outputs
 
 
 def legacy_outputs(model, sources):
@@ -70,7 +64,7 @@ def test_text_outputs_and_decoding_match(crnn):
     expected = legacy_outputs(float32_model(model), files)
     got = inference_for(model).outputs(files, batch_size=4)
     np.testing.assert_allclose(got, expected, atol=1e-4)
-    from recaptcha_tf.decoding import decode_text_outputs
+    from recaptcha_tf.inference.decoding import decode_text_outputs
 
     texts = [t for t, _ in decode_text_outputs(expected, model_info(model).names, "ctc")]
     assert [r["text"] for r in predict(model, files)] == texts
@@ -78,8 +72,8 @@ def test_text_outputs_and_decoding_match(crnn):
 
 def test_text_ensembles_vote_on_the_members_readings(crnn_run, tmp_path):
     from recaptcha_tf import runs
-    from recaptcha_tf.decoding import decode_text_outputs, vote_texts
-    from recaptcha_tf.evaluate_model import ensemble_text_readings
+    from recaptcha_tf.evaluation.workflow import ensemble_text_readings
+    from recaptcha_tf.inference.decoding import decode_text_outputs, vote_texts
     from recaptcha_tf.models import build_text_model
 
     run, data = crnn_run
@@ -106,7 +100,7 @@ def test_mixed_precision_model_runs_in_float32_within_tolerance(classifier):
     import keras
 
     from recaptcha_tf.models import build_classifier
-    from recaptcha_tf.precision import precision_policy
+    from recaptcha_tf.models.precision import precision_policy
 
     _, files = classifier
     with precision_policy("mixed_bfloat16"):

@@ -1,4 +1,4 @@
-"""Figures for notebooks and reports (recaptcha_tf.plots), and the helpers the notebooks use to analyse results."""
+"""Figures for notebooks and reports (evaluation.plots), and the helpers the notebooks use to analyse results."""
 
 import os
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recaptcha_tf import plots
-from recaptcha_tf.evaluation import character_confusions, confusable_pairs, markdown_table
+from recaptcha_tf.evaluation import plots as plots
+from recaptcha_tf.evaluation.metrics import character_confusions, confusable_pairs, markdown_table
 
 
 def titles(fig):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from recaptcha_tf.models import build_classifier
-from recaptcha_tf.precision import precision_policy, resolve_precision
+from recaptcha_tf.models.precision import precision_policy, resolve_precision
 
 
 def test_explicit_precisions_pass_through_and_bad_ones_fail():
@@ -31,7 +31,7 @@ def test_policy_is_scoped_and_outputs_stay_float32(tmp_path):
 
 
 def test_auto_trains_depthwise_backbones_in_float32_on_a_cpu(monkeypatch):
-    from recaptcha_tf import precision
+    from recaptcha_tf.models import precision as precision
     from recaptcha_tf.models.registry import model_cpu_bfloat16
 
     monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)  # a CPU with bfloat16 instructions

@@ -83,7 +83,7 @@ def test_best_model_checkpoint_is_written_atomically(tmp_path, monkeypatch):
     import keras
     import numpy as np
 
-    from recaptcha_tf.training import AtomicModelCheckpoint
+    from recaptcha_tf.training.callbacks import AtomicModelCheckpoint
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     path = str(tmp_path / "model.keras")
@@ -124,7 +124,7 @@ def _parquet(path, labels):
 
 
 def test_merge_parquet_refuses_a_link_to_an_input_and_leaves_it_intact(tmp_path, capsys):
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     a = _parquet(str(tmp_path / "a.parquet"), ["ab1", "cd2"])
     b = _parquet(str(tmp_path / "b.parquet"), ["ef3"])
@@ -174,7 +174,7 @@ TRAIN_ARGS = ["--epochs", "1", "--image-size", "24", "--logdir", "", "--balance"
 @pytest.fixture(scope="module")
 def relative_run(tmp_path_factory):
     """``recaptcha-tf train --data clean --out run`` run from ``base`` (relative paths, as in the issue)."""
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     base = tmp_path_factory.mktemp("base")
     make_class_folders(str(base / "clean"), per_class=8)
@@ -209,7 +209,7 @@ def test_manifest_stores_an_absolute_root_and_relative_paths(relative_run):
 def test_evaluate_from_another_directory(relative_run, tmp_path, monkeypatch, capsys):
     import json
 
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     run, data = relative_run
     monkeypatch.chdir(tmp_path)
@@ -221,7 +221,7 @@ def test_evaluate_from_another_directory(relative_run, tmp_path, monkeypatch, ca
 def test_split_of_another_run_from_another_directory(relative_run, tmp_path, monkeypatch):
     import json
 
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
     from recaptcha_tf.data.splits import load_manifest
 
     run, data = relative_run
@@ -234,7 +234,7 @@ def test_split_of_another_run_from_another_directory(relative_run, tmp_path, mon
 
 
 def test_export_parity_uses_the_split_from_another_directory(relative_run, tmp_path, monkeypatch, capsys):
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     run, _ = relative_run
     monkeypatch.chdir(tmp_path)
@@ -300,7 +300,7 @@ def unsafe_model(tmp_path_factory):
 
 @pytest.mark.parametrize("command", ["predict", "evaluate", "export", "serve"])
 def test_a_model_that_safe_mode_refuses_is_one_line(unsafe_model, tmp_path, command, capsys):
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     image = str(tmp_path / "x.png")
     make_class_folders(str(tmp_path / "d"), per_class=2)
@@ -328,7 +328,7 @@ def test_a_model_that_safe_mode_refuses_is_one_line(unsafe_model, tmp_path, comm
     ],
 )
 def test_train_argument_errors_are_one_line(tiles_dir, tmp_path, argv, message, capsys):
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     out = str(tmp_path / "run")
     assert main(["train", "--data", tiles_dir, "--out", out, "--epochs", "1", "--logdir", "", *argv]) == 2
@@ -346,14 +346,14 @@ def test_train_argument_errors_are_one_line(tiles_dir, tmp_path, argv, message, 
     ],
 )
 def test_generate_argument_errors_are_one_line(tmp_path, argv, message, capsys):
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     assert main(["generate", "--out", str(tmp_path / "g"), "--count", "2", *argv]) == 2
     assert message in _err(capsys)
 
 
 def test_paths_that_cannot_be_written_are_one_line(relative_run, tiles_dir, tmp_path, capsys):
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     run, data = relative_run
     afile = tmp_path / "afile"
@@ -368,7 +368,7 @@ def test_paths_that_cannot_be_written_are_one_line(relative_run, tiles_dir, tmp_
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_a_folder_without_permission_is_one_line(relative_run, tmp_path, capsys):
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -403,7 +403,7 @@ def test_the_boundary_catches_expected_os_errors_but_not_bugs(monkeypatch, tmp_p
 def test_serve_on_a_port_in_use_is_one_line(relative_run, capsys):
     import socket
 
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -414,7 +414,7 @@ def test_serve_on_a_port_in_use_is_one_line(relative_run, capsys):
 
 
 def test_export_with_a_truncated_parity_image_skips_it(relative_run, tmp_path, capsys, caplog):
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     run, data = relative_run
     images = tmp_path / "parity"
@@ -448,7 +448,7 @@ def test_export_with_a_truncated_parity_image_skips_it(relative_run, tmp_path, c
 
 
 def test_one_class_folder_is_an_error(tmp_path, capsys):
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     data = str(tmp_path / "one")
     make_class_folders(data, classes=("bus",), per_class=6)
@@ -457,7 +457,7 @@ def test_one_class_folder_is_an_error(tmp_path, capsys):
 
 
 def test_a_split_without_test_part_is_stated(tiles_dir, tmp_path, caplog, capsys):
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     with caplog.at_level(logging.WARNING, logger="recaptcha_tf"):
         main(
@@ -480,7 +480,7 @@ def test_library_rejects_zero_epochs_and_batch_size(tiles_dir, tmp_path):
 def test_train_overwrite_removes_only_the_run_state(relative_run, tmp_path, capsys):
     import shutil
 
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     run, data = relative_run
     out = str(tmp_path / "copy")
@@ -501,7 +501,7 @@ def test_parquet_column_advice_names_real_options(tmp_path, capsys):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from recaptcha_tf.cli import main
+    from recaptcha_tf.cli.main import main
 
     odd = str(tmp_path / "odd.parquet")
     blob = open(_parquet(str(tmp_path / "a.parquet"), ["x"]), "rb").read()  # any bytes will do for the schema

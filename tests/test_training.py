@@ -10,7 +10,9 @@ from conftest import make_class_folders
 
 from recaptcha_tf import runs
 from recaptcha_tf.data.folders import DatasetError
-from recaptcha_tf.inference import CorruptImageError, load_model, predict
+from recaptcha_tf.data.images import CorruptImageError
+from recaptcha_tf.inference.loading import load_model
+from recaptcha_tf.inference.predictor import predict
 
 TINY = dict(conv_layers=2, filters=8, dense_units=16)
 
@@ -219,7 +221,7 @@ def test_default_balancing_leaves_an_already_balanced_split_alone(tmp_path):
 def test_seconds_per_step_times_a_copy_of_the_model_and_leaves_the_model_untouched():
     import tensorflow as tf
 
-    from recaptcha_tf.step_time import seconds_per_batch_read, seconds_per_step, steps_within
+    from recaptcha_tf.training.step_time import seconds_per_batch_read, seconds_per_step, steps_within
 
     inputs = keras.Input((8, 8, 1))
     outputs = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inputs)))
@@ -243,7 +245,7 @@ def test_seconds_per_step_times_a_copy_of_the_model_and_leaves_the_model_untouch
 
 
 def test_the_time_budget_is_the_given_minutes_or_the_task_default_and_never_negative():
-    from recaptcha_tf.step_time import time_budget_minutes
+    from recaptcha_tf.training.step_time import time_budget_minutes
 
     assert time_budget_minutes(None, 15) == 15 and time_budget_minutes(2.5, 15) == 2.5
     assert time_budget_minutes(0, 15) == 0  # no limit
@@ -253,7 +255,7 @@ def test_the_time_budget_is_the_given_minutes_or_the_task_default_and_never_nega
 
 
 def test_epochs_within_keeps_the_frozen_epochs_and_at_least_one_fine_tuning_epoch():
-    from recaptcha_tf.step_time import epochs_within
+    from recaptcha_tf.training.step_time import epochs_within
 
     # 100 steps and 30 validation batches an epoch: 110 step-equivalents; 0.1 s frozen, 0.3 s trainable
     # 5 minutes = 300 s: one frozen epoch (11 s), then 8 of 33 s (264 s); the 9th would pass 300 s
@@ -267,7 +269,7 @@ def test_epochs_within_keeps_the_frozen_epochs_and_at_least_one_fine_tuning_epoc
 
 
 def test_phase_one_running_longer_than_estimated_cuts_the_planned_epochs_and_never_adds_any():
-    from recaptcha_tf.step_time import replanned_epochs
+    from recaptcha_tf.training.step_time import replanned_epochs
 
     # as above: a frozen epoch is estimated at 11 s, a full one at 33 s; 9 epochs fit 5 minutes
     args = (9, 1, 100, 30, 0.1, 0.3, 5, 0.0)
@@ -280,8 +282,8 @@ def test_phase_one_running_longer_than_estimated_cuts_the_planned_epochs_and_nev
 
 
 def test_a_stored_measurement_is_reused_only_for_the_same_settings(tmp_path):
-    from recaptcha_tf.run_folder import write_json
-    from recaptcha_tf.step_time import stored_measurement
+    from recaptcha_tf.training.run_folder import write_json
+    from recaptcha_tf.training.step_time import stored_measurement
 
     assert stored_measurement(str(tmp_path), "step_seconds", model="crnn") is None  # no config.json yet
     write_json({"model": "crnn", "image_size": [48, 192], "step_seconds": 0.12}, str(tmp_path / "config.json"))
@@ -293,7 +295,7 @@ def test_a_stored_measurement_is_reused_only_for_the_same_settings(tmp_path):
 def test_time_budget_stops_before_an_epoch_that_would_pass_it(caplog):
     import tensorflow as tf
 
-    from recaptcha_tf.training import TimeBudget
+    from recaptcha_tf.training.callbacks import TimeBudget
 
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(1)(inputs))

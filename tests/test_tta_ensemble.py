@@ -18,7 +18,8 @@ def tiny_run(tmp_path_factory):
 
 
 def test_flip_tta_averages_each_tile_with_its_mirror_image(tiny_run):
-    from recaptcha_tf.inference import inference_for, load_model
+    from recaptcha_tf.inference.loading import load_model
+    from recaptcha_tf.inference.predictor import inference_for
 
     run, data = tiny_run
     inference = inference_for(load_model(run))
@@ -46,7 +47,8 @@ def test_evaluate_with_tta_and_an_ensemble(tiny_run, tmp_path):
 def test_tta_is_refused_for_chars_and_ensembles_need_the_same_classes(tiny_run, tmp_path):
     from recaptcha_tf import runs
     from recaptcha_tf.data.folders import DatasetError
-    from recaptcha_tf.inference import check_tta, load_model, model_info
+    from recaptcha_tf.inference.loading import load_model, model_info
+    from recaptcha_tf.inference.predictor import check_tta
 
     run, data = tiny_run
     info = model_info(load_model(run))

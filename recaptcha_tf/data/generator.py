@@ -30,7 +30,9 @@ import random
 
 import numpy as np
 
-from recaptcha_tf.data.text import TextDataset, expand_charset, write_text_parquet
+from recaptcha_tf.data.text.dataset import TextDataset
+from recaptcha_tf.data.text.parquet import write_text_parquet
+from recaptcha_tf.data.text.vocabulary import expand_charset
 
 STYLES = ("project", "captcha-lib")
 FORMATS = ("png", "parquet")

@@ -1,58 +1,12 @@
-"""Text CAPTCHAs listed in a CSV file: rows ``path,text``.
+"""Deprecated alias of :mod:`recaptcha_tf.data.text.csv_format` (moved in 0.2.0; this path goes in 0.3.0)."""
 
-::
+import importlib
+import sys
+import warnings
 
-    path,text
-    images/0001.png,226md
-    images/0002.png,x8kq2
-
-Paths are relative to the CSV's folder (absolute paths and ``../`` that lead
-outside it are refused); the header row is optional. Registered as a text
-format, so ``recaptcha-tf train --task text --data labels.csv`` (and ``evaluate``)
-read it like an image folder or Parquet.
-"""
-
-from __future__ import annotations
-
-import csv
-import os
-
-from recaptcha_tf.data.folders import DatasetError
-from recaptcha_tf.data.text import TextDataset, Vocabulary, _finish, apply_case, register_text_format
-
-
-def load_text_csv(
-    path: str, case: str = "keep", vocabulary: Vocabulary | None = None, validate: bool = True
-) -> TextDataset:
-    """Read a ``path,text`` CSV; each image's name is ``csv:`` and its path as written (a row name in manifests).
-
-    Raises:
-        DatasetError: a row without both fields, a duplicate or missing image, or a path outside the CSV's folder.
-    """
-    apply_case("", case)
-    root = os.path.realpath(os.path.dirname(os.path.abspath(path)))
-    sources, labels, names, seen = [], [], [], set()
-    with open(path, newline="") as f:
-        for line, row in enumerate(csv.reader(f), start=1):
-            if not row or (line == 1 and [c.strip().lower() for c in row[:2]] == ["path", "text"]):
-                continue
-            if len(row) < 2 or not row[0].strip() or not row[1]:
-                raise DatasetError(f"{path}:{line}: expected 'path,text', got {row!r}.")
-            name, text = row[0].strip(), row[1]
-            image = os.path.realpath(os.path.join(root, name))
-            if os.path.commonpath([image, root]) != root:
-                raise DatasetError(f"{path}:{line}: {name!r} points outside the CSV's folder.")
-            if not os.path.isfile(image):
-                raise DatasetError(f"{path}:{line}: image {name!r} does not exist.")
-            if name in seen:
-                raise DatasetError(f"{path}:{line}: {name!r} is listed twice.")
-            sources.append(image)
-            labels.append(apply_case(text, case))
-            names.append(f"csv:{name}")
-            seen.add(name)
-    if not sources:
-        raise DatasetError(f"{path} lists no images.")
-    return _finish(TextDataset(sources=sources, labels=labels, names=names), repr(path), vocabulary, validate)
-
-
-register_text_format("CSV (path,text)", lambda p: os.path.isfile(p) and p.lower().endswith(".csv"), load_text_csv)
+warnings.warn(
+    "recaptcha_tf.data.text_csv moved to recaptcha_tf.data.text.csv_format; the old path goes in 0.3.0",
+    FutureWarning,
+    stacklevel=2,
+)
+sys.modules[__name__] = importlib.import_module("recaptcha_tf.data.text.csv_format")

@@ -42,12 +42,20 @@ Parity (:func:`check_parity`)
     (0.9) of the images; its largest absolute difference is reported, not enforced.
 
 Modules: :mod:`~recaptcha_tf.export.convert` (the inference model, the three
-formats, sidecars), :mod:`~recaptcha_tf.export.runtime` (runners that need no
+formats, sidecars), :mod:`~recaptcha_tf.inference.runtimes` (runners that need no
 Keras) and :mod:`~recaptcha_tf.export.parity` (the agreement check). The
 ``export`` command's printing lives in :mod:`recaptcha_tf.cli`.
 """
 
-from recaptcha_tf.export.convert import (
+from recaptcha_tf.export.convert import artifact_size, export_model, write_json, write_sidecar
+from recaptcha_tf.export.parity import (
+    _sample,
+    check_parity,
+    describe_parity,
+    list_images,
+    run_images,
+)
+from recaptcha_tf.inference.artifacts import (
     EXTENSIONS,
     FLOAT_TOLERANCE,
     FORMATS,
@@ -59,24 +67,14 @@ from recaptcha_tf.export.convert import (
     _inference_config,
     _info_dict,
     _uses_mixed_precision,
-    artifact_size,
     default_out,
-    export_model,
     float32_model,
     inference_model,
     read_sidecar,
     sidecar_path,
-    write_json,
-    write_sidecar,
 )
-from recaptcha_tf.export.parity import (
-    _sample,
-    check_parity,
-    describe_parity,
-    list_images,
-    run_images,
-)
-from recaptcha_tf.export.runtime import (
+from recaptcha_tf.inference.predictor import predict_artifact
+from recaptcha_tf.inference.runtimes import (
     RUNNERS,
     KerasRunner,
     OnnxRunner,
@@ -86,7 +84,6 @@ from recaptcha_tf.export.runtime import (
     decisions,
     load_images,
     load_runner,
-    predict_artifact,
 )
 
 __all__ = [

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recaptcha_tf.data.images import is_image_file
-from recaptcha_tf.export.convert import (
+from recaptcha_tf.inference.artifacts import (
     FLOAT_TOLERANCE,
     QUANTIZED_MIN_AGREEMENT,
     ExportError,
@@ -17,7 +17,7 @@ from recaptcha_tf.export.convert import (
     inference_model,
     read_sidecar,
 )
-from recaptcha_tf.export.runtime import KerasRunner, _probabilities, decisions, load_images, load_runner
+from recaptcha_tf.inference.runtimes import KerasRunner, _probabilities, decisions, load_images, load_runner
 from recaptcha_tf.models.registry import is_sequence_head
 
 log = logging.getLogger("recaptcha_tf")
@@ -44,7 +44,7 @@ def list_images(paths: Sequence[str] | str) -> list[str]:
 def run_images(model_path: str) -> list[str]:
     """The held-out test images of a training run (from ``RUN/split.json``), if they still exist."""
     from recaptcha_tf.data.splits import load_manifest
-    from recaptcha_tf.inference import resolve_model_path
+    from recaptcha_tf.inference.loading import resolve_model_path
 
     split_file = os.path.join(os.path.dirname(resolve_model_path(model_path)), "split.json")
     if not os.path.exists(split_file):
@@ -109,7 +109,7 @@ def check_parity(
         (a few examples), ``tolerance``, ``min_agreement``, ``passed``,
         ``keras_mixed_vs_float32`` (when the model was trained in mixed precision).
     """
-    from recaptcha_tf.inference import load_model
+    from recaptcha_tf.inference.loading import load_model
 
     meta = read_sidecar(artifact)
     files = list_images(sources) if sources else run_images(model_path)

@@ -44,7 +44,7 @@ _TUNE_ALIASES: dict[str, dict[str, str]] = {}
 _BLOCKS: dict[str, str | None] = {}
 _CPU_BFLOAT16: dict[str, bool] = {}
 HEADS = ("classifier", "ctc", "multihead")
-# Head kinds whose outputs are character sequences, decoded to text (recaptcha_tf.decoding).
+# Head kinds whose outputs are character sequences, decoded to text (recaptcha_tf.inference.decoding).
 SEQUENCE_HEADS = ("ctc", "multihead")
 
 

@@ -3,7 +3,7 @@
 * ``crnn``: convolutional backbone -> width-as-time sequence -> BiLSTM/GRU ->
   per-frame logits over ``num_classes = len(vocabulary) + 1`` (index 0 is the
   CTC blank). Trained with ``keras.losses.CTC``; decoded greedily or by beam
-  search (:mod:`recaptcha_tf.decoding`). Reads variable-length text.
+  search (:mod:`recaptcha_tf.inference.decoding`). Reads variable-length text.
 * ``multihead``: the same backbone and RNN, then one learned query per
   character position attending over the frames, and a softmax over
   ``len(vocabulary) + 1`` classes per position (index 0 = "no character", so

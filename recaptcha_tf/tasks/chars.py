@@ -1,6 +1,6 @@
 """The ``chars`` task: single glyphs in class folders (small, grayscale)."""
 
-from recaptcha_tf.tasks import register_task
+from recaptcha_tf.tasks.registry import register_task
 
 CHARS = register_task(
     "chars",
@@ -30,7 +30,7 @@ CHARS = register_task(
     report_keys=("n", "top1", "top3", "balanced_accuracy", "macro_f1", "challenge", "ms_per_image"),
     flip_invariant=False,  # a mirrored glyph is another character (or none)
     workflows={
-        "train": "recaptcha_tf.train_classifier:train_classifier",
-        "evaluate": "recaptcha_tf.evaluate_model:evaluate_classifier",
+        "train": "recaptcha_tf.training.classifier:train_classifier",
+        "evaluate": "recaptcha_tf.evaluation.workflow:evaluate_classifier",
     },
 )

@@ -1,17 +1,17 @@
 """The ``text`` task: text CAPTCHAs, labels from file names or Parquet, read by CTC or per-character heads."""
 
-from recaptcha_tf.tasks import register_task
+from recaptcha_tf.tasks.registry import register_task
 
 TEXT = register_task(
     "text",
     "text CAPTCHAs named by their label (or Parquet), CRNN+CTC or per-character heads",
-    # the input is fitted to the training images (recaptcha_tf.data.text_fit) unless --image-size is given; the budget
+    # the input is fitted to the training images (recaptcha_tf.data.text.fit) unless --image-size is given; the budget
     # is optimizer steps, so small and large sets get the same number of updates, cut into "evaluations" epochs of
     # equal steps over the repeated training set (validation runs that often); the best checkpoint and early
     # stopping follow validation CER, ties broken by validation loss (training.cer_then_loss), and early stopping
     # waits a quarter of the evaluations (never while the model reads blanks). "steps" is the budget for a 48x192
     # or larger input (a smaller one gets as many more as take the same pixels), and a slow machine as many as take
-    # "time_budget_minutes" (recaptcha_tf.step_time; not with --steps). Steps timed on a quiet machine can run slower
+    # "time_budget_minutes" (training.step_time; not with --steps). Steps timed on a quiet machine can run slower
     # later (a loaded host): such a run then stops at the end of the epoch before one that would end past
     # "time_limit_factor" times the budget (training.TimeBudget; validation and checkpoints take the rest).
     # Validation during training reads at most "validation_images" of the validation split (a seeded sample;
@@ -40,5 +40,8 @@ TEXT = register_task(
     trial_metrics=("val_cer", "val_exact_match", "val_loss"),
     report_keys=("n", "exact_match", "cer"),
     sequence=True,
-    workflows={"train": "recaptcha_tf.train_text:train_text", "evaluate": "recaptcha_tf.evaluate_model:evaluate_text"},
+    workflows={
+        "train": "recaptcha_tf.training.text:train_text",
+        "evaluate": "recaptcha_tf.evaluation.workflow:evaluate_text",
+    },
 )

@@ -1,6 +1,6 @@
 """The ``tiles`` task: reCAPTCHA v2 image tiles in class folders (single- or multi-label)."""
 
-from recaptcha_tf.tasks import register_task
+from recaptcha_tf.tasks.registry import register_task
 
 TILES = register_task(
     "tiles",
@@ -34,7 +34,7 @@ TILES = register_task(
     ),
     flip_invariant=True,
     workflows={
-        "train": "recaptcha_tf.train_classifier:train_classifier",
-        "evaluate": "recaptcha_tf.evaluate_model:evaluate_classifier",
+        "train": "recaptcha_tf.training.classifier:train_classifier",
+        "evaluate": "recaptcha_tf.evaluation.workflow:evaluate_classifier",
     },
 )

@@ -23,10 +23,10 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
+from recaptcha_tf.models.precision import precision_policy
 from recaptcha_tf.models.registry import model_cpu_bfloat16, model_head
-from recaptcha_tf.precision import precision_policy
-from recaptcha_tf.run_folder import write_json
 from recaptcha_tf.tasks import get_task, task_defaults
+from recaptcha_tf.training.run_folder import write_json
 from recaptcha_tf.tuning.spaces import model_kwargs as space_model_kwargs
 
 TRIAL_INFO = "recaptcha_trial.json"
@@ -62,7 +62,7 @@ def _folder_split(data, out, fractions, seed, channels, write: bool):
     """The run's split; a distributed worker reads or recomputes it (seeded) but never writes it."""
     from recaptcha_tf.data.folders import scan_class_folders
     from recaptcha_tf.data.splits import MANIFEST_NAME, load_manifest, stratified_split
-    from recaptcha_tf.train_classifier import prepare_folder_split
+    from recaptcha_tf.training.classifier import prepare_folder_split
 
     if write:
         return prepare_folder_split(data, out, None, fractions, seed, channels)
@@ -93,7 +93,7 @@ def prepare_task_data(
 ) -> TaskData:
     """Split ``data`` (manifest ``OUT/split.json``, reused on resume) and build the tf.data pipelines.
 
-    Text runs take the input ``train --task text`` would (:func:`~recaptcha_tf.data.text_fit.choose_text_input`):
+    Text runs take the input ``train --task text`` would (:func:`~recaptcha_tf.data.text.fit.choose_text_input`):
     size, crop and colour map fitted to the training images, ``image_size`` (``(H, W)`` pixels) if given;
     ``channels`` and ``resize`` apply to classifier tasks only; text runs take ``colour`` (``"ink"``, the
     default, or ``"gray"``) instead.
@@ -127,8 +127,8 @@ def prepare_task_data(
             n_test=len(split.test),
         )
 
-    from recaptcha_tf.data.text_fit import choose_text_input
-    from recaptcha_tf.text_data import text_task_data
+    from recaptcha_tf.data.text.fit import choose_text_input
+    from recaptcha_tf.data.text.task_data import text_task_data
 
     text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, write_split=write_split)
     kind = model_head(model)
@@ -146,7 +146,7 @@ def prepare_task_data(
         **common,
     )
     # validation on at most the task's "validation_images", the same seeded sample as `train --task text`
-    from recaptcha_tf.train_text import validation_sample
+    from recaptcha_tf.training.text import validation_sample
 
     kept = validation_sample(len(text.parts["val"]), task_defaults(task)["validation_images"], seed)
     val_sources, val_texts = text.sources("val"), text.texts("val")
@@ -330,7 +330,7 @@ class CaptchaHyperModel(kt.HyperModel):
     def build(self, hp):
         from recaptcha_tf.data.pipeline import text_augmentation
         from recaptcha_tf.models import build_classifier, build_text_model
-        from recaptcha_tf.training import build_optimizer, cosine_schedule, make_optimizer
+        from recaptcha_tf.training.callbacks import build_optimizer, cosine_schedule, make_optimizer
 
         values = self.values(hp)
         d = self.data
@@ -369,7 +369,7 @@ class CaptchaHyperModel(kt.HyperModel):
     def fit(
         self, hp, model, *args, trial_id=None, callbacks=None, epochs=None, initial_epoch=0, verbose=None, **kwargs
     ):
-        from recaptcha_tf.training import TextMetrics
+        from recaptcha_tf.training.callbacks import TextMetrics
 
         d = self.data
         trial_id = str(trial_id if trial_id is not None else "0")

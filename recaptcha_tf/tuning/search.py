@@ -97,7 +97,7 @@ def _columns(rows: list[dict]) -> list[str]:
 
 def write_results(rows: list[dict], out: str, space: dict, objective: str, direction: str) -> dict[str, str]:
     """``results.csv``, ``results.md`` (sorted by the objective) and ``results.png`` in ``out``."""
-    from recaptcha_tf.plots import save_figure
+    from recaptcha_tf.evaluation.plots import save_figure
 
     cols = _columns(rows)
     paths = {k: os.path.join(out, f"results.{k}") for k in ("csv", "md", "png")}
@@ -206,7 +206,7 @@ def run_search(
         learning_rate, optimizer, loss: used when the space does not search them.
         model_kwargs: fixed builder arguments (the space overrides them).
         callbacks: extra Keras callbacks for every trial; keras-tuner deep-copies them per trial.
-        strategy: ``tf.distribute`` strategy each trial trains under (:mod:`recaptcha_tf.distribute`);
+        strategy: ``tf.distribute`` strategy each trial trains under (:mod:`recaptcha_tf.training.distribute`);
             ``batch_size`` is per replica and learning rates scale with the replicas.
 
     Distributed: with ``KERASTUNER_ORACLE_IP``/``_PORT``/``KERASTUNER_TUNER_ID`` set, the
@@ -241,7 +241,7 @@ def run_search(
         channels, resize = None, None  # fitted to the data (colour map, resize), as `train --task text` does
     batch_size = batch_size or d["batch_size"]
     learning_rate = learning_rate or d["learning_rate"]
-    from recaptcha_tf.distribute import get_strategy
+    from recaptcha_tf.training.distribute import get_strategy
 
     dist = get_strategy(strategy)
     replicas = dist.num_replicas_in_sync
@@ -421,7 +421,7 @@ def run_search(
         )
     summary["best"] = {"trial": best_trial.trial_id, objective: float(best_trial.score), "hyperparameters": best_hp}
     if evaluate_best and task_data.n_test:
-        from recaptcha_tf.evaluate_model import evaluate
+        from recaptcha_tf.evaluation.workflow import evaluate
 
         report = evaluate(out, data, subset="test", report=os.path.join(out, "test_report.json"))
         summary["test"] = {k: report[k] for k in get_task(task).report_keys if k in report}

@@ -134,7 +134,7 @@ def test_the_unzipped_kaggle_download_is_read_through_its_wrapper_folders(tmp_pa
 
 
 def test_a_download_folder_and_its_class_folder_are_the_same_data(tmp_path):
-    from recaptcha_tf.run_folder import same_folder
+    from recaptcha_tf.data.sources import same_folder
 
     classes = tmp_path / "dl" / "Google_Recaptcha_V2_Images_Dataset" / "images"
     make_class_folders(str(classes), layout="kaggle", per_class=1)
@@ -146,7 +146,7 @@ def test_a_download_folder_and_its_class_folder_are_the_same_data(tmp_path):
 def test_a_finished_run_is_recognised_under_the_other_spelling_of_its_data(tmp_path):
     import json
 
-    from recaptcha_tf.run_folder import finished_summary
+    from recaptcha_tf.training.run_folder import finished_summary
 
     classes = tmp_path / "dl" / "Google_Recaptcha_V2_Images_Dataset" / "images"
     make_class_folders(str(classes), layout="kaggle", per_class=1)

@@ -17,7 +17,7 @@ from recaptcha_tf.data.generator import (
     parse_size,
     render_captcha,
 )
-from recaptcha_tf.data.text import load_text_dataset
+from recaptcha_tf.data.text.formats import load_text_dataset
 
 
 def folder_bytes(folder):

@@ -108,7 +108,7 @@ def test_text_split_manifest_given_as_split_is_repeated_in_a_new_run(tmp_path):
     """``train --task text --split OLD/split.json`` repeats that split in a new run folder and records it there."""
     from recaptcha_tf.data.folders import DatasetError
     from recaptcha_tf.data.splits import random_split
-    from recaptcha_tf.text_data import text_split_parts
+    from recaptcha_tf.data.text.task_data import text_split_parts
 
     names = [f"{i:05d}.png" for i in range(40)]
     first = text_split_parts(names, "data", str(tmp_path / "first"), "70/15/15", seed=3)

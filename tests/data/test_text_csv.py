@@ -19,7 +19,7 @@ def _write(tmp_path, rows, header=True):
 
 
 def test_csv_rows_load_through_load_text_dataset(tmp_path):
-    from recaptcha_tf.data.text import load_text_dataset
+    from recaptcha_tf.data.text.formats import load_text_dataset
 
     path = _write(tmp_path, [("images/a.png", "ab12"), ("images/b.png", "Zx9")])
     ds = load_text_dataset(path, case="lower", pattern="ignored", image_column="ignored")
@@ -38,7 +38,7 @@ def test_csv_rows_load_through_load_text_dataset(tmp_path):
 )
 def test_bad_rows_are_clear_errors(tmp_path, rows, message):
     from recaptcha_tf.data.folders import DatasetError
-    from recaptcha_tf.data.text import load_text_dataset
+    from recaptcha_tf.data.text.formats import load_text_dataset
 
     path = _write(tmp_path, rows)
     if message is None:  # the image is missing: remove it after writing
@@ -51,7 +51,7 @@ def test_bad_rows_are_clear_errors(tmp_path, rows, message):
 def test_train_and_evaluate_read_a_csv(tmp_path):
     from recaptcha_tf import runs
     from recaptcha_tf.data.generator import generate_captchas
-    from recaptcha_tf.data.text import label_from_filename
+    from recaptcha_tf.data.text.files import label_from_filename
 
     generate_captchas(str(tmp_path / "generated"), count=24, length=3, charset="abc", size=(96, 32), seed=0)
     (tmp_path / "images").mkdir()

@@ -13,19 +13,11 @@ from PIL import Image
 
 from recaptcha_tf.data.folders import DatasetError
 from recaptcha_tf.data.images import decode_image
-from recaptcha_tf.data.text import (
-    DEFAULT_LABEL_PATTERN,
-    OutOfVocabularyError,
-    TextDataset,
-    Vocabulary,
-    expand_charset,
-    label_from_filename,
-    load_text_dataset,
-    load_text_folder,
-    load_text_parquet,
-    merge_parquet,
-    write_text_parquet,
-)
+from recaptcha_tf.data.text.dataset import TextDataset
+from recaptcha_tf.data.text.files import DEFAULT_LABEL_PATTERN, label_from_filename, load_text_folder
+from recaptcha_tf.data.text.formats import load_text_dataset
+from recaptcha_tf.data.text.parquet import load_text_parquet, merge_parquet, write_text_parquet
+from recaptcha_tf.data.text.vocabulary import OutOfVocabularyError, Vocabulary, expand_charset
 
 
 def image_bytes(seed=0, size=(40, 16), format="PNG"):
@@ -313,8 +305,8 @@ def test_the_folder_a_download_unzips_to_is_read_through(tmp_path):
     # A run's split names files that exist, and the wrapper and the inner folder are the same data.
     import json
 
-    from recaptcha_tf.run_folder import same_folder
-    from recaptcha_tf.text_data import text_task_data
+    from recaptcha_tf.data.sources import same_folder
+    from recaptcha_tf.data.text.task_data import text_task_data
 
     out = tmp_path / "run"
     text_task_data(str(tmp_path / "download"), str(out), charset="abcd1234", fractions="50/25/25")

@@ -14,9 +14,9 @@ from conftest import tiny_ink_crnn
 from PIL import Image, ImageDraw, ImageFont
 
 from recaptcha_tf.data.images import decode_image
-from recaptcha_tf.data.text_fit import fit_text_input
+from recaptcha_tf.data.text.fit import fit_text_input
 from recaptcha_tf.layers import InkMap
-from recaptcha_tf.training import BlankPlateauWarning, PlateauAwareEarlyStopping
+from recaptcha_tf.training.callbacks import BlankPlateauWarning, PlateauAwareEarlyStopping
 
 
 def _text_image(
@@ -97,8 +97,8 @@ def test_fit_crops_each_image_to_its_own_text_when_the_text_moves(tmp_path):
     assert fixed.crop is not None and fixed.region is None  # text in one place: the shared box is enough
 
     # A run on the moving text augments inside its model, after the crop (not the whole canvas in the pipeline).
-    from recaptcha_tf.inference import load_model
-    from recaptcha_tf.train_text import train_text
+    from recaptcha_tf.inference.loading import load_model
+    from recaptcha_tf.training.text import train_text
 
     out = str(tmp_path / "run")
     tiny = {"filters": [4, 4, 8, 8], "rnn_units": 8}
@@ -123,7 +123,7 @@ def test_content_crop_cuts_out_each_images_text():
 
 
 def test_per_image_text_crop_round_trips_in_a_saved_model(tmp_path):
-    from recaptcha_tf.inference import load_model, model_info
+    from recaptcha_tf.inference.loading import load_model, model_info
 
     model = tiny_ink_crnn((0.25, 0.0, 0.75, 1.0), region=(96, 128))
     assert model.get_layer("text_crop").output.shape[1:3] == (32, 64)
@@ -138,7 +138,7 @@ def test_augmentation_inside_the_model_runs_after_the_text_crop_and_only_in_trai
     import keras
 
     from recaptcha_tf.data.pipeline import text_augmentation
-    from recaptcha_tf.inference import load_model
+    from recaptcha_tf.inference.loading import load_model
     from recaptcha_tf.models import network_of
 
     crop, region = (0.25, 0.0, 0.75, 1.0), (96, 128)
@@ -207,7 +207,7 @@ def test_ink_map_reads_every_polarity_and_colour_the_same_way():
 
 
 def test_ink_map_round_trips_in_a_saved_model(tmp_path):
-    from recaptcha_tf.inference import load_model, model_info
+    from recaptcha_tf.inference.loading import load_model, model_info
 
     model = tiny_ink_crnn((0.25, 0.0, 0.75, 1.0))
     info = model_info(model)
@@ -250,7 +250,7 @@ class _Updates(keras.callbacks.Callback):
 
 
 def test_validation_sample_is_all_images_up_to_the_cap_then_a_seeded_spread_out_subset():
-    from recaptcha_tf.train_text import validation_sample
+    from recaptcha_tf.training.text import validation_sample
 
     assert validation_sample(7, 512) == list(range(7))
     kept = validation_sample(2000, 512, seed=3)
@@ -260,7 +260,7 @@ def test_validation_sample_is_all_images_up_to_the_cap_then_a_seeded_spread_out_
 
 
 def test_the_default_steps_grow_for_a_small_input_and_do_not_shrink_for_a_large_one():
-    from recaptcha_tf.train_text import step_budget
+    from recaptcha_tf.training.text import step_budget
 
     assert step_budget(4000, (48, 192)) == 4000
     assert step_budget(4000, (48, 112)) == 6857  # 4,000 steps' pixels at 48x192
@@ -269,7 +269,8 @@ def test_the_default_steps_grow_for_a_small_input_and_do_not_shrink_for_a_large_
 
 
 def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_path, monkeypatch):
-    from recaptcha_tf import runs, tasks, train_text
+    from recaptcha_tf import runs, tasks
+    from recaptcha_tf.training import text as train_text
 
     # a validation cap of 5 images: the 48-image set's 7 validation images are sampled, the 16-image set's are not;
     # 4 evaluations instead of 20 keep the test short (each is a validation pass and a checkpoint)
@@ -303,7 +304,8 @@ def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_p
 def test_the_default_budget_is_cut_to_the_time_budget_and_a_resumed_run_keeps_its_measurement(
     tmp_path, monkeypatch, caplog
 ):
-    from recaptcha_tf import runs, tasks, train_text
+    from recaptcha_tf import runs, tasks
+    from recaptcha_tf.training import text as train_text
 
     data = str(tmp_path / "set")
     _write_set(data, 16, (64, 24), 3)
@@ -342,7 +344,8 @@ def test_the_default_budget_is_cut_to_the_time_budget_and_a_resumed_run_keeps_it
 
 
 def test_a_default_run_whose_steps_run_slower_than_timed_stops_within_the_time_limit(tmp_path, monkeypatch, caplog):
-    from recaptcha_tf import runs, tasks, train_text
+    from recaptcha_tf import runs, tasks
+    from recaptcha_tf.training import text as train_text
 
     data = str(tmp_path / "set")
     _write_set(data, 16, (64, 24), 3)
@@ -369,7 +372,7 @@ def test_a_default_run_whose_steps_run_slower_than_timed_stops_within_the_time_l
 
 
 def test_checkpoint_score_is_the_cer_with_ties_broken_by_the_loss():
-    from recaptcha_tf.training import cer_then_loss
+    from recaptcha_tf.training.callbacks import cer_then_loss
 
     # a lower CER always wins, whatever the losses (the smallest CER step of 100,000 characters is 1e-5)
     assert cer_then_loss(0.00099, 10.0) < cer_then_loss(0.001, 0.0)
@@ -379,7 +382,7 @@ def test_checkpoint_score_is_the_cer_with_ties_broken_by_the_loss():
 
 
 def test_user_overrides_replace_what_the_fit_chose(tmp_path):
-    from recaptcha_tf.data.text_fit import choose_text_input
+    from recaptcha_tf.data.text.fit import choose_text_input
 
     paths = _write_set(str(tmp_path / "set"), 12, (480, 320), 5, at=(160, 140), font_size=30)
     fitted = choose_text_input(paths, 5)

@@ -209,11 +209,12 @@ def test_the_recipe_epochs_are_held_to_the_time_budget_and_a_resumed_run_keeps_i
     tmp_path, tiny_preset, monkeypatch, caplog
 ):
     """A slow machine: the recipe's epochs are cut to the time budget, timed once, kept on resume."""
-    from recaptcha_tf import runs, train_classifier
+    from recaptcha_tf import runs
     from recaptcha_tf.data.splits import load_manifest
     from recaptcha_tf.models import pretrained_recipe
     from recaptcha_tf.models.finetune import find_backbone
-    from recaptcha_tf.step_time import epochs_within
+    from recaptcha_tf.training import classifier as train_classifier
+    from recaptcha_tf.training.step_time import epochs_within
 
     timed = []
 
@@ -254,9 +255,9 @@ def test_the_step_time_of_a_frozen_keras_hub_backbone_is_measured_on_a_frozen_co
     import keras
     import tensorflow as tf
 
-    from recaptcha_tf import step_time
     from recaptcha_tf.models import build_model
     from recaptcha_tf.models.finetune import freeze_backbone, trainable_parameters
+    from recaptcha_tf.training import step_time as step_time
 
     model = build_model("efficientnet-lite0", (32, 32, 3), 3, weights=tiny_preset)
     head = freeze_backbone(model)

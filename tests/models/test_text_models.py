@@ -7,9 +7,10 @@ import pytest
 
 from recaptcha_tf import runs
 from recaptcha_tf.data.generator import generate_captchas
-from recaptcha_tf.data.text import OutOfVocabularyError
-from recaptcha_tf.decoding import ctc_beam_search_decode, ctc_greedy_decode, multihead_decode, softmax
-from recaptcha_tf.inference import load_model, model_info, predict
+from recaptcha_tf.data.text.vocabulary import OutOfVocabularyError
+from recaptcha_tf.inference.decoding import ctc_beam_search_decode, ctc_greedy_decode, multihead_decode, softmax
+from recaptcha_tf.inference.loading import load_model, model_info
+from recaptcha_tf.inference.predictor import predict
 
 CHARS = "abc"
 
@@ -250,7 +251,7 @@ def test_mobilenet_text_trunk_starts_from_a_whole_mobilenetv2_weights_file(tmp_p
 def test_mobilenet_text_model_trains_in_float32_saves_and_reads_in_safe_mode(tmp_path, monkeypatch):
     """Its registry entry says bfloat16 is slower for its depthwise convolutions on a CPU: the text trainer
     follows that as the classifier trainer does (on a bfloat16 CPU it trained 0.45 s a step instead of 0.27)."""
-    from recaptcha_tf import precision
+    from recaptcha_tf.models import precision as precision
 
     monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)  # as on a CPU with AVX512-BF16 or AMX
     assert precision.resolve_precision("auto") != precision.resolve_precision("auto", cpu_bfloat16=False)

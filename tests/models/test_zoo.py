@@ -10,11 +10,12 @@ import pytest
 from conftest import make_class_folders
 
 from recaptcha_tf import runs
-from recaptcha_tf.challenge import assemble_challenges, challenge_report, pick_cells
 from recaptcha_tf.data.folders import DatasetError
 from recaptcha_tf.data.multilabel import multilabel_split, read_label_csv
-from recaptcha_tf.evaluation import multilabel_report
-from recaptcha_tf.inference import load_model, model_info, predict
+from recaptcha_tf.evaluation.challenge import assemble_challenges, challenge_report, pick_cells
+from recaptcha_tf.evaluation.metrics import multilabel_report
+from recaptcha_tf.inference.loading import load_model, model_info
+from recaptcha_tf.inference.predictor import predict
 from recaptcha_tf.models import build_classifier, build_model
 from recaptcha_tf.models.finetune import (
     backbone_blocks,
@@ -207,7 +208,7 @@ def test_two_phase_fine_tuning_runs_both_phases_and_resumes(tmp_path):
 
 
 def test_phase_two_is_replanned_from_phase_one_and_a_resumed_run_keeps_the_plan(tmp_path):
-    from recaptcha_tf.phases import fit_in_phases
+    from recaptcha_tf.training.phases import fit_in_phases
 
     model = build_model("resnet18", SMALL, 3, width=8)
     x = np.random.default_rng(0).uniform(0, 255, (8, *SMALL)).astype("float32")

@@ -39,7 +39,7 @@ def test_a_new_task_is_one_registration_that_tuning_and_the_cli_see(monkeypatch)
     from recaptcha_tf import cli, tasks
     from recaptcha_tf.tuning.spaces import resolve_objective
 
-    monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))  # undone after the test
+    monkeypatch.setattr(tasks.registry, "_TASKS", dict(tasks.registry._TASKS))  # undone after the test
     tasks.register_task(
         "digits",
         "4-digit login codes",
@@ -79,7 +79,7 @@ def test_the_cli_trains_and_evaluates_through_the_task_spec(monkeypatch, tmp_pat
         tasks.get_task("text").workflow("serve")
     assert cli.is_user_error(raised.value)  # one `error:` line and status 2, not a traceback
 
-    monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))
+    monkeypatch.setattr(tasks.registry, "_TASKS", dict(tasks.registry._TASKS))
     tasks.register_task(
         "digits",
         "4-digit login codes",
@@ -133,10 +133,10 @@ def test_a_new_task_is_one_module_in_the_tasks_package(tmp_path, monkeypatch):
         "from recaptcha_tf.tasks import register_task\n"
         "CAPTIONS = register_task('captions', 'a task added as one module', defaults={'model': 'crnn'},\n"
         "    tune_model='crnn', objectives={'val_cer': 'min'}, trial_metrics=('val_cer',), report_keys=('cer',),\n"
-        "    sequence=True, workflows={'train': 'recaptcha_tf.train_text:train_text'})\n"
+        "    sequence=True, workflows={'train': 'recaptcha_tf.training.text:train_text'})\n"
     )
     monkeypatch.setattr(tasks, "__path__", [*tasks.__path__, str(tmp_path)])
-    monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))
+    monkeypatch.setattr(tasks.registry, "_TASKS", dict(tasks.registry._TASKS))
     try:
         tasks._register_task_modules()
         assert "captions" in tasks.task_names()

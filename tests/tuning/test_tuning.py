@@ -14,7 +14,7 @@ import keras_tuner as kt
 import pytest
 from conftest import make_class_folders
 
-from recaptcha_tf.cli import main
+from recaptcha_tf.cli.main import main
 from recaptcha_tf.tuning import TuningError, builtin_space, grid_size, load_search_space
 from recaptcha_tf.tuning.spaces import model_kwargs, resolve_objective
 
@@ -361,7 +361,7 @@ def test_text_task_random_search_on_cer(tmp_path):
         assert {"val_cer", "val_exact_match", "val_loss"} <= set(t["metrics"])
     assert summary["test"]["n"] > 0 and 0 <= summary["test"]["cer"]
     # The trials' models take the input `train --task text` fits: the colour map over RGB, not fixed grayscale.
-    from recaptcha_tf.inference import load_model
+    from recaptcha_tf.inference.loading import load_model
 
     best = load_model(str(tmp_path / "out" / "model.keras"))
     assert "ink" in [layer.name for layer in best.layers] and best.input_shape[-1] == 3
@@ -520,7 +520,7 @@ def test_distributed_chief_and_two_workers(tiles, tmp_path):
 @pytest.mark.parametrize("model, policy", [("cnn", "mixed_bfloat16"), ("mobilenetv2", "float32")])
 def test_trials_take_the_precision_train_would_for_the_model(tiles, tmp_path, monkeypatch, model, policy):
     # depthwise backbones train slower in bfloat16 on a CPU: `auto` keeps them in float32 in a search as in `train`
-    from recaptcha_tf import precision
+    from recaptcha_tf.models import precision as precision
     from recaptcha_tf.tuning.hypermodel import CaptchaHyperModel, prepare_task_data
 
     monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)  # a CPU with bfloat16 instructions

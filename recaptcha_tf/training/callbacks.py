@@ -5,7 +5,7 @@ A run folder ``OUT`` receives::
     OUT/model.keras     best model (lowest monitored value), with preprocessing and label names
     OUT/backup/         BackupAndRestore state (latest and previous good epoch); re-running resumes here
     OUT/history.csv     CSVLogger, appended across resumed runs (one row per finished epoch)
-    OUT/split.json      the data split (written by recaptcha_tf.train_classifier / text_data)
+    OUT/split.json      the data split (written by recaptcha_tf.training.classifier / text_data)
 
 and TensorBoard logs go to ``LOGDIR/<run name>/{train,validation,samples}``.
 """
@@ -24,9 +24,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from recaptcha_tf.decoding import decode_text_outputs
-from recaptcha_tf.evaluation import character_error_rate
-from recaptcha_tf.plots import figure_to_array, prediction_grid
+from recaptcha_tf.evaluation.metrics import character_error_rate
+from recaptcha_tf.evaluation.plots import figure_to_array, prediction_grid
+from recaptcha_tf.inference.decoding import decode_text_outputs
 
 BEST_MODEL = "model.keras"
 
@@ -165,7 +165,7 @@ class PlateauAwareEarlyStopping(keras.callbacks.EarlyStopping):
 class TimeBudget(keras.callbacks.Callback):
     """Stops training at the end of an epoch when another epoch as long as the longest so far would end past
     ``minutes`` of training in this session (counted from the first ``fit`` it sees; one instance may serve
-    both fine-tuning phases). The safety net under a step-time estimate (:mod:`recaptcha_tf.step_time`): the
+    both fine-tuning phases). The safety net under a step-time estimate (:mod:`recaptcha_tf.training.step_time`): the
     estimate plans the schedule, this keeps the budget when the estimate was short."""
 
     def __init__(self, minutes: float):

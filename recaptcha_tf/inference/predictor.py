@@ -1,8 +1,7 @@
-"""Loading saved models (Keras safe mode) and predicting on raw images with one compiled predictor per model."""
+"""The predictor: one loaded model (Keras or an exported artifact) behind one compiled function."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import weakref
@@ -15,97 +14,16 @@ import tensorflow as tf
 
 import recaptcha_tf.layers  # noqa: F401  (registers custom layers before loading)
 from recaptcha_tf.data.images import CorruptImageError, find_undecodable, load_image_array
-from recaptcha_tf.decoding import decode_text_outputs
-from recaptcha_tf.models import label_names_layer, network_of
+from recaptcha_tf.inference.decoding import decode_text_outputs
+from recaptcha_tf.inference.loading import RUNTIMES, ModelInfo, ModelLoadError, load_model, model_info
 from recaptcha_tf.models.registry import is_sequence_head
-
-MODEL_FILE = "model.keras"
-
-
-@dataclasses.dataclass
-class ModelInfo:
-    """What a saved model expects and produces."""
-
-    names: list[str]
-    kind: str  # softmax | sigmoid | ctc | multihead
-    task: str
-    image_size: tuple[int, int]
-    channels: int
-    resize: str
-    threshold: float
-
-    def pipeline_args(self) -> dict:
-        """The :func:`~recaptcha_tf.data.pipeline.make_dataset` arguments that prepare images as in training."""
-        return dict(image_size=self.image_size, channels=self.channels, resize=self.resize)
-
-
-def resolve_model_path(path: str) -> str:
-    """A run folder (holding ``model.keras``) or a ``.keras`` file -> the ``.keras`` file."""
-    if os.path.isdir(path):
-        path = os.path.join(path, MODEL_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No model at {path!r}: pass a run folder with {MODEL_FILE} or a .keras file.")
-    return path
-
-
-class ModelLoadError(ValueError):
-    """A model file that cannot be loaded: not a Keras model, damaged, or holding code that safe mode refuses."""
-
-
-def load_model(path: str, compile: bool = False) -> keras.Model:
-    """Load a ``.keras`` model with ``safe_mode=True`` (no arbitrary code is deserialised).
-
-    Raises:
-        FileNotFoundError: no model at ``path``.
-        ModelLoadError: the file is not a readable Keras model, or contains code (e.g. a
-            ``Lambda`` layer) that safe mode does not load.
-    """
-    import zipfile
-
-    file = resolve_model_path(path)
-    try:
-        return keras.saving.load_model(file, safe_mode=True, compile=compile)
-    except (ValueError, TypeError, KeyError, zipfile.BadZipFile, OSError) as err:
-        text = " ".join(str(err).split())
-        if "safe_mode" in text or "safe mode" in text.lower():
-            raise ModelLoadError(
-                f"{file} contains code (such as a Lambda layer) that safe mode does not load; "
-                "this package only loads models without arbitrary code."
-            ) from err
-        if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError)):
-            raise
-        raise ModelLoadError(f"{file} is not a readable Keras model: {text[:300]}") from err
-
-
-def model_info(model: keras.Model) -> ModelInfo:
-    """What ``model`` expects and produces; :class:`ModelLoadError` for a Keras model this package did not make."""
-    try:
-        labels = label_names_layer(model)
-    except ValueError as err:
-        raise ModelLoadError(str(err)) from err
-    # The first resizing layer gives the size the pipeline prepares images at: the network's input size,
-    # or the larger canvas that a cropping text model cuts its input from.
-    resizer = next((layer for layer in model.layers if isinstance(layer, keras.layers.Resizing)), None)
-    height, width = (resizer.height, resizer.width) if resizer else network_of(model).input_shape[1:3]
-    return ModelInfo(
-        names=list(labels.names),
-        kind=labels.kind,
-        task=labels.task,
-        image_size=(int(height), int(width)),
-        channels=int(model.input_shape[-1]),  # raw channels decoded (an ink-map text model's network takes 1)
-        resize=labels.resize,
-        threshold=labels.threshold,
-    )
-
-
-RUNTIMES = ("keras", "onnx", "tflite")
 
 
 class Inference:
     """One loaded model behind one compiled predictor: encoded images in, outputs and predictions out.
 
     Shared by :func:`predict`, ``evaluate``, ``serve`` (with micro-batching on
-    top), the grid challenge and :func:`recaptcha_tf.export.predict_artifact`;
+    top), the grid challenge and :func:`predict_artifact`;
     build it once per model (:func:`inference_for` caches one per Keras model).
 
     * :meth:`preprocess`: one image file or bytes -> ``uint8`` ``(H, W, C)`` at
@@ -168,11 +86,11 @@ class Inference:
 
         ``precision="float32"`` (default) runs a model trained in mixed precision
         as a float32 copy of it (weights copied now, see
-        :func:`recaptcha_tf.export.inference_model`): much faster on CPUs without
+        :func:`recaptcha_tf.inference.artifacts.inference_model`): much faster on CPUs without
         bfloat16 instructions, and within float tolerance. ``"model"`` keeps the
         saved dtype policy.
         """
-        from recaptcha_tf.export import float32_model
+        from recaptcha_tf.inference.artifacts import float32_model
 
         info = model_info(model)
         net = float32_model(model) if precision == "float32" else model
@@ -194,7 +112,7 @@ class Inference:
     @classmethod
     def from_artifact(cls, artifact: str, threads: int | None = None) -> Inference:
         """A predictor for an exported artifact (``.onnx``, ``.tflite``, SavedModel folder) and its sidecar."""
-        from recaptcha_tf.export import load_runner
+        from recaptcha_tf.inference.runtimes import load_runner
 
         runner = load_runner(artifact, threads=threads)
         meta = runner.meta
@@ -312,7 +230,7 @@ def inference_for(model) -> Inference:
 
 def resolve_artifact(path: str, runtime: str) -> str:
     """The exported artifact for ``runtime`` (``onnx`` / ``tflite``): the file itself, or ``RUN/export/model.*``."""
-    from recaptcha_tf.export import EXTENSIONS, default_out
+    from recaptcha_tf.inference.artifacts import EXTENSIONS, default_out
 
     if runtime not in ("onnx", "tflite"):
         raise ValueError(f"No exported artifact for runtime {runtime!r}.")
@@ -407,7 +325,7 @@ def predict(
 
 
 def format_predictions(outputs: np.ndarray, info: ModelInfo, top_k: int = 3, beam_width: int = 0) -> list[dict]:
-    """Raw outputs ``(B, ...)`` -> the dicts of :func:`predict` (text through :mod:`recaptcha_tf.decoding`)."""
+    """Raw outputs ``(B, ...)`` -> the dicts of :func:`predict` (text through :mod:`.decoding`)."""
     results = []
     if is_sequence_head(info.kind):
         for text, conf in decode_text_outputs(outputs, info.names, info.kind, beam_width):
@@ -439,3 +357,12 @@ __all__ = [
     "predict",
     "predict_outputs",
 ]
+
+
+def predict_artifact(artifact: str, sources: Sequence, top_k: int = 3) -> list[dict]:
+    """Like :func:`recaptcha_tf.inference.predict`, but with an exported artifact and its sidecar.
+
+    Runs through :meth:`recaptcha_tf.inference.Inference.from_artifact`: the same
+    decoding and resizing as training, the artifact's runner for the model.
+    """
+    return Inference.from_artifact(artifact).predict(sources, top_k)

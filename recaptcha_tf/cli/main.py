@@ -681,8 +681,8 @@ def dispatch(args) -> int:
             )
         print(f"wrote {args.out}/ and {args.out}/split.json")
     elif args.command == "train":
-        from recaptcha_tf.run_folder import clear_run_state
         from recaptcha_tf.tasks import get_task, task_defaults
+        from recaptcha_tf.training.run_folder import clear_run_state
 
         model = args.model or task_defaults(args.task)["model"]
         out = _train_out(args)
@@ -740,7 +740,7 @@ def dispatch(args) -> int:
         )
         print(json.dumps(summary, indent=2))
     elif args.command == "evaluate":
-        from recaptcha_tf.evaluate_model import evaluate
+        from recaptcha_tf.evaluation.workflow import evaluate
 
         result = evaluate(
             args.model,
@@ -767,7 +767,7 @@ def dispatch(args) -> int:
             shown["challenge_solved"] = {g: r["solved"] for g, r in result["challenge"].items()}
         print(json.dumps(shown, indent=2))
     elif args.command == "predict":
-        from recaptcha_tf.inference import load_inference, predict
+        from recaptcha_tf.inference.predictor import load_inference, predict
 
         results = predict(
             load_inference(args.model, args.runtime),
@@ -811,7 +811,7 @@ def dispatch(args) -> int:
         )
         print(f"wrote {len(labels)} CAPTCHAs to {args.out}" + (f"; preview {args.preview}" if args.preview else ""))
     elif args.command == "merge-parquet":
-        from recaptcha_tf.data.text import merge_parquet
+        from recaptcha_tf.data.text.parquet import merge_parquet
 
         rows = merge_parquet(args.inputs, args.out, image_column=args.image_column, label_column=args.label_column)
         print(f"wrote {rows} rows to {args.out}")
@@ -833,13 +833,13 @@ def dispatch(args) -> int:
             f"and {result['csv']}; classes: {', '.join(result['class_names'] or [])}"
         )
     elif args.command == "demo":
-        from recaptcha_tf.demo import run_demo
+        from recaptcha_tf.cli.demo import run_demo
 
         run_demo(args.out, logdir=args.logdir, count=args.count, epochs=args.epochs, seed=args.seed)
     elif args.command == "export":
         return _export(args)
     elif args.command == "serve":
-        from recaptcha_tf.app import serve
+        from recaptcha_tf.serving.app import serve
 
         serve(
             args.model,
@@ -881,7 +881,7 @@ def _export(args) -> int:
         sidecar_path,
         write_json,
     )
-    from recaptcha_tf.inference import load_model
+    from recaptcha_tf.inference.loading import load_model
 
     try:
         model = load_model(args.model)
@@ -999,7 +999,7 @@ def check_args(args) -> None:
     if command in ("train", "tune", "balance") and getattr(args, "split", None):
         _check_split(args.split)
     if getattr(args, "charset", None):
-        from recaptcha_tf.data.text import expand_charset
+        from recaptcha_tf.data.text.vocabulary import expand_charset
 
         try:
             expand_charset(args.charset)
@@ -1074,19 +1074,20 @@ def _start_tensorflow(verbose: bool) -> None:
 # ----------------------------------------------------------------------------- the error boundary
 
 # The project's own error types, by module: an error can only come from a module that was imported.
+# Each class under the module that defines it (tests/cli/test_errors.py checks that they are there).
 _USER_ERRORS = {
-    "recaptcha_tf.cli": ("UsageError",),
+    "recaptcha_tf.cli.main": ("UsageError",),
     "recaptcha_tf.data.folders": ("DatasetError",),
     "recaptcha_tf.data.splits": ("SplitError",),
     "recaptcha_tf.data.images": ("CorruptImageError",),
-    "recaptcha_tf.data.text": ("OutOfVocabularyError",),
+    "recaptcha_tf.data.text.vocabulary": ("OutOfVocabularyError",),
     "recaptcha_tf.models.weights": ("WeightsError",),
     "recaptcha_tf.models.registry": ("ModelConfigError",),
-    "recaptcha_tf.inference": ("ModelLoadError",),
-    "recaptcha_tf.export": ("ExportError",),
-    "recaptcha_tf.app": ("UploadError", "ServeError"),
+    "recaptcha_tf.inference.loading": ("ModelLoadError",),
+    "recaptcha_tf.inference.artifacts": ("ExportError",),
+    "recaptcha_tf.serving.app": ("UploadError", "ServeError"),
     "recaptcha_tf.tuning.spaces": ("TuningError",),
-    "recaptcha_tf.tasks": ("TaskError",),
+    "recaptcha_tf.tasks.registry": ("TaskError",),
 }
 # Expected operating-system errors: paths that are missing, taken, not folders, or not ours to write.
 _OS_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)

@@ -1,0 +1,547 @@
+"""Gradio demo for a trained model: ``recaptcha-tf serve --model M [--port 7860] [--host 127.0.0.1]``.
+
+The model's kind picks the interface:
+
+* classifiers (``softmax`` / ``sigmoid``): **Tile** (top-k classes; multi-label
+  models also list every label over the threshold) and **Grid challenge** (one
+  image holding 3x3 or 4x4 tiles plus a target class: which cells the model
+  picks, as an overlay and a list);
+* text models (``ctc`` / ``multihead``): **Text CAPTCHA** (text and per-character
+  confidence).
+
+Every upload is checked before TensorFlow sees it (:func:`read_upload`): its
+size in bytes, then its header with Pillow (format, and width x height against
+the pixel limit, which stops decompression bombs before any decoding), then a
+full Pillow decode. Problems are shown as a one-line message (``gr.Error``),
+never a traceback. Every upload is deleted from Gradio's cache once its request
+is answered, accepted or refused (:func:`discard_uploads`); ``delete_cache``
+removes anything older than ten minutes and the whole cache at shutdown.
+
+API endpoints (for ``gradio_client``): ``/predict_tile``, ``/select_cells``
+(classifiers) and ``/predict_text`` (text models). Plain HTTP on the same
+server: ``POST /api/v1/predict`` with the raw image bytes as body -> JSON.
+
+Speed: one compiled predictor (:class:`recaptcha_tf.inference.Inference`),
+uploads checked and decoded in parallel, concurrent requests grouped into one
+model call (:class:`recaptcha_tf.serving.batching.MicroBatcher`). ``--runtime onnx`` or
+``tflite`` serves the exported artifact instead of the Keras model.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from recaptcha_tf.evaluation.challenge import cell_bounds, pick_cells, split_grid
+
+log = logging.getLogger("recaptcha_tf")
+
+DEFAULT_MAX_BYTES = 5_000_000
+DEFAULT_MAX_PIXELS = 4096 * 4096
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
+GRID_SHAPES = {"3x3": (3, 3), "4x4": (4, 4)}
+CACHE_FREQUENCY, CACHE_AGE = 60, 600  # seconds (gr.Blocks(delete_cache=...))
+
+
+class UploadError(ValueError):
+    """An upload that is refused; the message is shown to the user as is."""
+
+
+class ServeError(ValueError):
+    """The server cannot start (the port is taken, the host cannot be bound)."""
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def read_upload(upload, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """Validate an uploaded file (path or bytes) and return its bytes.
+
+    Raises:
+        UploadError: no file, too many bytes, not a PNG/JPEG/BMP/GIF image,
+            too many pixels (checked from the header, before decoding), or a
+            file that does not decode completely.
+    """
+    from PIL import Image
+
+    if upload is None:
+        raise UploadError("Upload an image first.")
+    if isinstance(upload, (bytes, bytearray)):
+        data = bytes(upload)
+    else:
+        path = str(upload)
+        try:
+            size = os.path.getsize(path)
+        except OSError as err:
+            raise UploadError("The upload could not be read.") from err
+        if size > max_bytes:
+            raise UploadError(f"The file is {_mb(size)}; the limit is {_mb(max_bytes)}.")
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UploadError(f"The file is {_mb(len(data))}; the limit is {_mb(max_bytes)}.")
+    if not data:
+        raise UploadError("The file is empty.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                fmt, (width, height) = im.format, im.size
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise UploadError(f"Refused: the image declares too many pixels ({err}).") from err
+        except Exception as err:  # PIL raises many types for junk input
+            raise UploadError("This file is not an image (PNG, JPEG, BMP or GIF).") from err
+    if fmt not in IMAGE_FORMATS:
+        raise UploadError(f"{fmt} images are not supported; upload a PNG, JPEG, BMP or GIF.")
+    if width * height > max_pixels:
+        raise UploadError(
+            f"The image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,} pixels."
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+    except Exception as err:
+        raise UploadError(f"This {fmt} file is damaged or truncated and cannot be decoded.") from err
+    return data
+
+
+def _decode(data: bytes, channels: int) -> np.ndarray:
+    from recaptcha_tf.data.images import CorruptImageError, load_image_array
+
+    try:  # read_upload has checked the pixels against the serve limit already
+        return load_image_array(data, channels, max_pixels=0)
+    except CorruptImageError as err:
+        raise UploadError("The image could not be decoded.") from err
+
+
+class Predictor:
+    """The loaded model and the functions behind the demo (usable without Gradio).
+
+    One :class:`recaptcha_tf.inference.Inference` (compiled once) and one
+    :class:`recaptcha_tf.serving.batching.MicroBatcher` serve every request: uploads are
+    checked and decoded in the request's own thread, in parallel, and the model
+    runs on micro-batches of concurrent requests. There is no global lock.
+
+    Args:
+        model_path: run folder or ``.keras`` file; with ``runtime`` ``onnx`` or
+            ``tflite`` also the exported artifact itself (default ``RUN/export/model.*``).
+        runtime: ``keras`` (the compiled Keras model), ``onnx`` or ``tflite``
+            (the exported artifact through its runner; no Keras model is loaded).
+        max_batch_size: most images per model call.
+        batch_wait_ms: how long a request waits for others to join its batch.
+
+    Attributes:
+        timings: server-side milliseconds of the last requests, as dicts with
+            ``checks`` (upload checks), ``decode`` (decode and resize),
+            ``model`` (waiting for and running the batch) and ``total``.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        runtime: str = "keras",
+        max_batch_size: int = 32,
+        batch_wait_ms: float = 2.0,
+        inference=None,
+    ):
+        from recaptcha_tf.inference.predictor import load_inference
+        from recaptcha_tf.serving.batching import MicroBatcher
+
+        self.inference = inference or load_inference(model_path, runtime)
+        self.info = self.inference.info
+        self.runtime = self.inference.runtime
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+        self.batcher = MicroBatcher(self.inference.run, max_batch_size, batch_wait_ms)
+        self.timings: collections.deque = collections.deque(maxlen=100_000)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Trace the decoder and run the model once now, so the first visitor does not wait for it."""
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(buffer, format="PNG")
+        self.batcher.submit(self.inference.preprocess(buffer.getvalue())[None])
+        self.batcher.history.clear()
+
+    @property
+    def is_text(self) -> bool:
+        from recaptcha_tf.models.registry import is_sequence_head
+
+        return is_sequence_head(self.info.kind)
+
+    def _read(self, upload) -> bytes:
+        return read_upload(upload, self.max_bytes, self.max_pixels)
+
+    def _preprocess(self, data: bytes) -> np.ndarray:
+        from recaptcha_tf.data.images import CorruptImageError
+
+        try:
+            return self.inference.preprocess(data)
+        except CorruptImageError as err:
+            raise UploadError("The image could not be decoded.") from err
+
+    def predict_upload(self, upload, top_k: int = 5) -> dict:
+        """Checks, decoding and a micro-batched prediction for one upload.
+
+        Returns the dict of :func:`~recaptcha_tf.inference.predict`.
+        """
+        from recaptcha_tf.inference.predictor import format_predictions
+
+        start = time.perf_counter()
+        data = self._read(upload)
+        checked = time.perf_counter()
+        image = self._preprocess(data)
+        decoded = time.perf_counter()
+        outputs = self.batcher.submit(image[None])
+        done = time.perf_counter()
+        self.timings.append(
+            {
+                "checks": 1000 * (checked - start),
+                "decode": 1000 * (decoded - checked),
+                "model": 1000 * (done - decoded),
+                "total": 1000 * (done - start),
+            }
+        )
+        return format_predictions(outputs, self.info, top_k)[0]
+
+    def tile(self, upload, top_k: int = 5) -> tuple[dict, str]:
+        """``({class: probability} for the top k, a one-line summary)``."""
+        if self.is_text:
+            raise UploadError("This is a text CAPTCHA model; use the text tab.")
+        result = self.predict_upload(upload, top_k)
+        label = {name: float(p) for name, p in result["top_k"]}
+        if self.info.kind == "sigmoid":
+            labels = result["labels"]
+            summary = (
+                (f"labels over {self.info.threshold:g}: " + ", ".join(labels))
+                if labels
+                else f"no label over the threshold {self.info.threshold:g}"
+            )
+        else:
+            summary = f"{result['label']} ({result['confidence']:.3f})"
+        return label, summary
+
+    def text(self, upload) -> tuple[str, list[list]]:
+        """``(text, [[character, confidence], ...])``."""
+        if not self.is_text:
+            raise UploadError("This is an image-tile classifier; use the tile or grid tab.")
+        result = self.predict_upload(upload)
+        return result["text"], [[c, round(float(p), 4)] for c, p in zip(result["text"], result["confidence"])]
+
+    def cell_probabilities(self, cells: list[np.ndarray]) -> np.ndarray:
+        """Model probabilities ``(cells, classes)`` for image arrays, resized exactly as the tf.data pipeline does."""
+        batch = np.stack([self.inference.preprocess_array(cell) for cell in cells])
+        return np.asarray(self.batcher.submit(batch))
+
+    def grid(self, upload, target: str, shape: str = "3x3") -> tuple[np.ndarray, str, list[int]]:
+        """``(overlay image, summary, picked cells numbered from 1, row-major)``."""
+        if self.is_text:
+            raise UploadError("This is a text CAPTCHA model; grid challenges need a tile classifier.")
+        if target not in self.info.names:
+            raise UploadError(f"Pick a target class from: {', '.join(self.info.names)}.")
+        if shape not in GRID_SHAPES:
+            raise UploadError(f"Pick a grid shape: {', '.join(GRID_SHAPES)}.")
+        rows, cols = GRID_SHAPES[shape]
+        data = self._read(upload)
+        rgb = _decode(data, 3)
+        if rgb.shape[0] < 4 * rows or rgb.shape[1] < 4 * cols:
+            raise UploadError(f"The image is {rgb.shape[1]}x{rgb.shape[0]} pixels: too small for a {shape} grid.")
+        pixels = rgb if self.info.channels == 3 else _decode(data, self.info.channels)
+        probs = self.cell_probabilities(split_grid(pixels, rows, cols))
+        threshold = self.info.threshold if self.info.kind == "sigmoid" else None
+        picked = pick_cells(probs, self.info.names.index(target), threshold)
+        overlay = draw_overlay(rgb, rows, cols, picked)
+        numbers = [i + 1 for i in picked]
+        rule = f"probability >= {threshold:g}" if threshold is not None else "arg-max class"
+        summary = (
+            f"{target}: cells {', '.join(map(str, numbers))}" if numbers else f"{target}: no cell"
+        ) + f" of {rows * cols} (row-major from 1, top-left; picked by {rule})"
+        return overlay, summary, numbers
+
+    def close(self) -> None:
+        self.batcher.close()
+
+
+def draw_overlay(image: np.ndarray, rows: int, cols: int, picked: list[int]) -> np.ndarray:
+    """The grid image with picked cells tinted green and outlined, every cell numbered from 1."""
+    from PIL import Image, ImageDraw
+
+    base = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGBA")
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    width = max(2, min(base.size) // 100)
+    for k, (top, bottom, left, right) in enumerate(cell_bounds(base.size[1], base.size[0], rows, cols)):
+        box = (left, top, right - 1, bottom - 1)
+        if k in picked:
+            draw.rectangle(box, fill=(0, 200, 0, 90), outline=(0, 255, 0, 255), width=width)
+        else:
+            draw.rectangle(box, outline=(255, 255, 255, 160), width=1)
+        draw.text((left + 3, top + 2), str(k + 1), fill=(255, 255, 0, 255))
+    return np.asarray(Image.alpha_composite(base, layer).convert("RGB"))
+
+
+def discard_uploads(args) -> int:
+    """Delete the uploaded files among ``args`` from Gradio's upload cache (and their emptied folders).
+
+    Each request's upload is read into memory first, so nothing a client sends,
+    accepted or refused, stays on disk after its request. Returns the bytes freed.
+    """
+    from gradio.utils import get_upload_folder
+
+    cache = os.path.realpath(get_upload_folder())
+    freed = 0
+    for arg in args:
+        if not isinstance(arg, str) or not os.path.isfile(arg):
+            continue
+        path = os.path.realpath(arg)
+        if not path.startswith(cache + os.sep):
+            continue  # never a file outside Gradio's cache
+        freed += os.path.getsize(path)
+        os.remove(path)
+        folder = os.path.dirname(path)
+        while folder != cache and folder.startswith(cache + os.sep):
+            try:
+                os.rmdir(folder)  # only when empty
+            except OSError:
+                break
+            folder = os.path.dirname(folder)
+    return freed
+
+
+def _user_errors(fn):
+    """Turn refused uploads into ``gr.Error`` messages and unexpected failures into a generic one;
+    the request's uploads are deleted either way (:func:`discard_uploads`)."""
+    import functools
+
+    import gradio as gr
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        try:
+            return fn(*args)
+        except UploadError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        except Exception:
+            log.exception("serve: failed on an upload")
+            raise gr.Error("The model could not process this image.", print_exception=False) from None
+        finally:
+            try:
+                discard_uploads(args)
+            except OSError as err:  # a file already gone: nothing to free
+                log.debug("serve: could not delete an upload: %s", err)
+
+    return wrapper
+
+
+def held_out_examples(model_path: str, count: int = 6) -> list[str]:
+    """Up to ``count`` images of the run's held-out split (``split.json``), spread over it, copied to a temp folder.
+
+    ``model_path`` is the run folder, its ``.keras`` file, or an exported
+    artifact (its sidecar names the source model). Copies live in the system
+    temp folder, which Gradio serves; the originals may be anywhere.
+    """
+    from recaptcha_tf.export import read_sidecar, run_images
+
+    source = model_path
+    if os.path.isfile(model_path) and not model_path.endswith(".keras"):
+        try:
+            source = read_sidecar(model_path).get("source_model", model_path)
+        except (OSError, ValueError):
+            return []
+    try:
+        files = run_images(source)
+    except (OSError, ValueError):
+        return []
+    if not files:
+        return []
+    picked = [files[i * len(files) // min(count, len(files))] for i in range(min(count, len(files)))]
+    folder = tempfile.mkdtemp(prefix="recaptcha_tf_examples_")
+    out = []
+    for k, path in enumerate(picked):
+        name = f"{k + 1}_{os.path.basename(os.path.dirname(path))}_{os.path.basename(path)}"
+        out.append(shutil.copy(path, os.path.join(folder, name)))
+    return out
+
+
+def build_app(
+    model_path: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    predictor: Predictor | None = None,
+    runtime: str = "keras",
+    concurrency: int = 32,
+    examples: int = 6,
+):
+    """The ``gr.Blocks`` demo for the model at ``model_path`` (run folder or ``.keras`` file).
+
+    ``concurrency`` requests run at once (each checks and decodes its upload,
+    then joins a micro-batch); ``examples`` held-out images are shown under the
+    upload (``0`` for none).
+    """
+    import gradio as gr
+
+    p = predictor or Predictor(model_path, max_bytes, max_pixels, runtime=runtime)
+    info = p.info
+    shown = held_out_examples(model_path, examples) if examples else []
+    limits = f"PNG, JPEG, BMP or GIF; at most {_mb(max_bytes)} and {max_pixels:,} pixels."
+    # Backstop for uploads no request ever used (and for outputs): Gradio deletes cached files older than
+    # CACHE_AGE seconds every CACHE_FREQUENCY seconds, and the whole cache when the server stops.
+    with gr.Blocks(title="recaptcha_tf demo", delete_cache=(CACHE_FREQUENCY, CACHE_AGE)) as demo:
+        gr.Markdown(
+            f"## recaptcha_tf: `{os.path.basename(os.path.abspath(model_path))}`\n"
+            f"{info.task} model, {info.kind} output, {len(info.names)} "
+            f"{'characters' if p.is_text else 'classes'}, input {info.image_size[0]}x{info.image_size[1]}"
+            f"x{info.channels} ({info.resize}), runtime {p.runtime}. Uploads: {limits}"
+        )
+        if p.is_text:
+            with gr.Tab("Text CAPTCHA"):
+                upload = gr.File(label="text CAPTCHA image", file_types=["image"], type="filepath")
+                if shown:
+                    gr.Examples([[f] for f in shown], inputs=[upload], label="held-out examples (click one)")
+                button = gr.Button("Read", variant="primary")
+                text = gr.Textbox(label="text")
+                conf = gr.Dataframe(headers=["character", "confidence"], label="per-character confidence")
+                button.click(_user_errors(lambda f: p.text(f)), [upload], [text, conf], api_name="predict_text")
+        else:
+            with gr.Tab("Tile"):
+                upload = gr.File(label="tile image", file_types=["image"], type="filepath")
+                if shown:
+                    gr.Examples([[f] for f in shown], inputs=[upload], label="held-out examples (click one)")
+                button = gr.Button("Classify", variant="primary")
+                label = gr.Label(label="top classes", num_top_classes=5)
+                summary = gr.Textbox(label="prediction")
+                button.click(_user_errors(lambda f: p.tile(f)), [upload], [label, summary], api_name="predict_tile")
+            with gr.Tab("Grid challenge"):
+                grid_upload = gr.File(label="grid image (rows x cols tiles)", file_types=["image"], type="filepath")
+                with gr.Row():
+                    target = gr.Dropdown(choices=list(info.names), value=info.names[0], label="select every")
+                    shape = gr.Radio(choices=list(GRID_SHAPES), value="3x3", label="grid")
+                grid_button = gr.Button("Solve", variant="primary")
+                overlay = gr.Image(label="picked cells", type="numpy", format="png")
+                grid_summary = gr.Textbox(label="cells")
+                cells = gr.JSON(label="picked cells (numbered from 1, row-major)")
+                grid_button.click(
+                    _user_errors(lambda f, t, s: p.grid(f, t, s)),
+                    [grid_upload, target, shape],
+                    [overlay, grid_summary, cells],
+                    api_name="select_cells",
+                )
+    demo.queue(default_concurrency_limit=concurrency)
+    demo.predictor = p
+    return demo
+
+
+API_ROUTE = "/api/v1/predict"
+
+
+def add_http_route(app, predictor: Predictor, path: str = API_ROUTE) -> None:
+    """``POST path`` with the raw image bytes as body -> JSON, on a FastAPI app (Gradio's own).
+
+    The same upload checks as the demo (:func:`read_upload`), the same
+    micro-batches. ``200``: the dict of :func:`recaptcha_tf.inference.predict`;
+    ``400`` / ``413``: ``{"error": message}`` for a refused upload; ``500``:
+    ``{"error": "The model could not process this image."}``.
+    """
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    limit = predictor.max_bytes
+
+    def too_big(size: int | None) -> JSONResponse:
+        said = f"The file is {_mb(size)}" if size else "The file is larger than the limit"
+        return JSONResponse({"error": f"{said}; the limit is {_mb(limit)}."}, status_code=413)
+
+    async def predict_route(request: Request):
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return too_big(int(declared))
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return too_big(None)
+        try:
+            result = await run_in_threadpool(predictor.predict_upload, bytes(body))
+        except UploadError as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+        except Exception:
+            log.exception("serve: %s failed on an upload", path)
+            return JSONResponse({"error": "The model could not process this image."}, status_code=500)
+        return JSONResponse(result)
+
+    predict_route.__annotations__["request"] = Request  # a real class: this module's annotations are strings
+    app.add_api_route(path, predict_route, methods=["POST"], name="predict_image_bytes")
+
+
+def launch(
+    demo,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    block: bool = True,
+    http_route: bool = True,
+):
+    """Start the server; with ``block=False`` it runs in a background thread (tests, benchmarks).
+
+    With ``http_route`` the plain ``POST /api/v1/predict`` route (:func:`add_http_route`)
+    is mounted on Gradio's FastAPI app, next to the demo.
+    """
+    # Gradio's own limit is a backstop above ours, so the user sees our clearer message first.
+    result = demo.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=not block,
+        share=False,
+        max_file_size=max(2 * max_bytes, max_bytes + 1_000_000),
+        show_error=True,
+        ssr_mode=False,
+    )
+    if http_route and getattr(demo, "predictor", None) is not None:
+        add_http_route(demo.app, demo.predictor)
+    if block:
+        demo.block_thread()
+    return result
+
+
+def serve(
+    model_path: str,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    runtime: str = "keras",
+    max_batch_size: int = 32,
+    batch_wait_ms: float = 2.0,
+) -> None:
+    """The ``serve`` command: build the demo and serve it until interrupted."""
+    start = time.perf_counter()
+    predictor = Predictor(
+        model_path, max_bytes, max_pixels, runtime=runtime, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms
+    )
+    demo = build_app(model_path, max_bytes=max_bytes, max_pixels=max_pixels, predictor=predictor)
+    print(
+        f"serving {model_path} ({predictor.runtime}, model ready in {time.perf_counter() - start:.1f} s) on "
+        f"http://{host}:{port}  (plain HTTP: POST raw image bytes to {API_ROUTE}; Ctrl+C to stop)"
+    )
+    try:
+        launch(demo, host, port, max_bytes, block=True)
+    except OSError as err:  # Gradio: "Cannot find empty port in range ..."
+        raise ServeError(f"Cannot listen on {host}:{port}: {' '.join(str(err).split())}") from err

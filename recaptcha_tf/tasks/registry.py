@@ -1,0 +1,120 @@
+"""The task registry: :class:`TaskSpec` and :func:`register_task` (no TensorFlow here)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+from types import MappingProxyType
+
+
+class TaskError(ValueError):
+    """An unknown task, or a workflow a task does not have (a user error: one ``error:`` line in the CLI)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """What one task is.
+
+    Attributes:
+        name: the ``--task`` name.
+        description: one line for help texts.
+        defaults: training defaults (``model``, ``image_size`` ``(H, W)`` in pixels,
+            ``channels``, ``resize``, ``batch_size``, ``learning_rate`` and the budget keys
+            each workflow reads); a model's pretrained recipe overrides them.
+        tune_model: the model ``tune`` searches when none is given.
+        objectives: tuning objectives, ``{"val_<metric>": "max" | "min"}``; the first is the default.
+        trial_metrics: what every tuning trial reports to the HParams dashboard.
+        report_keys: the test-report keys copied into a run's ``summary.json``.
+        flip_invariant: a left-right mirror image has the same label (random flips in
+            training, ``--tta flip`` at test time).
+        sequence: the targets are character sequences (text), not classes.
+        workflows: ``{"train": "module:function", "evaluate": "module:function"}``. ``train(data, out,
+            **options)`` trains a run folder and returns its summary; ``evaluate(model_path, data, *, net,
+            info, subset, report, **options)`` evaluates a loaded model and returns its report.
+    """
+
+    name: str
+    description: str
+    defaults: MappingProxyType
+    tune_model: str
+    objectives: MappingProxyType
+    trial_metrics: tuple[str, ...]
+    report_keys: tuple[str, ...]
+    flip_invariant: bool = False
+    sequence: bool = False
+    workflows: MappingProxyType = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def default_objective(self) -> str:
+        return next(iter(self.objectives))
+
+    def workflow(self, name: str):
+        """The task's ``name`` workflow (``"train"``, ``"evaluate"``), imported now."""
+        if name not in self.workflows:
+            raise TaskError(f"Task {self.name!r} has no {name!r} workflow; it has {sorted(self.workflows)}.")
+        module, _, function = self.workflows[name].partition(":")
+        return getattr(importlib.import_module(module), function)
+
+    def run_workflow(self, name: str, *args, **options):
+        """Call the ``name`` workflow with the ``options`` it takes: the CLI collects every option of a command
+        once, and each task's function declares the ones that apply to it (the others are not passed; a function
+        with ``**options`` gets them all)."""
+        function = self.workflow(name)
+        taken = inspect.signature(function).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in taken.values()):
+            return function(*args, **options)
+        return function(*args, **{k: v for k, v in options.items() if k in taken})
+
+
+_TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(
+    name: str,
+    description: str,
+    *,
+    defaults: dict,
+    tune_model: str,
+    objectives: dict,
+    trial_metrics: tuple[str, ...],
+    report_keys: tuple[str, ...],
+    flip_invariant: bool = False,
+    sequence: bool = False,
+    workflows: dict | None = None,
+) -> TaskSpec:
+    """Add a task to the registry; returns its (read-only) spec."""
+    if name in _TASKS:
+        raise ValueError(f"Task {name!r} is already registered.")
+    objectives = {**objectives, "val_loss": objectives.get("val_loss", "min")}  # the first is the default
+    spec = TaskSpec(
+        name,
+        description,
+        MappingProxyType(dict(defaults)),
+        tune_model,
+        MappingProxyType(objectives),
+        tuple(trial_metrics),
+        tuple(report_keys),
+        flip_invariant,
+        sequence,
+        MappingProxyType(dict(workflows or {})),
+    )
+    _TASKS[name] = spec
+    return spec
+
+
+def get_task(name: str) -> TaskSpec:
+    """The spec of task ``name``; an unknown name is a :class:`TaskError` that lists the tasks."""
+    if name not in _TASKS:
+        raise TaskError(f"Unknown task {name!r}; choose from {sorted(_TASKS)}.")
+    return _TASKS[name]
+
+
+def task_names() -> tuple[str, ...]:
+    """Registered task names."""
+    return tuple(_TASKS)
+
+
+def task_defaults(name: str) -> dict:
+    """A mutable copy of task ``name``'s training defaults."""
+    return dict(get_task(name).defaults)

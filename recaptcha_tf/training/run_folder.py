@@ -1,0 +1,108 @@
+"""A run folder's state: what ``--overwrite`` removes, atomic JSON writes, and resuming or skipping a run.
+
+A run folder (``OUT``) holds the split, the model, the backups and the summary of one training run
+(see :mod:`recaptcha_tf.training`); re-running the same call resumes from them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+from recaptcha_tf.data.sources import same_folder
+
+log = logging.getLogger("recaptcha_tf")
+
+
+RUN_STATE = (
+    "backup",
+    "backup_phase1",
+    "split.json",
+    "history.csv",
+    "model.keras",
+    "phase1.weights.h5",
+    "phase2_plan.json",
+    "partial-model.keras",
+    "partial-phase1.weights.h5",
+    "config.json",
+    "summary.json",
+    "test_report.json",
+    "test_confusion.png",
+    "test_predictions.png",
+)
+
+
+def clear_run_state(out: str) -> list[str]:
+    """Remove a run's training state from ``out`` (``train --overwrite``); returns what was removed.
+
+    Only the names in :data:`RUN_STATE` directly inside ``out`` are removed (a link
+    is removed, never followed), plus ``out/balanced_images`` when ``balance.json``
+    shows this package wrote it. Anything else in ``out`` (exports, your files) stays.
+    """
+    import shutil
+
+    removed = []
+    names = list(RUN_STATE)
+    if os.path.isfile(os.path.join(out, "balanced_images", "balance.json")):
+        names.append("balanced_images")
+    for name in names:
+        path = os.path.join(out, name)
+        if os.path.islink(path) or os.path.isfile(path):
+            os.remove(path)
+        elif os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            continue
+        removed.append(name)
+    if removed:
+        log.info("--overwrite: removed %s from %s", ", ".join(removed), out)
+    return removed
+
+
+def write_json(obj, path: str) -> str:
+    """Write ``obj`` to ``path`` atomically (a killed run never leaves half a manifest or summary)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+    return path
+
+
+def finished_summary(out: str, config: dict) -> dict | None:
+    """The stored summary when ``out`` already holds this very run, finished (a re-run after the end, or a kill
+    after the backup was removed): the same config, ``summary.json`` written, no backup left. ``None`` otherwise."""
+    summary_path, config_path = os.path.join(out, "summary.json"), os.path.join(out, "config.json")
+    backups = [os.path.join(out, b) for b in ("backup", "backup_phase1")]
+    if not (os.path.isfile(summary_path) and os.path.isfile(config_path)) or any(map(os.path.isdir, backups)):
+        return None
+    with open(config_path) as f:
+        stored = json.load(f)
+    config = json.loads(json.dumps(config))
+    stored_data, data = stored.pop("data", None), config.pop("data", None)
+    if stored != config or not (stored_data == data or same_folder(stored_data, data)):
+        return None
+    with open(summary_path) as f:
+        summary = json.load(f)
+    log.info(
+        "%s holds this run, finished: resuming after epoch %s; training had finished, nothing to do "
+        "(--overwrite starts afresh).",
+        out,
+        summary.get("epochs_run"),
+    )
+    return {**summary, "epochs_this_session": 0}
+
+
+def finish_run(out: str) -> None:
+    """Remove the backup once the run's results are written: until then a killed run resumes, never retrains."""
+    import shutil
+
+    shutil.rmtree(os.path.join(out, "backup"), ignore_errors=True)
+
+
+def finished_epochs(out: str, epochs_now: int) -> int:
+    """Finished epochs of the whole run, resumed parts included (``history.csv`` rows)."""
+    from recaptcha_tf.training.callbacks import epochs_logged
+
+    return max(epochs_logged(os.path.join(out, "history.csv")), epochs_now)
