@@ -32,6 +32,10 @@ class TaskSpec:
         workflows: ``{"train": "module:function", "evaluate": "module:function"}``. ``train(data, out,
             **options)`` trains a run folder and returns its summary; ``evaluate(model_path, data, *, net,
             info, subset, report, **options)`` evaluates a loaded model and returns its report.
+        options: the task-specific command-line options this task takes, by argparse dest (``"mix"`` for
+            ``--mix``). An option that some task declares and this one does not is refused with this task
+            (``train``, ``tune``, ``evaluate``) unless left at its default; options no task declares (``--epochs``,
+            ``--seed``, ...) apply to every task.
     """
 
     name: str
@@ -44,6 +48,7 @@ class TaskSpec:
     flip_invariant: bool = False
     sequence: bool = False
     workflows: MappingProxyType = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    options: tuple[str, ...] = ()
 
     @property
     def default_objective(self) -> str:
@@ -82,6 +87,7 @@ def register_task(
     flip_invariant: bool = False,
     sequence: bool = False,
     workflows: dict | None = None,
+    options: tuple[str, ...] = (),
 ) -> TaskSpec:
     """Add a task to the registry; returns its (read-only) spec."""
     if name in _TASKS:
@@ -98,6 +104,7 @@ def register_task(
         flip_invariant,
         sequence,
         MappingProxyType(dict(workflows or {})),
+        tuple(options),
     )
     _TASKS[name] = spec
     return spec

@@ -44,4 +44,17 @@ TEXT = register_task(
         "train": "recaptcha_tf.training.text:train_text",
         "evaluate": "recaptcha_tf.evaluation.workflow:evaluate_text",
     },
+    # the task-specific command-line options it takes (recaptcha_tf.cli refuses the other tasks' ones): what
+    # training.text.train_text and evaluation.workflow.evaluate_text take and the classifiers' workflows do not
+    options=(
+        "charset",
+        "case",
+        "label_pattern",
+        "val_data",
+        "steps",
+        "colour",
+        "image_column",
+        "label_column",
+        "beam_width",
+    ),
 )

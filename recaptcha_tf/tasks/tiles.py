@@ -37,4 +37,22 @@ TILES = register_task(
         "train": "recaptcha_tf.training.classifier:train_classifier",
         "evaluate": "recaptcha_tf.evaluation.workflow:evaluate_classifier",
     },
+    # the task-specific command-line options it takes (recaptcha_tf.cli refuses the other tasks' ones): what
+    # training.classifier.train_classifier and evaluation.workflow.evaluate_classifier take and train_text does not
+    options=(
+        "resize",
+        "optimizer",  # train; tune applies it to every task
+        "label_smoothing",
+        "balance",
+        "balanced_dir",
+        "class_weight",
+        "mix",
+        "cache",
+        "multi_label",
+        "labels",
+        "allow_outside_data",
+        "threshold",
+        "challenges",
+        "tta",  # flip TTA: a mirrored tile keeps its label
+    ),
 )

@@ -1,0 +1,52 @@
+"""``recaptcha-tf serve``: the Gradio demo (tiles, text CAPTCHAs, grid challenges) and its HTTP route."""
+
+from __future__ import annotations
+
+from recaptcha_tf.cli.errors import _check_model_path, _check_port
+from recaptcha_tf.cli.options import _add_inference_runtime, _count, _Formatter
+
+NAME = "serve"
+TENSORFLOW = True
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        NAME,
+        formatter_class=_Formatter,
+        help="Gradio demo: tiles, text CAPTCHAs and 3x3/4x4 grid challenges",
+        description="Uploads are validated (size in bytes and pixels, image content) before TensorFlow sees them.",
+    )
+    p.add_argument("--model", required=True, help="run folder or .keras file")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    p.add_argument("--port", type=_count(0), default=7860)
+    p.add_argument("--max-bytes", type=_count(1), default=5_000_000, help="largest upload in bytes")
+    p.add_argument(
+        "--max-pixels", type=_count(1), default=4096 * 4096, help="largest upload in pixels (width x height)"
+    )
+    _add_inference_runtime(p)
+    p.add_argument("--max-batch-size", type=_count(1), default=32, help="most concurrent images per model call")
+    p.add_argument(
+        "--batch-wait-ms", type=float, default=2.0, help="how long a request waits for others to join its micro-batch"
+    )
+    return p
+
+
+def check(args) -> None:
+    _check_model_path(args.model)
+    _check_port(args.host, args.port)
+
+
+def run(args) -> int:
+    from recaptcha_tf.serving.app import serve
+
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        max_bytes=args.max_bytes,
+        max_pixels=args.max_pixels,
+        runtime=args.runtime,
+        max_batch_size=args.max_batch_size,
+        batch_wait_ms=args.batch_wait_ms,
+    )
+    return 0

@@ -1,0 +1,131 @@
+"""The command line's error boundary and the checks several commands share (no TensorFlow here).
+
+Errors about the user's input are printed as one line ``error: ...`` with exit status 2
+(:func:`is_user_error` tells them from bugs, :func:`error_line` words them); the checks below
+run before TensorFlow is imported, so bad arguments and paths fail in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sys
+
+log = logging.getLogger("recaptcha_tf")
+
+
+class UsageError(ValueError):
+    """A command-line argument or path that cannot be used as given (checked before any work)."""
+
+
+# The project's own error types, by module: an error can only come from a module that was imported.
+# Each class under the module that defines it (tests/cli/test_errors.py checks that they are there).
+_USER_ERRORS = {
+    "recaptcha_tf.cli.errors": ("UsageError",),
+    "recaptcha_tf.data.folders": ("DatasetError",),
+    "recaptcha_tf.data.splits": ("SplitError",),
+    "recaptcha_tf.data.images": ("CorruptImageError",),
+    "recaptcha_tf.data.text.vocabulary": ("OutOfVocabularyError",),
+    "recaptcha_tf.models.weights": ("WeightsError",),
+    "recaptcha_tf.models.registry": ("ModelConfigError",),
+    "recaptcha_tf.inference.loading": ("ModelLoadError",),
+    "recaptcha_tf.inference.artifacts": ("ExportError",),
+    "recaptcha_tf.serving.app": ("UploadError", "ServeError"),
+    "recaptcha_tf.tuning.spaces": ("TuningError",),
+    "recaptcha_tf.tasks.registry": ("TaskError",),
+}
+# Expected operating-system errors: paths that are missing, taken, not folders, or not ours to write.
+_OS_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def is_user_error(err: BaseException) -> bool:
+    """True for the project's own error types and expected OS errors; anything else is a bug."""
+    types = tuple(
+        getattr(sys.modules[m], name)
+        for m, names in _USER_ERRORS.items()
+        if m in sys.modules
+        for name in names
+        if hasattr(sys.modules[m], name)
+    )
+    return isinstance(err, types + _OS_ERRORS) or (isinstance(err, OSError) and err.errno == errno.EADDRINUSE)
+
+
+def error_line(err: BaseException) -> str:
+    """The one-line message of a user error."""
+    if isinstance(err, OSError) and err.strerror and err.filename:
+        return f"{err.strerror}: {err.filename!r}"
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+# ----------------------------------------------------------------------------- checks shared by several commands
+
+
+def _must_exist(path: str, what: str) -> None:
+    if not os.path.exists(path):
+        raise UsageError(f"{what} {path!r} does not exist.")
+
+
+def _check_model_path(path: str) -> None:
+    """A run folder holding model.keras, or a .keras file (the same rule as inference.resolve_model_path)."""
+    file = os.path.join(path, "model.keras") if os.path.isdir(path) else path
+    if not os.path.isfile(file):
+        raise UsageError(f"No model at {file!r}: pass a run folder with model.keras or a .keras file.")
+
+
+def _check_writable(path: str, what: str, folder: bool = False) -> None:
+    """``path`` can be created: no file where a folder must be, and the nearest existing folder is writable."""
+    path = os.path.abspath(path)
+    if folder and os.path.isfile(path):
+        raise UsageError(f"{what} {path!r} is a file, not a folder.")
+    if not folder and os.path.isdir(path):
+        raise UsageError(f"{what} {path!r} is a folder; give a file name.")
+    parent = path if folder else os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UsageError(f"Cannot write {what.lower()} {path!r}: {parent!r} is a file, not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"Cannot write {what.lower()} {path!r}: no permission to write in {parent!r}.")
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise UsageError(f"Port {port} on {host} is already in use; pick another with --port.") from None
+            raise UsageError(f"Cannot listen on {host}:{port}: {err.strerror}.") from None
+
+
+def _check_split(text: str) -> None:
+    from recaptcha_tf.data.splits import parse_fractions
+
+    if text.endswith(".json"):
+        _must_exist(text, "Split manifest")
+        return
+    if parse_fractions(text)[2] == 0:
+        log.warning("--split %s has no test part: the run gets no test report.", text)
+
+
+def _check_charset(text: str | None) -> None:
+    """``--charset`` expands (ranges such as ``a-z`` run forwards)."""
+    if not text:
+        return
+    from recaptcha_tf.data.text.vocabulary import expand_charset
+
+    try:
+        expand_charset(text)
+    except ValueError as err:
+        raise UsageError(f"--charset: {err}") from None
