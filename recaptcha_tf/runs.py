@@ -25,13 +25,14 @@ from recaptcha_tf.evaluation.workflow import evaluate, evaluate_text_dataset
 from recaptcha_tf.tasks import task_defaults
 from recaptcha_tf.training.classifier import prepare_folder_split, prepare_multilabel_split, train_classifier
 from recaptcha_tf.training.phases import fit_in_phases
-from recaptcha_tf.training.run_folder import RUN_STATE, clear_run_state, write_json
+from recaptcha_tf.training.run_folder import RUN_STATE, clear_run_state
 from recaptcha_tf.training.text import step_budget, train_text
+from recaptcha_tf.utils.run_folder import write_json
 
 _write_json = write_json  # the old private name
 
 warnings.warn(
-    "recaptcha_tf.runs is deprecated and goes in 0.3.0: use recaptcha_tf.train/recaptcha_tf.load, or the modules above",
+    "recaptcha_tf.runs is deprecated and goes in 0.3.0: import from recaptcha_tf.training, recaptcha_tf.evaluation",
     FutureWarning,
     stacklevel=2,
 )

@@ -144,7 +144,7 @@ def test_merge_parquet_refuses_a_link_to_an_input_and_leaves_it_intact(tmp_path,
 def test_merge_parquet_writes_a_temporary_file_and_renames_it(tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 
-    from recaptcha_tf.data import text
+    from recaptcha_tf.data.text import parquet as text
 
     a = _parquet(str(tmp_path / "a.parquet"), ["ab1", "cd2"])
     out = str(tmp_path / "out.parquet")

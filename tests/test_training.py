@@ -282,8 +282,8 @@ def test_phase_one_running_longer_than_estimated_cuts_the_planned_epochs_and_nev
 
 
 def test_a_stored_measurement_is_reused_only_for_the_same_settings(tmp_path):
-    from recaptcha_tf.training.run_folder import write_json
     from recaptcha_tf.training.step_time import stored_measurement
+    from recaptcha_tf.utils.run_folder import write_json
 
     assert stored_measurement(str(tmp_path), "step_seconds", model="crnn") is None  # no config.json yet
     write_json({"model": "crnn", "image_size": [48, 192], "step_seconds": 0.12}, str(tmp_path / "config.json"))

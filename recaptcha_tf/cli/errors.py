@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from recaptcha_tf.utils.run_folder import RunFolder
+
 log = logging.getLogger("recaptcha_tf")
 
 
@@ -68,7 +70,7 @@ def _must_exist(path: str, what: str) -> None:
 
 def _check_model_path(path: str) -> None:
     """A run folder holding model.keras, or a .keras file (the same rule as inference.resolve_model_path)."""
-    file = os.path.join(path, "model.keras") if os.path.isdir(path) else path
+    file = RunFolder(path).model if os.path.isdir(path) else path
     if not os.path.isfile(file):
         raise UsageError(f"No model at {file!r}: pass a run folder with model.keras or a .keras file.")
 

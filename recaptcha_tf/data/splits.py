@@ -30,8 +30,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from recaptcha_tf.utils.run_folder import RunFolder
+
 SUBSETS = ("train", "val", "test")
-MANIFEST_NAME = "split.json"
+MANIFEST_NAME = RunFolder.SPLIT
 MANIFEST_VERSION = 2
 PARQUET_PREFIX = "parquet:"
 # A dataset name with a scheme (``parquet:FILE#ROW``, ``csv:images/0001.png``) names a row of a container or list,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -18,6 +17,7 @@ from recaptcha_tf.inference.artifacts import (
     inference_model,
     sidecar_path,
 )
+from recaptcha_tf.utils.run_folder import write_json
 
 log = logging.getLogger("recaptcha_tf")
 
@@ -73,15 +73,6 @@ def write_sidecar(artifact: str, info, format: str, quantize: str | None, input_
         "keras": keras.__version__,
     }
     return write_json(meta, sidecar_path(artifact))
-
-
-def write_json(obj, path: str) -> str:
-    """Write ``obj`` as JSON to a temporary file beside ``path``, then rename it into place."""
-    tmp = f"{path}.partial{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-    return path
 
 
 def _export_savedmodel(model, out: str, info):

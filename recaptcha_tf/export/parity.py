@@ -19,6 +19,7 @@ from recaptcha_tf.inference.artifacts import (
 )
 from recaptcha_tf.inference.runtimes import KerasRunner, _probabilities, decisions, load_images, load_runner
 from recaptcha_tf.models.registry import is_sequence_head
+from recaptcha_tf.utils.run_folder import RunFolder
 
 log = logging.getLogger("recaptcha_tf")
 
@@ -46,7 +47,7 @@ def run_images(model_path: str) -> list[str]:
     from recaptcha_tf.data.splits import load_manifest
     from recaptcha_tf.inference.loading import resolve_model_path
 
-    split_file = os.path.join(os.path.dirname(resolve_model_path(model_path)), "split.json")
+    split_file = RunFolder(os.path.dirname(resolve_model_path(model_path))).split
     if not os.path.exists(split_file):
         return []
     split = load_manifest(split_file)  # paths resolved against the manifest's root, from any working directory

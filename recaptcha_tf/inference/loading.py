@@ -9,8 +9,9 @@ import keras
 
 import recaptcha_tf.layers  # noqa: F401  (registers custom layers before loading)
 from recaptcha_tf.models import label_names_layer, network_of
+from recaptcha_tf.utils.run_folder import RunFolder
 
-MODEL_FILE = "model.keras"
+MODEL_FILE = RunFolder.MODEL
 
 
 @dataclasses.dataclass

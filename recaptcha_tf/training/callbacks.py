@@ -27,8 +27,9 @@ import tensorflow as tf
 from recaptcha_tf.evaluation.metrics import character_error_rate
 from recaptcha_tf.evaluation.plots import figure_to_array, prediction_grid
 from recaptcha_tf.inference.decoding import decode_text_outputs
+from recaptcha_tf.utils.run_folder import RunFolder
 
-BEST_MODEL = "model.keras"
+BEST_MODEL = RunFolder.MODEL
 
 log = logging.getLogger("recaptcha_tf")
 
@@ -456,7 +457,7 @@ def standard_callbacks(
     patience: int | None = 8,
     first: Sequence[keras.callbacks.Callback] = (),
     last: Sequence[keras.callbacks.Callback] = (),
-    backup: str = "backup",
+    backup: str = RunFolder.BACKUP,
     early_stopping: type[keras.callbacks.EarlyStopping] = keras.callbacks.EarlyStopping,
     initial_epoch: int = 0,
     delete_backup: bool = True,
@@ -470,7 +471,7 @@ def standard_callbacks(
     ``early_stopping`` is the early-stopping class (e.g. :class:`PlateauAwareEarlyStopping`).
     """
     os.makedirs(out_dir, exist_ok=True)
-    csv_path = os.path.join(out_dir, "history.csv")
+    csv_path = RunFolder(out_dir).history
     callbacks: list[keras.callbacks.Callback] = [
         *first,
         SafeBackupAndRestore(

@@ -29,7 +29,7 @@ from recaptcha_tf.training.phases import (
     shard_dataset,
     sync_batchnorm,
 )
-from recaptcha_tf.training.run_folder import finish_run, finished_summary, write_json
+from recaptcha_tf.training.run_folder import finish_run, finished_summary
 from recaptcha_tf.training.step_time import (
     epochs_within,
     replanned_epochs,
@@ -38,6 +38,7 @@ from recaptcha_tf.training.step_time import (
     stored_measurement,
     time_budget_minutes,
 )
+from recaptcha_tf.utils.run_folder import RunFolder, write_json
 
 log = logging.getLogger("recaptcha_tf")
 
@@ -522,8 +523,8 @@ def train_classifier(
         "parameters": int(net.count_params()),
     }
     if data_split.test and is_chief_process(dist):
-        report = evaluate(out, data, subset="test", report=os.path.join(out, "test_report.json"))
+        report = evaluate(out, data, subset="test", report=RunFolder(out).test_report)
         summary["test"] = {k: report[k] for k in get_task(task).report_keys if k in report}
-    write_json(summary, os.path.join(out, "summary.json"))
+    write_json(summary, RunFolder(out).summary)
     finish_run(out)
     return summary

@@ -10,6 +10,8 @@ import json
 import logging
 import os
 
+from recaptcha_tf.utils.run_folder import RunFolder
+
 log = logging.getLogger("recaptcha_tf")
 
 
@@ -93,7 +95,7 @@ def fit_in_phases(
     import time
 
     from recaptcha_tf.models.finetune import freeze_backbone, unfreeze_backbone
-    from recaptcha_tf.training.run_folder import write_json
+    from recaptcha_tf.utils.run_folder import write_json
 
     epochs_run = 0
     phase1_weights = os.path.join(out, "phase1.weights.h5")
@@ -221,9 +223,10 @@ def fit_run(
 
     from recaptcha_tf.training.callbacks import build_optimizer, cosine_schedule, make_optimizer, standard_callbacks
     from recaptcha_tf.training.distribute import fit as dist_fit
-    from recaptcha_tf.training.run_folder import finished_epochs, write_json
+    from recaptcha_tf.training.run_folder import finished_epochs
+    from recaptcha_tf.utils.run_folder import write_json
 
-    write_json(config, os.path.join(out, "config.json"))
+    write_json(config, RunFolder(out).config)
 
     def compile_for(phase_epochs: int, lr: float):
         with dist.scope():
@@ -253,7 +256,7 @@ def fit_run(
                 patience=patience if phase == 2 else None,
                 first=first_callbacks,
                 last=last_callbacks,
-                backup="backup" if phase == 2 else "backup_phase1",
+                backup=RunFolder.BACKUP if phase == 2 else RunFolder.PHASE1_BACKUP,
                 initial_epoch=first_epoch,
                 delete_backup=False,
                 **({"early_stopping": early_stopping} if early_stopping is not None else {}),

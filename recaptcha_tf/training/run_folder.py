@@ -1,4 +1,4 @@
-"""A run folder's state: what ``--overwrite`` removes, atomic JSON writes, and resuming or skipping a run.
+"""A run folder's state: what ``--overwrite`` removes, and resuming or skipping a run.
 
 A run folder (``OUT``) holds the split, the model, the backups and the summary of one training run
 (see :mod:`recaptcha_tf.training`); re-running the same call resumes from them.
@@ -11,26 +11,12 @@ import logging
 import os
 
 from recaptcha_tf.data.sources import same_folder
+from recaptcha_tf.utils.run_folder import RunFolder
 
 log = logging.getLogger("recaptcha_tf")
 
 
-RUN_STATE = (
-    "backup",
-    "backup_phase1",
-    "split.json",
-    "history.csv",
-    "model.keras",
-    "phase1.weights.h5",
-    "phase2_plan.json",
-    "partial-model.keras",
-    "partial-phase1.weights.h5",
-    "config.json",
-    "summary.json",
-    "test_report.json",
-    "test_confusion.png",
-    "test_predictions.png",
-)
+RUN_STATE = RunFolder.TRAINING_STATE
 
 
 def clear_run_state(out: str) -> list[str]:
@@ -44,8 +30,8 @@ def clear_run_state(out: str) -> list[str]:
 
     removed = []
     names = list(RUN_STATE)
-    if os.path.isfile(os.path.join(out, "balanced_images", "balance.json")):
-        names.append("balanced_images")
+    if os.path.isfile(os.path.join(out, RunFolder.BALANCED_IMAGES, "balance.json")):
+        names.append(RunFolder.BALANCED_IMAGES)
     for name in names:
         path = os.path.join(out, name)
         if os.path.islink(path) or os.path.isfile(path):
@@ -60,21 +46,12 @@ def clear_run_state(out: str) -> list[str]:
     return removed
 
 
-def write_json(obj, path: str) -> str:
-    """Write ``obj`` to ``path`` atomically (a killed run never leaves half a manifest or summary)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-    return path
-
-
 def finished_summary(out: str, config: dict) -> dict | None:
     """The stored summary when ``out`` already holds this very run, finished (a re-run after the end, or a kill
     after the backup was removed): the same config, ``summary.json`` written, no backup left. ``None`` otherwise."""
-    summary_path, config_path = os.path.join(out, "summary.json"), os.path.join(out, "config.json")
-    backups = [os.path.join(out, b) for b in ("backup", "backup_phase1")]
+    run = RunFolder(out)
+    summary_path, config_path = run.summary, run.config
+    backups = [run.backup(2), run.backup(1)]
     if not (os.path.isfile(summary_path) and os.path.isfile(config_path)) or any(map(os.path.isdir, backups)):
         return None
     with open(config_path) as f:
@@ -98,11 +75,11 @@ def finish_run(out: str) -> None:
     """Remove the backup once the run's results are written: until then a killed run resumes, never retrains."""
     import shutil
 
-    shutil.rmtree(os.path.join(out, "backup"), ignore_errors=True)
+    shutil.rmtree(RunFolder(out).backup(), ignore_errors=True)
 
 
 def finished_epochs(out: str, epochs_now: int) -> int:
     """Finished epochs of the whole run, resumed parts included (``history.csv`` rows)."""
     from recaptcha_tf.training.callbacks import epochs_logged
 
-    return max(epochs_logged(os.path.join(out, "history.csv")), epochs_now)
+    return max(epochs_logged(RunFolder(out).history), epochs_now)

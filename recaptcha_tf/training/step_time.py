@@ -12,10 +12,11 @@ its budget does not change.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import numpy as np
+
+from recaptcha_tf.utils.run_folder import RunFolder
 
 
 def seconds_per_step(model, loss, dataset, steps: int = 6, warm_up: int = 2) -> float:
@@ -159,7 +160,7 @@ def stored_measurement(out: str, key: str, **settings):
     """``key`` of the run's ``out/config.json``, written by an earlier session of the same run, when that session
     had the same ``settings`` (e.g. model, input size, batch size, precision); ``None`` when there is none."""
     try:
-        with open(os.path.join(out, "config.json")) as f:
+        with open(RunFolder(out).config) as f:
             stored = json.load(f)
     except (OSError, ValueError):
         return None

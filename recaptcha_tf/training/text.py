@@ -26,8 +26,9 @@ from recaptcha_tf.training.phases import (
     shard_dataset,
     sync_batchnorm,
 )
-from recaptcha_tf.training.run_folder import finish_run, finished_summary, write_json
+from recaptcha_tf.training.run_folder import finish_run, finished_summary
 from recaptcha_tf.training.step_time import seconds_per_step, steps_within, stored_measurement, time_budget_minutes
+from recaptcha_tf.utils.run_folder import RunFolder, write_json
 
 log = logging.getLogger("recaptcha_tf")
 
@@ -377,7 +378,7 @@ def train_text(
     if parts["test"] and is_chief_process(dist):
         test = dataset.subset(parts["test"])
         report = evaluate_text_dataset(
-            out, test, report=os.path.join(out, "test_report.json"), grid=os.path.join(out, "test_predictions.png")
+            out, test, report=RunFolder(out).test_report, grid=RunFolder(out).test_predictions
         )
         summary["test"] = {k: report[k] for k in get_task("text").report_keys if k in report}
         blank = float(np.mean([not w["prediction"] for w in report.get("worst", [])] or [0.0]))
@@ -388,6 +389,6 @@ def train_text(
             "the model reads (nearly) every image as empty text: it did not learn this set; see the "
             "warning above for what to try"
         )
-    write_json(summary, os.path.join(out, "summary.json"))
+    write_json(summary, RunFolder(out).summary)
     finish_run(out)
     return summary

@@ -26,8 +26,8 @@ import tensorflow as tf
 from recaptcha_tf.models.precision import precision_policy
 from recaptcha_tf.models.registry import model_cpu_bfloat16, model_head
 from recaptcha_tf.tasks import get_task, task_defaults
-from recaptcha_tf.training.run_folder import write_json
 from recaptcha_tf.tuning.spaces import model_kwargs as space_model_kwargs
+from recaptcha_tf.utils.run_folder import write_json
 
 TRIAL_INFO = "recaptcha_trial.json"
 

@@ -34,6 +34,7 @@ from recaptcha_tf.tuning.spaces import (
     load_search_space,
     resolve_objective,
 )
+from recaptcha_tf.utils.run_folder import RunFolder
 
 log = logging.getLogger("recaptcha_tf")
 
@@ -407,7 +408,7 @@ def run_search(
     with warnings.catch_warnings():  # the checkpoint's optimizer slots are not needed for inference
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         best_model = kt_tuner.load_model(best_trial)
-    best_model.save(os.path.join(out, "model.keras"))
+    best_model.save(RunFolder(out).model)
     with open(os.path.join(out, "best_hyperparameters.json"), "w") as f:
         json.dump(
             {
@@ -423,8 +424,8 @@ def run_search(
     if evaluate_best and task_data.n_test:
         from recaptcha_tf.evaluation.workflow import evaluate
 
-        report = evaluate(out, data, subset="test", report=os.path.join(out, "test_report.json"))
+        report = evaluate(out, data, subset="test", report=RunFolder(out).test_report)
         summary["test"] = {k: report[k] for k in get_task(task).report_keys if k in report}
-    with open(os.path.join(out, "summary.json"), "w") as f:
+    with open(RunFolder(out).summary, "w") as f:
         json.dump(summary, f, indent=2)
     return summary

@@ -16,6 +16,7 @@ from recaptcha_tf.cli.options import (
     _Formatter,
     check_task_options,
 )
+from recaptcha_tf.utils.run_folder import RunFolder
 
 NAME = "evaluate"
 TENSORFLOW = True
@@ -66,7 +67,7 @@ def saved_task(path: str) -> str | None:
     loading then says why)."""
     import zipfile
 
-    file = os.path.join(path, "model.keras") if os.path.isdir(path) else path
+    file = RunFolder(path).model if os.path.isdir(path) else path
     try:
         with zipfile.ZipFile(file) as archive:
             config = json.loads(archive.read("config.json"))
