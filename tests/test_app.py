@@ -15,6 +15,8 @@ from recaptcha_tf.inference.loading import load_model
 from recaptcha_tf.inference.predictor import predict
 from recaptcha_tf.serving.app import UploadError, build_app, launch, read_upload
 
+pytestmark = pytest.mark.slow  # trains, converts, or starts servers, notebooks or processes
+
 MAX_BYTES = 200_000
 MAX_PIXELS = 512 * 512
 CHARS = "abc"

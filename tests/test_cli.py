@@ -53,6 +53,7 @@ def test_user_errors_are_one_line_not_tracebacks(tmp_path, capsys):
     assert "Empty class folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_evaluate_predict_from_the_command_line(tmp_path, capsys):
     data = str(tmp_path / "d")
     make_class_folders(data, per_class=10)

@@ -15,6 +15,8 @@ from conftest import make_class_folders
 from recaptcha_tf.inference.loading import load_model
 from recaptcha_tf.training.distribute import get_strategy, scale_for_replicas
 
+pytestmark = pytest.mark.slow  # trains, converts, or starts servers, notebooks or processes
+
 
 def test_strategy_choice_and_scaling(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)

@@ -12,6 +12,8 @@ from recaptcha_tf.cli.main import main
 from recaptcha_tf.inference.loading import load_model, model_info
 from recaptcha_tf.inference.predictor import predict
 
+pytestmark = pytest.mark.slow  # trains, converts, or starts servers, notebooks or processes
+
 CHARS = "abc"
 
 

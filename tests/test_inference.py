@@ -12,6 +12,8 @@ from recaptcha_tf.export import float32_model, list_images
 from recaptcha_tf.inference.loading import load_model, model_info
 from recaptcha_tf.inference.predictor import Inference, inference_for, predict, predict_outputs
 
+pytestmark = pytest.mark.slow  # trains, converts, or starts servers, notebooks or processes
+
 
 def legacy_outputs(model, sources):
     """The path before issue #15: a fresh tf.data pipeline and ``model.predict`` per call."""

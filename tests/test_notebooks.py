@@ -16,6 +16,8 @@ import os
 import nbformat
 import pytest
 
+pytestmark = pytest.mark.slow  # trains, converts, or starts servers, notebooks or processes
+
 NOTEBOOKS = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "notebooks"))
 NAMES = [
     "01_tiles_cnn_balancing.ipynb",

@@ -32,6 +32,7 @@ def _interrupted_run(tmp_path, after=3, epochs=5):
 # ---------------------------------------------------------------------------------------- 1. kill-safe backups
 
 
+@pytest.mark.slow
 def test_backup_keeps_latest_and_previous_and_a_truncated_latest_falls_back(tmp_path, caplog):
     from recaptcha_tf import runs
 
@@ -50,6 +51,7 @@ def test_backup_keeps_latest_and_previous_and_a_truncated_latest_falls_back(tmp_
     assert not os.path.exists(backup)
 
 
+@pytest.mark.slow
 def test_no_readable_backup_starts_the_phase_afresh_with_a_warning(tmp_path, caplog):
     from recaptcha_tf import runs
 
@@ -63,6 +65,7 @@ def test_no_readable_backup_starts_the_phase_afresh_with_a_warning(tmp_path, cap
     assert _epochs(out) == [0, 1, 2] and summary["epochs_run"] == 3
 
 
+@pytest.mark.slow
 def test_epoch_backed_up_but_not_logged_is_re_added_to_history(tmp_path):
     """A kill between the backup and the CSV log must not lose the epoch's row."""
     from recaptcha_tf import runs
@@ -583,6 +586,7 @@ def test_training_skips_an_over_limit_image_and_names_it(tmp_path, caplog):
     assert _read_rgb(str(bomb)) is None  # balance never decodes it either
 
 
+@pytest.mark.slow
 def test_predict_prints_the_good_images_and_reports_the_bad_ones(relative_run, tmp_path):
     """Run as a user would: a subprocess, whose stderr must also be free of TensorFlow start-up lines."""
     import subprocess
@@ -626,6 +630,7 @@ def test_argument_errors_come_before_tensorflow(tmp_path):
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
 
 
+@pytest.mark.slow
 def test_re_running_a_finished_run_keeps_it_and_a_changed_one_trains(tmp_path, caplog):
     """A kill after the end (the backup already removed) or a plain re-run must not retrain the same run."""
     import logging

@@ -34,6 +34,7 @@ def _epochs_logged(out):
         return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_one_epoch_train_saves_reloads_in_safe_mode_and_predicts(tiles_dir, tmp_path):
     out = str(tmp_path / "run")
     summary = runs.train_classifier(
@@ -89,6 +90,7 @@ def test_a_run_traces_its_train_step_once(tiles_dir, tmp_path, monkeypatch):
     assert summary["epochs_run"] == 2 and len(traced) == 1
 
 
+@pytest.mark.slow
 def test_training_learns_an_easy_task(tmp_path):
     data = str(tmp_path / "d")
     make_class_folders(data, per_class=20)
@@ -118,6 +120,7 @@ def test_batch_mixing_trains_on_one_hot_targets_even_without_label_smoothing(til
     assert not os.path.exists(str(tmp_path / "bad"))  # rejected before the split or any balancing
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_where_it_stopped(tiles_dir, tmp_path):
     out = str(tmp_path / "run")
     kwargs = dict(image_size=(24, 24), epochs=4, logdir=None, model_kwargs=TINY, patience=0)
@@ -134,6 +137,7 @@ def test_interrupted_run_resumes_where_it_stopped(tiles_dir, tmp_path):
     assert not os.path.exists(os.path.join(out, "backup"))  # removed after a finished run
 
 
+@pytest.mark.slow
 def test_evaluate_on_other_folder_and_class_mismatch(tiles_dir, tmp_path):
     out = str(tmp_path / "run")
     runs.train_classifier(tiles_dir, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY)
@@ -150,6 +154,7 @@ def test_evaluate_on_other_folder_and_class_mismatch(tiles_dir, tmp_path):
         runs.evaluate(out, wrong)
 
 
+@pytest.mark.slow
 def test_chars_task_trains_a_grayscale_resnet18(tmp_path):
     data = str(tmp_path / "glyphs")
     make_class_folders(data, classes=("a", "b", "c"), per_class=8, sizes=(30,), modes=("L",))

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from conftest import train_tiny_classifier
 
+pytestmark = pytest.mark.slow  # trains, converts, or starts servers, notebooks or processes
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):

@@ -48,6 +48,7 @@ def test_bad_rows_are_clear_errors(tmp_path, rows, message):
         load_text_dataset(path)
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_read_a_csv(tmp_path):
     from recaptcha_tf import runs
     from recaptcha_tf.data.generator import generate_captchas

@@ -75,6 +75,7 @@ def test_fit_crops_text_that_sits_in_a_small_part_of_a_large_canvas(tmp_path):
     assert "crop (" in fit.describe()
 
 
+@pytest.mark.slow
 def test_fit_crops_each_image_to_its_own_text_when_the_text_moves(tmp_path):
     """Text at a different place in every canvas: the crop box is wide, so each image's text is cut out too."""
     folder = str(tmp_path / "moving")
@@ -268,6 +269,7 @@ def test_the_default_steps_grow_for_a_small_input_and_do_not_shrink_for_a_large_
     assert step_budget(4000, (64, 256)) == step_budget(4000, (64, 160)) == step_budget(4000, (48, 256)) == 4000
 
 
+@pytest.mark.slow
 def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_path, monkeypatch):
     from recaptcha_tf import runs, tasks
     from recaptcha_tf.training import text as train_text
@@ -301,6 +303,7 @@ def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_p
     assert updates == [12, 12]
 
 
+@pytest.mark.slow
 def test_the_default_budget_is_cut_to_the_time_budget_and_a_resumed_run_keeps_its_measurement(
     tmp_path, monkeypatch, caplog
 ):
@@ -343,6 +346,7 @@ def test_the_default_budget_is_cut_to_the_time_budget_and_a_resumed_run_keeps_it
     assert "step_seconds" not in json.load(open(tmp_path / "given" / "config.json"))
 
 
+@pytest.mark.slow
 def test_a_default_run_whose_steps_run_slower_than_timed_stops_within_the_time_limit(tmp_path, monkeypatch, caplog):
     from recaptcha_tf import runs, tasks
     from recaptcha_tf.training import text as train_text

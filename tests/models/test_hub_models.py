@@ -171,6 +171,7 @@ def test_hybrid_vit_takes_a_mobilenet_trunk(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(find_backbone(model).get_weights(), trunk.get_weights()))
 
 
+@pytest.mark.slow
 def test_the_recipe_fills_what_the_user_left_unset(tmp_path, tiny_preset):
     """One command with a preset: the entry's transfer recipe supplies the phases and learning rates."""
     import keras
@@ -205,6 +206,7 @@ def test_the_recipe_fills_what_the_user_left_unset(tmp_path, tiny_preset):
     assert model.output_shape[-1] == 3
 
 
+@pytest.mark.slow
 def test_the_recipe_epochs_are_held_to_the_time_budget_and_a_resumed_run_keeps_its_measurement(
     tmp_path, tiny_preset, monkeypatch, caplog
 ):

@@ -64,6 +64,7 @@ def tiny_text(tmp_path_factory):
 
 
 @pytest.mark.parametrize("model", ["crnn", "multihead"])
+@pytest.mark.slow
 def test_text_train_save_load_predict_round_trip(tiny_text, tmp_path, model):
     out = str(tmp_path / model)
     summary = runs.train_text(
@@ -108,6 +109,7 @@ def _plain_text_set(root, count=160, seed=0):
         im.save(os.path.join(root, f"{label}-{i}.png"))
 
 
+@pytest.mark.slow
 def test_text_learns_when_trained_longer(tmp_path):
     data = str(tmp_path / "d")
     _plain_text_set(data, count=400)
@@ -140,6 +142,7 @@ class _Steps(keras.callbacks.Callback):
         self.steps = self.params["steps"]
 
 
+@pytest.mark.slow
 def test_separate_validation_set_joins_the_split_val_part_to_training(tiny_text, tmp_path):
     val = str(tmp_path / "val")
     generate_captchas(val, count=10, length=3, charset=CHARS, size=(96, 32), seed=7)
@@ -161,6 +164,7 @@ def test_separate_validation_set_joins_the_split_val_part_to_training(tiny_text,
         runs.train_text(tiny_text, str(tmp_path / "run2"), val_data=bad, **kwargs)
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_from_parquet(tmp_path):
     parquet = str(tmp_path / "set.parquet")
     generate_captchas(parquet, count=30, length=3, charset=CHARS, size=(96, 32), seed=4, format="parquet")
@@ -184,6 +188,7 @@ def test_train_and_evaluate_from_parquet(tmp_path):
     assert everything["n"] == 30 and 0 <= everything["cer"]
 
 
+@pytest.mark.slow
 def test_text_model_starts_from_another_runs_backbone_frozen_or_not(tmp_path):
     """Synthetic pretraining -> real fine-tuning: --weights takes a trained .keras text model."""
     from recaptcha_tf.models.finetune import find_backbone
@@ -248,6 +253,7 @@ def test_mobilenet_text_trunk_starts_from_a_whole_mobilenetv2_weights_file(tmp_p
         build_model("crnn_mobilenetv2", (32, 96, 1), 5, stride=32)
 
 
+@pytest.mark.slow
 def test_mobilenet_text_model_trains_in_float32_saves_and_reads_in_safe_mode(tmp_path, monkeypatch):
     """Its registry entry says bfloat16 is slower for its depthwise convolutions on a CPU: the text trainer
     follows that as the classifier trainer does (on a bfloat16 CPU it trained 0.45 s a step instead of 0.27)."""

@@ -152,6 +152,7 @@ def test_each_model_declares_its_tuning_aliases_against_its_own_builder_argument
     assert [n for n in list_models() if model_head(n) == "classifier" and not model_blocks(n)] == ["cnn"]
 
 
+@pytest.mark.slow
 def test_frozen_pretrained_backbone_keeps_weights_and_batchnorm_statistics(tmp_path):
     path = str(tmp_path / "bb.weights.h5")
     find_backbone(build_model("resnet18", SMALL, 3, width=8)).save_weights(path)
@@ -173,6 +174,7 @@ def test_frozen_pretrained_backbone_keeps_weights_and_batchnorm_statistics(tmp_p
     assert any(not np.array_equal(b, keras.ops.convert_to_numpy(w)) for b, w in kernels)
 
 
+@pytest.mark.slow
 def test_two_phase_fine_tuning_runs_both_phases_and_resumes(tmp_path):
     from test_training import Interrupt
 
@@ -207,6 +209,7 @@ def test_two_phase_fine_tuning_runs_both_phases_and_resumes(tmp_path):
     assert model_info(load_model(out)).names == ["bus", "hydrant", "traffic_light"]
 
 
+@pytest.mark.slow
 def test_phase_two_is_replanned_from_phase_one_and_a_resumed_run_keeps_the_plan(tmp_path):
     from recaptcha_tf.training.phases import fit_in_phases
 
@@ -302,6 +305,7 @@ def test_multilabel_report_on_a_hand_computed_case():
     assert r["per_class"]["c"]["recall"] == 0.5
 
 
+@pytest.mark.slow
 def test_multilabel_training_and_evaluate_report(tmp_path):
     csv_path = _multilabel_data(str(tmp_path), n=36)
     out = str(tmp_path / "run")

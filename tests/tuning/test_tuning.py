@@ -18,6 +18,8 @@ from recaptcha_tf.cli.main import main
 from recaptcha_tf.tuning import TuningError, builtin_space, grid_size, load_search_space
 from recaptcha_tf.tuning.spaces import model_kwargs, resolve_objective
 
+pytestmark = pytest.mark.slow  # trains, converts, or starts servers, notebooks or processes
+
 TINY_CNN = {"conv_layers": 1, "filters": 4, "dense_layers": 0}
 TINY = dict(epochs=1, image_size=(16, 16), batch_size=8, precision="float32", model_kwargs=TINY_CNN, augment=False)
 
