@@ -25,12 +25,12 @@ from recaptcha_tf.models import (  # noqa: F401  (registers builders)
     vit,
 )
 from recaptcha_tf.models.registry import (
+    SEQUENCE_HEADS,
     ModelConfigError,
     build_model,
     check_model_kwargs,
     list_models,
     model_head,
-    model_tasks,
     pretrained_recipe,
     register_model,
 )
@@ -38,7 +38,10 @@ from recaptcha_tf.models.registry import (
 TEXT_COLOURS = ("gray", "ink")
 
 __all__ = [
+    "ModelConfigError",
     "build_model",
+    "check_model_head",
+    "check_model_kwargs",
     "list_models",
     "register_model",
     "pretrained_recipe",
@@ -116,15 +119,12 @@ def crop_canvas(image_size: tuple[int, int], crop: Sequence[float] | None) -> tu
     return round(image_size[0] / (bottom - top)), round(image_size[1] / (right - left))
 
 
-def check_model_task(name: str, task: str, kwargs: dict | None = None) -> None:
-    """Raise :class:`ModelConfigError` unless ``name`` is a registered model for ``task``
-    (and, given ``kwargs``, takes those builder arguments with values of the right type)."""
-    if task not in model_tasks(name):
+def check_model_head(name: str, heads: Sequence[str]) -> None:
+    """Raise :class:`ModelConfigError` unless ``name`` is a registered model whose head kind is in ``heads``."""
+    if model_head(name) not in heads:
         raise ModelConfigError(
-            f"Model {name!r} is for tasks {model_tasks(name)}, not {task!r}; use one of {list_models(task)}."
+            f"Model {name!r} has a {model_head(name)} head, not one of {tuple(heads)}; use one of {list_models(heads)}."
         )
-    if kwargs is not None:
-        check_model_kwargs(name, kwargs)
 
 
 def build_classifier(
@@ -143,7 +143,7 @@ def build_classifier(
     Returns a model mapping ``(B, H, W, channels)`` raw pixels to
     ``(B, len(class_names))`` softmax (or sigmoid, with ``multi_label``) probabilities.
     """
-    check_model_task(name, task)
+    check_model_head(name, ("classifier",))
     network = build_model(
         name,
         (*image_size, channels),
@@ -192,7 +192,7 @@ def build_text_model(
     Outputs ``(B, T, len(characters) + 1)`` CTC logits for ``crnn`` and
     ``(B, max_length, len(characters) + 1)`` probabilities for ``multihead``.
     """
-    check_model_task(name, "text")
+    check_model_head(name, SEQUENCE_HEADS)
     if colour not in TEXT_COLOURS:
         raise ModelConfigError(f"colour must be one of {TEXT_COLOURS}, got {colour!r}.")
     if model_head(name) == "multihead":

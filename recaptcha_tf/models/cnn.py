@@ -38,7 +38,6 @@ def conv_filters(conv_layers: int, filters: int | Sequence[int], max_filters: in
 
 @register_model(
     "cnn",
-    tasks=("tiles", "chars"),
     tune_aliases={
         "c2d_layers": "conv_layers",
         "c2d_filters": "filters",

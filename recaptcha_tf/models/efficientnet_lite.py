@@ -91,7 +91,6 @@ LITE0_RECIPE = dict(
 
 @register_model(
     "efficientnet-lite0",
-    tasks=("tiles", "chars"),
     pretrained=LITE0_RECIPE,
     blocks=r"^(block\d+[a-z])(_|$)",
     cpu_bfloat16=False,

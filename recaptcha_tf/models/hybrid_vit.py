@@ -65,7 +65,6 @@ HYBRID_RECIPE = dict(
 
 @register_model(  # the trunk's blocks: block6a_... (EfficientNet-Lite0) or block_16_... (MobileNetV2)
     "vit-hybrid",
-    tasks=("tiles", "chars"),
     pretrained=HYBRID_RECIPE,
     blocks=r"^(block_?\d+[a-z]?)(_|$)",
     cpu_bfloat16=False,  # its trunks' depthwise convolutions

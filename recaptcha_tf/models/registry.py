@@ -20,6 +20,7 @@ import collections.abc
 import inspect
 import types
 import typing
+import warnings
 from collections.abc import Callable
 
 import keras
@@ -37,7 +38,6 @@ class ModelConfigError(ValueError, TypeError):
 
 
 _MODELS: dict[str, Callable[..., keras.Model]] = {}
-_TASKS: dict[str, tuple[str, ...]] = {}
 _HEADS: dict[str, str] = {}
 _RECIPES: dict[str, dict] = {}
 _TUNE_ALIASES: dict[str, dict[str, str]] = {}
@@ -55,14 +55,14 @@ def is_sequence_head(kind: str) -> bool:
 
 def register_model(
     name: str,
-    tasks: tuple[str, ...] = ("tiles", "chars"),
     head: str = "classifier",
     pretrained: dict | None = None,
     tune_aliases: dict[str, str] | None = None,
     blocks: str | None = None,
     cpu_bfloat16: bool = True,
+    tasks: tuple[str, ...] | None = None,
 ):
-    r"""Decorator adding a builder to the registry under ``name`` for the given tasks.
+    r"""Decorator adding a builder to the registry under ``name``; the tasks whose ``heads`` include ``head`` use it.
 
     ``head`` is what its outputs are: ``"classifier"`` (``(B, classes)``, softmax or
     sigmoid), ``"ctc"`` (per-frame logits ``(B, T, C + 1)``) or ``"multihead"``
@@ -90,12 +90,18 @@ def register_model(
     """
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
+    if tasks is not None:
+        warnings.warn(
+            f"register_model({name!r}, tasks=...) is ignored and goes in 0.3.0: a model declares its head kind, "
+            "and each task lists the head kinds it accepts (TaskSpec.heads).",
+            FutureWarning,
+            stacklevel=2,
+        )
 
     def decorate(fn):
         if name in _MODELS:
             raise ValueError(f"Model {name!r} is already registered.")
         _MODELS[name] = fn
-        _TASKS[name] = tuple(tasks)
         _HEADS[name] = head
         _RECIPES[name] = dict(pretrained or {})
         _TUNE_ALIASES[name] = dict(tune_aliases or {})
@@ -106,20 +112,27 @@ def register_model(
     return decorate
 
 
-def list_models(task: str | None = None) -> list[str]:
-    """Registered model names, optionally only those for ``task``."""
-    return sorted(n for n in _MODELS if task is None or task in _TASKS[n])
+def list_models(heads: str | collections.abc.Sequence[str] | None = None) -> list[str]:
+    """Registered model names, optionally only those whose head kind is in ``heads`` (one kind or several).
+
+    The models of a task are ``get_task(name).models()`` (:class:`recaptcha_tf.tasks.TaskSpec`): each task
+    declares the head kinds it accepts.
+    """
+    if isinstance(heads, str):
+        heads = (heads,)
+    if heads is not None:
+        unknown = sorted(set(heads) - set(HEADS))
+        if unknown:
+            raise ValueError(
+                f"Unknown head kinds {unknown}; the kinds are {HEADS} (for a task's models: TaskSpec.models())."
+            )
+    return sorted(n for n in _MODELS if heads is None or _HEADS[n] in heads)
 
 
 def model_builder(name: str) -> Callable[..., keras.Model]:
     if name not in _MODELS:
         raise ModelConfigError(f"Unknown model {name!r}. Available: {', '.join(list_models())}.")
     return _MODELS[name]
-
-
-def model_tasks(name: str) -> tuple[str, ...]:
-    model_builder(name)
-    return _TASKS[name]
 
 
 def model_head(name: str) -> str:

@@ -108,13 +108,13 @@ RESNET_BLOCKS = r"^(stage\d+_block\d+)(_|$)"  # stage4_block2_conv1, ...
 RESNET_TUNE_ALIASES = {"c2d_filters": "width", "dropout": "dropout"}
 
 
-@register_model("resnet18", tasks=("tiles", "chars"), tune_aliases=RESNET_TUNE_ALIASES, blocks=RESNET_BLOCKS)
+@register_model("resnet18", tune_aliases=RESNET_TUNE_ALIASES, blocks=RESNET_BLOCKS)
 def build_resnet18(input_shape, num_classes, **kwargs) -> keras.Model:
     """ResNet-18: basic blocks (2, 2, 2, 2)."""
     return resnet_basic(input_shape, num_classes, (2, 2, 2, 2), name="resnet18", **kwargs)
 
 
-@register_model("resnet34", tasks=("tiles", "chars"), tune_aliases=RESNET_TUNE_ALIASES, blocks=RESNET_BLOCKS)
+@register_model("resnet34", tune_aliases=RESNET_TUNE_ALIASES, blocks=RESNET_BLOCKS)
 def build_resnet34(input_shape, num_classes, **kwargs) -> keras.Model:
     """ResNet-34: basic blocks (3, 4, 6, 3)."""
     return resnet_basic(input_shape, num_classes, (3, 4, 6, 3), name="resnet34", **kwargs)

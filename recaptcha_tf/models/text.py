@@ -85,7 +85,7 @@ SEQUENCE_TUNE_ALIASES = {
 }
 
 
-@register_model("crnn", tasks=("text",), head="ctc", tune_aliases=SEQUENCE_TUNE_ALIASES)
+@register_model("crnn", head="ctc", tune_aliases=SEQUENCE_TUNE_ALIASES)
 def build_crnn(
     input_shape: tuple[int, int, int],
     num_classes: int,
@@ -167,7 +167,7 @@ def mobilenet_trunk(input_shape, alpha: float, stride: int, weights: str | None)
     return trunk
 
 
-@register_model("crnn_mobilenetv2", tasks=("text",), head="ctc", cpu_bfloat16=False)
+@register_model("crnn_mobilenetv2", head="ctc", cpu_bfloat16=False)
 def build_crnn_mobilenetv2(
     input_shape: tuple[int, int, int],
     num_classes: int,
@@ -207,7 +207,7 @@ def build_crnn_mobilenetv2(
     return keras.Model(inputs, outputs, name=name)
 
 
-@register_model("multihead", tasks=("text",), head="multihead", tune_aliases=SEQUENCE_TUNE_ALIASES)
+@register_model("multihead", head="multihead", tune_aliases=SEQUENCE_TUNE_ALIASES)
 def build_multihead(
     input_shape: tuple[int, int, int],
     num_classes: int,

@@ -91,7 +91,7 @@ def application_classifier(
 EFFICIENTNET_BLOCKS = r"^(block\d+[a-z])(_|$)"  # block6d_expand_conv, ...
 
 
-@register_model("resnet50", tasks=("tiles", "chars"), blocks=r"^(conv\d+_block\d+)(_|$)")
+@register_model("resnet50", blocks=r"^(conv\d+_block\d+)(_|$)")
 def build_resnet50(input_shape, num_classes, *, weights=None, output_activation="softmax", dropout=0.2):
     """ResNet-50 (keras.applications, bottleneck blocks), caffe-style input normalisation."""
     return application_classifier(
@@ -125,7 +125,6 @@ MOBILENET_RECIPE = dict(
 
 @register_model(
     "mobilenetv2",
-    tasks=("tiles", "chars"),
     pretrained=MOBILENET_RECIPE,
     blocks=r"^(block_\d+)(_|$)",
     cpu_bfloat16=False,
@@ -149,7 +148,7 @@ def build_mobilenetv2(
     )
 
 
-@register_model("efficientnetb0", tasks=("tiles", "chars"), blocks=EFFICIENTNET_BLOCKS)
+@register_model("efficientnetb0", blocks=EFFICIENTNET_BLOCKS)
 def build_efficientnetb0(input_shape, num_classes, *, weights=None, output_activation="softmax", dropout=0.2):
     """EfficientNet-B0; the backbone rescales and normalises its own [0, 255] inputs."""
     return application_classifier(
@@ -164,7 +163,7 @@ def build_efficientnetb0(input_shape, num_classes, *, weights=None, output_activ
     )
 
 
-@register_model("efficientnetv2b0", tasks=("tiles", "chars"), blocks=EFFICIENTNET_BLOCKS)
+@register_model("efficientnetv2b0", blocks=EFFICIENTNET_BLOCKS)
 def build_efficientnetv2b0(input_shape, num_classes, *, weights=None, output_activation="softmax", dropout=0.2):
     """EfficientNetV2-B0 with its built-in input preprocessing ([0, 255] inputs)."""
     return application_classifier(

@@ -110,7 +110,7 @@ def vit_classifier(
 
 
 def _register(config: str):
-    @register_model(config, tasks=("tiles", "chars"), blocks=r"^(transformer_block_\d+)(_|$)")
+    @register_model(config, blocks=r"^(transformer_block_\d+)(_|$)")
     def build(
         input_shape,
         num_classes,

@@ -29,6 +29,7 @@ CHARS = register_task(
     trial_metrics=("val_macro_f1", "val_accuracy", "val_loss"),
     report_keys=("n", "top1", "top3", "balanced_accuracy", "macro_f1", "challenge", "ms_per_image"),
     flip_invariant=False,  # a mirrored glyph is another character (or none)
+    heads=("classifier",),
     workflows={
         "train": "recaptcha_tf.training.classifier:train_classifier",
         "evaluate": "recaptcha_tf.evaluation.workflow:evaluate_classifier",

@@ -29,6 +29,8 @@ class TaskSpec:
         flip_invariant: a left-right mirror image has the same label (random flips in
             training, ``--tta flip`` at test time).
         sequence: the targets are character sequences (text), not classes.
+        heads: the head kinds a model must have to serve this task (``"classifier"``; ``"ctc"``, ``"multihead"``
+            for text): a model declares its head kind, and the task's models are those of its kinds.
         workflows: ``{"train": "module:function", "evaluate": "module:function"}``. ``train(data, out,
             **options)`` trains a run folder and returns its summary; ``evaluate(model_path, data, *, net,
             info, subset, report, **options)`` evaluates a loaded model and returns its report.
@@ -49,6 +51,26 @@ class TaskSpec:
     sequence: bool = False
     workflows: MappingProxyType = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     options: tuple[str, ...] = ()
+    heads: tuple[str, ...] = ("classifier",)
+
+    def models(self) -> list[str]:
+        """The registered models whose head kind this task takes (imports the model registry, and so TensorFlow)."""
+        from recaptcha_tf.models.registry import list_models
+
+        return list_models(self.heads)
+
+    def check_model(self, name: str, kwargs: dict | None = None) -> None:
+        """Raise ``ModelConfigError`` unless ``name`` is a registered model with a head kind this task takes (and,
+        given ``kwargs``, takes those builder arguments with values of the right type)."""
+        from recaptcha_tf.models.registry import ModelConfigError, check_model_kwargs, model_head
+
+        if model_head(name) not in self.heads:
+            raise ModelConfigError(
+                f"Model {name!r} has a {model_head(name)} head, which task {self.name!r} does not take "
+                f"(it takes {', '.join(self.heads)}); use one of {self.models()}."
+            )
+        if kwargs is not None:
+            check_model_kwargs(name, kwargs)
 
     @property
     def default_objective(self) -> str:
@@ -88,6 +110,7 @@ def register_task(
     sequence: bool = False,
     workflows: dict | None = None,
     options: tuple[str, ...] = (),
+    heads: tuple[str, ...] | None = None,
 ) -> TaskSpec:
     """Add a task to the registry; returns its (read-only) spec."""
     if name in _TASKS:
@@ -105,6 +128,7 @@ def register_task(
         sequence,
         MappingProxyType(dict(workflows or {})),
         tuple(options),
+        tuple(heads or (("ctc", "multihead") if sequence else ("classifier",))),
     )
     _TASKS[name] = spec
     return spec

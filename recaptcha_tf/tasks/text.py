@@ -40,6 +40,7 @@ TEXT = register_task(
     trial_metrics=("val_cer", "val_exact_match", "val_loss"),
     report_keys=("n", "exact_match", "cer"),
     sequence=True,
+    heads=("ctc", "multihead"),
     workflows={
         "train": "recaptcha_tf.training.text:train_text",
         "evaluate": "recaptcha_tf.evaluation.workflow:evaluate_text",

@@ -33,6 +33,7 @@ TILES = register_task(
         "ms_per_image",
     ),
     flip_invariant=True,
+    heads=("classifier",),
     workflows={
         "train": "recaptcha_tf.training.classifier:train_classifier",
         "evaluate": "recaptcha_tf.evaluation.workflow:evaluate_classifier",

@@ -305,7 +305,7 @@ def train_classifier(
 
     from recaptcha_tf.data.balance import class_weights as balanced_class_weights
     from recaptcha_tf.data.pipeline import batch_mixing, make_dataset, multi_hot, tile_augmentation
-    from recaptcha_tf.models import build_classifier, check_model_task, pretrained_recipe
+    from recaptcha_tf.models import build_classifier, pretrained_recipe
     from recaptcha_tf.models.registry import model_cpu_bfloat16, model_head
     from recaptcha_tf.models.weights import parse_weights
     from recaptcha_tf.training.callbacks import PredictionSamples, TimeBudget
@@ -340,7 +340,9 @@ def train_classifier(
     if multi_label and (balance_per_class or class_weight != "none"):
         raise ValueError("--balance and --class-weight are for single-label data, not --multi-label.")
     mixing = batch_mixing(mix, seed)  # validates the name before any work
-    check_model_task(model, task, dict(model_kwargs or {}) | ({"weights": weights} if weights_arg is not None else {}))
+    get_task(task).check_model(
+        model, dict(model_kwargs or {}) | ({"weights": weights} if weights_arg is not None else {})
+    )
     one_hot = bool(label_smoothing) or mixing is not None
     default_balance = balance_per_class is None and not multi_label and class_weight == "none"
     balance_up_to = d.get("balance_up_to", 0) if default_balance else 0

@@ -135,7 +135,7 @@ def train_text(
     from recaptcha_tf.data.text.fit import choose_text_input
     from recaptcha_tf.data.text.formats import load_text_dataset
     from recaptcha_tf.inference.decoding import decode_text_outputs
-    from recaptcha_tf.models import build_text_model, check_model_task
+    from recaptcha_tf.models import build_text_model
     from recaptcha_tf.models.registry import model_cpu_bfloat16, model_head
     from recaptcha_tf.training.callbacks import (
         BlankPlateauWarning,
@@ -159,7 +159,7 @@ def train_text(
         learning_rate=learning_rate,
         steps=steps,
     )
-    check_model_task(model, "text", dict(model_kwargs or {}))
+    get_task("text").check_model(model, dict(model_kwargs or {}))
     kind = model_head(model)
     unfreeze = "all" if unfreeze is None else unfreeze
     weights_arg = weights

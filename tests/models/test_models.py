@@ -4,16 +4,18 @@ import pytest
 
 from recaptcha_tf.models import build_classifier, build_model, build_text_model, list_models
 from recaptcha_tf.models.cnn import build_cnn
-from recaptcha_tf.models.registry import model_tasks
+from recaptcha_tf.models.registry import model_head
+from recaptcha_tf.tasks import get_task
 
 
 def test_registry_lists_every_family():
     names = list_models()
     assert {"cnn", "resnet18", "resnet34", "crnn", "multihead"} <= set(names)
-    assert "crnn" in list_models("text") and "crnn" not in list_models("tiles")
+    assert "crnn" in get_task("text").models() and "crnn" not in get_task("tiles").models()
+    assert get_task("chars").models() == get_task("tiles").models() == list_models("classifier")
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if "text" not in model_tasks(n)])
+@pytest.mark.parametrize("name", [n for n in list_models() if model_head(n) == "classifier"])
 def test_every_classifier_entry_builds_and_runs(name):
     model = build_classifier(name, ["a", "b", "c"], image_size=(32, 32))
     out = model.predict(np.random.randint(0, 255, (2, 40, 50, 3), dtype=np.uint8), verbose=0)
@@ -21,7 +23,7 @@ def test_every_classifier_entry_builds_and_runs(name):
     np.testing.assert_allclose(out.sum(1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", list_models("text"))
+@pytest.mark.parametrize("name", get_task("text").models())
 def test_text_entries_build_and_run(name):
     model = build_text_model(name, "abc", image_size=(32, 128), max_length=5)
     out = model.predict(np.random.randint(0, 255, (2, 50, 200, 1), dtype=np.uint8), verbose=0)

@@ -8,13 +8,12 @@ import pytest
 
 
 def test_every_task_spec_is_consistent_with_the_model_registry():
-    from recaptcha_tf.models import list_models
     from recaptcha_tf.tasks import get_task, task_names
 
     assert set(task_names()) == {"tiles", "chars", "text"}
     for name in task_names():
         spec = get_task(name)
-        assert spec.defaults["model"] in list_models(name) and spec.tune_model in list_models(name)
+        assert spec.defaults["model"] in spec.models() and spec.tune_model in spec.models()
         assert set(spec.objectives.values()) <= {"min", "max"} and spec.objectives["val_loss"] == "min"
         assert spec.default_objective in spec.trial_metrics and "n" in spec.report_keys
     assert get_task("tiles").flip_invariant and not get_task("chars").flip_invariant
