@@ -1,6 +1,6 @@
 """The ``chars`` task: single glyphs in class folders (small, grayscale)."""
 
-from recaptcha_tf.tasks.registry import register_task
+from recaptcha_tf.tasks.registry import CLASSIFIER_OPTIONS, register_task
 
 CHARS = register_task(
     "chars",
@@ -34,21 +34,5 @@ CHARS = register_task(
         "train": "recaptcha_tf.training.classifier:train_classifier",
         "evaluate": "recaptcha_tf.evaluation.workflow:evaluate_classifier",
     },
-    # the task-specific command-line options it takes (recaptcha_tf.cli refuses the other tasks' ones): what
-    # training.classifier.train_classifier and evaluation.workflow.evaluate_classifier take and train_text does not
-    options=(
-        "resize",
-        "optimizer",  # train; tune applies it to every task
-        "label_smoothing",
-        "balance",
-        "balanced_dir",
-        "class_weight",
-        "mix",
-        "cache",
-        "multi_label",
-        "labels",
-        "allow_outside_data",
-        "threshold",
-        "challenges",
-    ),
+    options=CLASSIFIER_OPTIONS,
 )

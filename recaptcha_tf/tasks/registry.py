@@ -12,6 +12,26 @@ class TaskError(ValueError):
     """An unknown task, or a workflow a task does not have (a user error: one ``error:`` line in the CLI)."""
 
 
+# The task-specific command-line options (argparse dests) of the class-folder tasks (tiles, chars): what
+# training.classifier.train_classifier and evaluation.workflow.evaluate_classifier take and train_text does not.
+# recaptcha_tf.cli refuses another task's options (TaskSpec.options).
+CLASSIFIER_OPTIONS = (
+    "resize",
+    "optimizer",  # train; tune applies it to every task
+    "label_smoothing",
+    "balance",
+    "balanced_dir",
+    "class_weight",
+    "mix",
+    "cache",
+    "multi_label",
+    "labels",
+    "allow_outside_data",
+    "threshold",
+    "challenges",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
     """What one task is.

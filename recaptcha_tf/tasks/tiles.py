@@ -1,6 +1,6 @@
 """The ``tiles`` task: reCAPTCHA v2 image tiles in class folders (single- or multi-label)."""
 
-from recaptcha_tf.tasks.registry import register_task
+from recaptcha_tf.tasks.registry import CLASSIFIER_OPTIONS, register_task
 
 TILES = register_task(
     "tiles",
@@ -38,22 +38,5 @@ TILES = register_task(
         "train": "recaptcha_tf.training.classifier:train_classifier",
         "evaluate": "recaptcha_tf.evaluation.workflow:evaluate_classifier",
     },
-    # the task-specific command-line options it takes (recaptcha_tf.cli refuses the other tasks' ones): what
-    # training.classifier.train_classifier and evaluation.workflow.evaluate_classifier take and train_text does not
-    options=(
-        "resize",
-        "optimizer",  # train; tune applies it to every task
-        "label_smoothing",
-        "balance",
-        "balanced_dir",
-        "class_weight",
-        "mix",
-        "cache",
-        "multi_label",
-        "labels",
-        "allow_outside_data",
-        "threshold",
-        "challenges",
-        "tta",  # flip TTA: a mirrored tile keeps its label
-    ),
+    options=(*CLASSIFIER_OPTIONS, "tta"),  # flip TTA: a mirrored tile keeps its label
 )
