@@ -5,6 +5,24 @@
 share and :mod:`~recaptcha_tf.cli.errors` the error boundary and shared path checks.
 """
 
-from recaptcha_tf.cli.main import UsageError, build_parser, check_args, dispatch, error_line, is_user_error, main
+from recaptcha_tf.cli.main import (
+    NO_TENSORFLOW,
+    UsageError,
+    build_parser,
+    check_args,
+    dispatch,
+    error_line,
+    is_user_error,
+    main,
+)
 
-__all__ = ["UsageError", "build_parser", "check_args", "dispatch", "error_line", "is_user_error", "main"]
+__all__ = [
+    "NO_TENSORFLOW",
+    "UsageError",
+    "build_parser",
+    "check_args",
+    "dispatch",
+    "error_line",
+    "is_user_error",
+    "main",
+]

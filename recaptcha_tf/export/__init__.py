@@ -47,7 +47,15 @@ Keras) and :mod:`~recaptcha_tf.export.parity` (the agreement check). The
 ``export`` command's printing lives in :mod:`recaptcha_tf.cli`.
 """
 
-from recaptcha_tf.export.convert import artifact_size, export_model, write_json, write_sidecar
+from recaptcha_tf.export.convert import (
+    FLOAT_TOLERANCE,
+    ONNX_OPSET,
+    QUANTIZED_MIN_AGREEMENT,
+    artifact_size,
+    export_model,
+    write_json,
+    write_sidecar,
+)
 from recaptcha_tf.export.parity import (
     _sample,
     check_parity,
@@ -57,11 +65,8 @@ from recaptcha_tf.export.parity import (
 )
 from recaptcha_tf.inference.artifacts import (
     EXTENSIONS,
-    FLOAT_TOLERANCE,
     FORMATS,
-    ONNX_OPSET,
     QUANTIZE,
-    QUANTIZED_MIN_AGREEMENT,
     SIDECAR_SUFFIX,
     ExportError,
     _inference_config,

@@ -6,9 +6,10 @@ import logging
 import os
 import time
 
+# EXTENSIONS, SIDECAR_SUFFIX, float32_model and read_sidecar lived here before 0.2.0: re-exported for old imports.
+from recaptcha_tf.inference.artifacts import EXTENSIONS as EXTENSIONS
 from recaptcha_tf.inference.artifacts import (
     FORMATS,
-    ONNX_OPSET,
     QUANTIZE,
     ExportError,
     _info_dict,
@@ -17,7 +18,14 @@ from recaptcha_tf.inference.artifacts import (
     inference_model,
     sidecar_path,
 )
+from recaptcha_tf.inference.artifacts import SIDECAR_SUFFIX as SIDECAR_SUFFIX
+from recaptcha_tf.inference.artifacts import float32_model as float32_model
+from recaptcha_tf.inference.artifacts import read_sidecar as read_sidecar
 from recaptcha_tf.utils.run_folder import write_json
+
+FLOAT_TOLERANCE = 1e-4  # parity: a float32 export's largest absolute difference to Keras
+QUANTIZED_MIN_AGREEMENT = 0.9  # parity: the share of decisions a quantized export must agree on
+ONNX_OPSET = 17
 
 log = logging.getLogger("recaptcha_tf")
 

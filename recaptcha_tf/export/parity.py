@@ -9,9 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from recaptcha_tf.data.images import is_image_file
+from recaptcha_tf.export.convert import FLOAT_TOLERANCE, QUANTIZED_MIN_AGREEMENT
 from recaptcha_tf.inference.artifacts import (
-    FLOAT_TOLERANCE,
-    QUANTIZED_MIN_AGREEMENT,
     ExportError,
     _uses_mixed_precision,
     inference_model,

@@ -1,12 +1,36 @@
-"""Deprecated alias of :mod:`recaptcha_tf.inference.runtimes` (moved in 0.2.0; this path goes in 0.3.0)."""
+"""Deprecated: the runners moved to :mod:`recaptcha_tf.inference.runtimes` and ``predict_artifact`` to
+:mod:`recaptcha_tf.inference.predictor` in 0.2.0; this path goes in 0.3.0."""
 
-import importlib
-import sys
 import warnings
+
+from recaptcha_tf.inference.predictor import predict_artifact
+from recaptcha_tf.inference.runtimes import (
+    RUNNERS,
+    KerasRunner,
+    OnnxRunner,
+    Runner,
+    SavedModelRunner,
+    TFLiteRunner,
+    decisions,
+    load_images,
+    load_runner,
+)
 
 warnings.warn(
     "recaptcha_tf.export.runtime moved to recaptcha_tf.inference.runtimes; the old path goes in 0.3.0",
     FutureWarning,
     stacklevel=2,
 )
-sys.modules[__name__] = importlib.import_module("recaptcha_tf.inference.runtimes")
+
+__all__ = [
+    "RUNNERS",
+    "KerasRunner",
+    "OnnxRunner",
+    "Runner",
+    "SavedModelRunner",
+    "TFLiteRunner",
+    "decisions",
+    "load_images",
+    "load_runner",
+    "predict_artifact",
+]

@@ -7,9 +7,9 @@
 * :mod:`.decoding`: CTC and per-position decoding of text outputs.
 """
 
+from recaptcha_tf.data.images import CorruptImageError  # the old module exported it
 from recaptcha_tf.inference.loading import (
     MODEL_FILE,
-    RUNTIMES,
     ModelInfo,
     ModelLoadError,
     load_model,
@@ -17,6 +17,7 @@ from recaptcha_tf.inference.loading import (
     resolve_model_path,
 )
 from recaptcha_tf.inference.predictor import (
+    RUNTIMES,
     TTA,
     Inference,
     check_readable,
@@ -31,6 +32,7 @@ from recaptcha_tf.inference.predictor import (
 )
 
 __all__ = [
+    "CorruptImageError",
     "Inference",
     "MODEL_FILE",
     "ModelInfo",

@@ -13,9 +13,6 @@ log = logging.getLogger("recaptcha_tf")
 FORMATS = ("savedmodel", "tflite", "onnx")
 QUANTIZE = (None, "dynamic")
 EXTENSIONS = {"savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
-FLOAT_TOLERANCE = 1e-4
-QUANTIZED_MIN_AGREEMENT = 0.9
-ONNX_OPSET = 17
 SIDECAR_SUFFIX = ".json"
 
 

@@ -88,6 +88,3 @@ def model_info(model: keras.Model) -> ModelInfo:
         resize=labels.resize,
         threshold=labels.threshold,
     )
-
-
-RUNTIMES = ("keras", "onnx", "tflite")

@@ -15,8 +15,10 @@ import tensorflow as tf
 import recaptcha_tf.layers  # noqa: F401  (registers custom layers before loading)
 from recaptcha_tf.data.images import CorruptImageError, find_undecodable, load_image_array
 from recaptcha_tf.inference.decoding import decode_text_outputs
-from recaptcha_tf.inference.loading import RUNTIMES, ModelInfo, ModelLoadError, load_model, model_info
+from recaptcha_tf.inference.loading import ModelInfo, load_model, model_info
 from recaptcha_tf.models.registry import is_sequence_head
+
+RUNTIMES = ("keras", "onnx", "tflite")
 
 
 class Inference:
@@ -342,21 +344,6 @@ def format_predictions(outputs: np.ndarray, info: ModelInfo, top_k: int = 3, bea
             result["labels"] = [info.names[i] for i in np.flatnonzero(probs >= info.threshold)]
         results.append(result)
     return results
-
-
-__all__ = [
-    "CorruptImageError",
-    "Inference",
-    "ModelInfo",
-    "ModelLoadError",
-    "format_predictions",
-    "inference_for",
-    "load_inference",
-    "load_model",
-    "model_info",
-    "predict",
-    "predict_outputs",
-]
 
 
 def predict_artifact(artifact: str, sources: Sequence, top_k: int = 3) -> list[dict]:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import keras
@@ -25,6 +26,7 @@ from recaptcha_tf.models import (  # noqa: F401  (registers builders)
     vit,
 )
 from recaptcha_tf.models.registry import (
+    _BUILT_IN_TASKS_BY_HEAD,
     SEQUENCE_HEADS,
     ModelConfigError,
     build_model,
@@ -33,6 +35,9 @@ from recaptcha_tf.models.registry import (
     model_head,
     pretrained_recipe,
     register_model,
+)
+from recaptcha_tf.models.registry import (
+    model_tasks as model_tasks,  # deprecated, goes in 0.3.0
 )
 
 TEXT_COLOURS = ("gray", "ink")
@@ -125,6 +130,18 @@ def check_model_head(name: str, heads: Sequence[str]) -> None:
         raise ModelConfigError(
             f"Model {name!r} has a {model_head(name)} head, not one of {tuple(heads)}; use one of {list_models(heads)}."
         )
+
+
+def check_model_task(name: str, task: str, kwargs: dict | None = None) -> None:
+    """Deprecated (goes in 0.3.0): use ``recaptcha_tf.tasks.get_task(task).check_model(name, kwargs)``."""
+    warnings.warn(
+        "check_model_task() is deprecated and goes in 0.3.0: use recaptcha_tf.tasks.get_task(task).check_model()",
+        FutureWarning,
+        stacklevel=2,
+    )
+    check_model_head(name, [head for head, tasks in _BUILT_IN_TASKS_BY_HEAD.items() if task in tasks])
+    if kwargs is not None:
+        check_model_kwargs(name, kwargs)
 
 
 def build_classifier(

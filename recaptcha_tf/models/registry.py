@@ -112,6 +112,22 @@ def register_model(
     return decorate
 
 
+# The built-in tasks that take each head kind, for the deprecated model_tasks() only: since 0.2.0 a task declares
+# the head kinds it accepts (recaptcha_tf.tasks.TaskSpec.heads) and the model registry knows no task names.
+_BUILT_IN_TASKS_BY_HEAD = {"classifier": ("tiles", "chars"), "ctc": ("text",), "multihead": ("text",)}
+
+
+def model_tasks(name: str) -> tuple[str, ...]:
+    """Deprecated (goes in 0.3.0): the built-in tasks whose head kinds include model ``name``'s; use
+    ``recaptcha_tf.tasks.get_task(task).models()``."""
+    warnings.warn(
+        "model_tasks() is deprecated and goes in 0.3.0: use recaptcha_tf.tasks.get_task(task).models()",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return _BUILT_IN_TASKS_BY_HEAD[model_head(name)]
+
+
 def list_models(heads: str | collections.abc.Sequence[str] | None = None) -> list[str]:
     """Registered model names, optionally only those whose head kind is in ``heads`` (one kind or several).
 

@@ -11,7 +11,7 @@ import logging
 import os
 
 from recaptcha_tf.data.sources import same_folder
-from recaptcha_tf.utils.run_folder import RunFolder
+from recaptcha_tf.utils.run_folder import RunFolder, write_json  # noqa: F401  (write_json lived here before 0.2.0)
 
 log = logging.getLogger("recaptcha_tf")
 
