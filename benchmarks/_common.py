@@ -16,10 +16,23 @@ DEFAULT_TILES = os.path.join(
 DEFAULT_TEXT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "captcha-v2")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine() -> dict:
     import tensorflow as tf
 
     return {
+        "cpu": cpu_model(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "cpus": os.cpu_count(),

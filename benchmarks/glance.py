@@ -1,0 +1,145 @@
+"""Results at a glance: one headline figure per row, read from ``benchmarks/results/*.json``.
+
+    python benchmarks/glance.py            # prints the table
+    python benchmarks/glance.py --readme   # also writes it into README.md between its glance markers
+
+Every figure is a value some benchmark script wrote, with the command that produced it in that JSON; nothing here is
+typed by hand. The full tables are in ``docs/research/lab-notebook.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+START, END = "<!-- glance:start -->", "<!-- glance:end -->"
+
+# (task, data, model, JSON file, row selector, metric key, metric name, minutes key)
+ROWS = [
+    (
+        "text",
+        "captcha-v2 (real, 834)",
+        "crnn, defaults",
+        "text_robustness.json",
+        {"set": "captcha-v2"},
+        "exact_match",
+        "exact match",
+        "train_minutes",
+    ),
+    (
+        "text",
+        "captcha-v2, 200 labels",
+        "crnn from synthetic pretraining",
+        "text_synthetic.json",
+        {"set": "synthetic-captcha-lib-200"},
+        "exact_match",
+        "exact match",
+        "train_minutes",
+    ),
+    (
+        "text",
+        "4-digit set (generated, 7,500)",
+        "crnn, defaults",
+        "text_robustness.json",
+        {"set": "digits-4-7500"},
+        "exact_match",
+        "exact match",
+        "train_minutes",
+    ),
+    (
+        "text",
+        "7-8 characters (generated, 7,500)",
+        "crnn, defaults",
+        "text_robustness.json",
+        {"set": "long-7-8-7500", "seed": 0},
+        "exact_match",
+        "exact match",
+        "train_minutes",
+    ),
+    (
+        "chars",
+        "digits (real, 1,564)",
+        "resnet18, defaults",
+        "text_robustness.json",
+        {"set": "chars-digits"},
+        "exact_match",
+        "accuracy",
+        "train_minutes",
+    ),
+    ("tiles", "recaptcha-tiles (real, 9,419)", "cnn, defaults", "tiles.json", None, "top1", "top-1", "fit_minutes"),
+    (
+        "tiles",
+        "recaptcha-tiles",
+        "mobilenetv2-1.0, ImageNet recipe",
+        "backbones.json",
+        {"model": "mobilenetv2-1.0 (recipe)", "seed": 0},
+        "top1",
+        "top-1",
+        "train_min",
+    ),
+    (
+        "tiles",
+        "recaptcha-tiles",
+        "vit-hybrid, ImageNet recipe",
+        "backbones.json",
+        {"model": "vit-hybrid (recipe)"},
+        "macro_f1",
+        "macro-F1",
+        "train_min",
+    ),
+]
+
+
+def find_row(path: str, selector: dict | None) -> dict:
+    with open(os.path.join(RESULTS, path)) as f:
+        data = json.load(f)
+    if selector is None:  # a one-run file: its result with its command and machine
+        return {**data["result"], "command": data.get("command"), "machine": data.get("machine", {})}
+    for row in data["rows"]:
+        if all(row.get(k) == v for k, v in selector.items()):
+            return {**row, "machine": row.get("machine") or data.get("machine", {})}
+    raise KeyError(f"no row {selector} in {path}")
+
+
+def hardware(machine: dict) -> str:
+    cores = f"{machine.get('cpus', '?')} CPU cores"
+    gpus = f", {machine['gpus']} GPU" if machine.get("gpus") else ""
+    return f"{cores}{gpus} ({machine.get('cpu') or 'CPU model not recorded'})"
+
+
+def glance_table() -> str:
+    lines = ["| task | data | model | metric | value | minutes | hardware |", "|---|---|---|---|---|---|---|"]
+    for task, data, model, path, selector, key, metric, minutes in ROWS:
+        row = find_row(path, selector)
+        lines.append(
+            f"| {task} | {data} | {model} | {metric} | {row[key]:.3f} | {float(row[minutes]):.0f} | "
+            f"{hardware(row['machine'])} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md between its markers")
+    args = parser.parse_args()
+    text = glance_table()
+    print(text)
+    if args.readme:
+        path = os.path.join(ROOT, "README.md")
+        with open(path) as f:
+            readme = f.read()
+        new = re.sub(re.escape(START) + ".*?" + re.escape(END), f"{START}\n{text}\n{END}", readme, flags=re.S)
+        if new == readme and START not in readme:
+            raise SystemExit(f"README.md has no {START} ... {END} markers")
+        tmp = path + ".partial"
+        with open(tmp, "w") as f:
+            f.write(new)
+        os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    main()
