@@ -15,6 +15,7 @@ from recaptcha_tf.inference.artifacts import (
     _info_dict,
     _quiet,
     default_out,
+    file_sha256,
     inference_model,
     sidecar_path,
 )
@@ -77,6 +78,7 @@ def write_sidecar(artifact: str, info, format: str, quantize: str | None, input_
             "multihead": "(B, L, C+1) per-position probabilities; index 0 ends the text, i+1 is names[i]",
         }[info.kind],
         "source_model": os.path.abspath(source),
+        "source_sha256": file_sha256(source),  # an export answers only for this very model (check_source_model)
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
@@ -197,7 +199,7 @@ def export_model(model_path: str, format: str, out: str | None = None, quantize:
     Returns:
         The artifact path (a directory for SavedModel, a file otherwise).
     """
-    from recaptcha_tf.inference.loading import load_model, model_info
+    from recaptcha_tf.inference.loading import load_model, model_info, resolve_model_path
 
     if format not in FORMATS:
         raise ExportError(f"Unknown export format {format!r}; use one of {', '.join(FORMATS)}.")
@@ -218,7 +220,7 @@ def export_model(model_path: str, format: str, out: str | None = None, quantize:
         shape = _export_tflite(net, out, info, quantize)
     else:
         shape = _export_onnx(net, out, info.channels, quantize)
-    write_sidecar(out, info, format, quantize, shape, model_path)
+    write_sidecar(out, info, format, quantize, shape, resolve_model_path(model_path))
     log.info(
         "exported %s (%s%s) in %.1f s", out, format, f", {quantize}" if quantize else "", time.perf_counter() - start
     )

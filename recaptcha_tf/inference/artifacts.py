@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import warnings
+
+from recaptcha_tf.utils.run_folder import RunFolder
 
 log = logging.getLogger("recaptcha_tf")
 
@@ -111,12 +114,101 @@ def _info_dict(info) -> dict:
     }
 
 
+# What a sidecar must hold for an artifact to be fed and decoded without Keras.
+SIDECAR_KEYS = ("names", "kind", "threshold", "task", "image_size", "channels", "resize", "format", "input")
+
+
 def read_sidecar(artifact: str) -> dict:
+    """The sidecar of ``artifact``; :class:`ExportError` when it is not JSON or lacks a key a runner needs."""
     path = sidecar_path(artifact)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No sidecar {path!r} next to {artifact!r}: export it with `recaptcha-tf export`.")
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ExportError(f"The sidecar {path} is damaged ({err}); export the model again.") from err
+    missing = [key for key in SIDECAR_KEYS if key not in meta] if isinstance(meta, dict) else list(SIDECAR_KEYS)
+    if missing:
+        raise ExportError(f"The sidecar {path} lacks {', '.join(missing)}; export the model again.")
+    return meta
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, as hex (how a sidecar names the ``.keras`` file it was exported from)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_source_model(artifact: str, meta: dict) -> None:
+    """Refuse an export that no longer matches the model of the run folder it sits in.
+
+    ``RUN/export/model.onnx`` answers for ``RUN/model.keras``: when that file has changed since the export (a run
+    trained again with ``--overwrite``), the export would answer for the old model, so this raises
+    :class:`ExportError` that says to export again. The sidecar's ``source_sha256`` is compared with the file's
+    hash; a sidecar written before it was recorded is stale when the model is newer than the sidecar. An artifact
+    away from its run folder (copied elsewhere, or its run gone) stands on its own and is not checked.
+    """
+    source = meta.get("source_model")
+    if source and os.path.isdir(source):  # sidecars before 0.2.0 may name the run folder
+        source = RunFolder(source).model
+    if not source or not os.path.isfile(source):
+        return
+    run = os.path.dirname(os.path.abspath(source))
+    if os.path.commonpath([run, os.path.abspath(artifact)]) != run:
+        return
+    recorded = meta.get("source_sha256")
+    stale = (
+        file_sha256(source) != recorded
+        if recorded
+        else os.path.getmtime(source) > os.path.getmtime(sidecar_path(artifact))
+    )
+    if stale:
+        raise ExportError(
+            f"{artifact} was exported from an earlier {source}: the run has been trained again since. Export it "
+            f"again: recaptcha-tf export --model {run} --format {meta.get('format', '...')}"
+        )
+
+
+def check_artifact_file(artifact: str, format: str) -> None:
+    """Check an artifact's bytes before a native runtime loads it: a damaged file is an :class:`ExportError`,
+    never a crash inside TFLite or ONNX Runtime.
+
+    * ``tflite``: not empty, the ``TFL3`` file identifier, and a full parse of the flat buffer in Python;
+    * ``onnx``: a full parse of the protobuf with ``onnx.load``;
+    * ``savedmodel``: a folder holding ``saved_model.pb``.
+    """
+    if format == "savedmodel":
+        if not os.path.isfile(os.path.join(artifact, "saved_model.pb")):
+            raise ExportError(f"{artifact} is not a SavedModel folder (no saved_model.pb); export the model again.")
+        return
+    if not os.path.isfile(artifact) or os.path.getsize(artifact) == 0:
+        raise ExportError(f"{artifact} is empty or not a file; export the model again.")
+    if format == "tflite":
+        with open(artifact, "rb") as f:
+            data = bytearray(f.read())
+        if data[4:8] != b"TFL3":
+            raise ExportError(f"{artifact} is not a TFLite flat buffer (no TFL3 identifier); export the model again.")
+        from tensorflow.lite.tools import flatbuffer_utils
+
+        try:
+            flatbuffer_utils.read_model_from_bytearray(data)
+        except Exception as err:
+            raise ExportError(
+                f"{artifact} is damaged (truncated or altered: {type(err).__name__}); export the model again."
+            ) from err
+    elif format == "onnx":
+        import onnx
+
+        try:
+            onnx.load(artifact, load_external_data=False)
+        except Exception as err:
+            raise ExportError(
+                f"{artifact} is damaged (truncated or altered: {type(err).__name__}); export the model again."
+            ) from err
 
 
 # --------------------------------------------------------------------------- export

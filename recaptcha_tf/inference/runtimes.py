@@ -7,7 +7,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recaptcha_tf.inference.artifacts import _quiet, read_sidecar
+from recaptcha_tf.inference.artifacts import (
+    ExportError,
+    _quiet,
+    check_artifact_file,
+    check_source_model,
+    read_sidecar,
+)
 from recaptcha_tf.models.registry import is_sequence_head
 
 log = logging.getLogger("recaptcha_tf")
@@ -128,8 +134,17 @@ RUNNERS = {"savedmodel": SavedModelRunner, "tflite": TFLiteRunner, "onnx": OnnxR
 
 
 def load_runner(artifact: str, threads: int | None = None) -> Runner:
-    """A runner for an exported artifact; the format comes from its sidecar."""
+    """A runner for an exported artifact; the format comes from its sidecar.
+
+    Before a native runtime sees the file, :func:`~.artifacts.check_artifact_file` checks its bytes and
+    :func:`~.artifacts.check_source_model` that it still matches its run folder's model: a damaged or stale
+    artifact is an ``ExportError`` (one ``error:`` line), never a crash or an answer from an older model.
+    """
     meta = read_sidecar(artifact)
+    if meta["format"] not in RUNNERS:
+        raise ExportError(f"The sidecar of {artifact} names an unknown format {meta['format']!r}.")
+    check_artifact_file(artifact, meta["format"])
+    check_source_model(artifact, meta)
     return RUNNERS[meta["format"]](artifact, meta, threads)
 
 
