@@ -1,4 +1,4 @@
-"""A CSV of ``path,text`` rows as a text-CAPTCHA source (one module: recaptcha_tf/data/text_csv.py)."""
+"""A CSV of ``path,text`` rows as a text-CAPTCHA source (one module: recaptcha_tf/data/text/csv_format.py)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ def test_csv_rows_load_through_load_text_dataset(tmp_path):
     "rows, message",
     [
         ([("images/a.png", "ab"), ("images/a.png", "cd")], "listed twice"),
+        # one file under other spellings is still one file: it must not land in two splits
+        (
+            [("images/a.png", "ab"), ("./images/a.png", "ab")],
+            r"labels\.csv:3: '\./images/a\.png' is the same file as 'images/a\.png' on line 2",
+        ),
+        ([("images/a.png", "ab"), ("images/../images/a.png", "ab")], "the same file as 'images/a.png'"),
         ([("../outside.png", "ab")], "outside"),
         ([("images/missing.png", "ab")], None),
     ],
@@ -50,9 +56,10 @@ def test_bad_rows_are_clear_errors(tmp_path, rows, message):
 
 @pytest.mark.slow
 def test_train_and_evaluate_read_a_csv(tmp_path):
-    from recaptcha_tf import runs
     from recaptcha_tf.data.generator import generate_captchas
     from recaptcha_tf.data.text.files import label_from_filename
+    from recaptcha_tf.evaluation.workflow import evaluate
+    from recaptcha_tf.training.text import train_text
 
     generate_captchas(str(tmp_path / "generated"), count=24, length=3, charset="abc", size=(96, 32), seed=0)
     (tmp_path / "images").mkdir()
@@ -64,7 +71,7 @@ def test_train_and_evaluate_read_a_csv(tmp_path):
     with open(csv_path, "w") as f:
         f.write("path,text\n" + "\n".join(rows) + "\n")
     out = str(tmp_path / "run")
-    summary = runs.train_text(
+    summary = train_text(
         csv_path,
         out,
         charset="abc",
@@ -77,5 +84,43 @@ def test_train_and_evaluate_read_a_csv(tmp_path):
         model_kwargs={"rnn_units": 4, "filters": [4, 4, 8, 8]},
     )
     assert summary["test"]["n"] > 0
-    report = runs.evaluate(out, csv_path, subset="test")
+    report = evaluate(out, csv_path, subset="test")
     assert report["n"] == summary["test"]["n"] and 0.0 <= report["cer"]
+
+
+def test_a_link_to_a_listed_image_is_the_same_image(tmp_path):
+    from recaptcha_tf.data.folders import DatasetError
+    from recaptcha_tf.data.text.formats import load_text_dataset
+
+    path = _write(tmp_path, [("images/a.png", "ab")])
+    os.symlink(tmp_path / "images" / "a.png", tmp_path / "images" / "alias.png")
+    with open(path, "a") as f:
+        f.write("images/alias.png,ab\n")
+    with pytest.raises(DatasetError, match="same file as 'images/a.png'"):
+        load_text_dataset(path)
+
+
+def test_a_csv_that_is_not_utf8_is_one_error_line(tmp_path, capsys):
+    from recaptcha_tf.cli.main import main
+    from recaptcha_tf.data.folders import DatasetError
+    from recaptcha_tf.data.text.formats import load_text_dataset
+
+    path = _write(tmp_path, [("images/a.png", "ab")])
+    with open(path, "ab") as f:
+        f.write("images/a.png,caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match="not UTF-8"):
+        load_text_dataset(path)
+    capsys.readouterr()
+    assert main(["train", "--task", "text", "--data", path, "--out", str(tmp_path / "run"), "--logdir", ""]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "not UTF-8" in errors[0]
+
+
+def test_a_csv_saved_with_a_byte_order_mark_keeps_its_header(tmp_path):
+    from recaptcha_tf.data.text.formats import load_text_dataset
+
+    path = _write(tmp_path, [("images/a.png", "ab")])
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(b"\xef\xbb\xbf" + data)
+    assert load_text_dataset(path).labels == ["ab"]

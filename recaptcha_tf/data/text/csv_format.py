@@ -33,25 +33,32 @@ def load_text_csv(
     """
     apply_case("", case)
     root = os.path.realpath(os.path.dirname(os.path.abspath(path)))
-    sources, labels, names, seen = [], [], [], set()
-    with open(path, newline="") as f:
-        for line, row in enumerate(csv.reader(f), start=1):
-            if not row or (line == 1 and [c.strip().lower() for c in row[:2]] == ["path", "text"]):
-                continue
-            if len(row) < 2 or not row[0].strip() or not row[1]:
-                raise DatasetError(f"{path}:{line}: expected 'path,text', got {row!r}.")
-            name, text = row[0].strip(), row[1]
-            image = os.path.realpath(os.path.join(root, name))
-            if os.path.commonpath([image, root]) != root:
-                raise DatasetError(f"{path}:{line}: {name!r} points outside the CSV's folder.")
-            if not os.path.isfile(image):
-                raise DatasetError(f"{path}:{line}: image {name!r} does not exist.")
-            if name in seen:
-                raise DatasetError(f"{path}:{line}: {name!r} is listed twice.")
-            sources.append(image)
-            labels.append(apply_case(text, case))
-            names.append(f"csv:{name}")
-            seen.add(name)
+    sources, labels, names, first_row = [], [], [], {}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8.") from err
+    for line, row in enumerate(rows, start=1):
+        if not row or (line == 1 and [c.strip().lower() for c in row[:2]] == ["path", "text"]):
+            continue
+        if len(row) < 2 or not row[0].strip() or not row[1]:
+            raise DatasetError(f"{path}:{line}: expected 'path,text', got {row!r}.")
+        name, text = row[0].strip(), row[1]
+        image = os.path.realpath(os.path.join(root, name))
+        if os.path.commonpath([image, root]) != root:
+            raise DatasetError(f"{path}:{line}: {name!r} points outside the CSV's folder.")
+        if not os.path.isfile(image):
+            raise DatasetError(f"{path}:{line}: image {name!r} does not exist.")
+        # one file is one row, however it is spelled (a.png, ./a.png, sub/../a.png, a link to it)
+        if image in first_row:
+            first_line, first_name = first_row[image]
+            same = "listed twice" if first_name == name else f"the same file as {first_name!r} on line {first_line}"
+            raise DatasetError(f"{path}:{line}: {name!r} is {same}.")
+        first_row[image] = (line, name)
+        sources.append(image)
+        labels.append(apply_case(text, case))
+        names.append(f"csv:{name}")
     if not sources:
         raise DatasetError(f"{path} lists no images.")
     return _finish(TextDataset(sources=sources, labels=labels, names=names), repr(path), vocabulary, validate)
