@@ -74,12 +74,12 @@ def tiles_dir(tmp_path):
 
 def train_tiny_classifier(root, sizes=(24,)):
     """A one-epoch tile CNN on 3 tiny classes; returns ``(run folder, data folder)``."""
-    from recaptcha_tf import runs
+    from recaptcha_tf.training.classifier import train_classifier
 
     data = os.path.join(str(root), "tiles")
     make_class_folders(data, per_class=8, sizes=sizes)
     out = os.path.join(str(root), "run")
-    runs.train_classifier(
+    train_classifier(
         data,
         out,
         image_size=(24, 24),
@@ -92,13 +92,13 @@ def train_tiny_classifier(root, sizes=(24,)):
 
 def train_tiny_crnn(root, count, charset="abc"):
     """A one-epoch CRNN on ``count`` generated 3-4 character CAPTCHAs; returns ``(run folder, data folder)``."""
-    from recaptcha_tf import runs
     from recaptcha_tf.data.generator import generate_captchas
+    from recaptcha_tf.training.text import train_text
 
     data = os.path.join(str(root), "captchas")
     generate_captchas(data, count=count, length=(3, 4), charset=charset, size=(96, 32), seed=0)
     out = os.path.join(str(root), "run")
-    runs.train_text(
+    train_text(
         data,
         out,
         model="crnn",

@@ -73,8 +73,7 @@ def test_text_outputs_and_decoding_match(crnn):
 
 
 def test_text_ensembles_vote_on_the_members_readings(crnn_run, tmp_path):
-    from recaptcha_tf import runs
-    from recaptcha_tf.evaluation.workflow import ensemble_text_readings
+    from recaptcha_tf.evaluation.workflow import ensemble_text_readings, evaluate
     from recaptcha_tf.inference.decoding import decode_text_outputs, vote_texts
     from recaptcha_tf.models import build_text_model
 
@@ -82,9 +81,9 @@ def test_text_ensembles_vote_on_the_members_readings(crnn_run, tmp_path):
     model = load_model(run)
     info = model_info(model)
     files = list_images(data)
-    single = runs.evaluate(run, data, subset="all")
+    single = evaluate(run, data, subset="all")
     # the same run twice reads the same texts
-    twice = runs.evaluate(run, data, subset="all", ensemble=[run])
+    twice = evaluate(run, data, subset="all", ensemble=[run])
     assert twice["ensemble_method"] == "vote" and twice["ensemble"] == [os.path.abspath(run)]
     assert (twice["exact_match"], twice["cer"]) == (single["exact_match"], single["cer"])
     # a model with another input width (other frames) takes part too: each model reads, and the readings are voted on

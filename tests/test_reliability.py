@@ -18,14 +18,14 @@ def _epochs(out):
 def _interrupted_run(tmp_path, after=3, epochs=5):
     from test_training import Interrupt
 
-    from recaptcha_tf import runs
+    from recaptcha_tf.training.classifier import train_classifier
 
     data = str(tmp_path / "d")
     make_class_folders(data, per_class=6)
     out = str(tmp_path / "run")
     kwargs = dict(image_size=(24, 24), epochs=epochs, logdir=None, model_kwargs=TINY, patience=0, balance_per_class=0)
     with pytest.raises(KeyboardInterrupt):
-        runs.train_classifier(data, out, callbacks=[Interrupt(after=after)], **kwargs)
+        train_classifier(data, out, callbacks=[Interrupt(after=after)], **kwargs)
     return data, out, kwargs
 
 
@@ -34,7 +34,7 @@ def _interrupted_run(tmp_path, after=3, epochs=5):
 
 @pytest.mark.slow
 def test_backup_keeps_latest_and_previous_and_a_truncated_latest_falls_back(tmp_path, caplog):
-    from recaptcha_tf import runs
+    from recaptcha_tf.training.classifier import train_classifier
 
     data, out, kwargs = _interrupted_run(tmp_path)
     backup = os.path.join(out, "backup")
@@ -43,7 +43,7 @@ def test_backup_keeps_latest_and_previous_and_a_truncated_latest_falls_back(tmp_
     with open(latest, "r+b") as f:  # what a SIGKILL in the middle of the write would leave
         f.truncate(os.path.getsize(latest) // 3)
     with caplog.at_level(logging.INFO, logger="recaptcha_tf"):
-        summary = runs.train_classifier(data, out, **kwargs)
+        summary = train_classifier(data, out, **kwargs)
     assert "latest.weights.h5 is unreadable" in caplog.text
     assert "resuming after epoch 2" in caplog.text  # the previous good state
     assert _epochs(out) == [0, 1, 2, 3, 4]  # epoch 3 (index 2) runs again; no duplicate row
@@ -53,14 +53,14 @@ def test_backup_keeps_latest_and_previous_and_a_truncated_latest_falls_back(tmp_
 
 @pytest.mark.slow
 def test_no_readable_backup_starts_the_phase_afresh_with_a_warning(tmp_path, caplog):
-    from recaptcha_tf import runs
+    from recaptcha_tf.training.classifier import train_classifier
 
     data, out, kwargs = _interrupted_run(tmp_path, after=2, epochs=3)
     for name in ("latest.weights.h5", "previous.weights.h5"):
         with open(os.path.join(out, "backup", name), "wb") as f:
             f.write(b"\x89HDF\r\n\x1a\n garbage")
     with caplog.at_level(logging.WARNING, logger="recaptcha_tf"):
-        summary = runs.train_classifier(data, out, **kwargs)
+        summary = train_classifier(data, out, **kwargs)
     assert "starts afresh at epoch 1" in caplog.text
     assert _epochs(out) == [0, 1, 2] and summary["epochs_run"] == 3
 
@@ -68,14 +68,14 @@ def test_no_readable_backup_starts_the_phase_afresh_with_a_warning(tmp_path, cap
 @pytest.mark.slow
 def test_epoch_backed_up_but_not_logged_is_re_added_to_history(tmp_path):
     """A kill between the backup and the CSV log must not lose the epoch's row."""
-    from recaptcha_tf import runs
+    from recaptcha_tf.training.classifier import train_classifier
 
     data, out, kwargs = _interrupted_run(tmp_path, after=2, epochs=3)
     path = os.path.join(out, "history.csv")
     lines = open(path).read().splitlines(keepends=True)
     open(path, "w").write("".join(lines[:-1]))  # drop epoch index 1
     assert _epochs(out) == [0]
-    summary = runs.train_classifier(data, out, **kwargs)
+    summary = train_classifier(data, out, **kwargs)
     assert _epochs(out) == [0, 1, 2] and summary["epochs_run"] == 3
     with open(path) as f:
         row = list(csv.DictReader(f))[1]
@@ -472,11 +472,11 @@ def test_a_split_without_test_part_is_stated(tiles_dir, tmp_path, caplog, capsys
 
 
 def test_library_rejects_zero_epochs_and_batch_size(tiles_dir, tmp_path):
-    from recaptcha_tf import runs
+    from recaptcha_tf.training.classifier import train_classifier
 
     for bad in (dict(epochs=0), dict(batch_size=0), dict(learning_rate=-1.0)):
         with pytest.raises(ValueError, match="must be positive"):
-            runs.train_classifier(tiles_dir, str(tmp_path / "run"), logdir=None, **bad)
+            train_classifier(tiles_dir, str(tmp_path / "run"), logdir=None, **bad)
 
 
 # ---------------------------------------------------------------------------------- 9. advice that points somewhere
@@ -637,7 +637,7 @@ def test_re_running_a_finished_run_keeps_it_and_a_changed_one_trains(tmp_path, c
 
     from conftest import make_class_folders
 
-    from recaptcha_tf import runs
+    from recaptcha_tf.training.classifier import train_classifier
 
     data = str(tmp_path / "tiles")
     make_class_folders(data, per_class=6)
@@ -649,12 +649,12 @@ def test_re_running_a_finished_run_keeps_it_and_a_changed_one_trains(tmp_path, c
         balance_per_class=0,
         model_kwargs=dict(conv_layers=1, filters=4, dense_units=8),
     )
-    first = runs.train_classifier(data, out, **kwargs)
+    first = train_classifier(data, out, **kwargs)
     model_time = os.path.getmtime(os.path.join(out, "model.keras"))
     with caplog.at_level(logging.INFO, logger="recaptcha_tf"):
-        again = runs.train_classifier(data, out, **kwargs)
+        again = train_classifier(data, out, **kwargs)
     assert again["epochs_this_session"] == 0 and again["test"] == first["test"]
     assert os.path.getmtime(os.path.join(out, "model.keras")) == model_time
     assert "training had finished, nothing to do" in caplog.text
-    changed = runs.train_classifier(data, out, **{**kwargs, "learning_rate": 5e-3})
+    changed = train_classifier(data, out, **{**kwargs, "learning_rate": 5e-3})
     assert changed["epochs_this_session"] == 1

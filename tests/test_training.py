@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from conftest import make_class_folders
 
-from recaptcha_tf import runs
 from recaptcha_tf.data.folders import DatasetError
 from recaptcha_tf.data.images import CorruptImageError
+from recaptcha_tf.evaluation.workflow import evaluate
 from recaptcha_tf.inference.loading import load_model
 from recaptcha_tf.inference.predictor import predict
+from recaptcha_tf.training.classifier import prepare_folder_split, train_classifier
 
 TINY = dict(conv_layers=2, filters=8, dense_units=16)
 
@@ -37,7 +38,7 @@ def _epochs_logged(out):
 @pytest.mark.slow
 def test_one_epoch_train_saves_reloads_in_safe_mode_and_predicts(tiles_dir, tmp_path):
     out = str(tmp_path / "run")
-    summary = runs.train_classifier(
+    summary = train_classifier(
         tiles_dir, out, image_size=(24, 24), epochs=1, logdir=str(tmp_path / "logs"), model_kwargs=TINY
     )
     assert summary["epochs_run"] == 1 and summary["test"]["n"] == 6
@@ -84,7 +85,7 @@ def test_a_run_traces_its_train_step_once(tiles_dir, tmp_path, monkeypatch):
         return original(self, data)
 
     monkeypatch.setattr(TensorFlowTrainer, "train_step", counted)
-    summary = runs.train_classifier(
+    summary = train_classifier(
         tiles_dir, str(tmp_path / "run"), image_size=(24, 24), epochs=2, logdir=None, model_kwargs=TINY
     )
     assert summary["epochs_run"] == 2 and len(traced) == 1
@@ -95,7 +96,7 @@ def test_training_learns_an_easy_task(tmp_path):
     data = str(tmp_path / "d")
     make_class_folders(data, per_class=20)
     # 42 training images make one batch: 30 epochs are 30 optimizer steps (8 were too few to learn reliably)
-    summary = runs.train_classifier(
+    summary = train_classifier(
         data,
         str(tmp_path / "run"),
         image_size=(24, 24),
@@ -110,13 +111,13 @@ def test_training_learns_an_easy_task(tmp_path):
 
 def test_batch_mixing_trains_on_one_hot_targets_even_without_label_smoothing(tiles_dir, tmp_path):
     out = str(tmp_path / "run")
-    summary = runs.train_classifier(
+    summary = train_classifier(
         tiles_dir, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY, label_smoothing=0.0, mix="cutmix"
     )
     assert summary["epochs_run"] == 1 and summary["test"]["n"] == 6
     assert json.load(open(os.path.join(out, "config.json")))["mix"] == "cutmix"
     with pytest.raises(ValueError, match="Unknown mix"):
-        runs.train_classifier(tiles_dir, str(tmp_path / "bad"), epochs=1, logdir=None, mix="mosaic")
+        train_classifier(tiles_dir, str(tmp_path / "bad"), epochs=1, logdir=None, mix="mosaic")
     assert not os.path.exists(str(tmp_path / "bad"))  # rejected before the split or any balancing
 
 
@@ -125,11 +126,11 @@ def test_interrupted_run_resumes_where_it_stopped(tiles_dir, tmp_path):
     out = str(tmp_path / "run")
     kwargs = dict(image_size=(24, 24), epochs=4, logdir=None, model_kwargs=TINY, patience=0)
     with pytest.raises(KeyboardInterrupt):
-        runs.train_classifier(tiles_dir, out, callbacks=[Interrupt(after=2)], **kwargs)
+        train_classifier(tiles_dir, out, callbacks=[Interrupt(after=2)], **kwargs)
     assert os.path.isdir(os.path.join(out, "backup"))
     assert _epochs_logged(out) == [0, 1]
     split_before = open(os.path.join(out, "split.json")).read()
-    summary = runs.train_classifier(tiles_dir, out, **kwargs)
+    summary = train_classifier(tiles_dir, out, **kwargs)
     assert summary["epochs_this_session"] == 2  # epochs 3 and 4 only
     assert summary["epochs_run"] == 4  # the whole run, the resumed part included
     assert _epochs_logged(out) == [0, 1, 2, 3]
@@ -140,18 +141,18 @@ def test_interrupted_run_resumes_where_it_stopped(tiles_dir, tmp_path):
 @pytest.mark.slow
 def test_evaluate_on_other_folder_and_class_mismatch(tiles_dir, tmp_path):
     out = str(tmp_path / "run")
-    runs.train_classifier(tiles_dir, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY)
+    train_classifier(tiles_dir, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY)
     other = str(tmp_path / "kaggle")
     make_class_folders(other, layout="kaggle", per_class=3, seed=5)
     report_path = str(tmp_path / "r.json")
-    result = runs.evaluate(out, other, report=report_path)
+    result = evaluate(out, other, report=report_path)
     assert result["subset"] == "all" and result["n"] == 9
     assert os.path.exists(str(tmp_path / "r_confusion.png"))
-    assert runs.evaluate(out, tiles_dir)["subset"] == "test"
+    assert evaluate(out, tiles_dir)["subset"] == "test"
     wrong = str(tmp_path / "wrong")
     make_class_folders(wrong, classes=("bus", "palm", "stair"), per_class=2)
     with pytest.raises(DatasetError, match="palm"):
-        runs.evaluate(out, wrong)
+        evaluate(out, wrong)
 
 
 @pytest.mark.slow
@@ -159,7 +160,7 @@ def test_chars_task_trains_a_grayscale_resnet18(tmp_path):
     data = str(tmp_path / "glyphs")
     make_class_folders(data, classes=("a", "b", "c"), per_class=8, sizes=(30,), modes=("L",))
     out = str(tmp_path / "chars")
-    summary = runs.train_classifier(data, out, task="chars", epochs=1, logdir=None, model_kwargs={"width": 8})
+    summary = train_classifier(data, out, task="chars", epochs=1, logdir=None, model_kwargs={"width": 8})
     model = load_model(out)
     assert model.input_shape[-1] == 1  # grayscale by default for chars
     net = model.get_layer("resnet18")
@@ -181,7 +182,7 @@ def test_tiles_default_balances_small_classes_of_the_training_split_into_the_run
     """By default a tiles run oversamples the classes below min(500, largest class), training split only."""
     data = _imbalanced_tiles(str(tmp_path / "tiles"))
     out = str(tmp_path / "run")
-    runs.train_classifier(data, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY)
+    train_classifier(data, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY)
     from recaptcha_tf.data.splits import load_manifest
 
     split = {k: getattr(load_manifest(out), k) for k in ("train", "val", "test")}  # absolute paths
@@ -198,7 +199,7 @@ def test_tiles_default_balances_small_classes_of_the_training_split_into_the_run
 def test_tiles_balancing_is_off_with_zero_or_class_weights(tmp_path, kwargs):
     data = _imbalanced_tiles(str(tmp_path / "tiles"))
     out = str(tmp_path / "run")
-    runs.train_classifier(data, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY, **kwargs)
+    train_classifier(data, out, image_size=(24, 24), epochs=1, logdir=None, model_kwargs=TINY, **kwargs)
     split = json.load(open(os.path.join(out, "split.json")))
     assert np.bincount([label for _, label in split["train"]], minlength=3).tolist() == [14, 14, 6]
     assert not os.path.exists(os.path.join(out, "balanced_images"))
@@ -216,10 +217,10 @@ def test_default_balancing_leaves_an_already_balanced_split_alone(tmp_path):
     split = stratified_split(ds.paths, ds.labels, ds.class_names, "70/15/15", seed=0, root=data)
     balanced = balance_split(split, str(tmp_path / "b"), per_class=10, seed=0, progress=False)
     assert balanced.counts()["train"] == [14, 14, 10]
-    again = runs.prepare_folder_split(data, str(tmp_path / "c"), str(tmp_path / "b" / "split.json"), balance_up_to=500)
+    again = prepare_folder_split(data, str(tmp_path / "c"), str(tmp_path / "b" / "split.json"), balance_up_to=500)
     assert again.counts()["train"] == [14, 14, 10]
     assert not os.path.exists(str(tmp_path / "c" / "balanced_images"))
-    fresh = runs.prepare_folder_split(data, str(tmp_path / "d"), balance_up_to=500)
+    fresh = prepare_folder_split(data, str(tmp_path / "d"), balance_up_to=500)
     assert fresh.counts()["train"] == [14, 14, 14]
 
 

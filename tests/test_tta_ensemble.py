@@ -36,19 +36,19 @@ def test_flip_tta_averages_each_tile_with_its_mirror_image(tiny_run):
 
 
 def test_evaluate_with_tta_and_an_ensemble(tiny_run, tmp_path):
-    from recaptcha_tf import runs
+    from recaptcha_tf.evaluation.workflow import evaluate
 
     run, data = tiny_run
-    single = runs.evaluate(run, data, subset="all", challenges=0)
-    twice = runs.evaluate(run, data, subset="all", challenges=0, ensemble=[run])
+    single = evaluate(run, data, subset="all", challenges=0)
+    twice = evaluate(run, data, subset="all", challenges=0, ensemble=[run])
     assert twice["top1"] == single["top1"] and twice["ensemble"] == [os.path.abspath(run)]
-    tta = runs.evaluate(run, data, subset="all", challenges=0, tta="flip")
+    tta = evaluate(run, data, subset="all", challenges=0, tta="flip")
     assert tta["tta"] == "flip" and 0.0 <= tta["top1"] <= 1.0
 
 
 def test_tta_is_refused_for_chars_and_ensembles_need_the_same_classes(tiny_run, tmp_path):
-    from recaptcha_tf import runs
     from recaptcha_tf.data.folders import DatasetError
+    from recaptcha_tf.evaluation.workflow import evaluate
     from recaptcha_tf.inference.loading import load_model, model_info
     from recaptcha_tf.inference.predictor import check_tta
 
@@ -61,8 +61,8 @@ def test_tta_is_refused_for_chars_and_ensembles_need_the_same_classes(tiny_run, 
     shutil.rmtree(os.path.join(other_data, sorted(os.listdir(other_data))[0]))
     other_run, _ = train_tiny_classifier(tmp_path / "other")
     # the other run has the same three classes, so it is accepted; a model with other classes is not
-    assert runs.evaluate(run, data, subset="all", challenges=0, ensemble=[other_run])["n"] > 0
-    from recaptcha_tf.runs import train_classifier
+    assert evaluate(run, data, subset="all", challenges=0, ensemble=[other_run])["n"] > 0
+    from recaptcha_tf.training.classifier import train_classifier
 
     narrow = str(tmp_path / "narrow")
     train_classifier(
@@ -75,7 +75,7 @@ def test_tta_is_refused_for_chars_and_ensembles_need_the_same_classes(tiny_run, 
         model_kwargs=dict(conv_layers=1, filters=4, dense_units=8),
     )
     with pytest.raises(DatasetError, match="differ"):
-        runs.evaluate(run, data, subset="all", challenges=0, ensemble=[narrow])
+        evaluate(run, data, subset="all", challenges=0, ensemble=[narrow])
 
 
 def test_cli_predict_with_tta(tiny_run):

@@ -271,19 +271,20 @@ def test_the_default_steps_grow_for_a_small_input_and_do_not_shrink_for_a_large_
 
 @pytest.mark.slow
 def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_path, monkeypatch):
-    from recaptcha_tf import runs, tasks
-    from recaptcha_tf.training import text as train_text
+    from recaptcha_tf import tasks
+    from recaptcha_tf.training import text as text_trainer
+    from recaptcha_tf.training.text import train_text
 
     # a validation cap of 5 images: the 48-image set's 7 validation images are sampled, the 16-image set's are not;
     # 4 evaluations instead of 20 keep the test short (each is a validation pass and a checkpoint)
     defaults = {"validation_images": 5, "evaluations": 4}
-    monkeypatch.setattr(train_text, "task_defaults", lambda name: {**tasks.task_defaults(name), **defaults})
+    monkeypatch.setattr(text_trainer, "task_defaults", lambda name: {**tasks.task_defaults(name), **defaults})
     updates = []
     for count in (16, 48):
         data = str(tmp_path / f"set{count}")
         _write_set(data, count, (64, 24), 3)
         counter = _Updates()
-        summary = runs.train_text(
+        summary = train_text(
             data,
             str(tmp_path / f"run{count}"),
             charset="abcd",
@@ -307,20 +308,21 @@ def test_a_step_budget_gives_the_same_updates_for_a_small_and_a_larger_set(tmp_p
 def test_the_default_budget_is_cut_to_the_time_budget_and_a_resumed_run_keeps_its_measurement(
     tmp_path, monkeypatch, caplog
 ):
-    from recaptcha_tf import runs, tasks
-    from recaptcha_tf.training import text as train_text
+    from recaptcha_tf import tasks
+    from recaptcha_tf.training import text as text_trainer
+    from recaptcha_tf.training.text import train_text
 
     data = str(tmp_path / "set")
     _write_set(data, 16, (64, 24), 3)
     timed = []
     # 4 evaluations instead of 20 keep the test short (each is a validation pass and a checkpoint)
-    monkeypatch.setattr(train_text, "task_defaults", lambda name: {**tasks.task_defaults(name), "evaluations": 4})
+    monkeypatch.setattr(text_trainer, "task_defaults", lambda name: {**tasks.task_defaults(name), "evaluations": 4})
 
     def slow_machine(model, loss, dataset):  # the measurement itself is tested in tests/test_training.py
         timed.append(model.name)
         return 0.5  # seconds a step
 
-    monkeypatch.setattr(train_text, "seconds_per_step", slow_machine)
+    monkeypatch.setattr(text_trainer, "seconds_per_step", slow_machine)
     kwargs = dict(
         charset="abcd",
         batch_size=4,
@@ -331,34 +333,35 @@ def test_the_default_budget_is_cut_to_the_time_budget_and_a_resumed_run_keeps_it
     )
     out = str(tmp_path / "run")
     with caplog.at_level("WARNING", logger="recaptcha_tf"):
-        summary = runs.train_text(data, out, patience=20, **kwargs)
+        summary = train_text(data, out, patience=20, **kwargs)
     assert timed == ["crnn"] and summary["steps"] == 60  # 4 evaluations of 15 steps, not the default thousands
     assert "--time-budget 0.5 minutes" in caplog.text and "--steps N runs exactly N" in caplog.text
     config = json.load(open(os.path.join(out, "config.json")))
     assert config["step_seconds"] == 0.5 and config["time_budget_minutes"] == 0.5
     assert config["steps_per_epoch"] * config["epochs"] == 60
     # the same command again: the stored measurement is reused, so the config matches and the run is finished
-    again = runs.train_text(data, out, patience=20, **kwargs)
+    again = train_text(data, out, patience=20, **kwargs)
     assert timed == ["crnn"] and again["epochs_this_session"] == 0 and again["steps"] == 60
     # an explicit --steps is run exactly, with nothing timed
-    given = runs.train_text(data, str(tmp_path / "given"), steps=10, patience=20, **kwargs)
+    given = train_text(data, str(tmp_path / "given"), steps=10, patience=20, **kwargs)
     assert timed == ["crnn"] and given["steps"] == 12
     assert "step_seconds" not in json.load(open(tmp_path / "given" / "config.json"))
 
 
 @pytest.mark.slow
 def test_a_default_run_whose_steps_run_slower_than_timed_stops_within_the_time_limit(tmp_path, monkeypatch, caplog):
-    from recaptcha_tf import runs, tasks
-    from recaptcha_tf.training import text as train_text
+    from recaptcha_tf import tasks
+    from recaptcha_tf.training import text as text_trainer
+    from recaptcha_tf.training.text import train_text
 
     data = str(tmp_path / "set")
     _write_set(data, 16, (64, 24), 3)
-    monkeypatch.setattr(train_text, "task_defaults", lambda name: {**tasks.task_defaults(name), "evaluations": 4})
+    monkeypatch.setattr(text_trainer, "task_defaults", lambda name: {**tasks.task_defaults(name), "evaluations": 4})
     # the timing says 1 ms a step, so 0.01 minutes (0.6 s) hold 600 steps: 4 evaluations of 150, while the real
     # steps take tens of milliseconds and the limit is 4/3 of the budget (0.8 s)
-    monkeypatch.setattr(train_text, "seconds_per_step", lambda model, loss, dataset: 0.001)
+    monkeypatch.setattr(text_trainer, "seconds_per_step", lambda model, loss, dataset: 0.001)
     with caplog.at_level("WARNING", logger="recaptcha_tf"):
-        summary = runs.train_text(
+        summary = train_text(
             data,
             str(tmp_path / "run"),
             charset="abcd",
@@ -398,7 +401,7 @@ def test_user_overrides_replace_what_the_fit_chose(tmp_path):
 
 
 def test_grayscale_is_the_gray_colour_map_for_text_searches_and_contradicting_ink_is_an_error(tmp_path):
-    from recaptcha_tf import runs
+    from recaptcha_tf.training.text import train_text
     from recaptcha_tf.tuning.hypermodel import prepare_task_data
 
     data = str(tmp_path / "set")
@@ -410,4 +413,4 @@ def test_grayscale_is_the_gray_colour_map_for_text_searches_and_contradicting_in
     assert gray.channels == 1 and gray.text_input["colour"] == "gray" and gray.resize == "pad"
     assert next(iter(gray.train))[0].shape[-1] == 1
     with pytest.raises(ValueError, match="--grayscale and --colour ink"):
-        runs.train_text(data, str(tmp_path / "run"), grayscale=True, colour="ink", charset="abcd", logdir=None)
+        train_text(data, str(tmp_path / "run"), grayscale=True, colour="ink", charset="abcd", logdir=None)

@@ -176,13 +176,13 @@ def test_the_recipe_fills_what_the_user_left_unset(tmp_path, tiny_preset):
     """One command with a preset: the entry's transfer recipe supplies the phases and learning rates."""
     import keras
 
-    from recaptcha_tf import runs
     from recaptcha_tf.models import pretrained_recipe
+    from recaptcha_tf.training.classifier import train_classifier
 
     data = str(tmp_path / "tiles")
     make_class_folders(data, per_class=6)
     out = str(tmp_path / "run")
-    summary = runs.train_classifier(
+    summary = train_classifier(
         data,
         out,
         model="efficientnet-lite0",
@@ -211,11 +211,11 @@ def test_the_recipe_epochs_are_held_to_the_time_budget_and_a_resumed_run_keeps_i
     tmp_path, tiny_preset, monkeypatch, caplog
 ):
     """A slow machine: the recipe's epochs are cut to the time budget, timed once, kept on resume."""
-    from recaptcha_tf import runs
     from recaptcha_tf.data.splits import load_manifest
     from recaptcha_tf.models import pretrained_recipe
     from recaptcha_tf.models.finetune import find_backbone
-    from recaptcha_tf.training import classifier as train_classifier
+    from recaptcha_tf.training import classifier as classifier_trainer
+    from recaptcha_tf.training.classifier import train_classifier
     from recaptcha_tf.training.step_time import epochs_within
 
     timed = []
@@ -225,14 +225,14 @@ def test_the_recipe_epochs_are_held_to_the_time_budget_and_a_resumed_run_keeps_i
         timed.append("frozen" if frozen else "trainable")
         return 0.25 if frozen else 0.5  # seconds a step
 
-    monkeypatch.setattr(train_classifier, "seconds_per_step", slow_machine)
+    monkeypatch.setattr(classifier_trainer, "seconds_per_step", slow_machine)
     data = str(tmp_path / "tiles")
     make_class_folders(data, per_class=6)
     kwargs = dict(model="efficientnet-lite0", weights=tiny_preset, image_size=(32, 32), batch_size=4)
     kwargs |= dict(logdir=None, balance_per_class=0, time_budget=0.05)  # minutes: 3 s
     out = str(tmp_path / "run")
     with caplog.at_level("WARNING", logger="recaptcha_tf"):
-        summary = runs.train_classifier(data, out, **kwargs)
+        summary = train_classifier(data, out, **kwargs)
     split = load_manifest(out)
     steps, validation_steps = -(-len(split.train) // 4), -(-len(split.val) // 4)
     recipe = pretrained_recipe("efficientnet-lite0")
@@ -245,10 +245,10 @@ def test_the_recipe_epochs_are_held_to_the_time_budget_and_a_resumed_run_keeps_i
     assert config["epochs"] == expected and config["time_budget_minutes"] == 0.05
     assert (config["step_seconds"], config["frozen_step_seconds"]) == (0.5, 0.25)
     # the same command again: the stored measurements are reused, so the config matches and the run is finished
-    again = runs.train_classifier(data, out, **kwargs)
+    again = train_classifier(data, out, **kwargs)
     assert timed == ["trainable", "frozen"] and again["epochs_this_session"] == 0
     # explicit --epochs run exactly, with nothing timed
-    runs.train_classifier(data, str(tmp_path / "given"), epochs=2, **kwargs)
+    train_classifier(data, str(tmp_path / "given"), epochs=2, **kwargs)
     assert len(timed) == 2 and "step_seconds" not in json.load(open(tmp_path / "given" / "config.json"))
 
 

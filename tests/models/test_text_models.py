@@ -5,12 +5,13 @@ import keras
 import numpy as np
 import pytest
 
-from recaptcha_tf import runs
 from recaptcha_tf.data.generator import generate_captchas
 from recaptcha_tf.data.text.vocabulary import OutOfVocabularyError
+from recaptcha_tf.evaluation.workflow import evaluate
 from recaptcha_tf.inference.decoding import ctc_beam_search_decode, ctc_greedy_decode, multihead_decode, softmax
 from recaptcha_tf.inference.loading import load_model, model_info
 from recaptcha_tf.inference.predictor import predict
+from recaptcha_tf.training.text import train_text
 
 CHARS = "abc"
 
@@ -67,7 +68,7 @@ def tiny_text(tmp_path_factory):
 @pytest.mark.slow
 def test_text_train_save_load_predict_round_trip(tiny_text, tmp_path, model):
     out = str(tmp_path / model)
-    summary = runs.train_text(
+    summary = train_text(
         tiny_text,
         out,
         model=model,
@@ -113,7 +114,7 @@ def _plain_text_set(root, count=160, seed=0):
 def test_text_learns_when_trained_longer(tmp_path):
     data = str(tmp_path / "d")
     _plain_text_set(data, count=400)
-    summary = runs.train_text(
+    summary = train_text(
         data,
         str(tmp_path / "run"),
         charset="ab",
@@ -133,7 +134,7 @@ def test_text_learns_when_trained_longer(tmp_path):
 
 def test_label_outside_the_charset_is_a_clear_error(tiny_text, tmp_path):
     with pytest.raises(OutOfVocabularyError) as err:
-        runs.train_text(tiny_text, str(tmp_path / "r"), charset="ab", epochs=1, logdir=None)
+        train_text(tiny_text, str(tmp_path / "r"), charset="ab", epochs=1, logdir=None)
     assert "'c'" in str(err.value) and ".png" in str(err.value)
 
 
@@ -155,13 +156,13 @@ def test_separate_validation_set_joins_the_split_val_part_to_training(tiny_text,
         logdir=None,
         model_kwargs={"rnn_units": 8, "filters": [8, 8, 8, 8]},
     )
-    summary = runs.train_text(tiny_text, str(tmp_path / "run"), val_data=val, callbacks=[steps], **kwargs)
+    summary = train_text(tiny_text, str(tmp_path / "run"), val_data=val, callbacks=[steps], **kwargs)
     assert steps.steps == 5  # 40 images - 6 test = 34 training images (the split's 6 val included), batches of 8
     assert summary["test"]["n"] == 6
     bad = str(tmp_path / "bad")
     generate_captchas(bad, count=2, length=3, charset="xyz", size=(96, 32), seed=1)
     with pytest.raises(OutOfVocabularyError, match=r"\.png: label '[xyz]+' has character\(s\)"):
-        runs.train_text(tiny_text, str(tmp_path / "run2"), val_data=bad, **kwargs)
+        train_text(tiny_text, str(tmp_path / "run2"), val_data=bad, **kwargs)
 
 
 @pytest.mark.slow
@@ -169,7 +170,7 @@ def test_train_and_evaluate_from_parquet(tmp_path):
     parquet = str(tmp_path / "set.parquet")
     generate_captchas(parquet, count=30, length=3, charset=CHARS, size=(96, 32), seed=4, format="parquet")
     out = str(tmp_path / "run")
-    runs.train_text(
+    train_text(
         parquet,
         out,
         charset=CHARS,
@@ -180,11 +181,11 @@ def test_train_and_evaluate_from_parquet(tmp_path):
         label_pattern=r"(?P<label>.+)",
         model_kwargs={"rnn_units": 8, "filters": [8, 8, 8, 8]},
     )
-    result = runs.evaluate(out, parquet, report=str(tmp_path / "r.json"))
+    result = evaluate(out, parquet, report=str(tmp_path / "r.json"))
     held_out = [name for name, _ in json.load(open(os.path.join(out, "split.json")))["test"]]
     assert all(name.startswith("parquet:") for name in held_out)
     assert result["subset"] == "test" and result["n"] == len(held_out) == 4  # round(0.15 * 30) == 4
-    everything = runs.evaluate(out, parquet, subset="all")
+    everything = evaluate(out, parquet, subset="all")
     assert everything["n"] == 30 and 0 <= everything["cer"]
 
 
@@ -205,12 +206,10 @@ def test_text_model_starts_from_another_runs_backbone_frozen_or_not(tmp_path):
         model_kwargs=dict(filters=[8, 8, 16, 16], rnn_units=16, rnn_layers=1),
     )
     first = str(tmp_path / "first")
-    runs.train_text(data, first, epochs=1, **kwargs)
+    train_text(data, first, epochs=1, **kwargs)
     source = find_backbone(load_model(first))
     out = str(tmp_path / "second")
-    summary = runs.train_text(
-        data, out, epochs=2, weights=os.path.join(first, "model.keras"), freeze_epochs=1, **kwargs
-    )
+    summary = train_text(data, out, epochs=2, weights=os.path.join(first, "model.keras"), freeze_epochs=1, **kwargs)
     assert summary["epochs_run"] == 2 and os.path.exists(os.path.join(out, "phase1.weights.h5"))
     config = json.load(open(os.path.join(out, "config.json")))
     assert config["freeze_epochs"] == 1
@@ -224,7 +223,7 @@ def test_text_model_starts_from_another_runs_backbone_frozen_or_not(tmp_path):
     # Without --freeze-epochs a text run fine-tunes everything from the start at the full learning rate: the
     # pretrained model is a text model, not an ImageNet backbone
     whole = str(tmp_path / "whole")
-    runs.train_text(data, whole, epochs=1, weights=os.path.join(first, "model.keras"), **kwargs)
+    train_text(data, whole, epochs=1, weights=os.path.join(first, "model.keras"), **kwargs)
     config = json.load(open(os.path.join(whole, "config.json")))
     assert config["freeze_epochs"] == 0 and config["fine_tune_learning_rate"] == config["learning_rate"] == 1e-3
     assert not os.path.exists(os.path.join(whole, "phase1.weights.h5"))
@@ -264,7 +263,7 @@ def test_mobilenet_text_model_trains_in_float32_saves_and_reads_in_safe_mode(tmp
     data = str(tmp_path / "synth")
     generate_captchas(data, count=30, length=(3, 3), charset="abc", size=(96, 32), seed=2)
     out = str(tmp_path / "run")
-    summary = runs.train_text(
+    summary = train_text(
         data,
         out,
         model="crnn_mobilenetv2",

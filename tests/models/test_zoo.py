@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from conftest import make_class_folders
 
-from recaptcha_tf import runs
 from recaptcha_tf.data.folders import DatasetError
 from recaptcha_tf.data.multilabel import multilabel_split, read_label_csv
 from recaptcha_tf.evaluation.challenge import assemble_challenges, challenge_report, pick_cells
 from recaptcha_tf.evaluation.metrics import multilabel_report
+from recaptcha_tf.evaluation.workflow import evaluate
 from recaptcha_tf.inference.loading import load_model, model_info
 from recaptcha_tf.inference.predictor import predict
 from recaptcha_tf.models import build_classifier, build_model
@@ -26,6 +26,7 @@ from recaptcha_tf.models.finetune import (
 )
 from recaptcha_tf.models.registry import ModelConfigError
 from recaptcha_tf.models.weights import WeightsError
+from recaptcha_tf.training.classifier import train_classifier
 
 SMALL = (32, 32, 3)
 
@@ -196,9 +197,9 @@ def test_two_phase_fine_tuning_runs_both_phases_and_resumes(tmp_path):
         patience=0,
     )
     with pytest.raises(KeyboardInterrupt):  # killed after the first fine-tuning epoch
-        runs.train_classifier(data, out, callbacks=[Interrupt(after=2)], **kwargs)
+        train_classifier(data, out, callbacks=[Interrupt(after=2)], **kwargs)
     assert os.path.exists(os.path.join(out, "phase1.weights.h5"))
-    summary = runs.train_classifier(data, out, **kwargs)
+    summary = train_classifier(data, out, **kwargs)
     assert summary["epochs_this_session"] == 1  # phase 1 is not repeated; phase 2 resumes at its last epoch
     assert summary["epochs_run"] == 3
     with open(os.path.join(out, "history.csv")) as f:
@@ -309,7 +310,7 @@ def test_multilabel_report_on_a_hand_computed_case():
 def test_multilabel_training_and_evaluate_report(tmp_path):
     csv_path = _multilabel_data(str(tmp_path), n=36)
     out = str(tmp_path / "run")
-    summary = runs.train_classifier(
+    summary = train_classifier(
         str(tmp_path),
         out,
         multi_label=True,
@@ -325,7 +326,7 @@ def test_multilabel_training_and_evaluate_report(tmp_path):
     model = load_model(out)
     info = model_info(model)
     assert info.kind == "sigmoid" and info.threshold == pytest.approx(0.4)
-    report = runs.evaluate(out, str(tmp_path), labels_csv=csv_path, subset="all", challenges=20)
+    report = evaluate(out, str(tmp_path), labels_csv=csv_path, subset="all", challenges=20)
     assert report["n"] == 36 and set(report["per_class"]) == {"bus", "car", "hydrant"}
     result = predict(model, [os.path.join(str(tmp_path), "imgs", "000.png")])[0]
     assert set(result["labels"]) <= {"bus", "car", "hydrant"}
