@@ -32,10 +32,12 @@ _USER_ERRORS = {
     "recaptcha_tf.models.weights": ("WeightsError",),
     "recaptcha_tf.models.registry": ("ModelConfigError",),
     "recaptcha_tf.inference.loading": ("ModelLoadError",),
+    "recaptcha_tf.inference.predictor": ("InferenceOptionError",),
     "recaptcha_tf.inference.artifacts": ("ExportError",),
     "recaptcha_tf.serving.app": ("UploadError", "ServeError"),
     "recaptcha_tf.tuning.spaces": ("TuningError",),
     "recaptcha_tf.tasks.registry": ("TaskError",),
+    "recaptcha_tf.training.phases": ("TrainingConfigError",),
 }
 # Expected operating-system errors: paths that are missing, taken, not folders, or not ours to write.
 _OS_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)

@@ -24,13 +24,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 from collections.abc import Sequence
 
 import numpy as np
 
+from recaptcha_tf.data.duplicates import describe_identical, keep_identical_together
 from recaptcha_tf.utils.run_folder import RunFolder
+
+log = logging.getLogger("recaptcha_tf")
 
 SUBSETS = ("train", "val", "test")
 MANIFEST_NAME = RunFolder.SPLIT
@@ -250,14 +254,27 @@ def stratified_split(
         idx = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
         for name in SUBSETS:
             out[name].extend((files[i], label) for i in sorted(idx[name]))
+    # byte-identical files go where the first of them went (recaptcha_tf.data.duplicates)
+    entries = [entry for name in SUBSETS for entry in out[name]]
+    starts = np.cumsum([0] + [len(out[name]) for name in SUBSETS])
+    parts = {name: list(range(starts[k], starts[k + 1])) for k, name in enumerate(SUBSETS)}
+    parts, identical = keep_identical_together(parts, [p for p, _ in entries], [lab for _, lab in entries])
+    extra = {}
+    if identical:
+        for group in identical:
+            group["label"] = class_names[group["label"]]
+            group["dropped_labels"] = [class_names[label] for label in group["dropped_labels"]]
+        log.warning(describe_identical(identical))
+        extra["identical_images"] = [
+            {**g, "files": [_stored_path(f, str(root)) for f in g["files"]]} for g in identical
+        ]
     return Split(
         class_names=list(class_names),
-        train=out["train"],
-        val=out["val"],
-        test=out["test"],
+        **{name: [entries[i] for i in parts[name]] for name in SUBSETS},
         root=str(root),
         seed=seed,
         fractions=fractions,
+        extra=extra,
     )
 
 
@@ -293,6 +310,19 @@ def save_manifest(split: Split, path: str) -> str:
         json.dump(split.to_dict(), f, indent=1)
     os.replace(tmp, path)
     return path
+
+
+def require_files(split: Split, manifest: str) -> Split:
+    """``split`` when every file it names exists; else a :class:`SplitError` with the count and a few examples
+    (data moved or deleted since the split was made would otherwise stop training mid-epoch)."""
+    missing = [p for name in SUBSETS for p, _ in split.subset(name) if _is_file_entry(p) and not os.path.isfile(p)]
+    if missing:
+        shown = ", ".join(repr(_stored_path(p, split.root)) for p in missing[:3])
+        raise SplitError(
+            f"{manifest} names {len(missing)} file(s) that do not exist (e.g. {shown}): the data has moved or "
+            "changed since the split was made. Pass the data it was made from, or --overwrite to split afresh."
+        )
+    return split
 
 
 def load_manifest(path: str) -> Split:

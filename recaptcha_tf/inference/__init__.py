@@ -20,6 +20,7 @@ from recaptcha_tf.inference.predictor import (
     RUNTIMES,
     TTA,
     Inference,
+    InferenceOptionError,
     check_readable,
     check_tta,
     format_predictions,
@@ -32,6 +33,7 @@ from recaptcha_tf.inference.predictor import (
 )
 
 __all__ = [
+    "InferenceOptionError",
     "CorruptImageError",
     "Inference",
     "MODEL_FILE",

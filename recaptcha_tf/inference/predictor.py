@@ -259,12 +259,16 @@ def load_inference(path: str, runtime: str = "keras", threads: int | None = None
 TTA = ("none", "flip")
 
 
+class InferenceOptionError(ValueError):
+    """An inference option the model cannot take, such as ``--tta flip`` on a text model (a user error)."""
+
+
 def check_tta(tta: str, info: ModelInfo) -> None:
     """Flip averaging is for tile classifiers: a mirrored glyph or text is another label."""
     if tta not in TTA:
-        raise ValueError(f"--tta must be one of {TTA}, not {tta!r}.")
+        raise InferenceOptionError(f"--tta must be one of {TTA}, not {tta!r}.")
     if tta != "none" and info.task != "tiles":
-        raise ValueError(f"--tta {tta} is for tile models (a mirrored {info.task} image reads differently).")
+        raise InferenceOptionError(f"--tta {tta} is for tile models (a mirrored {info.task} image reads differently).")
 
 
 def predict_outputs(model, sources: Sequence, batch_size: int = 64, tta: str = "none") -> np.ndarray:

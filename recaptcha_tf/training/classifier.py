@@ -15,12 +15,20 @@ import numpy as np
 
 from recaptcha_tf.data.folders import DatasetError, scan_class_folders
 from recaptcha_tf.data.sources import same_folder
-from recaptcha_tf.data.splits import MANIFEST_NAME, Split, load_manifest, save_manifest, stratified_split
+from recaptcha_tf.data.splits import (
+    MANIFEST_NAME,
+    Split,
+    load_manifest,
+    require_files,
+    save_manifest,
+    stratified_split,
+)
 from recaptcha_tf.evaluation.workflow import evaluate
 from recaptcha_tf.models.precision import precision_policy
 from recaptcha_tf.tasks import get_task, task_defaults
 from recaptcha_tf.tasks.objectives import training_objective
 from recaptcha_tf.training.phases import (
+    TrainingConfigError,
     fit_run,
     is_chief_process,
     phase_settings,
@@ -68,9 +76,9 @@ def prepare_folder_split(
     """
     own = os.path.join(out_dir, MANIFEST_NAME)
     if split_path:
-        split = load_manifest(split_path)
+        split = require_files(load_manifest(split_path), split_path)
     elif os.path.exists(own):
-        split = load_manifest(own)
+        split = require_files(load_manifest(own), own)
         if split.extra.get("data") and not same_folder(split.extra["data"], data):
             raise DatasetError(
                 f"{out_dir!r} holds a run on {split.extra['data']!r}, not {data!r}. "
@@ -79,7 +87,7 @@ def prepare_folder_split(
         log.info("Resuming with the split in %s", own)
         return split
     elif os.path.exists(os.path.join(data, MANIFEST_NAME)):
-        split = load_manifest(data)
+        split = require_files(load_manifest(data), os.path.join(data, MANIFEST_NAME))
         log.info(
             "Using the split recorded in %s (train: %d, val: %d, test: %d)",
             data,
@@ -138,7 +146,7 @@ def prepare_multilabel_split(
 
     own = os.path.join(out_dir, MANIFEST_NAME)
     if split_path or os.path.exists(own):
-        split = load_manifest(split_path or own)
+        split = require_files(load_manifest(split_path or own), split_path or own)
         if not split.extra.get("multi_label"):
             raise DatasetError(f"{split_path or own} is a single-label split; a multi-label run needs its own --out.")
         return split
@@ -374,7 +382,7 @@ def train_classifier(
             d["monitor"][0],
         )
     if freeze_epochs >= epochs:
-        raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of {epochs} epochs.")
+        raise TrainingConfigError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of {epochs} epochs.")
     monitor, mode = d.get("monitor", ("val_loss", "min")) if not multi_label else ("val_loss", "min")
 
     def targets(labels):

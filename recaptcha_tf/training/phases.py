@@ -6,13 +6,16 @@ TensorFlow and Keras are imported inside the functions, so importing this module
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
 from recaptcha_tf.utils.run_folder import RunFolder
 
 log = logging.getLogger("recaptcha_tf")
+
+
+class TrainingConfigError(ValueError):
+    """Training settings that cannot work together (a user error: one ``error:`` line in the CLI)."""
 
 
 def positive_or_default(defaults: dict, **values) -> list:
@@ -22,7 +25,7 @@ def positive_or_default(defaults: dict, **values) -> list:
         if value is None:
             value = defaults[key]
         elif isinstance(value, bool) or not value > 0:
-            raise ValueError(f"{key} must be positive, got {value!r}.")
+            raise TrainingConfigError(f"{key} must be positive, got {value!r}.")
         out.append(value)
     return out
 
@@ -95,16 +98,15 @@ def fit_in_phases(
     import time
 
     from recaptcha_tf.models.finetune import freeze_backbone, unfreeze_backbone
-    from recaptcha_tf.utils.run_folder import write_json
 
     epochs_run = 0
-    phase1_weights = os.path.join(out, "phase1.weights.h5")
-    plan_path = os.path.join(out, "phase2_plan.json")
+    run = RunFolder(out)
+    phase1_weights = run.file(RunFolder.PHASE1_WEIGHTS)
     if freeze_epochs:
         if os.path.exists(phase1_weights):
             log.info("Phase 1 (frozen backbone) already done; resuming from %s", phase1_weights)
             net.load_weights(phase1_weights)
-            epochs = _stored_plan(plan_path, epochs)
+            epochs = _stored_plan(run, epochs)
         else:
             log.info(
                 "Phase 1: backbone frozen, %d trainable parameters, %d epochs at learning rate %g",
@@ -126,13 +128,13 @@ def fit_in_phases(
                         epochs - freeze_epochs,
                         planned - freeze_epochs,
                     )
-                write_json({"epochs": epochs, "frozen_epoch_seconds": round(seconds, 2)}, plan_path)
+                run.write_json({"epochs": epochs, "frozen_epoch_seconds": round(seconds, 2)}, RunFolder.PHASE2_PLAN)
             else:  # phase 1 had already ended when this session resumed it: the plan of the session that ran it
-                epochs = _stored_plan(plan_path, epochs)
-            partial = os.path.join(out, "partial-phase1.weights.h5")
+                epochs = _stored_plan(run, epochs)
+            partial = run.file(RunFolder.PARTIAL_PHASE1_WEIGHTS)
             net.save_weights(partial)
             os.replace(partial, phase1_weights)
-            shutil.rmtree(os.path.join(out, "backup_phase1"), ignore_errors=True)
+            shutil.rmtree(run.backup(1), ignore_errors=True)
         log.info(
             "Phase 2: unfreezing %s of the backbone, %d trainable parameters, learning rate %g",
             "all" if unfreeze == "all" else f"the top {unfreeze} blocks",
@@ -143,25 +145,28 @@ def fit_in_phases(
     return epochs_run + fit_phase(freeze_epochs, epochs, 2)
 
 
-def _stored_plan(path: str, epochs: int) -> int:
-    """The epochs stored in ``phase2_plan.json`` by the session that ran phase 1, else ``epochs``."""
-    if not os.path.exists(path):
-        return epochs
-    with open(path) as f:
-        return int(json.load(f)["epochs"])
+def _stored_plan(run: RunFolder, epochs: int) -> int:
+    """The epochs stored in ``phase2_plan.json`` by the session that ran phase 1, else ``epochs`` (also when the
+    file is damaged)."""
+    plan = run.read_json(RunFolder.PHASE2_PLAN)
+    return int(plan["epochs"]) if isinstance(plan, dict) and isinstance(plan.get("epochs"), int) else epochs
 
 
 def phase_settings(
     weights, freeze_epochs, epochs: int, learning_rate: float, fine_tune_learning_rate, weights_freeze_epochs: int = 3
 ):
-    """Parsed weights, phase-1 epochs (default ``weights_freeze_epochs`` with weights, else 0) and the phase-2
-    learning rate (default ``learning_rate``, a tenth of it after a frozen phase)."""
+    """Parsed weights, phase-1 epochs and the phase-2 learning rate (default ``learning_rate``, a tenth of it after a
+    frozen phase). Phase 1 defaults to ``weights_freeze_epochs`` with weights (0 without), leaving at least one
+    fine-tuning epoch of ``epochs``; phase-1 epochs the caller gives that leave none are a
+    :class:`TrainingConfigError`."""
     from recaptcha_tf.models.weights import parse_weights
 
     weights = parse_weights(weights)
-    freeze_epochs = (weights_freeze_epochs if weights else 0) if freeze_epochs is None else int(freeze_epochs)
+    if freeze_epochs is None:
+        freeze_epochs = min(weights_freeze_epochs, epochs - 1) if weights else 0
+    freeze_epochs = int(freeze_epochs)
     if freeze_epochs >= epochs:
-        raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of --epochs {epochs}.")
+        raise TrainingConfigError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of --epochs {epochs}.")
     fine_tune_learning_rate = fine_tune_learning_rate or (learning_rate / 10 if freeze_epochs else learning_rate)
     return weights, freeze_epochs, fine_tune_learning_rate
 

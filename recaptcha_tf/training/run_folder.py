@@ -50,18 +50,15 @@ def finished_summary(out: str, config: dict) -> dict | None:
     """The stored summary when ``out`` already holds this very run, finished (a re-run after the end, or a kill
     after the backup was removed): the same config, ``summary.json`` written, no backup left. ``None`` otherwise."""
     run = RunFolder(out)
-    summary_path, config_path = run.summary, run.config
-    backups = [run.backup(2), run.backup(1)]
-    if not (os.path.isfile(summary_path) and os.path.isfile(config_path)) or any(map(os.path.isdir, backups)):
+    if any(map(os.path.isdir, [run.backup(2), run.backup(1)])):
         return None
-    with open(config_path) as f:
-        stored = json.load(f)
+    stored, summary = run.read_json(RunFolder.CONFIG), run.read_json(RunFolder.SUMMARY)
+    if not isinstance(stored, dict) or not isinstance(summary, dict):
+        return None
     config = json.loads(json.dumps(config))
     stored_data, data = stored.pop("data", None), config.pop("data", None)
     if stored != config or not (stored_data == data or same_folder(stored_data, data)):
         return None
-    with open(summary_path) as f:
-        summary = json.load(f)
     log.info(
         "%s holds this run, finished: resuming after epoch %s; training had finished, nothing to do "
         "(--overwrite starts afresh).",

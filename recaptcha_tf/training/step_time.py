@@ -159,10 +159,8 @@ def replanned_epochs(
 def stored_measurement(out: str, key: str, **settings):
     """``key`` of the run's ``out/config.json``, written by an earlier session of the same run, when that session
     had the same ``settings`` (e.g. model, input size, batch size, precision); ``None`` when there is none."""
-    try:
-        with open(RunFolder(out).config) as f:
-            stored = json.load(f)
-    except (OSError, ValueError):
+    stored = RunFolder(out).read_json(RunFolder.CONFIG)
+    if not isinstance(stored, dict):
         return None
     same = all(stored.get(name) == json.loads(json.dumps(value)) for name, value in settings.items())
     return stored.get(key) if same else None

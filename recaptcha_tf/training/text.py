@@ -18,6 +18,7 @@ from recaptcha_tf.models.precision import precision_policy
 from recaptcha_tf.tasks import get_task, task_defaults
 from recaptcha_tf.tasks.objectives import training_objective
 from recaptcha_tf.training.phases import (
+    TrainingConfigError,
     fit_run,
     is_chief_process,
     phase_settings,
@@ -182,7 +183,7 @@ def train_text(
     repeat = not epochs  # a step budget runs over the repeated training set; --epochs makes whole passes
     epochs = epochs or d["evaluations"]
     if freeze_epochs >= epochs:
-        raise ValueError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of {epochs} epochs.")
+        raise TrainingConfigError(f"--freeze-epochs {freeze_epochs} leaves no fine-tuning epochs of {epochs} epochs.")
     patience = max(3, int(np.ceil(d["patience_fraction"] * epochs))) if patience is None else patience
     log.info("%s%s", fit.describe(), " (--image-size given)" if size_given else "")
 

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from typing import ClassVar
+
+log = logging.getLogger("recaptcha_tf")
 
 
 def write_json(obj, path: str) -> str:
@@ -130,12 +133,17 @@ class RunFolder:
         return self.file(self.PHASE1_BACKUP if phase == 1 else self.BACKUP)
 
     def read_json(self, name: str):
-        """The JSON file ``name`` of this folder, or ``None`` when there is none."""
+        """The JSON file ``name`` of this folder; ``None`` when there is none, or when it is damaged (not JSON:
+        truncated or edited by hand), with a warning: the run then rebuilds it instead of failing."""
         path = self.file(name)
         if not os.path.isfile(path):
             return None
-        with open(path) as f:
-            return json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        except (ValueError, UnicodeDecodeError) as err:
+            log.warning("%s is damaged (%s); it is set aside and written again.", path, err)
+            return None
 
     def write_json(self, obj, name: str) -> str:
         """Write ``obj`` as ``name`` in this folder, atomically; returns its path."""

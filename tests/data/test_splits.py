@@ -66,7 +66,7 @@ def test_manifest_round_trip(tmp_path):
 def test_text_split_is_written_reused_and_refuses_a_changed_dataset(tmp_path):
     """A text run's split.json is written once, read back on resume, and a name no longer in the data is an error."""
     from recaptcha_tf.data.folders import DatasetError
-    from recaptcha_tf.runs import text_split_parts
+    from recaptcha_tf.data.text.task_data import text_split_parts
 
     names = [f"{i:05d}.png" for i in range(40)]
     out = str(tmp_path / "run")
@@ -122,3 +122,44 @@ def test_text_split_manifest_given_as_split_is_repeated_in_a_new_run(tmp_path):
         text_split_parts(names[5:], "data", str(tmp_path / "third"), manifest)
     with pytest.raises(DatasetError, match="no such manifest"):
         text_split_parts(names, "data", str(tmp_path / "fourth"), str(tmp_path / "missing.json"))
+
+
+def _files(root, counts, seed=0):
+    """Distinct small files per class (``root/c<k>/<i>.png``, bytes only: splits never decode)."""
+    paths, labels = [], []
+    for c, n in enumerate(counts):
+        os.makedirs(os.path.join(root, f"c{c}"), exist_ok=True)
+        for i in range(n):
+            path = os.path.join(root, f"c{c}", f"{i:03d}.png")
+            with open(path, "wb") as f:
+                f.write(f"image {c} {i} {seed}".encode())
+            paths.append(path)
+            labels.append(c)
+    return paths, labels
+
+
+def test_byte_identical_images_stay_in_one_split(tmp_path, caplog):
+    paths, labels = _files(str(tmp_path), [40, 40])
+    plain = stratified_split(paths, labels, ["car", "bus"], seed=3, root=str(tmp_path))
+    assert "identical_images" not in plain.extra  # distinct files: the split is what it always was
+    # five copies of one car image among the cars, and the same image filed once as a bus
+    original = open(paths[0], "rb").read()
+    for i in (1, 2, 3, 4, 5, 45):
+        with open(paths[i], "wb") as f:
+            f.write(original)
+    with caplog.at_level("WARNING", logger="recaptcha_tf"):
+        split = stratified_split(paths, labels, ["car", "bus"], seed=3, root=str(tmp_path))
+    where = {p: name for name in ("train", "val", "test") for p, _ in split.subset(name)}
+    copies = [paths[i] for i in (0, 1, 2, 3, 4, 5)]
+    assert len({where[p] for p in copies}) == 1  # every copy of the car image in one split
+    assert paths[45] not in where  # the bus copy of a car image is dropped: one image, one answer
+    every = [p for name in ("train", "val", "test") for p, _ in split.subset(name)]
+    assert sorted(every) == sorted(set(paths) - {paths[45]})
+    (group,) = split.extra["identical_images"]
+    assert group["label"] == "car" and group["dropped_labels"] == ["bus"] and len(group["files"]) == 7
+    lines = [r.getMessage() for r in caplog.records if "byte-identical" in r.getMessage()]
+    assert len(lines) == 1 and "1 groups of byte-identical images (7 files)" in lines[0]
+    assert "000.png keeps car (drops bus)" in lines[0]
+    # the record travels with the manifest, and an old manifest without it still loads
+    save_manifest(split, str(tmp_path / "split.json"))
+    assert load_manifest(str(tmp_path / "split.json")).extra["identical_images"][0]["files"][0] == "c0/000.png"

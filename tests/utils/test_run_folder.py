@@ -43,7 +43,8 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
 
 
 def test_run_file_names_are_spelled_only_in_the_run_folder_module():
-    names = [f'"{n}"' for n in ("summary.json", "history.csv", "test_report.json", "model.keras", "split.json")]
+    files = ("summary.json", "history.csv", "test_report.json", "model.keras", "split.json", "phase2_plan.json")
+    names = [f'"{n}"' for n in (*files, "phase1.weights.h5", "backup_phase1")]
     spelled = sorted(
         f"{path.relative_to(PACKAGE)}: {name}"
         for path in PACKAGE.rglob("*.py")
