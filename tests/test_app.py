@@ -3,6 +3,7 @@
 import os
 import socket
 import struct
+import time
 import zlib
 
 import numpy as np
@@ -98,6 +99,9 @@ def test_read_upload_refuses_with_a_clear_message(bad_files, kind):
 # ----------------------------------------------------------------------------- the served app
 
 
+UPLOAD_GRACE_S = 1.0  # how long an upload outlives its last request (the server's default is 5 s)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,7 +124,7 @@ def _serve(model_path):
     from gradio_client import Client
 
     port = _free_port()
-    demo = build_app(model_path, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
+    demo = build_app(model_path, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS, upload_grace_s=UPLOAD_GRACE_S)
     launch(demo, port=port, max_bytes=MAX_BYTES, block=False)
     return demo, Client(f"http://127.0.0.1:{port}/", verbose=False)
 
@@ -397,4 +401,34 @@ def test_refused_and_accepted_uploads_leave_nothing_on_disk(classifier, tile_cli
         with pytest.raises(Exception, match="not an image"):
             tile_client.predict(handle_file(str(junk)), api_name="/predict_tile")
     tile_client.predict(handle_file(good), api_name="/predict_tile")
+    deadline = time.monotonic() + UPLOAD_GRACE_S + 5
+    while _cache_bytes() - before >= 20_000 and time.monotonic() < deadline:  # deleted once the grace has passed
+        time.sleep(0.2)
     assert _cache_bytes() - before < 20_000  # 5 x ~200 KB refused + one tile accepted: all deleted
+
+
+def test_many_clients_sending_the_same_image_at_once_all_get_answers(classifier, tile_client):
+    """Gradio caches identical uploads under one path: one request's cleanup used to delete the file under the
+    others (25 of 40 failed with 'The upload could not be read')."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+
+    run, root = classifier
+    good = os.path.join(root, "tiles", "bus", "0001.png")
+    url = tile_client.src
+
+    def client_loop(_):
+        client = Client(url, verbose=False)
+        answers = []
+        for _ in range(5):
+            try:
+                answers.append(client.predict(handle_file(good), api_name="/predict_tile")[0]["label"])
+            except Exception as err:  # noqa: BLE001  (counted, then asserted on)
+                answers.append(f"failed: {err}")
+        return answers
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = [a for batch in pool.map(client_loop, range(8)) for a in batch]
+    assert len(answers) == 40 and [a for a in answers if a.startswith("failed")] == []
+    assert len(set(answers)) == 1  # the same image, the same answer

@@ -14,8 +14,9 @@ size in bytes, then its header with Pillow (format, and width x height against
 the pixel limit, which stops decompression bombs before any decoding), then a
 full Pillow decode. Problems are shown as a one-line message (``gr.Error``),
 never a traceback. Every upload is deleted from Gradio's cache once its request
-is answered, accepted or refused (:func:`discard_uploads`); ``delete_cache``
-removes anything older than ten minutes and the whole cache at shutdown.
+is answered, accepted or refused, once no other request reads the same cached file
+(:class:`~recaptcha_tf.serving.uploads.UploadOwners`); ``delete_cache`` removes anything older than ten minutes and
+the whole cache at shutdown.
 
 API endpoints (for ``gradio_client``): ``/predict_tile``, ``/select_cells``
 (classifiers) and ``/predict_text`` (text models). Plain HTTP on the same
@@ -44,6 +45,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from recaptcha_tf.evaluation.challenge import cell_bounds, pick_cells, split_grid
+from recaptcha_tf.serving.uploads import UploadOwners
+from recaptcha_tf.serving.uploads import discard_uploads as discard_uploads  # its home before 0.2.0
 
 log = logging.getLogger("recaptcha_tf")
 
@@ -296,43 +299,17 @@ def draw_overlay(image: np.ndarray, rows: int, cols: int, picked: list[int]) -> 
     return np.asarray(Image.alpha_composite(base, layer).convert("RGB"))
 
 
-def discard_uploads(args) -> int:
-    """Delete the uploaded files among ``args`` from Gradio's upload cache (and their emptied folders).
-
-    Each request's upload is read into memory first, so nothing a client sends,
-    accepted or refused, stays on disk after its request. Returns the bytes freed.
-    """
-    from gradio.utils import get_upload_folder
-
-    cache = os.path.realpath(get_upload_folder())
-    freed = 0
-    for arg in args:
-        if not isinstance(arg, str) or not os.path.isfile(arg):
-            continue
-        path = os.path.realpath(arg)
-        if not path.startswith(cache + os.sep):
-            continue  # never a file outside Gradio's cache
-        freed += os.path.getsize(path)
-        os.remove(path)
-        folder = os.path.dirname(path)
-        while folder != cache and folder.startswith(cache + os.sep):
-            try:
-                os.rmdir(folder)  # only when empty
-            except OSError:
-                break
-            folder = os.path.dirname(folder)
-    return freed
-
-
-def _user_errors(fn):
-    """Turn refused uploads into ``gr.Error`` messages and unexpected failures into a generic one;
-    the request's uploads are deleted either way (:func:`discard_uploads`)."""
+def _user_errors(fn, owners: UploadOwners):
+    """Turn refused uploads into ``gr.Error`` messages and unexpected failures into a generic one; the request
+    holds its uploads while it runs and releases them either way (:class:`~.uploads.UploadOwners` deletes each
+    file once no request reads it)."""
     import functools
 
     import gradio as gr
 
     @functools.wraps(fn)
     def wrapper(*args):
+        held = owners.hold(args)
         try:
             return fn(*args)
         except UploadError as err:
@@ -341,10 +318,7 @@ def _user_errors(fn):
             log.exception("serve: failed on an upload")
             raise gr.Error("The model could not process this image.", print_exception=False) from None
         finally:
-            try:
-                discard_uploads(args)
-            except OSError as err:  # a file already gone: nothing to free
-                log.debug("serve: could not delete an upload: %s", err)
+            owners.release(held)
 
     return wrapper
 
@@ -387,6 +361,7 @@ def build_app(
     runtime: str = "keras",
     concurrency: int = 32,
     examples: int = 6,
+    upload_grace_s: float = 5.0,
 ):
     """The ``gr.Blocks`` demo for the model at ``model_path`` (run folder or ``.keras`` file).
 
@@ -398,6 +373,7 @@ def build_app(
 
     p = predictor or Predictor(model_path, max_bytes, max_pixels, runtime=runtime)
     info = p.info
+    owners = UploadOwners(upload_grace_s)
     shown = held_out_examples(model_path, examples) if examples else []
     limits = f"PNG, JPEG, BMP or GIF; at most {_mb(max_bytes)} and {max_pixels:,} pixels."
     # Backstop for uploads no request ever used (and for outputs): Gradio deletes cached files older than
@@ -417,7 +393,7 @@ def build_app(
                 button = gr.Button("Read", variant="primary")
                 text = gr.Textbox(label="text")
                 conf = gr.Dataframe(headers=["character", "confidence"], label="per-character confidence")
-                button.click(_user_errors(lambda f: p.text(f)), [upload], [text, conf], api_name="predict_text")
+                button.click(_user_errors(lambda f: p.text(f), owners), [upload], [text, conf], api_name="predict_text")
         else:
             with gr.Tab("Tile"):
                 upload = gr.File(label="tile image", file_types=["image"], type="filepath")
@@ -426,7 +402,9 @@ def build_app(
                 button = gr.Button("Classify", variant="primary")
                 label = gr.Label(label="top classes", num_top_classes=5)
                 summary = gr.Textbox(label="prediction")
-                button.click(_user_errors(lambda f: p.tile(f)), [upload], [label, summary], api_name="predict_tile")
+                button.click(
+                    _user_errors(lambda f: p.tile(f), owners), [upload], [label, summary], api_name="predict_tile"
+                )
             with gr.Tab("Grid challenge"):
                 grid_upload = gr.File(label="grid image (rows x cols tiles)", file_types=["image"], type="filepath")
                 with gr.Row():
@@ -437,13 +415,14 @@ def build_app(
                 grid_summary = gr.Textbox(label="cells")
                 cells = gr.JSON(label="picked cells (numbered from 1, row-major)")
                 grid_button.click(
-                    _user_errors(lambda f, t, s: p.grid(f, t, s)),
+                    _user_errors(lambda f, t, s: p.grid(f, t, s), owners),
                     [grid_upload, target, shape],
                     [overlay, grid_summary, cells],
                     api_name="select_cells",
                 )
     demo.queue(default_concurrency_limit=concurrency)
     demo.predictor = p
+    demo.upload_owners = owners
     return demo
 
 
