@@ -31,6 +31,8 @@ model call (:class:`recaptcha_tf.serving.batching.MicroBatcher`). ``--runtime on
 from __future__ import annotations
 
 import collections
+import contextlib
+import hmac
 import io
 import logging
 import os
@@ -45,37 +47,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from recaptcha_tf.evaluation.challenge import cell_bounds, pick_cells, split_grid
-from recaptcha_tf.serving.uploads import UploadOwners
+from recaptcha_tf.serving.budget import PixelBudget, ServerBusy
+from recaptcha_tf.serving.http import API_ROUTE, add_http_route
+from recaptcha_tf.serving.uploads import UploadError, UploadOwners, _mb
 from recaptcha_tf.serving.uploads import discard_uploads as discard_uploads  # its home before 0.2.0
 
 log = logging.getLogger("recaptcha_tf")
 
 DEFAULT_MAX_BYTES = 5_000_000
 DEFAULT_MAX_PIXELS = 4096 * 4096
+# Decoded pixels in flight across all requests (serving/budget.py): three of the largest uploads at once.
+DEFAULT_DECODE_BUDGET = 3 * DEFAULT_MAX_PIXELS
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 GRID_SHAPES = {"3x3": (3, 3), "4x4": (4, 4)}
 CACHE_FREQUENCY, CACHE_AGE = 60, 600  # seconds (gr.Blocks(delete_cache=...))
-
-
-class UploadError(ValueError):
-    """An upload that is refused; the message is shown to the user as is."""
 
 
 class ServeError(ValueError):
     """The server cannot start (the port is taken, the host cannot be bound)."""
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+def check_upload(upload, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """The bytes of an upload (path or bytes) and its pixels, checked from the header without decoding.
 
-
-def read_upload(upload, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
-    """Validate an uploaded file (path or bytes) and return its bytes.
+    Returns:
+        ``(data, format, width * height)``.
 
     Raises:
-        UploadError: no file, too many bytes, not a PNG/JPEG/BMP/GIF image,
-            too many pixels (checked from the header, before decoding), or a
-            file that does not decode completely.
+        UploadError: no file, too many bytes, not a PNG/JPEG/BMP/GIF image, or too many pixels.
     """
     from PIL import Image
 
@@ -112,11 +111,30 @@ def read_upload(upload, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DE
         raise UploadError(
             f"The image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,} pixels."
         )
+    return data, fmt, width * height
+
+
+def verify_decodes(data: bytes, fmt: str) -> None:
+    """A full Pillow decode: :class:`UploadError` for a damaged or truncated file."""
+    from PIL import Image
+
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
     except Exception as err:
         raise UploadError(f"This {fmt} file is damaged or truncated and cannot be decoded.") from err
+
+
+def read_upload(upload, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """Validate an uploaded file (path or bytes) and return its bytes: :func:`check_upload`, then a full decode.
+
+    Raises:
+        UploadError: no file, too many bytes, not a PNG/JPEG/BMP/GIF image,
+            too many pixels (checked from the header, before decoding), or a
+            file that does not decode completely.
+    """
+    data, fmt, _ = check_upload(upload, max_bytes, max_pixels)
+    verify_decodes(data, fmt)
     return data
 
 
@@ -160,6 +178,8 @@ class Predictor:
         max_batch_size: int = 32,
         batch_wait_ms: float = 2.0,
         inference=None,
+        decode_budget: int = DEFAULT_DECODE_BUDGET,
+        budget_wait_s: float = 10.0,
     ):
         from recaptcha_tf.inference.predictor import load_inference
         from recaptcha_tf.serving.batching import MicroBatcher
@@ -170,6 +190,7 @@ class Predictor:
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self.batcher = MicroBatcher(self.inference.run, max_batch_size, batch_wait_ms)
+        self.budget = PixelBudget(decode_budget, budget_wait_s)
         self.timings: collections.deque = collections.deque(maxlen=100_000)
         self._warm_up()
 
@@ -188,8 +209,14 @@ class Predictor:
 
         return is_sequence_head(self.info.kind)
 
-    def _read(self, upload) -> bytes:
-        return read_upload(upload, self.max_bytes, self.max_pixels)
+    @contextlib.contextmanager
+    def _decoding(self, upload):
+        """The checked bytes of ``upload``, with its pixels reserved in the server's decode budget for the block
+        (the full decode and the resize happen inside it); :class:`ServerBusy` when no room frees up in time."""
+        data, fmt, pixels = check_upload(upload, self.max_bytes, self.max_pixels)
+        with self.budget.reserve(pixels):
+            verify_decodes(data, fmt)
+            yield data
 
     def _preprocess(self, data: bytes) -> np.ndarray:
         from recaptcha_tf.data.images import CorruptImageError
@@ -207,10 +234,10 @@ class Predictor:
         from recaptcha_tf.inference.predictor import format_predictions
 
         start = time.perf_counter()
-        data = self._read(upload)
-        checked = time.perf_counter()
-        image = self._preprocess(data)
-        decoded = time.perf_counter()
+        with self._decoding(upload) as data:
+            checked = time.perf_counter()
+            image = self._preprocess(data)
+            decoded = time.perf_counter()
         outputs = self.batcher.submit(image[None])
         done = time.perf_counter()
         self.timings.append(
@@ -261,15 +288,15 @@ class Predictor:
         if shape not in GRID_SHAPES:
             raise UploadError(f"Pick a grid shape: {', '.join(GRID_SHAPES)}.")
         rows, cols = GRID_SHAPES[shape]
-        data = self._read(upload)
-        rgb = _decode(data, 3)
-        if rgb.shape[0] < 4 * rows or rgb.shape[1] < 4 * cols:
-            raise UploadError(f"The image is {rgb.shape[1]}x{rgb.shape[0]} pixels: too small for a {shape} grid.")
-        pixels = rgb if self.info.channels == 3 else _decode(data, self.info.channels)
-        probs = self.cell_probabilities(split_grid(pixels, rows, cols))
-        threshold = self.info.threshold if self.info.kind == "sigmoid" else None
-        picked = pick_cells(probs, self.info.names.index(target), threshold)
-        overlay = draw_overlay(rgb, rows, cols, picked)
+        with self._decoding(upload) as data:
+            rgb = _decode(data, 3)
+            if rgb.shape[0] < 4 * rows or rgb.shape[1] < 4 * cols:
+                raise UploadError(f"The image is {rgb.shape[1]}x{rgb.shape[0]} pixels: too small for a {shape} grid.")
+            pixels = rgb if self.info.channels == 3 else _decode(data, self.info.channels)
+            probs = self.cell_probabilities(split_grid(pixels, rows, cols))
+            threshold = self.info.threshold if self.info.kind == "sigmoid" else None
+            picked = pick_cells(probs, self.info.names.index(target), threshold)
+            overlay = draw_overlay(rgb, rows, cols, picked)  # the full-size image is drawn on within the budget
         numbers = [i + 1 for i in picked]
         rule = f"probability >= {threshold:g}" if threshold is not None else "arg-max class"
         summary = (
@@ -312,7 +339,7 @@ def _user_errors(fn, owners: UploadOwners):
         held = owners.hold(args)
         try:
             return fn(*args)
-        except UploadError as err:
+        except (UploadError, ServerBusy) as err:
             raise gr.Error(str(err), print_exception=False) from None
         except Exception:
             log.exception("serve: failed on an upload")
@@ -426,49 +453,6 @@ def build_app(
     return demo
 
 
-API_ROUTE = "/api/v1/predict"
-
-
-def add_http_route(app, predictor: Predictor, path: str = API_ROUTE) -> None:
-    """``POST path`` with the raw image bytes as body -> JSON, on a FastAPI app (Gradio's own).
-
-    The same upload checks as the demo (:func:`read_upload`), the same
-    micro-batches. ``200``: the dict of :func:`recaptcha_tf.inference.predict`;
-    ``400`` / ``413``: ``{"error": message}`` for a refused upload; ``500``:
-    ``{"error": "The model could not process this image."}``.
-    """
-    from fastapi import Request
-    from fastapi.responses import JSONResponse
-    from starlette.concurrency import run_in_threadpool
-
-    limit = predictor.max_bytes
-
-    def too_big(size: int | None) -> JSONResponse:
-        said = f"The file is {_mb(size)}" if size else "The file is larger than the limit"
-        return JSONResponse({"error": f"{said}; the limit is {_mb(limit)}."}, status_code=413)
-
-    async def predict_route(request: Request):
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            return too_big(int(declared))
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                return too_big(None)
-        try:
-            result = await run_in_threadpool(predictor.predict_upload, bytes(body))
-        except UploadError as err:
-            return JSONResponse({"error": str(err)}, status_code=400)
-        except Exception:
-            log.exception("serve: %s failed on an upload", path)
-            return JSONResponse({"error": "The model could not process this image."}, status_code=500)
-        return JSONResponse(result)
-
-    predict_route.__annotations__["request"] = Request  # a real class: this module's annotations are strings
-    app.add_api_route(path, predict_route, methods=["POST"], name="predict_image_bytes")
-
-
 def launch(
     demo,
     host: str = "127.0.0.1",
@@ -476,11 +460,13 @@ def launch(
     max_bytes: int = DEFAULT_MAX_BYTES,
     block: bool = True,
     http_route: bool = True,
+    api_key: str | None = None,
 ):
     """Start the server; with ``block=False`` it runs in a background thread (tests, benchmarks).
 
     With ``http_route`` the plain ``POST /api/v1/predict`` route (:func:`add_http_route`)
-    is mounted on Gradio's FastAPI app, next to the demo.
+    is mounted on Gradio's FastAPI app, next to the demo. With ``api_key`` the demo asks for it at a login page
+    (any user name) and the HTTP route in a header.
     """
     # Gradio's own limit is a backstop above ours, so the user sees our clearer message first.
     result = demo.launch(
@@ -492,12 +478,25 @@ def launch(
         max_file_size=max(2 * max_bytes, max_bytes + 1_000_000),
         show_error=True,
         ssr_mode=False,
+        auth=None if api_key is None else (lambda _user, password: hmac.compare_digest(password, api_key)),
     )
     if http_route and getattr(demo, "predictor", None) is not None:
-        add_http_route(demo.app, demo.predictor)
+        add_http_route(demo.app, demo.predictor, api_key=api_key)
     if block:
         demo.block_thread()
     return result
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine (``127.0.0.1``, ``::1``, ``localhost``)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def serve(
@@ -509,18 +508,34 @@ def serve(
     runtime: str = "keras",
     max_batch_size: int = 32,
     batch_wait_ms: float = 2.0,
+    decode_budget: int = DEFAULT_DECODE_BUDGET,
+    api_key: str | None = None,
 ) -> None:
     """The ``serve`` command: build the demo and serve it until interrupted."""
     start = time.perf_counter()
     predictor = Predictor(
-        model_path, max_bytes, max_pixels, runtime=runtime, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms
+        model_path,
+        max_bytes,
+        max_pixels,
+        runtime=runtime,
+        max_batch_size=max_batch_size,
+        batch_wait_ms=batch_wait_ms,
+        decode_budget=decode_budget,
     )
     demo = build_app(model_path, max_bytes=max_bytes, max_pixels=max_pixels, predictor=predictor)
+    if not is_loopback(host):
+        if api_key is None:
+            print(
+                f"warning: {host} is reachable from other machines and the demo and {API_ROUTE} have no "
+                "authentication; pass --api-key to require one"
+            )
+        else:
+            print(f"API key required: the demo asks for it at login, {API_ROUTE} in 'Authorization: Bearer KEY'")
     print(
         f"serving {model_path} ({predictor.runtime}, model ready in {time.perf_counter() - start:.1f} s) on "
         f"http://{host}:{port}  (plain HTTP: POST raw image bytes to {API_ROUTE}; Ctrl+C to stop)"
     )
     try:
-        launch(demo, host, port, max_bytes, block=True)
+        launch(demo, host, port, max_bytes, block=True, api_key=api_key)
     except OSError as err:  # Gradio: "Cannot find empty port in range ..."
         raise ServeError(f"Cannot listen on {host}:{port}: {' '.join(str(err).split())}") from err

@@ -18,6 +18,14 @@ import threading
 log = logging.getLogger("recaptcha_tf")
 
 
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+class UploadError(ValueError):
+    """An upload that is refused; the message is shown to the user as is."""
+
+
 def _cache_folder() -> str:
     from gradio.utils import get_upload_folder
 

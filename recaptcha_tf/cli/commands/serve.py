@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from recaptcha_tf.cli.errors import _check_model_path, _check_port
 from recaptcha_tf.cli.options import _add_inference_runtime, _count, _Formatter
 
@@ -28,6 +30,18 @@ def add_parser(subparsers):
     p.add_argument(
         "--batch-wait-ms", type=float, default=2.0, help="how long a request waits for others to join its micro-batch"
     )
+    p.add_argument(
+        "--decode-budget",
+        type=_count(1),
+        default=3 * 4096 * 4096,
+        help="decoded pixels in flight across all requests; more wait, then get 503 (bounds memory in a burst)",
+    )
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="require this key: at the demo's login page and in 'Authorization: Bearer KEY' on the HTTP route "
+        "(also read from RECAPTCHA_TF_API_KEY)",
+    )
     return p
 
 
@@ -48,5 +62,7 @@ def run(args) -> int:
         runtime=args.runtime,
         max_batch_size=args.max_batch_size,
         batch_wait_ms=args.batch_wait_ms,
+        decode_budget=args.decode_budget,
+        api_key=args.api_key or os.environ.get("RECAPTCHA_TF_API_KEY") or None,
     )
     return 0
