@@ -31,7 +31,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine, table, write_results
 from serve_load import free_port
 
-CONFIGS = {"no budget": ["--decode-budget", str(10**12)], "default": []}
+# name: (serve options, environment). "before" is the server as it was: no budget, oneDNN's own memory pool and
+# glibc's default arenas (8 per core); "default" is `recaptcha-tf serve` as it is.
+CONFIGS = {
+    "before": (["--decode-budget", str(10**12)], {"TF_ONEDNN_USE_SYSTEM_ALLOCATOR": "0", "MALLOC_ARENA_MAX": "16"}),
+    "default": ([], {}),
+}
 
 
 def tiny_model(folder: str) -> str:
@@ -83,7 +88,7 @@ def post(port: int, body: bytes) -> int:
         return err.code
 
 
-def measure(model: str, extra: list[str], body: bytes, requests: int) -> dict:
+def measure(model: str, extra: list[str], body: bytes, requests: int, env: dict | None = None) -> dict:
     import psutil
 
     port = free_port()
@@ -91,6 +96,7 @@ def measure(model: str, extra: list[str], body: bytes, requests: int) -> dict:
         [sys.executable, "-m", "recaptcha_tf", "serve", "--model", model, "--port", str(port), *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     try:
         deadline = time.monotonic() + 180
@@ -152,8 +158,8 @@ def main() -> None:
         model = args.model or tiny_model(tmp)
         body = big_png(args.size)
         rows = []
-        for name, extra in CONFIGS.items():
-            row = {"config": name, "png_bytes": len(body), **measure(model, extra, body, args.requests)}
+        for name, (extra, env) in CONFIGS.items():
+            row = {"config": name, "png_bytes": len(body), **measure(model, extra, body, args.requests, env)}
             rows.append(row)
             print(row, flush=True)
     columns = [

@@ -99,6 +99,9 @@ def main(argv=None) -> int:
     try:
         check_args(args)
         if args.command not in NO_TENSORFLOW:
+            prepare = getattr(COMMANDS[args.command], "before_tensorflow", None)
+            if prepare is not None:
+                prepare(args)
             _start_tensorflow(args.verbose)
         return dispatch(args)
     except KeyboardInterrupt:

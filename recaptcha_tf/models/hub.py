@@ -95,10 +95,21 @@ def preset_normalisation(preset: str | None, default: Normalisation) -> Normalis
         return default
     import keras_hub
 
-    try:
-        converter = keras_hub.layers.ImageConverter.from_preset(preset)
-    except (FileNotFoundError, ValueError, OSError):
-        return default
+    if os.path.isdir(str(preset)):  # a local preset: a damaged converter file is an error, never a silent default
+        if not os.path.isfile(os.path.join(str(preset), "image_converter.json")):
+            return default
+        try:
+            converter = keras_hub.layers.ImageConverter.from_preset(preset)
+        except Exception as err:  # noqa: BLE001  keras deserialisation raises assorted types
+            raise WeightsError(
+                f"{preset}/image_converter.json is not a keras-hub image converter "
+                f"({type(err).__name__}: {' '.join(str(err).split())[:200]})."
+            ) from None
+    else:
+        try:
+            converter = keras_hub.layers.ImageConverter.from_preset(preset)
+        except (FileNotFoundError, ValueError, OSError):
+            return default
     scale = 1.0 if converter.scale is None else converter.scale
     offset = 0.0 if converter.offset is None else converter.offset
     return _plain(scale), _plain(offset)

@@ -56,8 +56,8 @@ log = logging.getLogger("recaptcha_tf")
 
 DEFAULT_MAX_BYTES = 5_000_000
 DEFAULT_MAX_PIXELS = 4096 * 4096
-# Decoded pixels in flight across all requests (serving/budget.py): three of the largest uploads at once.
-DEFAULT_DECODE_BUDGET = 3 * DEFAULT_MAX_PIXELS
+# Decoded pixels in flight across all requests (serving/budget.py): two of the largest uploads at once.
+DEFAULT_DECODE_BUDGET = 2 * DEFAULT_MAX_PIXELS
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 GRID_SHAPES = {"3x3": (3, 3), "4x4": (4, 4)}
 CACHE_FREQUENCY, CACHE_AGE = 60, 600  # seconds (gr.Blocks(delete_cache=...))
@@ -179,7 +179,7 @@ class Predictor:
         batch_wait_ms: float = 2.0,
         inference=None,
         decode_budget: int = DEFAULT_DECODE_BUDGET,
-        budget_wait_s: float = 10.0,
+        budget_wait_s: float = 30.0,
     ):
         from recaptcha_tf.inference.predictor import load_inference
         from recaptcha_tf.serving.batching import MicroBatcher

@@ -249,7 +249,7 @@ def train_text(
         sync_batchnorm(dist, net)
         frames = net.output_shape[1]
         if kind == "ctc" and frames < 2 * max_length + 1:
-            raise ValueError(
+            raise TrainingConfigError(
                 f"The model reads {frames} frames, too few for labels of {max_length} characters; "
                 "use a wider --image-size."
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -115,3 +116,14 @@ def test_a_reachable_host_is_said_in_one_line(monkeypatch, capsys, api_key, expe
     assert len(lines) == 1 and launched["api_key"] == api_key
     serving_app.serve("run", host="127.0.0.1")
     assert "authentication" not in capsys.readouterr().out
+
+
+def test_serve_sets_its_memory_settings_before_tensorflow_unless_the_user_did(monkeypatch):
+    from recaptcha_tf.cli.commands import serve
+
+    monkeypatch.delenv("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", raising=False)
+    serve.before_tensorflow(None)
+    assert os.environ["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] == "1"
+    monkeypatch.setenv("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "0")
+    serve.before_tensorflow(None)
+    assert os.environ["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] == "0"

@@ -2,7 +2,8 @@
 
 Every module has ``NAME`` (the command), ``TENSORFLOW`` (whether it needs TensorFlow started),
 ``add_parser(subparsers)`` (its options; returns its parser), ``check(args)`` (argument and path
-checks that need no TensorFlow) and ``run(args) -> int`` (the work; the exit status). Adding a
+checks that need no TensorFlow) and ``run(args) -> int`` (the work; the exit status), and may have
+``before_tensorflow(args)`` (settings that must come before TensorFlow starts). Adding a
 command is one module here and one entry in ``MODULES``.
 """
 

@@ -33,7 +33,7 @@ def add_parser(subparsers):
     p.add_argument(
         "--decode-budget",
         type=_count(1),
-        default=3 * 4096 * 4096,
+        default=2 * 4096 * 4096,
         help="decoded pixels in flight across all requests; more wait, then get 503 (bounds memory in a burst)",
     )
     p.add_argument(
@@ -43,6 +43,22 @@ def add_parser(subparsers):
         "(also read from RECAPTCHA_TF_API_KEY)",
     )
     return p
+
+
+def before_tensorflow(args) -> None:
+    """Memory settings that must come before TensorFlow starts its threads (benchmarks/serve_memory.py):
+
+    * oneDNN's own memory pool keeps what a large upload's decode and resize took (about 250 MB after one
+      4096x4096 image, never returned); with the system allocator it goes back after the request;
+    * two heap arenas, so that memory freed by many request threads can be returned at all.
+
+    A variable the user set wins.
+    """
+    from recaptcha_tf.serving.budget import limit_heap_arenas
+
+    os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        limit_heap_arenas(2)
 
 
 def check(args) -> None:
