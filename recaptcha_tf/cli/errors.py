@@ -99,6 +99,12 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def _check_separate(out: str, source: str, what: str, action: str) -> None:
+    """``out`` and the folder ``source`` must not hold one another: writing into the data being read."""
+    if _inside(out, source) or _inside(source, out):
+        raise UsageError(f"--out {out!r} and {what} {source!r} overlap; {action} into a separate folder.")
+
+
 def _check_port(host: str, port: int) -> None:
     import socket
 

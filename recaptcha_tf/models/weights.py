@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
 import keras
 
@@ -112,6 +113,14 @@ def load_weights_file(backbone: keras.Model, path: str, model_name: str) -> None
     architecture: e.g. a text model trained on synthetic CAPTCHAs as the start
     for a small real set.
     """
+    # Keras warns once per layer it cannot match (200 lines for a MobileNetV2 of another width) before it fails;
+    # the one error below says it all.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _load_weights_file(backbone, path, model_name)
+
+
+def _load_weights_file(backbone: keras.Model, path: str, model_name: str) -> None:
     try:
         if path.endswith(".keras"):
             import recaptcha_tf.layers  # noqa: F401  (registers custom layers)

@@ -167,3 +167,16 @@ def test_cli_convert_multilabel_is_one_line_on_bad_input(tmp_path):
     )
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("out", ["same", "inside", "around"])
+def test_convert_multilabel_refuses_to_write_into_its_own_source(tmp_path, capsys, out):
+    from recaptcha_tf.cli.main import main
+
+    source = tmp_path / "data" / "source"
+    source.mkdir(parents=True)
+    target = {"same": source, "inside": source / "converted", "around": tmp_path / "data"}[out]
+    assert main(["convert-multilabel", str(source), "--out", str(target)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "overlap" in errors[0]
+    assert os.listdir(source) == []  # nothing written into the source

@@ -320,3 +320,27 @@ def test_the_folder_a_download_unzips_to_is_read_through(tmp_path):
         write_files(two / name, ["ab12.png"])
     with pytest.raises(DatasetError, match="neither image files"):  # which one is meant is not ours to guess
         load_text_dataset(str(two))
+
+
+def test_an_integer_label_column_is_named_with_its_type(tmp_path):
+    path = str(tmp_path / "codes.parquet")
+    pq.write_table(pa.table({"image": pa.array([image_bytes(0)], pa.binary()), "label": pa.array([123])}), path)
+    with pytest.raises(DatasetError, match=r"Column 'label' .* has type int64, .*leading zeros") as info:
+        load_text_parquet(path)
+    assert "Cannot find" not in str(info.value) and "--label-column" in str(info.value)
+
+
+def test_names_with_more_than_a_label_are_said_once(tmp_path, caplog):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for name in ("226md.png", "226md-2.png", "x8kq2 (3).png", "ab cd.png", "ef gh.png"):
+        Image.new("RGB", (40, 16), "white").save(folder / name)
+    with caplog.at_level(logging.WARNING, logger="recaptcha_tf"):
+        data = load_text_folder(str(folder), validate=False)
+    assert sorted(data.labels) == ["226md", "226md", "ab", "ef", "x8kq2"]  # the rule is unchanged
+    said = [r.getMessage() for r in caplog.records if "hold more than a label" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("2 file name(s)") and "'ab cd.png' is read as 'ab'" in said[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="recaptcha_tf"):
+        load_text_folder(str(folder), pattern=r"^(?P<label>[^.]+)\.png$", validate=False)  # the user's own rule
+    assert not [r for r in caplog.records if "hold more than a label" in r.getMessage()]

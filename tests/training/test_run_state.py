@@ -74,3 +74,32 @@ def test_flip_tta_on_a_text_model_is_one_error_line(tmp_path, capsys):
     assert main(["predict", "--model", path, "--tta", "flip", image]) == 2
     errors = _errors(capsys)
     assert len(errors) == 1 and "--tta flip is for tile models" in errors[0]
+
+
+def test_labels_too_long_for_the_models_frames_are_one_error_line(tmp_path, capsys):
+    from recaptcha_tf.data.generator import generate_captchas
+
+    data = str(tmp_path / "long")
+    generate_captchas(data, count=8, length=8, charset="ab", size=(96, 32), seed=0)
+    out = str(tmp_path / "run")
+    capsys.readouterr()
+    status = main(
+        [
+            "train",
+            "--task",
+            "text",
+            "--data",
+            data,
+            "--out",
+            out,
+            "--logdir",
+            "",
+            "--image-size",
+            "32x32",
+            "--steps",
+            "2",
+        ]
+    )
+    assert status == 2
+    errors = _errors(capsys)
+    assert len(errors) == 1 and "too few for labels of 8 characters" in errors[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recaptcha_tf.cli.errors import UsageError, _check_split, _check_writable, _inside, _must_exist
+from recaptcha_tf.cli.errors import UsageError, _check_separate, _check_split, _check_writable, _must_exist
 from recaptcha_tf.cli.options import _add_common_data, _add_max_pixels, _count, _Formatter
 
 NAME = "balance"
@@ -33,8 +33,7 @@ def check(args) -> None:
     if args.split:
         _check_split(args.split)
     _check_writable(args.out, "--out", folder=True)
-    if _inside(args.out, args.data) or _inside(args.data, args.out):
-        raise UsageError(f"--out {args.out!r} and --data {args.data!r} overlap; balance into a separate folder.")
+    _check_separate(args.out, args.data, "--data", "balance")
 
 
 def run(args) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
-from recaptcha_tf.cli.errors import _check_writable, _must_exist
+from recaptcha_tf.cli.errors import _check_separate, _check_writable, _must_exist
 from recaptcha_tf.cli.options import _add_max_pixels, _Formatter
 
 NAME = "convert-multilabel"
@@ -44,6 +45,8 @@ def add_parser(subparsers):
 def check(args) -> None:
     _must_exist(args.source, "Source")
     _check_writable(args.out, "--out", folder=True)
+    if os.path.isdir(args.source):
+        _check_separate(args.out, args.source, "the source", "convert")
 
 
 def run(args) -> int:

@@ -46,6 +46,24 @@ def label_from_filename(path: str, pattern: str | re.Pattern = DEFAULT_LABEL_PAT
     return label
 
 
+# What may follow a label under the default rule without a word: a duplicate counter or copy note
+# ("226md-2.png", "226md (3).png", "226md_copy.png"). Anything else after a space ("ab cd.png") looks like more text.
+_COUNTER = re.compile(r"^(?P<label>[^\-_.\s()]+)(?:[\-_][^.]*|\s*\(\d+\)|\s+\d+)?\.[A-Za-z0-9]+$")
+
+
+def _warn_cut_names(files) -> None:
+    """One warning when file names carry text after a space that the default rule drops (``ab cd.png`` -> ``ab``)."""
+    cut = [f for f in files if not _COUNTER.match(f)]
+    if cut:
+        log.warning(
+            "%d file name(s) hold more than a label and a counter, e.g. %r is read as %r: the label is the name up "
+            "to the first '-', '_', space, '(' or '.' (pass --label-pattern to read names another way).",
+            len(cut),
+            cut[0],
+            label_from_filename(cut[0]),
+        )
+
+
 def load_text_folder(
     root: str,
     pattern: str | re.Pattern = DEFAULT_LABEL_PATTERN,
@@ -80,6 +98,8 @@ def load_text_folder(
             "expected files named by their label such as 226md.png."
         )
     labels = [apply_case(label_from_filename(f, pattern), case) for f in files]
+    if pattern == DEFAULT_LABEL_PATTERN:
+        _warn_cut_names(files)
     dataset = TextDataset(sources=[os.path.join(root, f) for f in files], labels=labels, names=files)
     return _finish(dataset, repr(root), vocabulary, validate)
 

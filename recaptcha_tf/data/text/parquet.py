@@ -84,10 +84,19 @@ def _pick_column(schema, requested, candidates, accepts, what: str, path: str) -
     lowered = {}
     for f in schema:
         lowered.setdefault(f.name.lower(), f)
+    wrong_type = None
     for candidate in candidates:
         field = lowered.get(candidate)
         if field is not None and accepts(field.type):
             return field.name
+        wrong_type = wrong_type or field
+    if wrong_type is not None:
+        hint = " (as numbers, labels such as 0123 lose their leading zeros)" if what == "label" else ""
+        raise DatasetError(
+            f"Column {wrong_type.name!r} of {path!r} has type {wrong_type.type}, which cannot hold the {what}"
+            f"{hint}. Store it as {'text' if what == 'label' else 'image bytes'}, or name another column with "
+            f"{'--image-column' if what == 'image' else '--label-column'}. Columns: {_describe_columns(schema)}."
+        )
     raise DatasetError(
         f"Cannot find the {what} column in {path!r}: tried {list(candidates)}. Columns: "
         f"{_describe_columns(schema)}. Name it with "
