@@ -20,6 +20,7 @@ import sys
 from recaptcha_tf.cli.commands import COMMANDS
 from recaptcha_tf.cli.errors import UsageError, error_line, is_user_error
 from recaptcha_tf.cli.options import _Formatter, _Parser
+from recaptcha_tf.utils.version import __version__
 
 __all__ = [
     "NO_TENSORFLOW",
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="debug logging, and TensorFlow's own start-up and C++ log lines"
     )
+    parser.add_argument("--version", action="version", version=f"recaptcha-tf {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS.values():
         command.add_parser(sub)

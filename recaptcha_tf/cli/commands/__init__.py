@@ -15,13 +15,27 @@ from recaptcha_tf.cli.commands import (
     export,
     generate,
     merge_parquet,
+    models,
     predict,
     serve,
     train,
     tune,
 )
 
-MODULES = (balance, train, evaluate, predict, generate, merge_parquet, convert_multilabel, demo, export, serve, tune)
+MODULES = (
+    balance,
+    train,
+    evaluate,
+    predict,
+    generate,
+    merge_parquet,
+    convert_multilabel,
+    demo,
+    export,
+    serve,
+    tune,
+    models,
+)
 COMMANDS = {module.NAME: module for module in MODULES}
 
 __all__ = ["COMMANDS", "MODULES"]

@@ -1,0 +1,123 @@
+"""The Python API in two calls, as short as the command line::
+
+    import recaptcha_tf
+
+    run = recaptcha_tf.train(task="tiles", data="data/shapes", epochs=3)   # a run folder, trained (resumable)
+    print(run.summary["test"]["top1"])
+    model = recaptcha_tf.load(run.path)                                     # or a .keras / .onnx / .tflite file
+    for result in model.predict(["tile.png", numpy_image, pil_image]):
+        print(result["label"], result["confidence"])
+
+``train`` takes the options of ``recaptcha-tf train`` by their Python names (``image_size=(48, 192)``,
+``model="resnet18"``, ``weights="imagenet"``, ...) and checks them against the task, as the command line does;
+``load`` gives a :class:`Model` whose ``predict`` takes file paths, encoded bytes, NumPy arrays ``(H, W[, C])``
+``uint8`` or PIL images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+from collections.abc import Sequence
+
+
+@dataclasses.dataclass
+class Run:
+    """A trained run folder: where it is, and the summary its training wrote (``summary.json``)."""
+
+    path: str
+    summary: dict
+
+    def load(self, runtime: str = "keras") -> Model:
+        """The run's model, ready to predict."""
+        return load(self.path, runtime=runtime)
+
+
+class Model:
+    """A saved model behind one compiled predictor (:class:`recaptcha_tf.inference.Inference`).
+
+    Attributes:
+        info: what the model expects and produces (:class:`recaptcha_tf.inference.ModelInfo`): class names or
+            characters, task, input size, channels.
+    """
+
+    def __init__(self, inference):
+        self.inference = inference
+        self.info = inference.info
+
+    def predict(self, images, top_k: int = 3, tta: str = "none") -> list[dict]:
+        """One dict per image: ``label``, ``confidence`` and ``top_k`` for classifiers (``labels`` too for
+        multi-label models); ``text`` and per-character ``confidence`` for text models.
+
+        ``images`` is one image or a list of them: file paths, encoded bytes, ``uint8`` NumPy arrays
+        ``(H, W)`` / ``(H, W, C)``, or PIL images. Arrays and PIL images are encoded losslessly (PNG) and go
+        through the same decoding and resizing as training.
+        """
+        from recaptcha_tf.inference.predictor import predict
+
+        single = not isinstance(images, (list, tuple))
+        results = predict(
+            self.inference, [_source(image) for image in ([images] if single else images)], top_k, tta=tta
+        )
+        return results[0] if single else results
+
+    def __repr__(self) -> str:
+        return f"Model(task={self.info.task!r}, kind={self.info.kind!r}, classes={len(self.info.names)})"
+
+
+def _source(image):
+    """A path or encoded bytes as they are; an array or PIL image as PNG bytes."""
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image)
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        import numpy as np
+
+        array = np.asarray(image)
+        if array.dtype != np.uint8:
+            raise TypeError(f"Images as arrays must be uint8 pixels (0-255), not {array.dtype}.")
+        image = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def load(model: str, runtime: str = "keras") -> Model:
+    """Load a run folder, a ``.keras`` file (in Keras safe mode), or an exported ``.onnx`` / ``.tflite`` file.
+
+    ``runtime`` picks how a run folder is run: ``keras``, or its ``onnx`` / ``tflite`` export
+    (``RUN/export/``). An exported file given directly runs in its own runtime.
+    """
+    from recaptcha_tf.inference.predictor import load_inference
+
+    path = os.fspath(model)
+    for name in ("onnx", "tflite"):
+        if runtime == "keras" and os.path.isfile(path) and path.endswith(f".{name}"):
+            runtime = name
+    return Model(load_inference(path, runtime))
+
+
+def train(task: str, data: str | Sequence[str], out: str | None = None, **options) -> Run:
+    """Train (or resume) a run of ``task`` on ``data`` into ``out`` (default ``models/<task>``) and return it.
+
+    ``options`` are the keyword arguments of the task's trainer (``training.classifier.train_classifier`` for
+    ``tiles`` and ``chars``, ``training.text.train_text`` for ``text``); one it does not take
+    (``mix`` for ``text``) is a :class:`recaptcha_tf.tasks.TaskError` naming the ones it does.
+    """
+    import inspect
+
+    from recaptcha_tf.tasks import TaskError, get_task
+
+    spec = get_task(task)
+    taken = inspect.signature(spec.workflow("train")).parameters
+    unknown = sorted(name for name in options if name not in taken or name in ("data", "out", "task"))
+    if unknown:
+        takes = ", ".join(name for name in taken if name not in ("data", "out", "task"))
+        raise TaskError(f"{', '.join(unknown)}: not an option of task {task!r}, which takes: {takes}.")
+    out = out or os.path.join("models", task)
+    summary = spec.run_workflow("train", data, out, task=task, **options)
+    return Run(path=summary.get("out", out), summary=summary)

@@ -1,0 +1,28 @@
+"""`recaptcha-tf --version` and `recaptcha-tf models`: the registry as the task sees it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recaptcha_tf.cli.main import main
+from recaptcha_tf.utils.version import __version__
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["--version"])
+    assert raised.value.code == 0 and capsys.readouterr().out.strip() == f"recaptcha-tf {__version__}"
+
+
+def test_models_lists_each_tasks_models_with_their_head(capsys):
+    from recaptcha_tf.tasks import get_task
+
+    assert main(["models", "--task", "text", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["model"] for r in rows] == get_task("text").models() and {r["head"] for r in rows} <= {"ctc", "multihead"}
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    assert "cnn " in listed and "crnn " in listed and "tiles,chars" in listed.replace("chars,tiles", "tiles,chars")
+    assert main(["models", "--task", "nosuch"]) == 2
