@@ -48,9 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"recaptcha-tf {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     for command in COMMANDS.values():
-        command.add_parser(sub)
+        _add_verbosity(command.add_parser(sub))
     return parser
+
+
+def _add_verbosity(command_parser) -> None:
+    """``-v`` / ``-q`` after the command too (``recaptcha-tf train ... -v``); given nowhere, the global default."""
+    group = command_parser.add_argument_group("output")
+    group.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+    group.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="warnings and errors only")
 
 
 def check_args(args) -> None:
@@ -97,7 +105,11 @@ def main(argv=None) -> int:
     except UsageError as err:
         print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    if args.verbose and args.quiet:
+        print("error: -v/--verbose and -q/--quiet contradict each other; pick one.", file=sys.stderr)
+        return 2
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
     try:
         check_args(args)
         if args.command not in NO_TENSORFLOW:

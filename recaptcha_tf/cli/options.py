@@ -25,7 +25,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Shows an option's real default; an option whose default is ``None`` (the task or recipe decides) or a flag
+    that is off says nothing, instead of "(default: None)"."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return action.help
+        return super()._get_help_string(action)
 
 
 # ----------------------------------------------------------------------------- value types

@@ -26,3 +26,17 @@ def test_models_lists_each_tasks_models_with_their_head(capsys):
     listed = capsys.readouterr().out
     assert "cnn " in listed and "crnn " in listed and "tiles,chars" in listed.replace("chars,tiles", "tiles,chars")
     assert main(["models", "--task", "nosuch"]) == 2
+
+
+def test_verbosity_flags_go_before_or_after_the_command(tmp_path, capsys):
+    from recaptcha_tf.cli.main import build_parser
+
+    out = str(tmp_path / "g")
+    parser = build_parser()
+    assert parser.parse_args(["generate", "--out", out, "-v"]).verbose is True
+    assert parser.parse_args(["-v", "generate", "--out", out]).verbose is True
+    assert parser.parse_args(["generate", "--out", out, "-q"]).quiet is True
+    assert parser.parse_args(["generate", "--out", out]).verbose is False
+    assert main(["generate", "--out", out, "--count", "1", "-q"]) == 0
+    assert main(["-v", "generate", "--out", out, "--count", "1", "-q"]) == 2
+    assert "contradict" in capsys.readouterr().err

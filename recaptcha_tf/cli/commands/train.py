@@ -15,6 +15,7 @@ from recaptcha_tf.cli.options import (
     add_training_options,
     check_task_options,
 )
+from recaptcha_tf.utils.run_folder import RunFolder
 
 NAME = "train"
 TENSORFLOW = True
@@ -24,6 +25,7 @@ def add_parser(subparsers):
     p = subparsers.add_parser(NAME, formatter_class=_Formatter, help="train a model (tiles, chars or text)")
     add_training_options(p)
     p.add_argument("--run-name", default=None, help="TensorBoard run name; default: the --out folder name")
+    p.add_argument("--json", action="store_true", help="end with the run's whole summary as JSON, not one line")
     p.add_argument("--resize", choices=("stretch", "pad"), default=None, help="stretch, or keep aspect ratio and pad")
     p.add_argument(
         "--steps",
@@ -150,6 +152,18 @@ def check(args) -> None:
         _must_exist(args.val_data, "--val-data")
 
 
+def summary_line(summary: dict, spec, out: str, data: str) -> str:
+    """One line to end a run on: where the model is, its headline test figure, and the next command."""
+    test = summary.get("test") or {}
+    headline = next((key for key in spec.report_keys if key != "n" and key in test), None)
+    figure = f"test {headline} {test[headline]:.3f} on {test.get('n', '?')} images" if headline else "no test split"
+    minutes = summary.get("train_seconds", 0) / 60
+    return (
+        f"trained {RunFolder(out).model}: {figure}, {summary.get('epochs_run', '?')} epochs in "
+        f"{minutes:.1f} min; next: recaptcha-tf evaluate --model {out} --data {data}"
+    )
+
+
 def run(args) -> int:
     from recaptcha_tf.tasks import get_task, task_defaults
     from recaptcha_tf.training.run_folder import clear_run_state
@@ -208,5 +222,5 @@ def run(args) -> int:
         image_column=args.image_column,
         label_column=args.label_column,
     )
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2) if args.json else summary_line(summary, get_task(args.task), out, args.data))
     return 0
