@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -130,4 +131,41 @@ def tiny_ink_crnn(crop, region=None, size=(32, 64), augmentation=None):
         augmentation=augmentation,
         filters=(4, 4, 8, 8),
         rnn_units=4,
+    )
+
+
+def logged_epochs(out):
+    """The epochs a run's ``history.csv`` records, in order."""
+    with open(os.path.join(out, "history.csv")) as f:
+        return [int(r["epoch"]) for r in csv.DictReader(f)]
+
+
+def parquet_of_labels(path, labels):
+    """A Parquet file of tiny PNGs with these ``labels`` (image and text columns); returns ``path``."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    blobs = []
+    for i, _ in enumerate(labels):
+        buf = io.BytesIO()
+        Image.new("RGB", (24, 12), (i * 40, 0, 0)).save(buf, format="PNG")
+        blobs.append(buf.getvalue())
+    pq.write_table(pa.table({"image": pa.array(blobs, pa.binary()), "text": pa.array(labels)}), path)
+    return path
+
+
+def fake_png_bomb(width=20000, height=20000) -> bytes:
+    """A PNG header declaring ``width x height`` (a decompression bomb's calling card) with a tiny body."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
     )

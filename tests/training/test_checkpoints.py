@@ -1,0 +1,130 @@
+"""Kill-safe training state: backups that survive a kill at any instant, atomic checkpoints, re-runs of a
+finished run."""
+
+import csv
+import logging
+import os
+
+import pytest
+from conftest import logged_epochs, make_class_folders
+
+TINY = dict(conv_layers=1, filters=4, dense_units=8)
+
+
+def _interrupted_run(tmp_path, after=3, epochs=5):
+    from test_training import Interrupt
+
+    from recaptcha_tf.training.classifier import train_classifier
+
+    data = str(tmp_path / "d")
+    make_class_folders(data, per_class=6)
+    out = str(tmp_path / "run")
+    kwargs = dict(image_size=(24, 24), epochs=epochs, logdir=None, model_kwargs=TINY, patience=0, balance_per_class=0)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(data, out, callbacks=[Interrupt(after=after)], **kwargs)
+    return data, out, kwargs
+
+
+@pytest.mark.slow
+def test_backup_keeps_latest_and_previous_and_a_truncated_latest_falls_back(tmp_path, caplog):
+    from recaptcha_tf.training.classifier import train_classifier
+
+    data, out, kwargs = _interrupted_run(tmp_path)
+    backup = os.path.join(out, "backup")
+    assert sorted(os.listdir(backup)) == ["latest.weights.h5", "previous.weights.h5"]
+    latest = os.path.join(backup, "latest.weights.h5")
+    with open(latest, "r+b") as f:  # what a SIGKILL in the middle of the write would leave
+        f.truncate(os.path.getsize(latest) // 3)
+    with caplog.at_level(logging.INFO, logger="recaptcha_tf"):
+        summary = train_classifier(data, out, **kwargs)
+    assert "latest.weights.h5 is unreadable" in caplog.text
+    assert "resuming after epoch 2" in caplog.text  # the previous good state
+    assert logged_epochs(out) == [0, 1, 2, 3, 4]  # epoch 3 (index 2) runs again; no duplicate row
+    assert summary["epochs_run"] == 5 and summary["epochs_this_session"] == 3
+    assert not os.path.exists(backup)
+
+
+@pytest.mark.slow
+def test_no_readable_backup_starts_the_phase_afresh_with_a_warning(tmp_path, caplog):
+    from recaptcha_tf.training.classifier import train_classifier
+
+    data, out, kwargs = _interrupted_run(tmp_path, after=2, epochs=3)
+    for name in ("latest.weights.h5", "previous.weights.h5"):
+        with open(os.path.join(out, "backup", name), "wb") as f:
+            f.write(b"\x89HDF\r\n\x1a\n garbage")
+    with caplog.at_level(logging.WARNING, logger="recaptcha_tf"):
+        summary = train_classifier(data, out, **kwargs)
+    assert "starts afresh at epoch 1" in caplog.text
+    assert logged_epochs(out) == [0, 1, 2] and summary["epochs_run"] == 3
+
+
+@pytest.mark.slow
+def test_epoch_backed_up_but_not_logged_is_re_added_to_history(tmp_path):
+    """A kill between the backup and the CSV log must not lose the epoch's row."""
+    from recaptcha_tf.training.classifier import train_classifier
+
+    data, out, kwargs = _interrupted_run(tmp_path, after=2, epochs=3)
+    path = os.path.join(out, "history.csv")
+    lines = open(path).read().splitlines(keepends=True)
+    open(path, "w").write("".join(lines[:-1]))  # drop epoch index 1
+    assert logged_epochs(out) == [0]
+    summary = train_classifier(data, out, **kwargs)
+    assert logged_epochs(out) == [0, 1, 2] and summary["epochs_run"] == 3
+    with open(path) as f:
+        row = list(csv.DictReader(f))[1]
+    assert float(row["val_loss"]) > 0 and row["accuracy"] != ""
+
+
+def test_best_model_checkpoint_is_written_atomically(tmp_path, monkeypatch):
+    import keras
+    import numpy as np
+
+    from recaptcha_tf.training.callbacks import AtomicModelCheckpoint
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = str(tmp_path / "model.keras")
+    cb = AtomicModelCheckpoint(path, monitor="loss", save_best_only=True)
+    cb.set_model(model)
+    cb.on_epoch_end(0, {"loss": 1.0})
+    good = open(path, "rb").read()
+
+    def killed_mid_write(self, filepath, **kwargs):
+        open(filepath, "wb").write(b"PK half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        cb.on_epoch_end(1, {"loss": 0.5})
+    assert open(path, "rb").read() == good
+    monkeypatch.undo()
+    assert keras.saving.load_model(path).predict(np.zeros((1, 2)), verbose=0).shape == (1, 1)
+
+
+@pytest.mark.slow
+def test_re_running_a_finished_run_keeps_it_and_a_changed_one_trains(tmp_path, caplog):
+    """A kill after the end (the backup already removed) or a plain re-run must not retrain the same run."""
+    import logging
+
+    from conftest import make_class_folders
+
+    from recaptcha_tf.training.classifier import train_classifier
+
+    data = str(tmp_path / "tiles")
+    make_class_folders(data, per_class=6)
+    out = str(tmp_path / "run")
+    kwargs = dict(
+        image_size=(24, 24),
+        epochs=1,
+        logdir=None,
+        balance_per_class=0,
+        model_kwargs=dict(conv_layers=1, filters=4, dense_units=8),
+    )
+    first = train_classifier(data, out, **kwargs)
+    model_time = os.path.getmtime(os.path.join(out, "model.keras"))
+    with caplog.at_level(logging.INFO, logger="recaptcha_tf"):
+        again = train_classifier(data, out, **kwargs)
+    assert again["epochs_this_session"] == 0 and again["test"] == first["test"]
+    assert os.path.getmtime(os.path.join(out, "model.keras")) == model_time
+    assert "training had finished, nothing to do" in caplog.text
+    changed = train_classifier(data, out, **{**kwargs, "learning_rate": 5e-3})
+    assert changed["epochs_this_session"] == 1
