@@ -37,6 +37,7 @@ import io
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 import warnings
@@ -535,7 +536,30 @@ def serve(
         f"serving {model_path} ({predictor.runtime}, model ready in {time.perf_counter() - start:.1f} s) on "
         f"http://{host}:{port}  (plain HTTP: POST raw image bytes to {API_ROUTE}; Ctrl+C to stop)"
     )
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: shut down as on Ctrl+C
     try:
         launch(demo, host, port, max_bytes, block=True, api_key=api_key)
     except OSError as err:  # Gradio: "Cannot find empty port in range ..."
         raise ServeError(f"Cannot listen on {host}:{port}: {' '.join(str(err).split())}") from err
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shut_down(demo)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def shut_down(demo) -> None:
+    """Close the server and leave no upload behind: waiting deletions run now, and the empty files of uploads cut
+    off mid-transfer are removed from Gradio's cache."""
+    from recaptcha_tf.serving.uploads import remove_partial_uploads
+
+    owners = getattr(demo, "upload_owners", None)
+    if owners is not None:
+        owners.close()
+    if hasattr(demo, "close"):
+        demo.close()
+    removed = remove_partial_uploads()
+    if removed:
+        log.info("serve: removed %d partial upload(s) from Gradio's cache", removed)

@@ -57,6 +57,22 @@ def discard_uploads(args) -> int:
     return freed
 
 
+def remove_partial_uploads() -> int:
+    """Delete the empty files in Gradio's upload cache (uploads cut off mid-transfer); returns how many."""
+    cache = _cache_folder()
+    removed = 0
+    for folder, _, files in os.walk(cache):
+        for name in files:
+            path = os.path.join(folder, name)
+            try:
+                if os.path.isfile(path) and not os.path.islink(path) and os.path.getsize(path) == 0:
+                    discard_uploads([path])
+                    removed += not os.path.exists(path)
+            except OSError:
+                continue
+    return removed
+
+
 class UploadOwners:
     """Reference counts of the cached upload files that running requests read.
 

@@ -163,3 +163,23 @@ def test_byte_identical_images_stay_in_one_split(tmp_path, caplog):
     # the record travels with the manifest, and an old manifest without it still loads
     save_manifest(split, str(tmp_path / "split.json"))
     assert load_manifest(str(tmp_path / "split.json")).extra["identical_images"][0]["files"][0] == "c0/000.png"
+
+
+def test_byte_identical_text_images_stay_in_one_part(tmp_path, caplog):
+    from recaptcha_tf.data.text.task_data import text_split_parts
+
+    folder = tmp_path / "text"
+    folder.mkdir()
+    names = [f"w{i:02d}x.png" for i in range(40)]
+    for i, name in enumerate(names):
+        (folder / name).write_bytes(f"distinct {i}".encode())
+    for i in (1, 2, 3, 4, 5, 6):  # the same image saved under seven names
+        (folder / names[i]).write_bytes(b"one image")
+    (folder / names[0]).write_bytes(b"one image")
+    sources = [str(folder / n) for n in names]
+    labels = ["w00x"] * 7 + [n[:4] for n in names[7:]]
+    with caplog.at_level("WARNING", logger="recaptcha_tf"):
+        parts = text_split_parts(names, str(folder), str(tmp_path / "run"), seed=1, labels=labels, sources=sources)
+    where = {i: part for part, indices in parts.items() for i in indices}
+    assert len({where[i] for i in range(7)}) == 1 and sorted(where) == list(range(40))
+    assert sum("byte-identical" in r.getMessage() for r in caplog.records) == 1

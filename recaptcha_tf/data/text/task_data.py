@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from recaptcha_tf.data.duplicates import describe_identical, keep_identical_together
 from recaptcha_tf.data.folders import DatasetError
 from recaptcha_tf.data.splits import (
     MANIFEST_NAME,
@@ -104,7 +105,9 @@ def text_task_data(
     )
     vocab, strict = _text_vocabulary(dataset.labels, charset)
     encoded = [vocab.encode(lab, name) for lab, name in zip(dataset.labels, dataset.names)]
-    parts = text_split_parts(dataset.names, data, out, fractions, seed, write=write_split, labels=dataset.labels)
+    parts = text_split_parts(
+        dataset.names, data, out, fractions, seed, write=write_split, labels=dataset.labels, sources=dataset.sources
+    )
     return TextTaskData(dataset, vocab, strict, encoded, max_length or max(len(e) for e in encoded), parts)
 
 
@@ -141,6 +144,7 @@ def text_split_parts(
     seed: int = 0,
     write: bool = True,
     labels: Sequence[str] | None = None,
+    sources: Sequence | None = None,
 ) -> dict[str, list[int]]:
     """A text run's split as indices into ``names``: read from ``OUT/split.json`` when it exists (a resumed run
     or search), else from ``fractions`` when it is a manifest path (``--split PATH.json``: an earlier run's
@@ -168,6 +172,11 @@ def text_split_parts(
             parts = random_split(len(names), fractions, seed)
         except SplitError as e:
             raise DatasetError(str(e)) from None
+        if sources is not None:  # byte-identical image files stay in one part (recaptcha_tf.data.duplicates)
+            files = [source if isinstance(source, str) else "" for source in sources]
+            parts, identical = keep_identical_together(parts, files, list(labels) if labels else [None] * len(files))
+            if identical:
+                log.warning(describe_identical(identical))
     if write:
         from recaptcha_tf.data.splits import parse_fractions
 
