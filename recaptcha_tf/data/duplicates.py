@@ -18,43 +18,60 @@ from collections.abc import Callable, Sequence
 log = logging.getLogger("recaptcha_tf")
 
 
-def _sha256(path: str) -> str:
+def _sha256(source) -> str:
+    if isinstance(source, (bytes, bytearray)):
+        return hashlib.sha256(source).hexdigest()
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(source, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def identical_groups(paths: Sequence[str]) -> list[list[int]]:
-    """Indices of byte-identical files, in groups of two or more, each group and the groups in path order.
+def _size(source) -> int | None:
+    if isinstance(source, (bytes, bytearray)):
+        return len(source)
+    if isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
+        return os.path.getsize(source)
+    return None
 
-    Entries that are not files (Parquet rows, missing paths) are never grouped. Only files of equal size are
-    hashed, so a set without duplicates costs one ``stat`` per file.
+
+def identical_groups(sources: Sequence) -> list[list[int]]:
+    """Indices of byte-identical images, in groups of two or more, each group in order of first appearance.
+
+    A source is a file path or the encoded bytes themselves (Parquet rows); anything else (a missing path) is never
+    grouped. Only sources of equal size are hashed, so a set without duplicates costs one ``stat`` per file.
     """
     by_size: dict[int, list[int]] = defaultdict(list)
-    for i, path in enumerate(paths):
-        if os.path.isfile(path):
-            by_size[os.path.getsize(path)].append(i)
+    for i, source in enumerate(sources):
+        size = _size(source)
+        if size is not None:
+            by_size[size].append(i)
     groups = []
     for same_size in by_size.values():
         if len(same_size) < 2:
             continue
         by_hash: dict[str, list[int]] = defaultdict(list)
         for i in same_size:
-            by_hash[_sha256(paths[i])].append(i)
-        groups += [sorted(group, key=lambda i: paths[i]) for group in by_hash.values() if len(group) > 1]
-    return sorted(groups, key=lambda group: paths[group[0]])
+            by_hash[_sha256(sources[i])].append(i)
+        groups += [sorted(group, key=lambda i: _order(sources, i)) for group in by_hash.values() if len(group) > 1]
+    return sorted(groups, key=lambda group: _order(sources, group[0]))
+
+
+def _order(sources, i):
+    """Paths sort by path (the group's first file is the same on every machine); bytes by position."""
+    source = sources[i]
+    return (0, os.fspath(source), i) if isinstance(source, (str, os.PathLike)) else (1, "", i)
 
 
 def keep_identical_together(
-    parts: dict[str, list[int]], paths: Sequence[str], labels: Sequence
+    parts: dict[str, list[int]], paths: Sequence, labels: Sequence
 ) -> tuple[dict[str, list[int]], list[dict]]:
-    """Move each group of identical files into the part (``train``/``val``/``test``) of its first file.
+    """Move each group of identical images into the part (``train``/``val``/``test``) of its first one.
 
     Args:
         parts: indices into ``paths`` of each part.
-        paths: the files.
+        paths: the images: file paths, or encoded bytes (Parquet rows, recorded by their position ``#i``).
         labels: each file's label; a copy whose label differs from the group's first file is dropped.
 
     Returns:
@@ -79,9 +96,8 @@ def keep_identical_together(
                 members[part].add(i)
             else:
                 dropped.append(labels[i])
-        report.append(
-            {"files": [paths[i] for i in group], "part": part, "label": labels[keeper], "dropped_labels": dropped}
-        )
+        files = [paths[i] if isinstance(paths[i], str) else f"#{i}" for i in group]  # bytes: their position
+        report.append({"files": files, "part": part, "label": labels[keeper], "dropped_labels": dropped})
     return {name: sorted(indices) for name, indices in members.items()}, report
 
 

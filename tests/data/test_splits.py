@@ -183,3 +183,18 @@ def test_byte_identical_text_images_stay_in_one_part(tmp_path, caplog):
     where = {i: part for part, indices in parts.items() for i in indices}
     assert len({where[i] for i in range(7)}) == 1 and sorted(where) == list(range(40))
     assert sum("byte-identical" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_byte_identical_parquet_rows_stay_in_one_part(tmp_path):
+    from recaptcha_tf.data.splits import random_split
+    from recaptcha_tf.data.text.task_data import text_split_parts
+
+    plain = random_split(40, "70/15/15", 1)
+    same = [plain["train"][0], plain["val"][0], plain["test"][0]]  # one row in each part of the plain split
+    rows = [f"row {i}".encode() for i in range(40)]
+    for i in same:
+        rows[i] = b"the same image bytes"
+    names = [f"parquet:set.parquet#{i}" for i in range(40)]
+    parts = text_split_parts(names, "set.parquet", str(tmp_path / "run"), seed=1, labels=["ab"] * 40, sources=rows)
+    where = {i: part for part, indices in parts.items() for i in indices}
+    assert len({where[i] for i in same}) == 1 and sorted(where) == list(range(40))

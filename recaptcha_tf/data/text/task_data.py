@@ -173,8 +173,8 @@ def text_split_parts(
         except SplitError as e:
             raise DatasetError(str(e)) from None
         if sources is not None:  # byte-identical image files stay in one part (recaptcha_tf.data.duplicates)
-            files = [source if isinstance(source, str) else "" for source in sources]
-            parts, identical = keep_identical_together(parts, files, list(labels) if labels else [None] * len(files))
+            each_label = list(labels) if labels else [None] * len(sources)
+            parts, identical = keep_identical_together(parts, list(sources), each_label)
             if identical:
                 log.warning(describe_identical(identical))
     if write:
