@@ -9,23 +9,14 @@ first file.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
+from recaptcha_tf.utils.hashing import sha256_of
+
 log = logging.getLogger("recaptcha_tf")
-
-
-def _sha256(source) -> str:
-    if isinstance(source, (bytes, bytearray)):
-        return hashlib.sha256(source).hexdigest()
-    digest = hashlib.sha256()
-    with open(source, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _size(source) -> int | None:
@@ -53,7 +44,7 @@ def identical_groups(sources: Sequence) -> list[list[int]]:
             continue
         by_hash: dict[str, list[int]] = defaultdict(list)
         for i in same_size:
-            by_hash[_sha256(sources[i])].append(i)
+            by_hash[sha256_of(sources[i])].append(i)
         groups += [sorted(group, key=lambda i: _order(sources, i)) for group in by_hash.values() if len(group) > 1]
     return sorted(groups, key=lambda group: _order(sources, group[0]))
 

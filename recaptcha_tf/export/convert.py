@@ -15,13 +15,13 @@ from recaptcha_tf.inference.artifacts import (
     _info_dict,
     _quiet,
     default_out,
-    file_sha256,
     inference_model,
     sidecar_path,
 )
 from recaptcha_tf.inference.artifacts import SIDECAR_SUFFIX as SIDECAR_SUFFIX
 from recaptcha_tf.inference.artifacts import float32_model as float32_model
 from recaptcha_tf.inference.artifacts import read_sidecar as read_sidecar
+from recaptcha_tf.utils.hashing import sha256_of
 from recaptcha_tf.utils.run_folder import write_json
 
 FLOAT_TOLERANCE = 1e-4  # parity: a float32 export's largest absolute difference to Keras
@@ -78,7 +78,7 @@ def write_sidecar(artifact: str, info, format: str, quantize: str | None, input_
             "multihead": "(B, L, C+1) per-position probabilities; index 0 ends the text, i+1 is names[i]",
         }[info.kind],
         "source_model": os.path.abspath(source),
-        "source_sha256": file_sha256(source),  # an export answers only for this very model (check_source_model)
+        "source_sha256": sha256_of(source),  # an export answers only for this very model (check_source_model)
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }

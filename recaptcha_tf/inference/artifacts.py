@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import warnings
 
+from recaptcha_tf.utils.hashing import sha256_of
 from recaptcha_tf.utils.run_folder import RunFolder
 
 log = logging.getLogger("recaptcha_tf")
@@ -134,15 +134,6 @@ def read_sidecar(artifact: str) -> dict:
     return meta
 
 
-def file_sha256(path: str) -> str:
-    """The SHA-256 of a file's bytes, as hex (how a sidecar names the ``.keras`` file it was exported from)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_source_model(artifact: str, meta: dict) -> None:
     """Refuse an export that no longer matches the model of the run folder it sits in.
 
@@ -162,7 +153,7 @@ def check_source_model(artifact: str, meta: dict) -> None:
         return
     recorded = meta.get("source_sha256")
     stale = (
-        file_sha256(source) != recorded
+        sha256_of(source) != recorded
         if recorded
         else os.path.getmtime(source) > os.path.getmtime(sidecar_path(artifact))
     )
