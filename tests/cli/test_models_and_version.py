@@ -40,3 +40,17 @@ def test_verbosity_flags_go_before_or_after_the_command(tmp_path, capsys):
     assert main(["generate", "--out", out, "--count", "1", "-q"]) == 0
     assert main(["-v", "generate", "--out", out, "--count", "1", "-q"]) == 2
     assert "contradict" in capsys.readouterr().err
+
+
+def test_generate_takes_height_by_width_and_the_old_size_for_one_release(tmp_path, capsys):
+    from PIL import Image
+
+    assert main(["generate", "--out", str(tmp_path / "new"), "--count", "1", "--image-size", "40x120"]) == 0
+    (name,) = (tmp_path / "new").iterdir()
+    assert Image.open(name).size == (120, 40)  # PIL gives (width, height)
+    capsys.readouterr()
+    assert main(["generate", "--out", str(tmp_path / "old"), "--count", "1", "--size", "120x40"]) == 0
+    assert "--size WIDTHxHEIGHT is deprecated" in capsys.readouterr().err
+    (name,) = (tmp_path / "old").iterdir()
+    assert Image.open(name).size == (120, 40)
+    assert main(["generate", "--out", str(tmp_path / "both"), "--size", "120x40", "--image-size", "40x120"]) == 2
