@@ -32,6 +32,7 @@ _USER_ERRORS = {
     "recaptcha_tf.models.weights": ("WeightsError",),
     "recaptcha_tf.models.registry": ("ModelConfigError",),
     "recaptcha_tf.inference.loading": ("ModelLoadError",),
+    "recaptcha_tf.inference.outputs": ("UnknownOutputKind",),
     "recaptcha_tf.inference.predictor": ("InferenceOptionError",),
     "recaptcha_tf.inference.artifacts": ("ExportError",),
     "recaptcha_tf.serving.app": ("ServeError",),

@@ -21,6 +21,7 @@ from recaptcha_tf.inference.artifacts import (
 from recaptcha_tf.inference.artifacts import SIDECAR_SUFFIX as SIDECAR_SUFFIX
 from recaptcha_tf.inference.artifacts import float32_model as float32_model
 from recaptcha_tf.inference.artifacts import read_sidecar as read_sidecar
+from recaptcha_tf.inference.outputs import output_kind
 from recaptcha_tf.utils.hashing import sha256_of
 from recaptcha_tf.utils.run_folder import write_json
 
@@ -71,12 +72,7 @@ def write_sidecar(artifact: str, info, format: str, quantize: str | None, input_
             "shape": [None if d is None else int(d) for d in input_shape],
             "pixels": "0-255, RGB or grayscale per 'channels'; resized inside unless the shape is fixed",
         },
-        "outputs": {
-            "softmax": "(B, C) class probabilities, names[i] for index i",
-            "sigmoid": "(B, C) independent probabilities; labels with prob >= threshold",
-            "ctc": "(B, T, C+1) per-frame logits; index 0 is the CTC blank, index i+1 is names[i]",
-            "multihead": "(B, L, C+1) per-position probabilities; index 0 ends the text, i+1 is names[i]",
-        }[info.kind],
+        "outputs": output_kind(info.kind).describe,
         "source_model": os.path.abspath(source),
         "source_sha256": sha256_of(source),  # an export answers only for this very model (check_source_model)
         "tensorflow": tf.__version__,

@@ -16,8 +16,8 @@ from recaptcha_tf.inference.artifacts import (
     inference_model,
     read_sidecar,
 )
+from recaptcha_tf.inference.outputs import output_kind
 from recaptcha_tf.inference.runtimes import KerasRunner, _probabilities, decisions, load_images, load_runner
-from recaptcha_tf.models.registry import is_sequence_head
 from recaptcha_tf.utils.run_folder import RunFolder
 
 log = logging.getLogger("recaptcha_tf")
@@ -139,7 +139,7 @@ def check_parity(
         "mean_abs_diff": float(np.mean(np.abs(ref_p - exp_p))),
         "agreement": float(np.mean(agree)),
     }
-    if is_sequence_head(kind):
+    if output_kind(kind).sequence:
         report["text_agreement"] = report["agreement"]
     report["disagreements"] = [
         {"image": f, "keras": _jsonable(a), "export": _jsonable(b)}

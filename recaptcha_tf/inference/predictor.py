@@ -14,9 +14,8 @@ import tensorflow as tf
 
 import recaptcha_tf.layers  # noqa: F401  (registers custom layers before loading)
 from recaptcha_tf.data.images import CorruptImageError, find_undecodable, load_image_array
-from recaptcha_tf.inference.decoding import decode_text_outputs
 from recaptcha_tf.inference.loading import ModelInfo, load_model, model_info
-from recaptcha_tf.models.registry import is_sequence_head
+from recaptcha_tf.inference.outputs import output_kind
 
 RUNTIMES = ("keras", "onnx", "tflite")
 
@@ -331,23 +330,9 @@ def predict(
 
 
 def format_predictions(outputs: np.ndarray, info: ModelInfo, top_k: int = 3, beam_width: int = 0) -> list[dict]:
-    """Raw outputs ``(B, ...)`` -> the dicts of :func:`predict` (text through :mod:`.decoding`)."""
-    results = []
-    if is_sequence_head(info.kind):
-        for text, conf in decode_text_outputs(outputs, info.names, info.kind, beam_width):
-            results.append({"text": text, "confidence": [round(c, 4) for c in conf]})
-        return results
-    for probs in outputs:
-        order = np.argsort(-probs)[:top_k]
-        result = {
-            "label": info.names[int(order[0])],
-            "confidence": float(probs[order[0]]),
-            "top_k": [(info.names[int(i)], float(probs[i])) for i in order],
-        }
-        if info.kind == "sigmoid":
-            result["labels"] = [info.names[i] for i in np.flatnonzero(probs >= info.threshold)]
-        results.append(result)
-    return results
+    """Raw outputs ``(B, ...)`` -> the dicts of :func:`predict`, as the model's output kind reads them
+    (:mod:`.outputs`: classes with ``top_k``, text through :mod:`.decoding`, or a registered kind's own)."""
+    return output_kind(info.kind).format(outputs, info.names, info.threshold, top_k=top_k, beam_width=beam_width)
 
 
 def predict_artifact(artifact: str, sources: Sequence, top_k: int = 3) -> list[dict]:

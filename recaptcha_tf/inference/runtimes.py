@@ -14,7 +14,7 @@ from recaptcha_tf.inference.artifacts import (
     check_source_model,
     read_sidecar,
 )
-from recaptcha_tf.models.registry import is_sequence_head
+from recaptcha_tf.inference.outputs import output_kind
 
 log = logging.getLogger("recaptcha_tf")
 
@@ -152,21 +152,14 @@ def load_runner(artifact: str, threads: int | None = None) -> Runner:
 
 
 def _probabilities(outputs: np.ndarray, kind: str) -> np.ndarray:
-    from recaptcha_tf.inference.decoding import softmax
-
-    return softmax(outputs) if kind == "ctc" else outputs
+    """What the export parity compares for outputs of ``kind`` (probabilities for CTC logits)."""
+    return output_kind(kind).comparable(outputs)
 
 
 def decisions(outputs: np.ndarray, meta: dict) -> list:
-    """What the application sees: top-1 index (softmax), label-index tuple (sigmoid) or text (ctc/multihead)."""
-    from recaptcha_tf.inference.decoding import decode_text_outputs
-
-    kind = meta["kind"]
-    if is_sequence_head(kind):
-        return [text for text, _ in decode_text_outputs(outputs, meta["names"], kind)]
-    if kind == "sigmoid":
-        return [tuple(np.flatnonzero(p >= meta["threshold"]).tolist()) for p in outputs]
-    return [int(i) for i in np.argmax(outputs, axis=-1)]
+    """What the application sees, per the output kind: top-1 index (softmax), label-index tuple (sigmoid), text
+    (ctc/multihead), or a registered kind's own decision."""
+    return output_kind(meta["kind"]).decide(outputs, meta["names"], meta["threshold"])
 
 
 def load_images(sources: Sequence, meta: dict, batch_size: int = 64) -> np.ndarray:

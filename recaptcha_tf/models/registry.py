@@ -43,7 +43,8 @@ _RECIPES: dict[str, dict] = {}
 _TUNE_ALIASES: dict[str, dict[str, str]] = {}
 _BLOCKS: dict[str, str | None] = {}
 _CPU_BFLOAT16: dict[str, bool] = {}
-HEADS = ("classifier", "ctc", "multihead")
+HEADS = ("classifier", "ctc", "multihead")  # the built-in head kinds; plug-ins add theirs with register_head_kind
+_HEAD_KINDS: list[str] = list(HEADS)
 # Head kinds whose outputs are character sequences, decoded to text (recaptcha_tf.inference.decoding).
 SEQUENCE_HEADS = ("ctc", "multihead")
 
@@ -51,6 +52,18 @@ SEQUENCE_HEADS = ("ctc", "multihead")
 def is_sequence_head(kind: str) -> bool:
     """Whether outputs of head kind ``kind`` (a model's ``ModelInfo.kind``) are decoded to text."""
     return kind in SEQUENCE_HEADS
+
+
+def register_head_kind(kind: str) -> None:
+    """Allow models of a new head kind (e.g. ``"regression"`` for a slider puzzle's gap); tasks that take it list it
+    in their ``heads``, and :func:`recaptcha_tf.inference.outputs.register_output_kind` says how its outputs read."""
+    if kind not in _HEAD_KINDS:
+        _HEAD_KINDS.append(kind)
+
+
+def head_kinds() -> tuple[str, ...]:
+    """Every head kind a model may declare: the built-in ones and those registered."""
+    return tuple(_HEAD_KINDS)
 
 
 def register_model(
@@ -88,8 +101,8 @@ def register_model(
     bfloat16 instructions (depthwise convolutions: 1.7x slower for EfficientNet-Lite0, 1.6x for MobileNetV2
     on 2 AVX512-BF16 cores), so ``--precision auto`` trains it in float32 on a CPU.
     """
-    if head not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
+    if head not in _HEAD_KINDS:
+        raise ValueError(f"head must be one of {head_kinds()} (register_head_kind adds one), got {head!r}.")
     if tasks is not None:
         warnings.warn(
             f"register_model({name!r}, tasks=...) is ignored and goes in 0.3.0: a model declares its head kind, "
@@ -137,10 +150,10 @@ def list_models(heads: str | collections.abc.Sequence[str] | None = None) -> lis
     if isinstance(heads, str):
         heads = (heads,)
     if heads is not None:
-        unknown = sorted(set(heads) - set(HEADS))
+        unknown = sorted(set(heads) - set(_HEAD_KINDS))
         if unknown:
             raise ValueError(
-                f"Unknown head kinds {unknown}; the kinds are {HEADS} (for a task's models: TaskSpec.models())."
+                f"Unknown head kinds {unknown}; the kinds are {head_kinds()} (for a task's models: TaskSpec.models())."
             )
     return sorted(n for n in _MODELS if heads is None or _HEADS[n] in heads)
 
