@@ -92,11 +92,15 @@ def test_the_cli_trains_and_evaluates_through_the_task_spec(monkeypatch, tmp_pat
     _CALLS.clear()
     data = tmp_path / "digits"
     data.mkdir()
-    status = cli.main(["train", "--task", "digits", "--data", str(data), "--epochs", "3", "--out", str(tmp_path / "r")])
+    argv = ["train", "--task", "digits", "--data", str(data), "--epochs", "3", "--out", str(tmp_path / "r")]
+    status = cli.main([*argv, "--json"])
     assert status == 0 and _CALLS == [
         {"data": str(data), "out": str(tmp_path / "r"), "model": "cnn", "epochs": 3, "seed": 0}
     ]
     assert '"epochs_run": 3' in capsys.readouterr().out
+    assert cli.main(argv) == 0  # without --json: one line, with the run's epochs and the next command
+    line = capsys.readouterr().out.strip()
+    assert "\n" not in line and "3 epochs" in line and "next: recaptcha-tf evaluate" in line
 
 
 @pytest.mark.parametrize(
