@@ -87,22 +87,27 @@ def _source(image):
 
 
 def load(model: str, runtime: str = "keras") -> Model:
-    """Load a run folder, a ``.keras`` file (in Keras safe mode), or an exported ``.onnx`` / ``.tflite`` file.
+    """Load a run folder, a ``.keras`` file (in Keras safe mode), an exported ``.onnx`` / ``.tflite`` file, or a
+    shipped model by name (``recaptcha-tf models`` lists them; a path that exists wins over a name).
 
     ``runtime`` picks how a run folder is run: ``keras``, or its ``onnx`` / ``tflite`` export
     (``RUN/export/``). An exported file given directly runs in its own runtime.
     """
+    from recaptcha_tf.inference.loading import resolve_model_source
     from recaptcha_tf.inference.predictor import load_inference
 
-    path = os.fspath(model)
+    path = resolve_model_source(model)
     for name in ("onnx", "tflite"):
         if runtime == "keras" and os.path.isfile(path) and path.endswith(f".{name}"):
             runtime = name
     return Model(load_inference(path, runtime))
 
 
-def train(task: str, data: str | Sequence[str], out: str | None = None, **options) -> Run:
+def train(task: str | None = None, data: str | Sequence[str] | None = None, out: str | None = None, **options) -> Run:
     """Train (or resume) a run of ``task`` on ``data`` into ``out`` (default ``models/<task>``) and return it.
+
+    ``task=None`` reads it from how ``data`` is stored, as ``recaptcha-tf train`` without ``--task`` does
+    (:func:`recaptcha_tf.data.detect.infer_task`; one log line says what it chose and why).
 
     ``options`` are the keyword arguments of the task's trainer (``training.classifier.train_classifier`` for
     ``tiles`` and ``chars``, ``training.text.train_text`` for ``text``); one it does not take
@@ -110,8 +115,12 @@ def train(task: str, data: str | Sequence[str], out: str | None = None, **option
     """
     import inspect
 
+    from recaptcha_tf.data.detect import choose_task
     from recaptcha_tf.tasks import TaskError, get_task
 
+    if data is None:
+        raise TypeError("train() needs data: a data folder or file (or a list of Parquet files).")
+    task = choose_task(task, data, labels=options.get("labels_csv"), multi_label=bool(options.get("multi_label")))
     spec = get_task(task)
     taken = inspect.signature(spec.workflow("train")).parameters
     unknown = sorted(name for name in options if name not in taken or name in ("data", "out", "task"))

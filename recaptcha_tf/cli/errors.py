@@ -25,6 +25,7 @@ class UsageError(ValueError):
 # Each class under the module that defines it (tests/cli/test_errors.py checks that they are there).
 _USER_ERRORS = {
     "recaptcha_tf.cli.errors": ("UsageError",),
+    "recaptcha_tf.utils.shipped": ("ShippedModelError", "UnknownShippedModel"),
     "recaptcha_tf.data.folders": ("DatasetError",),
     "recaptcha_tf.data.splits": ("SplitError",),
     "recaptcha_tf.data.images": ("CorruptImageError",),
@@ -72,11 +73,63 @@ def _must_exist(path: str, what: str) -> None:
         raise UsageError(f"{what} {path!r} does not exist.")
 
 
-def _check_model_path(path: str) -> None:
-    """A run folder holding model.keras, or a .keras file (the same rule as inference.resolve_model_path)."""
+def _resolve_model(value: str, what: str = "--model") -> str:
+    """``--model`` of evaluate/predict/export/serve as a path: a path that exists as it is, else a shipped model's
+    checked ``model.keras`` (:func:`recaptcha_tf.utils.shipped.resolve_model_source`, the rule ``load`` follows)."""
+    from recaptcha_tf.utils.shipped import resolve_model_source
+
+    return resolve_model_source(value, what=what)
+
+
+# The built-in architectures and their head kinds, so that ``train``/``tune --model`` is checked before TensorFlow
+# starts (the registry imports Keras). tests/cli/test_model_names.py keeps it equal to the registry's own.
+BUILT_IN_MODELS = {
+    **dict.fromkeys(("cnn", "mobilenetv2", "resnet18", "resnet34", "resnet50"), "classifier"),
+    **dict.fromkeys(("efficientnet-lite0", "efficientnetb0", "efficientnetv2b0"), "classifier"),
+    **dict.fromkeys(("vit-b16", "vit-hybrid", "vit-small", "vit-tiny"), "classifier"),
+    **dict.fromkeys(("crnn", "crnn_mobilenetv2"), "ctc"),
+    "multihead": "multihead",
+}
+
+
+def _check_architecture(name: str | None, task: str) -> None:
+    """``train``/``tune --model``: a registered architecture whose head kind ``task`` takes. Before TensorFlow the
+    built-in names are known; models registered in this process (plug-ins) once the registry is imported."""
+    if name is None:
+        return
+    from recaptcha_tf.tasks import get_task
+
+    if "recaptcha_tf.models.registry" in sys.modules:
+        from recaptcha_tf.models.registry import list_models, model_head
+
+        heads = {model: model_head(model) for model in list_models()}
+    else:
+        heads = BUILT_IN_MODELS
+    spec = get_task(task)
+    takes = sorted(model for model, head in heads.items() if head in spec.heads)
+    if name not in heads:
+        hint = ""
+        if os.path.exists(name) or name.endswith(".keras"):
+            hint = " To start from a trained model, pass it as --weights (a .keras model with the same backbone)."
+        raise UsageError(
+            f"Unknown model {name!r}: --model names an architecture of the registry; task {task!r} takes "
+            f"{', '.join(takes)} (`recaptcha-tf models --task {task}`).{hint}"
+        )
+    if heads[name] not in spec.heads:
+        raise UsageError(
+            f"Model {name!r} has a {heads[name]} head, which task {task!r} does not take; "
+            f"use one of {', '.join(takes)}."
+        )
+
+
+def _check_model_path(path: str, what: str = "--model") -> str:
+    """A run folder holding model.keras, a .keras file or a shipped model's name (the same rule as
+    inference.resolve_model_path); returns it as a path."""
+    path = _resolve_model(path, what)
     file = RunFolder(path).model if os.path.isdir(path) else path
     if not os.path.isfile(file):
         raise UsageError(f"No model at {file!r}: pass a run folder with model.keras or a .keras file.")
+    return path
 
 
 def _check_writable(path: str, what: str, folder: bool = False) -> None:

@@ -182,8 +182,20 @@ def add_training_options(p, **changes) -> None:
 
     shared = types.SimpleNamespace(add_argument=add)  # for the group helpers, which take anything with add_argument
     _add_common_data(shared, "class folders (tiles/chars), or text images named by label / Parquet (text)")
-    add("--task", choices=task_names(), default="tiles")
-    add("--model", default=None, help="registry name; default cnn (tiles), resnet18 (chars), crnn (text)")
+    add(
+        "--task",
+        choices=task_names(),
+        default=None,
+        help="default: inferred from --data (one log line says how): images named by their labels, a CSV or "
+        "Parquet give text; class folders give chars when every class name is one character and the images are "
+        "at most 64 px a side, else tiles",
+    )
+    add(
+        "--model",
+        default=None,
+        help="architecture name from the registry (`recaptcha-tf models`); default cnn (tiles), resnet18 (chars), "
+        "crnn (text). A trained model to start from goes to --weights",
+    )
     add("--out", default=None, help="run folder; default models/<task>-<model>")
     add("--logdir", default="logs", help="TensorBoard root ('' to disable)")
     add(

@@ -10,6 +10,17 @@ import keras
 import recaptcha_tf.layers  # noqa: F401  (registers custom layers before loading)
 from recaptcha_tf.models import label_names_layer, network_of
 from recaptcha_tf.utils.run_folder import RunFolder
+from recaptcha_tf.utils.shipped import resolve_model_source
+
+__all__ = [
+    "MODEL_FILE",
+    "ModelInfo",
+    "ModelLoadError",
+    "load_model",
+    "model_info",
+    "resolve_model_path",
+    "resolve_model_source",
+]
 
 MODEL_FILE = RunFolder.MODEL
 
@@ -32,7 +43,10 @@ class ModelInfo:
 
 
 def resolve_model_path(path: str) -> str:
-    """A run folder (holding ``model.keras``) or a ``.keras`` file -> the ``.keras`` file."""
+    """A run folder (holding ``model.keras``), a ``.keras`` file or a shipped model's name -> the ``.keras`` file.
+
+    A path that exists wins over a shipped model of the same name (:func:`resolve_model_source`)."""
+    path = resolve_model_source(path)
     if os.path.isdir(path):
         path = os.path.join(path, MODEL_FILE)
     if not os.path.exists(path):

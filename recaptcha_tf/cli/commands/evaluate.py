@@ -24,7 +24,11 @@ TENSORFLOW = True
 
 def add_parser(subparsers):
     p = subparsers.add_parser(NAME, formatter_class=_Formatter, help="evaluate a saved model on a data folder")
-    p.add_argument("--model", required=True, help="run folder or .keras file")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="run folder, .keras file, or a shipped model's name (`recaptcha-tf models`); a path that exists wins",
+    )
     _add_common_data(p, "class folders, text images, or Parquet")
     p.add_argument("--report", default=None, help="write the JSON report here (plots go beside it)")
     p.add_argument(
@@ -52,7 +56,7 @@ def add_parser(subparsers):
         "--ensemble",
         nargs="+",
         default=[],
-        metavar="RUN",
+        metavar="MODEL",
         help="combine these runs with --model: tiles/chars average the probabilities (same classes); text: "
         "each run reads, and the text most runs read wins (ties: the most confident)",
     )
@@ -91,9 +95,8 @@ def check(args) -> None:
     _must_exist(args.data, "--data")
     if args.labels:
         _must_exist(args.labels, "--labels")
-    _check_model_path(args.model)
-    for member in args.ensemble:
-        _check_model_path(member)
+    args.model = _check_model_path(args.model)
+    args.ensemble = [_check_model_path(member, "--ensemble") for member in args.ensemble]
     task = saved_task(args.model)
     if task in task_names():
         check_task_options(args, add_parser, task, f"{args.model!r}, a {task} model")

@@ -22,7 +22,11 @@ def add_parser(subparsers):
         "channels, resize), then compares it with Keras on real images. A failed "
         "parity check exits with status 1.",
     )
-    p.add_argument("--model", required=True, help="run folder or .keras file")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="run folder, .keras file, or a shipped model's name (`recaptcha-tf models`); a path that exists wins",
+    )
     p.add_argument("--format", required=True, choices=("savedmodel", "tflite", "onnx"))
     p.add_argument(
         "--quantize",
@@ -31,7 +35,10 @@ def add_parser(subparsers):
         help="dynamic-range quantization (int8 weights; tflite and onnx)",
     )
     p.add_argument(
-        "--out", default=None, help="artifact path; default RUN/export/model[_dynamic]{_savedmodel,.tflite,.onnx}"
+        "--out",
+        default=None,
+        help="artifact path; default RUN/export/model[_dynamic]{_savedmodel,.tflite,.onnx} (a shipped model: "
+        "export/NAME/ in the working folder, not inside the package)",
     )
     p.add_argument(
         "--data",
@@ -55,7 +62,11 @@ def add_parser(subparsers):
 
 
 def check(args) -> None:
-    _check_model_path(args.model)
+    given, args.model = args.model, _check_model_path(args.model)
+    if args.out is None and given != args.model:  # a shipped model: never write into the installed package
+        stem = "model" + (f"_{args.quantize}" if args.quantize else "")
+        suffix = {"savedmodel": "_savedmodel", "tflite": ".tflite", "onnx": ".onnx"}[args.format]
+        args.out = os.path.join("export", given, stem + suffix)
     if args.out:
         _check_writable(args.out, "--out")
     for path in args.data or []:

@@ -14,7 +14,12 @@ TENSORFLOW = True
 
 def add_parser(subparsers):
     p = subparsers.add_parser(NAME, formatter_class=_Formatter, help="predict image files with a saved model")
-    p.add_argument("--model", required=True, help="run folder or .keras file (or an .onnx / .tflite export)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="run folder, .keras file (or an .onnx / .tflite export), or a shipped model's name "
+        "(`recaptcha-tf models`); a path that exists wins",
+    )
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--top-k", type=_count(1), default=3, help="classifiers: how many classes to list")
     p.add_argument("--beam-width", type=_count(0), default=0, help="text/CTC: beam search width (0 = greedy)")
@@ -26,7 +31,7 @@ def add_parser(subparsers):
 
 
 def check(args) -> None:
-    _check_model_path(args.model)
+    args.model = _check_model_path(args.model)
 
 
 def run(args) -> int:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 import os
 
-from recaptcha_tf.cli.errors import UsageError, _check_charset, _check_split, _check_writable, _must_exist
+from recaptcha_tf.cli.errors import (
+    UsageError,
+    _check_architecture,
+    _check_charset,
+    _check_split,
+    _check_writable,
+    _must_exist,
+)
 from recaptcha_tf.cli.options import (
     _add_parquet_columns,
     _count,
@@ -138,7 +145,13 @@ def _unfreeze(value: str | None):
 
 
 def check(args) -> None:
+    from recaptcha_tf.data.detect import choose_task
+
+    if args.task is None:  # read from the data (one log line says how)
+        _must_exist(args.data, "--data")
+        args.task = choose_task(None, args.data, labels=args.labels, multi_label=args.multi_label)
     check_task_options(args, add_parser, args.task, f"--task {args.task}")
+    _check_architecture(args.model, args.task)
     _must_exist(args.data, "--data")
     if args.split:
         _check_split(args.split)

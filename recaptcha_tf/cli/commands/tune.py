@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from recaptcha_tf.cli.errors import _check_charset, _check_split, _must_exist
+from recaptcha_tf.cli.errors import _check_architecture, _check_charset, _check_split, _must_exist
 from recaptcha_tf.cli.options import _Formatter, _model_kwargs, add_training_options, check_task_options
 
 NAME = "tune"
@@ -28,7 +28,10 @@ def add_parser(subparsers):
     )
     add_training_options(
         p,
-        model={"help": "registry model; default cnn (tiles, chars), crnn (text)"},
+        model={
+            "help": "architecture name from the registry (`recaptcha-tf models`); default cnn (tiles, chars), "
+            "crnn (text)"
+        },
         out={"help": "search folder (state, results, best model); default models/tune-<name>"},
         logdir={
             "default": "logs/tune",
@@ -85,7 +88,13 @@ def add_parser(subparsers):
 
 
 def check(args) -> None:
+    from recaptcha_tf.data.detect import choose_task
+
+    if args.task is None:  # read from the data (one log line says how)
+        _must_exist(args.data, "--data")
+        args.task = choose_task(None, args.data)
     check_task_options(args, add_parser, args.task, f"--task {args.task}", every_task=EVERY_TASK)
+    _check_architecture(args.model, args.task)
     _must_exist(args.data, "--data")
     if args.split:
         _check_split(args.split)
