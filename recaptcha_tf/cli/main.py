@@ -70,9 +70,16 @@ def check_args(args) -> None:
     COMMANDS[args.command].check(args)
 
 
+# Commands whose long loops show progress bars (on a terminal, not with -q): recaptcha_tf.utils.progress.
+PROGRESS_BARS = ("generate", "evaluate", "predict", "export", "convert-multilabel", "demo")
+
+
 def dispatch(args) -> int:
     """Run the command; returns its exit status."""
-    return COMMANDS[args.command].run(args)
+    from recaptcha_tf.utils.progress import progress_bars
+
+    with progress_bars(args.command in PROGRESS_BARS and not getattr(args, "quiet", False)):
+        return COMMANDS[args.command].run(args)
 
 
 def _start_tensorflow(verbose: bool) -> None:

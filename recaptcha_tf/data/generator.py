@@ -33,6 +33,7 @@ import numpy as np
 from recaptcha_tf.data.text.dataset import TextDataset
 from recaptcha_tf.data.text.parquet import write_text_parquet
 from recaptcha_tf.data.text.vocabulary import expand_charset
+from recaptcha_tf.utils.progress import progress
 
 STYLES = ("project", "captcha-lib")
 FORMATS = ("png", "parquet")
@@ -512,7 +513,7 @@ def generate_captchas(
 
     rng = np.random.default_rng(seed)
     labels, encoded, first_images = [], [], []
-    for _ in range(count):
+    for _ in progress(range(count), desc="generate", unit="img"):
         label = random_label(rng, low_high, characters)
         image = render_captcha(label, rng, size=size, fonts=fonts, style=style)
         labels.append(label)

@@ -38,6 +38,7 @@ from collections.abc import Iterator, Sequence
 
 from recaptcha_tf.data.folders import DatasetError, canonical_class_name
 from recaptcha_tf.data.images import CorruptImageError, check_image_size, max_pixels
+from recaptcha_tf.utils.progress import progress
 
 IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp"}
 SPLITS = ("train", "validation", "valid", "val", "test")
@@ -75,7 +76,7 @@ def convert_multilabel(
     rows, skipped, splits = [], [], {}
     for split, records, base in tables:
         os.makedirs(os.path.join(images_dir, split), exist_ok=True)
-        for i, record in enumerate(records):
+        for i, record in enumerate(progress(records, desc=f"convert {split}", unit="img")):
             if image_column not in record or label_column not in record:
                 raise DatasetError(
                     f"{source!r}: rows need the columns {image_column!r} and {label_column!r}; "

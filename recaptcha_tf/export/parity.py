@@ -18,7 +18,10 @@ from recaptcha_tf.inference.artifacts import (
 )
 from recaptcha_tf.inference.outputs import output_kind
 from recaptcha_tf.inference.runtimes import KerasRunner, _probabilities, decisions, load_images, load_runner
+from recaptcha_tf.utils.progress import progress
 from recaptcha_tf.utils.run_folder import RunFolder
+
+PARITY_BATCH = 16  # images per call of each runner, so the parity check can show its progress
 
 log = logging.getLogger("recaptcha_tf")
 
@@ -123,7 +126,11 @@ def check_parity(
     runner = load_runner(artifact)
     kind = meta["kind"]
     images = load_images(files, meta)
-    ref_out, exp_out = reference(images), runner(images)
+    ref_parts, exp_parts = [], []
+    for start in progress(range(0, len(images), PARITY_BATCH), desc="parity check", unit="batch"):
+        ref_parts.append(reference(images[start : start + PARITY_BATCH]))
+        exp_parts.append(runner(images[start : start + PARITY_BATCH]))
+    ref_out, exp_out = np.concatenate(ref_parts), np.concatenate(exp_parts)
     if ref_out.shape != exp_out.shape:
         raise ExportError(f"Output shapes differ: Keras {ref_out.shape}, export {exp_out.shape}.")
     ref_p, exp_p = _probabilities(ref_out, kind), _probabilities(exp_out, kind)

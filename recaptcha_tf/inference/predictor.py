@@ -16,6 +16,7 @@ import recaptcha_tf.layers  # noqa: F401  (registers custom layers before loadin
 from recaptcha_tf.data.images import CorruptImageError, find_undecodable, load_image_array
 from recaptcha_tf.inference.loading import ModelInfo, load_model, model_info
 from recaptcha_tf.inference.outputs import output_kind
+from recaptcha_tf.utils.progress import progress
 
 RUNTIMES = ("keras", "onnx", "tflite")
 
@@ -180,12 +181,15 @@ class Inference:
         chunks = [sources[i : i + batch_size] for i in range(0, len(sources), batch_size)]
         pending = [pool.submit(self.preprocess, s) for s in chunks[0]]
         parts = []
+        bar = progress(total=len(sources), desc="predict", unit="img", minimum=2 * batch_size)  # more than a batch
         try:
             for k in range(len(chunks)):
                 current = pending
                 pending = [pool.submit(self.preprocess, s) for s in chunks[k + 1]] if k + 1 < len(chunks) else []
                 parts.append(self.run_tta(np.stack([f.result() for f in current]), tta))
+                bar.update(len(chunks[k]))
         finally:
+            bar.close()
             for f in pending:
                 f.cancel()
         return np.concatenate(parts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from recaptcha_tf.utils.run_folder import RunFolder
 
@@ -252,7 +253,7 @@ def fit_run(
             epochs=last_epoch,
             steps_per_epoch=steps_per_epoch if repeat else None,
             class_weight=class_weight,
-            verbose=2,
+            verbose=1 if sys.stdout.isatty() else 2,  # Keras' per-step bar on a terminal, one line an epoch in a log
             callbacks=standard_callbacks(
                 out,
                 run_logdir,
