@@ -1,0 +1,98 @@
+"""The documentation site builds with ``mkdocs build --strict`` (no warning at all), and its generated pages cover
+what they are generated from: every command of the parser, every model of the registry, every machine of the
+benchmark results."""
+
+import glob
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The site, built strictly into a temporary folder; ``{page path: its HTML}`` reader."""
+    for module in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"):
+        pytest.importorskip(module, reason="the docs dependencies (requirements.txt, `# docs`) are not installed")
+    out = tmp_path_factory.mktemp("docs") / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", "mkdocs.yml", "--site-dir", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    log = [line for line in (result.stdout + result.stderr).splitlines() if re.match(r"(WARNING|ERROR)\s+-", line)]
+    assert result.returncode == 0, "mkdocs build --strict failed:\n" + "\n".join(log or [result.stderr[-4000:]])
+    assert not log, "\n".join(log)
+
+    def page(path: str) -> str:
+        with open(out / path / "index.html", encoding="utf-8") as f:
+            return f.read()
+
+    return page
+
+
+def test_the_cli_page_lists_every_command_and_its_options(site):
+    from recaptcha_tf.cli.main import build_parser
+
+    page = site("reference/cli")
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert len(commands) >= 10
+    for name, sub in commands.items():
+        assert f'id="{name}"' in page, f"no section for `recaptcha-tf {name}`"
+        for action in sub._actions:
+            for option in action.option_strings:
+                assert html.escape(option) in page, f"{name} {option} is missing"
+
+
+def test_the_model_zoo_lists_every_registry_model(site):
+    import recaptcha_tf.models  # noqa: F401  (registers the builders)
+    from recaptcha_tf.models.registry import list_models
+
+    page = site("reference/models")
+    for name in list_models():
+        assert f'id="{name}"' in page, f"model {name} has no section"
+        assert f'href="#{name}"' in page, f"model {name} is not in the zoo table"
+    try:
+        from recaptcha_tf.models.shipped import shipped_models
+    except ImportError:  # no shipped-model registry in this version
+        return
+    assert 'id="shipped-models"' in page
+    for name in shipped_models():
+        assert html.escape(name) in page.split('id="shipped-models"')[1], f"shipped model {name} is not listed"
+
+
+def test_the_results_page_has_a_table_per_machine(site):
+    page = site("results")
+    cpus, unrecorded = set(), False
+    for path in glob.glob(os.path.join(ROOT, "benchmarks", "results", "*.json")):
+        with open(path) as f:
+            text = f.read()
+        recorded = set(re.findall(r'"cpu":\s*"([^"]*)"', text))
+        cpus |= recorded
+        if not recorded or len(recorded) < text.count('"machine"'):
+            unrecorded = True  # a file, or some rows of one, that name no CPU
+        json.loads(text)
+    titles = [*sorted(cpus), *(["Machine not recorded"] if unrecorded else [])]
+    assert titles
+    sections = re.split(r"<h2\b", page)[1:]
+    for title in titles:
+        matching = [s for s in sections if html.escape(title) in s.split("</h2>")[0]]
+        assert matching, f"no section for machine {title!r}"
+        assert any("<table" in s for s in matching), f"the section of machine {title!r} has no table"
+
+
+def test_generated_pages_are_not_committed():
+    for path in ("docs/reference/cli.md", "docs/reference/models.md", "docs/results.md"):
+        assert not os.path.exists(os.path.join(ROOT, path)), f"{path} is generated at build time (tools/docs_hooks.py)"

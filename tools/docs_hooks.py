@@ -1,0 +1,78 @@
+"""MkDocs hooks (``hooks:`` in ``mkdocs.yml``): the generated pages of the documentation site.
+
+Nothing generated is committed. At build time this adds
+
+* ``reference/cli.md``: the command-line reference, from the argparse parser;
+* ``reference/models.md``: the model zoo, from the model and task registries;
+* ``results.md``: every benchmark result, one table per machine, from ``benchmarks/results/*.json``;
+* ``results/files/*``: those JSON files and figures themselves, so pages can link them;
+
+and fills two hand-written pages: the layers table of ``architecture.md`` (its ``<!-- docs:layers -->`` marker)
+and the kill-and-resume table at the end of ``reliability.md``. Links from the hand-written pages to
+``benchmarks/results/...`` in the repository (right on GitHub) are pointed at the published copies.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import posixpath
+import re
+import sys
+
+from mkdocs.structure.files import File
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the model zoo builds each model once, quietly
+
+import docs_pages  # noqa: E402  (found through HERE)
+
+CLI_PAGE = "reference/cli.md"
+MODELS_PAGE = "reference/models.md"
+RESULTS_PAGE = "results.md"
+LAYERS_MARKER = "<!-- docs:layers -->"
+_REPO_RESULTS_LINK = re.compile(r"\]\(((?:\.\./)+benchmarks/results/[^)#\s]+)((?:#[^)\s]*)?)\)")
+
+_cache: dict[str, str] = {}  # `mkdocs serve` rebuilds often: build the models only once
+
+
+def on_files(files, config):
+    """Add the generated pages and the published result files to the build."""
+    if MODELS_PAGE not in _cache:
+        _cache[MODELS_PAGE] = docs_pages.models_page()
+    pages = {
+        CLI_PAGE: docs_pages.cli_page(),
+        MODELS_PAGE: _cache[MODELS_PAGE],
+        RESULTS_PAGE: docs_pages.results_page(page_dir=""),
+    }
+    for uri, content in pages.items():
+        files.append(File.generated(config, uri, content=content))
+    for path in sorted(glob.glob(os.path.join(docs_pages.RESULTS, "*.json"))) + sorted(
+        glob.glob(os.path.join(docs_pages.RESULTS, "*.png"))
+    ):
+        uri = f"{docs_pages.RESULT_FILES}/{os.path.basename(path)}"
+        files.append(File.generated(config, uri, abs_src_path=path))
+    return files
+
+
+def _published(match: re.Match, page_uri: str) -> str:
+    """A link into the repository's ``benchmarks/results/`` as the link to its copy in the site."""
+    page_dir = posixpath.dirname(page_uri)
+    target = posixpath.normpath(posixpath.join("docs", page_dir, match.group(1)))  # a path from the repository
+    if not target.startswith("benchmarks/results/"):
+        return match.group(0)
+    copy = f"{docs_pages.RESULT_FILES}/{target[len('benchmarks/results/') :]}"
+    return f"]({posixpath.relpath(copy, page_dir or '.')}{match.group(2)})"
+
+
+def on_page_markdown(markdown, page, config, files):
+    """Fill the generated parts of hand-written pages; point repository result links at the site's copies."""
+    uri = page.file.src_uri
+    depth = "../" * uri.count("/")
+    if LAYERS_MARKER in markdown:
+        markdown = markdown.replace(LAYERS_MARKER, docs_pages.layers_table())
+    if uri == "reliability.md":
+        markdown = markdown.rstrip() + "\n\n" + docs_pages.faults_section(page_dir=depth)
+    return _REPO_RESULTS_LINK.sub(lambda m: _published(m, uri), markdown)
