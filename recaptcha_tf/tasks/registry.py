@@ -51,9 +51,10 @@ class TaskSpec:
         sequence: the targets are character sequences (text), not classes.
         heads: the head kinds a model must have to serve this task (``"classifier"``; ``"ctc"``, ``"multihead"``
             for text): a model declares its head kind, and the task's models are those of its kinds.
-        workflows: ``{"train": "module:function", "evaluate": "module:function"}``. ``train(data, out,
+        workflows: ``{"train": "module:function", "evaluate": "module:function", "prepare": ...}``. ``train(data, out,
             **options)`` trains a run folder and returns its summary; ``evaluate(model_path, data, *, net,
-            info, subset, report, **options)`` evaluates a loaded model and returns its report.
+            info, subset, report, **options)`` evaluates a loaded model and returns its report; ``prepare(data, out,
+            ...)`` splits the data for a run (reused on resume), shared by ``train`` and ``tune``.
         options: the task-specific command-line options this task takes, by argparse dest (``"mix"`` for
             ``--mix``). An option that some task declares and this one does not is refused with this task
             (``train``, ``tune``, ``evaluate``) unless left at its default; options no task declares (``--epochs``,

@@ -43,6 +43,7 @@ TEXT = register_task(
     heads=("ctc", "multihead"),
     workflows={
         "train": "recaptcha_tf.training.text:train_text",
+        "prepare": "recaptcha_tf.data.text.task_data:text_task_data",
         "evaluate": "recaptcha_tf.evaluation.workflow:evaluate_text",
     },
     # the task-specific command-line options it takes (recaptcha_tf.cli refuses the other tasks' ones): what

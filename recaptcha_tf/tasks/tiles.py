@@ -36,6 +36,7 @@ TILES = register_task(
     heads=("classifier",),
     workflows={
         "train": "recaptcha_tf.training.classifier:train_classifier",
+        "prepare": "recaptcha_tf.data.class_split:prepare_folder_split",
         "evaluate": "recaptcha_tf.evaluation.workflow:evaluate_classifier",
     },
     options=(*CLASSIFIER_OPTIONS, "tta"),  # flip TTA: a mirrored tile keeps its label

@@ -12,11 +12,14 @@ its budget does not change.
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import numpy as np
 
 from recaptcha_tf.utils.run_folder import RunFolder
+
+log = logging.getLogger("recaptcha_tf")
 
 
 def seconds_per_step(model, loss, dataset, steps: int = 6, warm_up: int = 2) -> float:
@@ -164,3 +167,69 @@ def stored_measurement(out: str, key: str, **settings):
         return None
     same = all(stored.get(name) == json.loads(json.dumps(value)) for name, value in settings.items())
     return stored.get(key) if same else None
+
+
+def recipe_epochs_within(
+    net,
+    loss,
+    train_ds,
+    out: str,
+    settings: dict,
+    max_epochs: int,
+    freeze_epochs: int,
+    unfreeze,
+    steps: int,
+    validation_steps: int,
+    minutes: float,
+) -> dict:
+    """A transfer recipe's epochs cut to what takes at most ``minutes`` of training here: reading a batch of
+    ``train_ds``, one step of ``net`` as phase 2 trains it (``unfreeze``: BatchNorm frozen) and one with the
+    backbone frozen are timed (or taken from an earlier session of the run in ``out`` with the same ``settings``).
+    Leaves the backbone frozen when ``freeze_epochs`` (phase 1 freezes it anyway).
+
+    Returns:
+        ``{"epochs", "step_seconds", "frozen_step_seconds", "read_seconds", "time_budget_minutes"}``.
+    """
+    from recaptcha_tf.models.finetune import freeze_backbone, unfreeze_backbone
+    from recaptcha_tf.models.registry import model_blocks
+
+    # rounded as config.json stores them, so that a resumed run computes the very same epochs
+    keys = ("read_seconds", "step_seconds", "frozen_step_seconds")
+    timing = {key: stored_measurement(out, key, **settings) for key in keys}
+    if timing["read_seconds"] is None:
+        timing["read_seconds"] = round(seconds_per_batch_read(train_ds), 4)
+    if timing["step_seconds"] is None:
+        if freeze_epochs:  # phase 2 as fit_in_phases sets it up: BatchNorm frozen, all or the top blocks trainable
+            unfreeze_backbone(net, unfreeze, blocks=model_blocks(settings["model"]))
+        timing["step_seconds"] = round(seconds_per_step(net, loss, train_ds), 4)
+    if freeze_epochs:
+        freeze_backbone(net)
+    if timing["frozen_step_seconds"] is None:
+        timing["frozen_step_seconds"] = (
+            round(seconds_per_step(net, loss, train_ds), 4) if freeze_epochs else timing["step_seconds"]
+        )
+    step_seconds, frozen_step_seconds = timing["step_seconds"], timing["frozen_step_seconds"]
+    epochs = epochs_within(
+        max_epochs,
+        freeze_epochs,
+        steps,
+        validation_steps,
+        frozen_step_seconds,
+        step_seconds,
+        minutes,
+        timing["read_seconds"],
+    )
+    log.log(
+        logging.WARNING if epochs < max_epochs else logging.INFO,
+        "%d of the recipe's %d epochs fit --time-budget %g minutes here (%.3f s a step, %.3f s frozen, %d steps "
+        "an epoch, %.3f s to produce a batch)%s",
+        epochs,
+        max_epochs,
+        minutes,
+        step_seconds,
+        frozen_step_seconds,
+        steps,
+        timing["read_seconds"],
+        "; --epochs N runs exactly N" if epochs < max_epochs else "",
+    )
+    return dict(epochs=epochs, **timing, time_budget_minutes=minutes)

@@ -58,14 +58,13 @@ class TaskData:
     augment_in_model: bool = False  # text with a per-image crop: the model augments after the crop
 
 
-def _folder_split(data, out, fractions, seed, channels, write: bool):
+def _folder_split(task, data, out, fractions, seed, channels, write: bool):
     """The run's split; a distributed worker reads or recomputes it (seeded) but never writes it."""
     from recaptcha_tf.data.folders import scan_class_folders
     from recaptcha_tf.data.splits import MANIFEST_NAME, load_manifest, stratified_split
-    from recaptcha_tf.training.classifier import prepare_folder_split
 
-    if write:
-        return prepare_folder_split(data, out, None, fractions, seed, channels)
+    if write:  # the task's own data preparation, as `train` does it (TaskSpec.workflows["prepare"])
+        return get_task(task).workflow("prepare")(data, out, None, fractions, seed, channels)
     for folder in (out, data):
         if os.path.exists(os.path.join(folder, MANIFEST_NAME)):
             return load_manifest(folder)
@@ -101,7 +100,7 @@ def prepare_task_data(
     from recaptcha_tf.data.pipeline import make_dataset, text_augmentation, tile_augmentation
 
     if not get_task(task).sequence:
-        split = _folder_split(data, out, fractions, seed, channels, write_split)
+        split = _folder_split(task, data, out, fractions, seed, channels, write_split)
         n = len(split.class_names)
         (train_paths, train_labels), (val_paths, val_labels) = zip(*split.train), zip(*split.val)
         common = dict(image_size=image_size, channels=channels, resize=resize, batch_size=batch_size)
@@ -128,9 +127,10 @@ def prepare_task_data(
         )
 
     from recaptcha_tf.data.text.fit import choose_text_input
-    from recaptcha_tf.data.text.task_data import text_task_data
 
-    text = text_task_data(data, out, charset, case, label_pattern, fractions, seed, write_split=write_split)
+    text = get_task(task).workflow("prepare")(
+        data, out, charset, case, label_pattern, fractions, seed, write_split=write_split
+    )
     kind = model_head(model)
     # The same input as `train --task text`: fitted to the training images unless --image-size is given.
     fit = choose_text_input(text.sources("train"), text.max_length, image_size, colour or "ink", seed=seed)
@@ -146,7 +146,7 @@ def prepare_task_data(
         **common,
     )
     # validation on at most the task's "validation_images", the same seeded sample as `train --task text`
-    from recaptcha_tf.training.text import validation_sample
+    from recaptcha_tf.data.text.task_data import validation_sample
 
     kept = validation_sample(len(text.parts["val"]), task_defaults(task)["validation_images"], seed)
     val_sources, val_texts = text.sources("val"), text.texts("val")

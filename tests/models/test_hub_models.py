@@ -214,7 +214,7 @@ def test_the_recipe_epochs_are_held_to_the_time_budget_and_a_resumed_run_keeps_i
     from recaptcha_tf.data.splits import load_manifest
     from recaptcha_tf.models import pretrained_recipe
     from recaptcha_tf.models.finetune import find_backbone
-    from recaptcha_tf.training import classifier as classifier_trainer
+    from recaptcha_tf.training import step_time
     from recaptcha_tf.training.classifier import train_classifier
     from recaptcha_tf.training.step_time import epochs_within
 
@@ -225,7 +225,7 @@ def test_the_recipe_epochs_are_held_to_the_time_budget_and_a_resumed_run_keeps_i
         timed.append("frozen" if frozen else "trainable")
         return 0.25 if frozen else 0.5  # seconds a step
 
-    monkeypatch.setattr(classifier_trainer, "seconds_per_step", slow_machine)
+    monkeypatch.setattr(step_time, "seconds_per_step", slow_machine)
     data = str(tmp_path / "tiles")
     make_class_folders(data, per_class=6)
     kwargs = dict(model="efficientnet-lite0", weights=tiny_preset, image_size=(32, 32), batch_size=4)

@@ -199,3 +199,14 @@ def text_split_parts(
         )
         save_manifest(split, manifest)
     return parts
+
+
+def validation_sample(count: int, cap: int, seed: int = 0) -> list[int]:
+    """Indices of the validation images read during training: all ``count`` of them up to ``cap``, else a seeded
+    random ``cap`` of them in their original order (split order can follow file names, i.e. labels: a first-N cut
+    would be biased). Each evaluation reads them twice (loss, then CER), so on a large set an uncapped validation
+    split costs minutes of the budget without choosing a better checkpoint; the test report reads the whole test
+    split either way. Shared by the trainer and the tuner."""
+    if count <= cap:
+        return list(range(count))
+    return sorted(np.random.default_rng(seed).choice(count, size=cap, replace=False).tolist())
