@@ -1,6 +1,6 @@
 """Seeded synthetic text CAPTCHAs, written as PNG files or one Parquet file.
 
-Two styles:
+Three styles:
 
 * ``"project"``: each character in a font that ships with installed packages
   (matplotlib's DejaVu family, the ``captcha`` package's DroidSansMono), with
@@ -12,6 +12,9 @@ Two styles:
   randomness from the ``secrets`` module (``random`` in older releases); it is
   swapped for a seeded generator during each call and restored afterwards, so
   this style is reproducible too.
+* ``"wild"``: a different font per image from hundreds of installed fonts, glyphs 15-90% of the canvas high,
+  per-character colours, varied backgrounds, clutter, blur and JPEG, canvases of varying size
+  (:mod:`recaptcha_tf.data.wild`; it needs fonts: ``WILD_FONT_PACKAGES``).
 
 Everything is drawn from ``numpy.random.default_rng(seed)``, item by item
 (label, then image), so the same arguments give byte-identical files and the
@@ -35,7 +38,13 @@ from recaptcha_tf.data.text.parquet import write_text_parquet
 from recaptcha_tf.data.text.vocabulary import expand_charset
 from recaptcha_tf.utils.progress import progress
 
-STYLES = ("project", "captcha-lib")
+STYLES = ("project", "captcha-lib", "wild")
+# What a style draws when the caller does not say: label lengths, characters and (width, height) (None: varies).
+STYLE_DEFAULTS = {
+    "project": dict(length=(4, 6), charset="a-z0-9", size=(200, 50)),
+    "captcha-lib": dict(length=(4, 6), charset="a-z0-9", size=(200, 50)),
+    "wild": dict(length=(3, 8), charset="0-9a-zA-Z", size=None),
+}
 FORMATS = ("png", "parquet")
 
 # Font files looked up inside installed packages: (package, path inside it).
@@ -388,21 +397,26 @@ def render_captcha(
     Args:
         text: the characters to draw.
         rng: NumPy generator; all randomness comes from it.
-        size: (width, height) in pixels.
+        size: (width, height) in pixels (``"wild"``: ``None`` draws a size per image).
         fonts: TrueType font paths; ``None`` for :func:`default_fonts`
-            (``"project"``) or the library's own font (``"captcha-lib"``).
-        style: ``"project"`` or ``"captcha-lib"``.
+            (``"project"``), the library's own font (``"captcha-lib"``) or
+            :func:`recaptcha_tf.data.wild.wild_fonts` (``"wild"``).
+        style: ``"project"``, ``"captcha-lib"`` or ``"wild"``.
 
     Returns:
         An RGB ``PIL.Image.Image`` of ``size``.
     """
     if not text:
         raise ValueError("Cannot render an empty CAPTCHA text.")
-    size = _as_size(size)
+    size = None if size is None and style == "wild" else _as_size(size)
     if style == "project":
         return render_project_captcha(text, rng, size, fonts)
     if style == "captcha-lib":
         return render_captcha_lib(text, rng, size, fonts)
+    if style == "wild":
+        from recaptcha_tf.data.wild import render_wild_captcha, wild_fonts
+
+        return render_wild_captcha(text, rng, list(fonts) if fonts else wild_fonts(), size)
     raise ValueError(f"style must be one of {STYLES}, got {style!r}.")
 
 
@@ -440,6 +454,7 @@ def write_preview(images, labels: list[str], path: str, columns: int = 4, rows: 
     if not images:
         raise ValueError("No images to preview.")
     width, height = images[0].size
+    images = [image if image.size == (width, height) else image.resize((width, height)) for image in images]
     title = 18
     rows = (len(images) + columns - 1) // columns
     sheet = Image.new("RGB", (columns * (width + 8) + 8, rows * (height + title + 8) + 8), "white")
@@ -464,9 +479,9 @@ def _parquet_output(out: str) -> str:
 def generate_captchas(
     out: str,
     count: int = 5000,
-    length: tuple[int, int] | int = (4, 6),
-    charset: str = "a-z0-9",
-    size: tuple[int, int] = (200, 50),
+    length: tuple[int, int] | int | None = None,
+    charset: str | None = None,
+    size: tuple[int, int] | None = None,
     seed: int = 0,
     format: str = "png",
     style: str = "project",
@@ -481,14 +496,17 @@ def generate_captchas(
             ``load_text_folder``; for ``"parquet"`` a ``.parquet`` file, or a
             folder that receives ``captchas.parquet`` (columns ``image``, ``text``).
         count: number of images.
-        length: label length, an int or an inclusive ``(min, max)`` range (or ``"4-6"``).
-        charset: characters or ranges, see ``expand_charset`` (``"a-z0-9"``).
-        size: (width, height) in pixels (or ``"200x50"``).
+        length: label length, an int or an inclusive ``(min, max)`` range (or ``"4-6"``); default the
+            style's (:data:`STYLE_DEFAULTS`: 4-6, ``"wild"`` 3-8).
+        charset: characters or ranges, see ``expand_charset``; default the style's (``"a-z0-9"``, ``"wild"``
+            ``"0-9a-zA-Z"``).
+        size: (width, height) in pixels (or ``"200x50"``); default the style's (200x50; ``"wild"``: a size
+            per image).
         seed: the same arguments and seed give byte-identical images.
         format: ``"png"`` or ``"parquet"``.
-        style: ``"project"`` or ``"captcha-lib"`` (see :func:`render_captcha`).
+        style: ``"project"``, ``"captcha-lib"`` or ``"wild"`` (see :func:`render_captcha`).
         preview: optional path of a PNG contact sheet of the first 16 images.
-        fonts: TrueType font paths instead of the bundled ones.
+        fonts: TrueType font paths instead of the style's own.
 
     Returns:
         The labels, in generation order.
@@ -499,9 +517,11 @@ def generate_captchas(
         raise ValueError(f"style must be one of {STYLES}, got {style!r}.")
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}.")
-    low_high = _as_length(length)
-    size = _as_size(size)
-    characters = expand_charset(charset)
+    defaults = STYLE_DEFAULTS[style]
+    low_high = _as_length(defaults["length"] if length is None else length)
+    size = defaults["size"] if size is None else size
+    size = None if size is None else _as_size(size)
+    characters = expand_charset(defaults["charset"] if charset is None else charset)
     if format == "png":
         unsafe = "".join(c for c in characters if not c.isalnum())
         if unsafe:
@@ -510,6 +530,11 @@ def generate_captchas(
             )
     if fonts is None and style == "project":
         fonts = default_fonts()
+    if fonts is None and style == "wild":
+        from recaptcha_tf.data.wild import wild_fonts
+
+        fonts = wild_fonts()
+        log.info("wild style: %d fonts", len(fonts))
 
     rng = np.random.default_rng(seed)
     labels, encoded, first_images = [], [], []
