@@ -432,3 +432,33 @@ def test_many_clients_sending_the_same_image_at_once_all_get_answers(classifier,
         answers = [a for batch in pool.map(client_loop, range(8)) for a in batch]
     assert len(answers) == 40 and [a for a in answers if a.startswith("failed")] == []
     assert len(set(answers)) == 1  # the same image, the same answer
+
+
+def test_demo_shows_sample_thumbnails(classifier, tmp_path):
+    """``samples_dir`` (serve --examples): a gallery of the samples, captioned, its click hidden from the API; none
+    with ``samples=0``. The browser test (tests/serving/test_browser.py) clicks them."""
+    from conftest import make_class_folders
+
+    from recaptcha_tf.serving.app import Predictor
+
+    run, _ = classifier
+    samples = tmp_path / "samples"
+    make_class_folders(str(samples / "tiles"), classes=("hydrant", "zebra"), per_class=2)
+    predictor = Predictor(run, MAX_BYTES, MAX_PIXELS)
+    try:
+        config = build_app(run, predictor=predictor, examples=0, samples_dir=str(samples), samples=3).config
+        galleries = [c for c in config["components"] if c["props"].get("elem_id") == "sample-images"]
+        assert len(galleries) == 1
+        shown = galleries[0]["props"]["value"]
+        assert [item["caption"] for item in shown] == ["hydrant", "zebra", "hydrant"]
+        assert [os.path.basename(item["image"]["path"]) for item in shown] == ["1_0000.png", "2_0000.png", "3_0001.png"]
+        picks = [d for d in config["dependencies"] if galleries[0]["id"] in [t[0] for t in d["targets"]]]
+        assert picks and all(d["api_visibility"] == "private" for d in picks)
+        assert "predict_tile" in {d["api_name"] for d in config["dependencies"]}
+
+        config = build_app(run, predictor=predictor, examples=0, samples_dir=str(samples), samples=0).config
+        assert not [c for c in config["components"] if c["props"].get("elem_id") == "sample-images"]
+        config = build_app(run, predictor=predictor, examples=0, samples_dir=str(tmp_path / "absent")).config
+        assert not [c for c in config["components"] if c["props"].get("elem_id") == "sample-images"]
+    finally:
+        predictor.close()

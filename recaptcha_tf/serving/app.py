@@ -381,6 +381,105 @@ def held_out_examples(model_path: str, count: int = 6) -> list[str]:
     return out
 
 
+def default_samples_folder() -> str | None:
+    """The checkout's ``samples/`` folder (next to the ``recaptcha_tf`` package), or ``None`` where there is none
+    (an installed package has no samples)."""
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir, "samples")
+    folder = os.path.normpath(folder)
+    return folder if os.path.isdir(folder) else None
+
+
+def _images_in(folder: str) -> list[str]:
+    from recaptcha_tf.data.images import is_image_file
+
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    return [os.path.join(folder, n) for n in names if is_image_file(n) and os.path.isfile(os.path.join(folder, n))]
+
+
+def sample_examples(folder: str | None, text: bool, class_names=(), count: int = 8) -> list[tuple[str, str]]:
+    """Up to ``count`` committed sample images for the demo's thumbnails, as ``(path, caption)``.
+
+    ``folder`` holds ``text/*.png`` (text CAPTCHAs named by their label, the caption) and
+    ``tiles/<class>/*.png`` (the class folder is the caption); a text model gets the first, a classifier the second,
+    taken in turn from each class, the model's own ``class_names`` first. The images are copied to a folder of
+    their own that Gradio serves as is (:func:`gradio.set_static_paths`): only these copies are exposed, and no
+    request's cleanup can delete them. An absent folder, or one without such images, gives ``[]``.
+    """
+    if not folder or count <= 0 or not os.path.isdir(folder):
+        return []
+    if text:
+        from recaptcha_tf.data.folders import DatasetError
+        from recaptcha_tf.data.text.files import label_from_filename
+
+        picked = []
+        for path in _images_in(os.path.join(folder, "text"))[:count]:
+            try:
+                caption = label_from_filename(path)
+            except DatasetError:
+                caption = os.path.splitext(os.path.basename(path))[0]
+            picked.append((path, caption))
+    else:
+        tiles = os.path.join(folder, "tiles")
+        classes = (
+            sorted(c for c in os.listdir(tiles) if os.path.isdir(os.path.join(tiles, c)))
+            if os.path.isdir(tiles)
+            else []
+        )
+        order = [c for c in class_names if c in classes] + [c for c in classes if c not in class_names]
+        queues = [_images_in(os.path.join(tiles, c)) for c in order]
+        picked = []
+        for depth in range(max(map(len, queues), default=0)):  # one of each class, then a second of each ...
+            picked += [(files[depth], c) for c, files in zip(order, queues) if depth < len(files)]
+        picked = picked[:count]
+    if not picked:
+        return []
+    import gradio as gr
+
+    copies = tempfile.mkdtemp(prefix="recaptcha_tf_samples_")
+    out = []
+    for k, (path, caption) in enumerate(picked):
+        out.append((shutil.copy(path, os.path.join(copies, f"{k + 1}_{os.path.basename(path)}")), caption))
+    gr.set_static_paths([copies])
+    return out
+
+
+def _sample_gallery(samples: list[tuple[str, str]]):
+    """Thumbnails of ``samples`` (:func:`sample_examples`), or ``None`` for none; :func:`_on_sample` wires them."""
+    import gradio as gr
+
+    if not samples:
+        return None
+    return gr.Gallery(
+        value=samples,
+        label="sample images (click one)",
+        columns=8,
+        fit_columns=False,  # thumbnails, also when there are few
+        height="auto",
+        allow_preview=False,
+        buttons=[],
+        interactive=False,
+        elem_id="sample-images",
+    )
+
+
+def _on_sample(gallery, samples: list[tuple[str, str]], upload, outputs, fn) -> None:
+    """A click on a thumbnail puts that sample in ``upload``, then runs ``fn`` on it into ``outputs``."""
+    import gradio as gr
+
+    if gallery is None:
+        return
+    paths = [path for path, _ in samples]
+
+    def pick(evt):
+        return paths[evt.index]
+
+    pick.__annotations__["evt"] = gr.SelectData  # Gradio passes the click by this type (a string under __future__)
+    gallery.select(pick, None, [upload], api_visibility="private").then(fn, [upload], outputs, api_visibility="private")
+
+
 def build_app(
     model_path: str,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -390,12 +489,16 @@ def build_app(
     concurrency: int = 32,
     examples: int = 6,
     upload_grace_s: float = 5.0,
+    samples_dir: str | None = None,
+    samples: int = 8,
 ):
     """The ``gr.Blocks`` demo for the model at ``model_path`` (run folder or ``.keras`` file).
 
     ``concurrency`` requests run at once (each checks and decodes its upload,
     then joins a micro-batch); ``examples`` held-out images are shown under the
-    upload (``0`` for none).
+    upload (``0`` for none), and ``samples`` committed sample images as thumbnails
+    (:func:`sample_examples`; from ``samples_dir``, by default the checkout's
+    ``samples/`` where there is one; ``0`` for none).
     """
     import gradio as gr
 
@@ -403,6 +506,7 @@ def build_app(
     info = p.info
     owners = UploadOwners(upload_grace_s)
     shown = held_out_examples(model_path, examples) if examples else []
+    thumbnails = sample_examples(samples_dir or default_samples_folder(), p.is_text, info.names, samples)
     limits = f"PNG, JPEG, BMP or GIF; at most {_mb(max_bytes)} and {max_pixels:,} pixels."
     # Backstop for uploads no request ever used (and for outputs): Gradio deletes cached files older than
     # CACHE_AGE seconds every CACHE_FREQUENCY seconds, and the whole cache when the server stops.
@@ -416,23 +520,27 @@ def build_app(
         if p.is_text:
             with gr.Tab("Text CAPTCHA"):
                 upload = gr.File(label="text CAPTCHA image", file_types=["image"], type="filepath")
+                gallery = _sample_gallery(thumbnails)
                 if shown:
                     gr.Examples([[f] for f in shown], inputs=[upload], label="held-out examples (click one)")
                 button = gr.Button("Read", variant="primary")
                 text = gr.Textbox(label="text")
                 conf = gr.Dataframe(headers=["character", "confidence"], label="per-character confidence")
-                button.click(_user_errors(lambda f: p.text(f), owners), [upload], [text, conf], api_name="predict_text")
+                read = _user_errors(lambda f: p.text(f), owners)
+                button.click(read, [upload], [text, conf], api_name="predict_text")
+                _on_sample(gallery, thumbnails, upload, [text, conf], read)
         else:
             with gr.Tab("Tile"):
                 upload = gr.File(label="tile image", file_types=["image"], type="filepath")
+                gallery = _sample_gallery(thumbnails)
                 if shown:
                     gr.Examples([[f] for f in shown], inputs=[upload], label="held-out examples (click one)")
                 button = gr.Button("Classify", variant="primary")
                 label = gr.Label(label="top classes", num_top_classes=5)
                 summary = gr.Textbox(label="prediction")
-                button.click(
-                    _user_errors(lambda f: p.tile(f), owners), [upload], [label, summary], api_name="predict_tile"
-                )
+                classify = _user_errors(lambda f: p.tile(f), owners)
+                button.click(classify, [upload], [label, summary], api_name="predict_tile")
+                _on_sample(gallery, thumbnails, upload, [label, summary], classify)
             with gr.Tab("Grid challenge"):
                 grid_upload = gr.File(label="grid image (rows x cols tiles)", file_types=["image"], type="filepath")
                 with gr.Row():
@@ -511,6 +619,8 @@ def serve(
     batch_wait_ms: float = 2.0,
     decode_budget: int = DEFAULT_DECODE_BUDGET,
     api_key: str | None = None,
+    samples_dir: str | None = None,
+    samples: int = 8,
 ) -> None:
     """The ``serve`` command: build the demo and serve it until interrupted."""
     start = time.perf_counter()
@@ -523,7 +633,14 @@ def serve(
         batch_wait_ms=batch_wait_ms,
         decode_budget=decode_budget,
     )
-    demo = build_app(model_path, max_bytes=max_bytes, max_pixels=max_pixels, predictor=predictor)
+    demo = build_app(
+        model_path,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+        predictor=predictor,
+        samples_dir=samples_dir,
+        samples=samples,
+    )
     if not is_loopback(host):
         if api_key is None:
             print(

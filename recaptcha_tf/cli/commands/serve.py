@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from recaptcha_tf.cli.errors import _check_model_path, _check_port
+from recaptcha_tf.cli.errors import UsageError, _check_model_path, _check_port
 from recaptcha_tf.cli.options import _add_inference_runtime, _count, _Formatter
 
 NAME = "serve"
@@ -37,6 +37,14 @@ def add_parser(subparsers):
         help="decoded pixels in flight across all requests; more wait, then get 503 (bounds memory in a burst)",
     )
     p.add_argument(
+        "--examples",
+        metavar="DIR",
+        default=None,
+        help="sample images shown as thumbnails: DIR/tiles/<class>/*.png for classifiers, DIR/text/*.png (named by "
+        "their text) for text models (default: the checkout's samples/ folder, if there is one)",
+    )
+    p.add_argument("--example-count", type=_count(0), default=8, help="most sample thumbnails shown (0 for none)")
+    p.add_argument(
         "--api-key",
         default=None,
         help="require this key: at the demo's login page and in 'Authorization: Bearer KEY' on the HTTP route "
@@ -64,6 +72,8 @@ def before_tensorflow(args) -> None:
 def check(args) -> None:
     _check_model_path(args.model)
     _check_port(args.host, args.port)
+    if args.examples is not None and not os.path.isdir(args.examples):
+        raise UsageError(f"--examples {args.examples!r} is not a folder (it should hold tiles/<class>/ or text/).")
 
 
 def run(args) -> int:
@@ -80,5 +90,7 @@ def run(args) -> int:
         batch_wait_ms=args.batch_wait_ms,
         decode_budget=args.decode_budget,
         api_key=args.api_key or os.environ.get("RECAPTCHA_TF_API_KEY") or None,
+        samples_dir=args.examples,
+        samples=args.example_count,
     )
     return 0
