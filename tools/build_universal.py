@@ -1,0 +1,132 @@
+"""Rebuild the shipped universal text reader (``recaptcha_tf/pretrained/universal``) from scratch.
+
+    python tools/build_universal.py --work models/universal-build --minutes 60     # repeat until it says "shipped"
+
+Each call does what is left, then stops:
+
+1. pins the fonts: ``recaptcha_tf/pretrained/universal/fonts.txt`` (font file names; written from the installed
+   fonts the first time, read afterwards, so a rebuild draws from the same list: install ``WILD_FONT_PACKAGES``);
+2. generates ``--count`` ``wild`` CAPTCHAs (seeded) into ``WORK/data`` (skipped when they are there);
+3. trains ``recaptcha-tf train --task text`` on them (lower case, 64x256, ``--steps`` optimizer steps) for at most
+   ``--minutes`` of this call: the run is killed then and the next call resumes it from its last epoch;
+4. once the run has finished, copies its model into the package, records its SHA-256 in the manifest and writes the
+   figures of the run (``WORK/run/summary.json``) to ``WORK/build.json`` for the model card.
+
+Never run two trainings at once on a small machine: each call trains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+SHIPPED = os.path.join(ROOT, "recaptcha_tf", "pretrained", "universal")
+NAME, VERSION = "universal", "1"
+
+
+def cli(*args) -> list[str]:
+    return [sys.executable, "-m", "recaptcha_tf", *args]
+
+
+def pin_fonts(listing: str) -> list[str]:
+    from recaptcha_tf.data.wild import wild_fonts
+
+    if os.path.isfile(listing):
+        return wild_fonts(listing=listing)
+    fonts = wild_fonts()
+    os.makedirs(os.path.dirname(listing), exist_ok=True)
+    names = sorted({os.path.basename(f) for f in fonts})
+    with open(listing + ".tmp", "w", encoding="utf-8") as f:
+        f.write("# Font files the universal reader was trained on (recaptcha_tf.data.wild.WILD_FONT_PACKAGES)\n")
+        f.write("\n".join(names) + "\n")
+    os.replace(listing + ".tmp", listing)
+    return wild_fonts(listing=listing)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", default="models/universal-build", help="working folder (data, run)")
+    parser.add_argument("--count", type=int, default=30000, help="wild CAPTCHAs to train on")
+    parser.add_argument("--steps", type=int, default=12000, help="optimizer steps of the whole run")
+    parser.add_argument("--image-size", default="64x256", help="the network's input, HEIGHTxWIDTH")
+    parser.add_argument("--minutes", type=float, default=60, help="training minutes of this call (then resume)")
+    parser.add_argument("--seed", type=int, default=35)
+    parser.add_argument("--shipped", default=SHIPPED, help="where the model goes (the package's pretrained/universal)")
+    args = parser.parse_args(argv)
+    shipped = os.path.abspath(args.shipped)
+
+    listing = os.path.join(shipped, "fonts.txt")
+    fonts = pin_fonts(listing)
+    print(f"fonts: {len(fonts)} pinned in {listing}", flush=True)
+    data, run = os.path.join(args.work, "data"), os.path.join(args.work, "run")
+    done = os.path.join(args.work, "data.done")
+    if not os.path.isfile(done):
+        start = time.time()
+        shutil.rmtree(data, ignore_errors=True)
+        subprocess.run(
+            cli("generate", "--style", "wild", "--out", data, "--count", str(args.count), "--seed", str(args.seed),
+                "--fonts", listing, "-q"),
+            check=True,
+        )  # fmt: skip
+        with open(done, "w") as f:
+            json.dump({"count": args.count, "seed": args.seed, "seconds": round(time.time() - start, 1)}, f)
+    train = cli(
+        "train", "--task", "text", "--data", data, "--out", run, "--logdir", "logs", "--run-name", "universal",
+        "--case", "lower", "--charset", "a-z0-9", "--image-size", args.image_size, "--steps", str(args.steps),
+        "--time-budget", "0", "--seed", "0", "--json",
+    )  # fmt: skip
+    print("$", " ".join(train[2:]), flush=True)
+    start = time.time()
+    process = subprocess.Popen(train)
+    try:
+        process.wait(timeout=args.minutes * 60)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        process.wait()
+    sessions = os.path.join(args.work, "sessions.json")
+    history = json.load(open(sessions)) if os.path.isfile(sessions) else []
+    history.append(
+        {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start)), "minutes": (time.time() - start) / 60}
+    )
+    with open(sessions, "w") as f:
+        json.dump(history, f, indent=2)
+    summary_path = os.path.join(run, "summary.json")
+    if not os.path.isfile(summary_path):
+        print(f"training paused after {history[-1]['minutes']:.1f} minutes; run the same command to resume")
+        return 0
+    from recaptcha_tf.utils.shipped import write_manifest_entry
+
+    os.makedirs(shipped, exist_ok=True)
+    shutil.copy(os.path.join(run, "model.keras"), os.path.join(shipped, "model.keras.tmp"))
+    os.replace(os.path.join(shipped, "model.keras.tmp"), os.path.join(shipped, "model.keras"))
+    card = os.path.join(shipped, "MODEL_CARD.md")
+    if not os.path.isfile(card):  # a stub until the card is written from WORK/build.json
+        with open(card, "w", encoding="utf-8") as f:
+            f.write(f"# {NAME} v{VERSION}\n\nSee docs/shipped-models.md.\n")
+    write_manifest_entry(
+        NAME,
+        os.path.join(shipped, "model.keras"),
+        task="text",
+        version=VERSION,
+        description="CRNN+CTC reader of unseen text CAPTCHA designs (lower case, 0-9a-z, 3-8 characters), trained "
+        "on wild-style synthetic CAPTCHAs",
+        card=card,
+        folder=os.path.dirname(shipped),
+    )
+    summary = json.load(open(summary_path))
+    build = {"summary": summary, "sessions": history, "training_minutes": sum(s["minutes"] for s in history)}
+    with open(os.path.join(args.work, "build.json"), "w") as f:
+        json.dump(build, f, indent=2)
+    print(f"shipped {NAME} v{VERSION}: test exact match {summary.get('test', {}).get('exact_match')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
