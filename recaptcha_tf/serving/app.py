@@ -399,12 +399,36 @@ def _images_in(folder: str) -> list[str]:
     return [os.path.join(folder, n) for n in names if is_image_file(n) and os.path.isfile(os.path.join(folder, n))]
 
 
+def _class_key(name) -> str:
+    """Class names as sample folders spell them: ``Traffic Light`` -> ``traffic_light``."""
+    return str(name).strip().lower().replace(" ", "_")
+
+
+def _subfolders(folder: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(folder) if os.path.isdir(os.path.join(folder, n)))
+    except OSError:
+        return []
+
+
+def _class_set(folder: str, class_names) -> str | None:
+    """The subfolder of ``folder`` made of class folders (``tiles/``, ``digits/`` ...) whose classes overlap the
+    model's most (:func:`_class_key`), ``tiles/`` where none does; ``None`` where there is none."""
+    own = {_class_key(n) for n in class_names}
+    sets = [os.path.join(folder, n) for n in _subfolders(folder) if n != "text"]
+    sets = [s for s in sets if _subfolders(s)]
+    if not sets:
+        return None
+    return max(sets, key=lambda s: (len(own & {_class_key(c) for c in _subfolders(s)}), os.path.basename(s) == "tiles"))
+
+
 def sample_examples(folder: str | None, text: bool, class_names=(), count: int = 8) -> list[tuple[str, str]]:
     """Up to ``count`` committed sample images for the demo's thumbnails, as ``(path, caption)``.
 
-    ``folder`` holds ``text/*.png`` (text CAPTCHAs named by their label, the caption) and
-    ``tiles/<class>/*.png`` (the class folder is the caption); a text model gets the first, a classifier the second,
-    taken in turn from each class, the model's own ``class_names`` first. The images are copied to a folder of
+    ``folder`` holds ``text/*.png`` (text CAPTCHAs named by their label, the caption) and sets of class folders,
+    ``tiles/<class>/*.png`` and the like (``digits/<class>/``; the class folder is the caption). A text model gets
+    the first; a classifier the set that shares most of its ``class_names`` (``tiles/`` where none does), taken in
+    turn from each class, the model's own classes first. The images are copied to a folder of
     their own that Gradio serves as is (:func:`gradio.set_static_paths`): only these copies are exposed, and no
     request's cleanup can delete them. An absent folder, or one without such images, gives ``[]``.
     """
@@ -422,13 +446,10 @@ def sample_examples(folder: str | None, text: bool, class_names=(), count: int =
                 caption = os.path.splitext(os.path.basename(path))[0]
             picked.append((path, caption))
     else:
-        tiles = os.path.join(folder, "tiles")
-        classes = (
-            sorted(c for c in os.listdir(tiles) if os.path.isdir(os.path.join(tiles, c)))
-            if os.path.isdir(tiles)
-            else []
-        )
-        order = [c for c in class_names if c in classes] + [c for c in classes if c not in class_names]
+        tiles = _class_set(folder, class_names)
+        classes = _subfolders(tiles) if tiles else []
+        own = {_class_key(n) for n in class_names}
+        order = sorted(classes, key=lambda c: _class_key(c) not in own)  # the model's own classes first
         queues = [_images_in(os.path.join(tiles, c)) for c in order]
         picked = []
         for depth in range(max(map(len, queues), default=0)):  # one of each class, then a second of each ...

@@ -69,14 +69,21 @@ def test_sample_examples_take_the_classes_in_turn_and_are_served_as_they_are(tmp
     os.remove(folder / "tiles" / "hydrant" / "0002.png")
     (folder / "tiles" / "bus" / "notes.txt").write_text("not an image")
     picked = sample_examples(str(folder), text=False, class_names=("hydrant", "bus", "car"), count=6)
-    assert [c for _, c in picked] == ["hydrant", "bus", "zebra", "bus", "zebra", "bus"]
+    assert [c for _, c in picked] == ["bus", "hydrant", "zebra", "bus", "zebra", "bus"]
     assert [os.path.basename(p) for p, _ in picked][:3] == ["1_0000.png", "2_0000.png", "3_0000.png"]
     copies = {os.path.dirname(p) for p, _ in picked}
     assert len(copies) == 1 and not copies & {str(folder)}  # copies in a folder of their own ...
     assert all(is_static_file(p) for p, _ in picked)  # ... that Gradio serves as is (no cache, never deleted)
     assert not is_static_file(str(folder / "tiles" / "bus" / "0000.png"))  # the originals are not exposed
-    for (copy, _), original in zip(picked, ["hydrant/0000.png", "bus/0000.png", "zebra/0000.png"]):
+    for (copy, _), original in zip(picked, ["bus/0000.png", "hydrant/0000.png", "zebra/0000.png"]):
         assert open(copy, "rb").read() == (folder / "tiles" / original).read_bytes()
+    picked = sample_examples(str(folder), text=False, class_names=("Zebra",), count=3)  # the model's classes first
+    assert [c for _, c in picked] == ["zebra", "bus", "hydrant"]
+
+    # Another set of class folders (samples/digits/): a model of its classes gets it, any other model tiles/.
+    make_class_folders(str(folder / "digits"), classes=("0", "1"), per_class=1)
+    assert [c for _, c in sample_examples(str(folder), text=False, class_names=("1", "0", "7"))] == ["0", "1"]
+    assert [c for _, c in sample_examples(str(folder), text=False, class_names=("car",), count=2)] == ["bus", "hydrant"]
 
     os.makedirs(folder / "text")
     for name in ("abc.png", "abc-1.png", "cab_x.png"):
