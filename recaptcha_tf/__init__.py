@@ -17,7 +17,7 @@ Submodules are imported lazily so that ``import recaptcha_tf`` stays cheap.
 
 from recaptcha_tf.utils.version import __version__ as __version__
 
-_API = ("load", "train", "Model", "Run")
+_API = ("load", "read", "train", "Model", "Run")
 
 
 def __getattr__(name: str):

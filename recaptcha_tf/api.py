@@ -46,20 +46,24 @@ class Model:
         self.inference = inference
         self.info = inference.info
 
-    def predict(self, images, top_k: int = 3, tta: str = "none") -> list[dict]:
+    def predict(self, images, top_k: int = 3, tta: str = "none", min_confidence: float | None = None) -> list[dict]:
         """One dict per image: ``label``, ``confidence`` and ``top_k`` for classifiers (``labels`` too for
-        multi-label models); ``text`` and per-character ``confidence`` for text models.
+        multi-label models); ``text``, per-character ``confidence`` and ``text_confidence`` (their product) for
+        text models. With ``min_confidence`` (:mod:`recaptcha_tf.inference.abstention`) text results get
+        ``accepted``, and a classifier whose best object class scores below it answers ``other`` (``abstained``).
 
         ``images`` is one image or a list of them: file paths, encoded bytes, ``uint8`` NumPy arrays
         ``(H, W)`` / ``(H, W, C)``, or PIL images. Arrays and PIL images are encoded losslessly (PNG) and go
         through the same decoding and resizing as training.
         """
+        from recaptcha_tf.inference.abstention import apply_min_confidence
         from recaptcha_tf.inference.predictor import predict
 
         single = not isinstance(images, (list, tuple))
         results = predict(
             self.inference, [_source(image) for image in ([images] if single else images)], top_k, tta=tta
         )
+        apply_min_confidence(results, min_confidence, self.info.names)
         return results[0] if single else results
 
     def __repr__(self) -> str:
@@ -101,6 +105,26 @@ def load(model: str, runtime: str = "keras") -> Model:
         if runtime == "keras" and os.path.isfile(path) and path.endswith(f".{name}"):
             runtime = name
     return Model(load_inference(path, runtime))
+
+
+def read(images, model: str = "universal", min_confidence: float | None = None) -> list[dict] | dict:
+    """Read text CAPTCHAs with no training: the shipped universal reader (or any text model: a name, run folder or
+    ``.keras`` file). Returns, per image, ``text``, ``text_confidence`` and per-character ``confidence`` (and
+    ``accepted`` with ``min_confidence``); one dict for one image.
+
+    Example::
+
+        recaptcha_tf.read("captcha.png")    # {"text": "x7fk2", "text_confidence": 0.93, ...}
+    """
+    reader = _readers.get(model)
+    if reader is None:
+        reader = _readers[model] = load(model)
+    if reader.info.task != "text":
+        raise ValueError(f"read() takes a text model; {model!r} is a {reader.info.task} model (use load().predict).")
+    return reader.predict(images, min_confidence=min_confidence)
+
+
+_readers: dict[str, Model] = {}
 
 
 def train(task: str | None = None, data: str | Sequence[str] | None = None, out: str | None = None, **options) -> Run:

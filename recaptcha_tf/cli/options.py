@@ -70,6 +70,24 @@ def _number(zero_allowed: bool):
 _positive_float, _non_negative_float = _number(zero_allowed=False), _number(zero_allowed=True)
 
 
+def _probability(text: str) -> float:
+    """argparse type: a number from 0 to 1."""
+    value = _non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {text}")
+    return value
+
+
+def _add_min_confidence(p):
+    p.add_argument(
+        "--min-confidence",
+        type=_probability,
+        default=None,
+        help="abstain below this confidence: a text reading is marked not accepted; a tile whose best object "
+        "class scores below it is answered 'other' (not selected in a challenge); default: always answer",
+    )
+
+
 def _size(text: str) -> tuple[int, int]:
     """``"120"`` -> (120, 120); ``"64x256"`` -> (64, 256) as (height, width)."""
     try:

@@ -161,6 +161,51 @@ def text_report(
     }
 
 
+ABSTENTION_THRESHOLDS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+
+
+def coverage_precision(
+    correct: Sequence[bool], confidence: Sequence[float], thresholds: Sequence[float] = ABSTENTION_THRESHOLDS,
+    target: float = 0.99,
+) -> dict:  # fmt: skip
+    """How abstaining below a confidence threshold trades coverage for precision (``--min-confidence``).
+
+    Args:
+        correct: per image, whether the answer is right.
+        confidence: per image, the answer's confidence in ``[0, 1]``.
+        thresholds: the rows of the table.
+        target: the precision the summary line asks for.
+
+    Returns:
+        ``{"rows": [{"threshold", "coverage", "precision", "accepted"}], "target_precision", "threshold_for_target",
+        "coverage_at_target"}``: coverage is the share of images answered (confidence at or above the threshold),
+        precision the share of those answered right (``None`` when none is). ``threshold_for_target`` is the lowest
+        confidence (of those seen) at or above which answers are right ``target`` of the time; ``None`` when no
+        threshold reaches it.
+    """
+    correct = np.asarray(correct, dtype=bool)
+    confidence = np.asarray(confidence, dtype=float)
+    rows = []
+    for threshold in thresholds:
+        accepted = confidence >= threshold
+        rows.append(
+            {
+                "threshold": float(threshold),
+                "coverage": float(accepted.mean()) if len(accepted) else 0.0,
+                "precision": float(correct[accepted].mean()) if accepted.any() else None,
+                "accepted": int(accepted.sum()),
+            }
+        )
+    best = None
+    for threshold in np.unique(confidence):  # ascending: the first that reaches the target keeps the most images
+        accepted = confidence >= threshold
+        if correct[accepted].mean() >= target:
+            best = float(threshold)
+            break
+    coverage = float((confidence >= best).mean()) if best is not None else 0.0
+    return {"rows": rows, "target_precision": target, "threshold_for_target": best, "coverage_at_target": coverage}
+
+
 def character_confusions(references: Sequence[str], hypotheses: Sequence[str]) -> dict[tuple[str, str], int]:
     """Substituted characters over a corpus: ``{(true char, predicted char): count}``, most frequent first.
 

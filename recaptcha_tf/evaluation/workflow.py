@@ -68,11 +68,15 @@ def evaluate_text_dataset(
     beam_width: int = 0,
     model=None,
     ensemble: Sequence[str] = (),
+    case: str = "keep",
 ) -> dict:
-    """Exact match, CER and worst examples of a text model on a :class:`TextDataset`; ``ensemble`` names more
-    text runs whose readings are combined with this model's (:func:`ensemble_text_readings`)."""
-    from recaptcha_tf.evaluation.metrics import text_report, write_report
+    """Exact match, CER, worst examples and the coverage-precision table of abstention (``abstention``) of a text
+    model on a :class:`TextDataset`; ``ensemble`` names more text runs whose readings are combined with this
+    model's (:func:`ensemble_text_readings`). ``case`` (``"lower"``/``"upper"``) folds the readings as the labels
+    were folded, to score case-insensitively."""
+    from recaptcha_tf.evaluation.metrics import coverage_precision, text_report, write_report
     from recaptcha_tf.evaluation.plots import prediction_grid, save_figure
+    from recaptcha_tf.inference.abstention import text_confidence
     from recaptcha_tf.inference.decoding import decode_text_outputs
     from recaptcha_tf.inference.loading import load_model, model_info
     from recaptcha_tf.inference.predictor import predict_outputs
@@ -90,8 +94,12 @@ def evaluate_text_dataset(
     else:
         decoded = decode_text_outputs(outputs, info.names, info.kind, beam_width)
     seconds = time.perf_counter() - start
-    texts = [t for t, _ in decoded]
+    texts = [t.lower() if case == "lower" else t.upper() if case == "upper" else t for t, _ in decoded]
     result = text_report(dataset.labels, texts, [c for _, c in decoded], dataset.names)
+    result["case"] = case
+    result["abstention"] = coverage_precision(
+        [t == r for t, r in zip(texts, dataset.labels)], [text_confidence(c) for _, c in decoded]
+    )
     result["images_per_second"] = len(texts) / max(seconds, 1e-9)
     result["ms_per_image"] = 1000 * seconds / max(len(texts), 1)
     if ensemble:
@@ -236,6 +244,7 @@ def evaluate_text(
         beam_width=beam_width,
         model=net,
         ensemble=ensemble,
+        case=case,
     )
     result["subset"] = subset or "all"
     if report:

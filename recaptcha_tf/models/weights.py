@@ -38,6 +38,8 @@ def parse_weights(weights: str | None) -> str | None:
     * ``"imagenet"`` -> ``"imagenet"`` (each entry's standard ImageNet weights);
     * an existing file (``.weights.h5``, ``.h5``, ``.keras``) -> its path;
     * an existing folder -> its path, if it is a keras-hub preset (holds ``config.json``);
+    * a shipped model's name (``universal``, ``recaptcha-tf models``) -> its checked ``model.keras``
+      (an existing path of the same name wins);
     * a keras-hub preset name (``efficientnet_lite0_ra_imagenet``) or handle
       (``kaggle://...``, ``hf://...``) -> unchanged, for keras-hub entries to load.
 
@@ -56,11 +58,15 @@ def parse_weights(weights: str | None) -> str | None:
         if not os.path.isfile(os.path.join(path, "config.json")):
             raise WeightsError(f"--weights {weights!r} is a folder but not a keras-hub preset (no config.json in it).")
         return path
+    from recaptcha_tf.utils.shipped import resolve_shipped, shipped_models
+
+    if text in shipped_models():
+        return str(resolve_shipped(text))
     if "://" in text or (_PRESET_NAME.match(text) and not text.endswith((".h5", ".keras"))):
         return text
     raise WeightsError(
-        f"--weights {weights!r}: no such file or folder. Use none, imagenet, a .weights.h5 file, "
-        "or (for keras-hub models) a preset name or preset folder."
+        f"--weights {weights!r}: no such file or folder. Use none, imagenet, a .weights.h5 file, a shipped "
+        "model's name (`recaptcha-tf models`), or (for keras-hub models) a preset name or preset folder."
     )
 
 

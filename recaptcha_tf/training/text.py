@@ -61,8 +61,14 @@ class TextRun(TrainingRun):
         self.text, self.vocab, self.max_length = text, text.vocab, text.max_length
         if o["val_data"]:
             text.parts["train"] = sorted(text.parts["train"] + text.parts["val"])  # sources("train") includes val
+        image_size = o["image_size"]
+        if image_size is None and o["weights_given"] and str(plan.weights).endswith(".keras"):
+            from recaptcha_tf.inference.loading import load_model, model_info
+
+            image_size = tuple(model_info(load_model(plan.weights)).image_size)  # the reader's own input
+            log.info("--weights %s: its input, %dx%d (--image-size to choose another)", plan.weights, *image_size)
         self.fit = fit = choose_text_input(
-            text.sources("train"), self.max_length, o["image_size"], o["colour"], seed=plan.seed
+            text.sources("train"), self.max_length, image_size, o["colour"], seed=plan.seed
         )
         self.channels = 3 if fit.colour == "ink" else 1
         self.repeat = not o["epochs"]  # a step budget runs over the repeated training set; --epochs: whole passes
@@ -73,7 +79,7 @@ class TextRun(TrainingRun):
             )
         if plan.patience is None:
             plan.patience = max(3, int(np.ceil(d["patience_fraction"] * self.epochs)))
-        log.info("%s%s", fit.describe(), " (--image-size given)" if o["image_size"] else "")
+        log.info("%s%s", fit.describe(), " (--image-size given)" if image_size else "")
         if o["val_data"]:
             extra = load_text_dataset(
                 o["val_data"], pattern=o["label_pattern"] or DEFAULT_LABEL_PATTERN, case=o["case"], **columns
@@ -128,6 +134,10 @@ class TextRun(TrainingRun):
             **o["model_kwargs"],
             **({"weights": plan.weights} if o["weights_given"] else {}),
         )
+        if o["weights_given"] and str(plan.weights).endswith(".keras"):  # a trained reader: the rest of it too
+            from recaptcha_tf.models.text_transfer import transfer_text_weights
+
+            self.transfer = transfer_text_weights(net, plan.weights, self.vocab.characters)
         frames = net.output_shape[1]
         if o["kind"] == "ctc" and frames < 2 * self.max_length + 1:
             raise TrainingConfigError(

@@ -82,3 +82,12 @@ def test_generate_wild_without_fonts_is_one_error_line(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "apt-get install" in lines[0]
+
+
+def test_ci_installs_the_wild_fonts():
+    """.ci/run installs exactly the font packages the wild style names (so CI renders what the docs promise)."""
+    from recaptcha_tf.data.wild import WILD_FONT_PACKAGES
+
+    script = open(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, ".ci", "run")).read()
+    line = next(line for line in script.splitlines() if line.startswith("WILD_FONT_PACKAGES="))
+    assert line.split("=", 1)[1].strip('"').split() == list(WILD_FONT_PACKAGES)

@@ -6,7 +6,14 @@ import json
 import sys
 
 from recaptcha_tf.cli.errors import _check_model_path
-from recaptcha_tf.cli.options import _add_inference_runtime, _add_max_pixels, _add_tta, _count, _Formatter
+from recaptcha_tf.cli.options import (
+    _add_inference_runtime,
+    _add_max_pixels,
+    _add_min_confidence,
+    _add_tta,
+    _count,
+    _Formatter,
+)
 
 NAME = "predict"
 TENSORFLOW = True
@@ -25,6 +32,7 @@ def add_parser(subparsers):
     p.add_argument("--beam-width", type=_count(0), default=0, help="text/CTC: beam search width (0 = greedy)")
     p.add_argument("--json", action="store_true", help="print JSON lines")
     _add_tta(p)
+    _add_min_confidence(p)
     _add_inference_runtime(p)
     _add_max_pixels(p)
     return p
@@ -35,16 +43,19 @@ def check(args) -> None:
 
 
 def run(args) -> int:
+    from recaptcha_tf.inference.abstention import apply_min_confidence
     from recaptcha_tf.inference.predictor import load_inference, predict
 
+    inference = load_inference(args.model, args.runtime)
     results = predict(
-        load_inference(args.model, args.runtime),
+        inference,
         args.images,
         top_k=args.top_k,
         beam_width=args.beam_width,
         errors="report",
         tta=args.tta,
     )
+    apply_min_confidence(results, args.min_confidence, inference.info.names)
     failed = 0
     for path, r in zip(args.images, results):
         if "error" in r:
@@ -56,10 +67,12 @@ def run(args) -> int:
             print(json.dumps({"image": path, **r}))
         elif "text" in r:
             conf = " ".join(f"{c}:{p:.2f}" for c, p in zip(r["text"], r["confidence"]))
-            print(f"{path}\t{r['text']}\t{conf}")
+            mark = "" if r.get("accepted", True) else "\tnot accepted"
+            print(f"{path}\t{r['text']}\t{conf}{mark}")
         else:
             top = ", ".join(f"{n} {p:.3f}" for n, p in r["top_k"])
-            print(f"{path}\t{r['label']}\t{r['confidence']:.3f}\t[{top}]")
+            mark = "\tabstained" if r.get("abstained") else ""
+            print(f"{path}\t{r['label']}\t{r['confidence']:.3f}\t[{top}]{mark}")
     if failed:
         print(f"error: {failed} of {len(results)} image(s) could not be read", file=sys.stderr)
         return 2

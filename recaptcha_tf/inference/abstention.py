@@ -1,0 +1,52 @@
+"""Abstention: answering only when the model is sure enough (``--min-confidence``).
+
+* A text reading's confidence is the product of its characters' probabilities; below the threshold the reading is
+  kept but marked ``"accepted": false`` (the caller decides: skip it, or ask a person).
+* A classifier whose best *object* class (any class but the background class, ``other`` for tiles) scores below the
+  threshold answers the background class instead: in a 3x3 challenge such a tile is not selected. Without a
+  background class the answer is ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+BACKGROUND_CLASS = "other"
+
+
+def text_confidence(confidences: Sequence[float]) -> float:
+    """One reading's confidence: the product of its characters' probabilities (0 for an empty reading)."""
+    return float(np.prod(confidences)) if len(confidences) else 0.0
+
+
+def best_object_class(top_k: Sequence, background: str = BACKGROUND_CLASS) -> tuple[str | None, float]:
+    """The most probable class that is not ``background``, and its probability, from ``(name, prob)`` pairs."""
+    for name, prob in top_k:
+        if name != background:
+            return name, float(prob)
+    return None, 0.0
+
+
+def apply_min_confidence(results: list[dict], min_confidence: float | None, names: Sequence[str]) -> list[dict]:
+    """Mark or replace the answers below ``min_confidence`` in :func:`recaptcha_tf.inference.predictor.predict`'s
+    results (in place; returned). Text results always get ``text_confidence``; with a threshold they get
+    ``accepted``. Single-label classifier results with a threshold get ``abstained``: when the best object class
+    scores below it, ``label`` becomes the background class (``None`` when the model has none)."""
+    background = BACKGROUND_CLASS if BACKGROUND_CLASS in names else None
+    for r in results:
+        if "error" in r:
+            continue
+        if "text" in r:
+            r["text_confidence"] = round(text_confidence(r.get("confidence") or []), 6)
+            if min_confidence is not None:
+                r["accepted"] = r["text_confidence"] >= min_confidence
+        elif min_confidence is not None and "top_k" in r and "labels" not in r:
+            name, prob = best_object_class(r["top_k"], background or "")
+            r["abstained"] = prob < min_confidence
+            if r["abstained"]:
+                r["label"] = background
+            elif r["label"] == background:  # the background class wins only below the threshold
+                r["label"], r["confidence"] = name, prob
+    return results

@@ -1,0 +1,162 @@
+"""Reading with no training (read, recaptcha_tf.read), abstention (--min-confidence), the coverage-precision
+table, case-insensitive scoring of the reading, and starting a text run from a shipped reader (--weights NAME)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import train_tiny_crnn
+
+from recaptcha_tf.evaluation.metrics import coverage_precision
+from recaptcha_tf.inference.abstention import apply_min_confidence, text_confidence
+
+
+def test_coverage_precision_finds_the_lowest_threshold_that_is_right_99_percent_of_the_time():
+    correct = [True] * 90 + [False] * 10
+    confidence = list(np.linspace(0.5, 1.0, 90)) + list(np.linspace(0.1, 0.6, 10))
+    table = coverage_precision(correct, confidence)
+    assert table["rows"][0] == {"threshold": 0.0, "coverage": 1.0, "precision": 0.9, "accepted": 100}
+    threshold = table["threshold_for_target"]
+    accepted = np.asarray(confidence) >= threshold
+    assert np.asarray(correct)[accepted].mean() >= 0.99
+    assert not (np.asarray(confidence) >= threshold - 1e-3)[~np.asarray(correct)].all()  # lower would let more in
+    assert table["coverage_at_target"] == pytest.approx(accepted.mean())
+    assert coverage_precision([False, False], [0.9, 0.8])["threshold_for_target"] is None
+
+
+def test_min_confidence_marks_text_and_sends_unsure_tiles_to_other():
+    text = [{"text": "ab", "confidence": [0.9, 0.5]}, {"text": "cd", "confidence": [0.99, 0.99]}]
+    apply_min_confidence(text, 0.6, "abcd")
+    assert [r["accepted"] for r in text] == [False, True] and text[0]["text_confidence"] == pytest.approx(0.45)
+    assert text_confidence([]) == 0.0
+    names = ["car", "bus", "other"]
+    tiles = [
+        {"label": "car", "confidence": 0.55, "top_k": [("car", 0.55), ("other", 0.3), ("bus", 0.15)]},
+        {"label": "other", "confidence": 0.5, "top_k": [("other", 0.5), ("bus", 0.45), ("car", 0.05)]},
+        {"label": "bus", "confidence": 0.9, "top_k": [("bus", 0.9), ("car", 0.05), ("other", 0.05)]},
+    ]
+    apply_min_confidence(tiles, 0.6, names)
+    assert [r["label"] for r in tiles] == ["other", "other", "bus"]
+    assert [r["abstained"] for r in tiles] == [True, True, False]
+    tiles = [{"label": "other", "confidence": 0.5, "top_k": [("other", 0.5), ("bus", 0.45), ("car", 0.05)]}]
+    apply_min_confidence(tiles, 0.4, names)  # the best object class clears the threshold: it is the answer
+    assert tiles[0]["label"] == "bus" and tiles[0]["confidence"] == pytest.approx(0.45)
+
+
+@pytest.fixture(scope="module")
+def shipped_reader(tmp_path_factory):
+    """A tiny trained CRNN over 'abc', shipped as 'universal' in a temporary pretrained folder."""
+    from recaptcha_tf.utils.shipped import write_manifest_entry
+
+    root = tmp_path_factory.mktemp("reader")
+    run, data = train_tiny_crnn(root, count=48)
+    pretrained = root / "pretrained"
+    (pretrained / "universal").mkdir(parents=True)
+    shutil.copy(os.path.join(run, "model.keras"), pretrained / "universal" / "model.keras")
+    (pretrained / "universal" / "MODEL_CARD.md").write_text("# tiny\n")
+    write_manifest_entry("universal", pretrained / "universal" / "model.keras", task="text", folder=pretrained)
+    return pretrained, data
+
+
+@pytest.mark.slow
+def test_read_prints_text_and_confidence_per_image_and_python_agrees(shipped_reader, monkeypatch):
+    pretrained, data = shipped_reader
+    images = sorted(os.path.join(data, f) for f in os.listdir(data))[:3]
+    env = {**os.environ, "RECAPTCHA_TF_PRETRAINED_DIR": str(pretrained), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-m", "recaptcha_tf", "read", *images, "--json"], capture_output=True, text=True, env=env,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["image"] for r in rows] == images
+    assert all(set(r["text"]) <= set("abc") and 0 <= r["text_confidence"] <= 1 for r in rows)
+    monkeypatch.setenv("RECAPTCHA_TF_PRETRAINED_DIR", str(pretrained))
+    import recaptcha_tf
+
+    python = recaptcha_tf.read(images, min_confidence=1.01 - 1e-9)
+    assert [r["text"] for r in python] == [r["text"] for r in rows]
+    assert not any(r["accepted"] for r in python)  # nothing is that sure
+    refused = subprocess.run(
+        [sys.executable, "-m", "recaptcha_tf", "read", images[0], "--model", "nosuchreader"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode == 2 and refused.stderr.strip().startswith("error:")
+    assert len(refused.stderr.strip().splitlines()) == 1 and "universal" in refused.stderr
+
+
+@pytest.mark.slow
+def test_evaluate_case_lower_folds_the_reading_too(shipped_reader, tmp_path):
+    from recaptcha_tf.evaluation.workflow import evaluate
+    from recaptcha_tf.utils.shipped import resolve_shipped
+
+    pretrained, data = shipped_reader
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    for name in sorted(os.listdir(data))[:12]:
+        shutil.copy(os.path.join(data, name), upper / name.upper().replace(".PNG", ".png"))
+    model = str(resolve_shipped("universal", pretrained))
+    kept = evaluate(model, str(upper), subset="all", case="keep")
+    folded = evaluate(model, str(upper), subset="all", case="lower")
+    assert kept["exact_match"] == 0.0  # upper-case truth, lower-case readings
+    assert folded["n"] == 12 and folded["case"] == "lower"
+    lower = evaluate(model, data, subset="all", case="keep")
+    names = sorted(os.listdir(data))[:12]
+    assert folded["exact_match"] <= 1.0 and "abstention" in folded
+    assert lower["abstention"]["rows"][0]["coverage"] == 1.0
+    assert len(names) == 12
+
+
+def test_a_new_charset_starts_from_the_trained_reader_row_by_row(tmp_path):
+    import keras
+
+    from recaptcha_tf.models import build_text_model, network_of
+    from recaptcha_tf.models.text_transfer import transfer_text_weights
+
+    kwargs = dict(channels=3, resize="stretch", max_length=4, colour="ink", rnn_units=8, filters=[4, 4, 8, 8])
+    source = build_text_model("crnn", "abc0", (32, 64), **kwargs)
+    for w in source.weights:
+        w.assign(np.random.default_rng(0).normal(size=w.shape).astype("float32"))
+    path = str(tmp_path / "source.keras")
+    source.save(path)
+    target = build_text_model("crnn", "0AbZ", (32, 64), **kwargs)
+    done = transfer_text_weights(target, path, "0AbZ")
+    ours, theirs = network_of(target), network_of(keras.saving.load_model(path, safe_mode=True, compile=False))
+    for name in ("bilstm1", "bilstm2"):
+        assert name in done["layers"]
+        for a, b in zip(ours.get_layer(name).get_weights(), theirs.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    kernel, _ = theirs.get_layer("logits").get_weights()
+    new, _ = ours.get_layer("logits").get_weights()
+    for j, i in ((0, 0), (1, 4), (2, 1), (3, 2)):  # blank, '0', 'A' from 'a', 'b'
+        np.testing.assert_array_equal(new[:, j], kernel[:, i])
+    assert done["output_rows"] == 4 and done["output_rows_new"] == 1  # 'Z': no 'z' or 'Z' in the source
+
+
+@pytest.mark.slow
+def test_train_text_weights_takes_a_shipped_reader_and_its_input(shipped_reader, tmp_path, monkeypatch, caplog):
+    from recaptcha_tf.data.generator import generate_captchas
+    from recaptcha_tf.training.text import train_text
+
+    pretrained, _ = shipped_reader
+    monkeypatch.setenv("RECAPTCHA_TF_PRETRAINED_DIR", str(pretrained))
+    data = str(tmp_path / "set")
+    generate_captchas(data, count=30, length=(3, 3), charset="ab", size=(96, 32), seed=5)
+    out = str(tmp_path / "run")
+    tiny = {"rnn_units": 8, "filters": [4, 4, 8, 8]}  # the shipped reader's architecture
+    with caplog.at_level("INFO", logger="recaptcha_tf"):
+        summary = train_text(
+            data, out, weights="universal", charset="ab", epochs=1, batch_size=8, logdir=None, model_kwargs=tiny
+        )
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["weights"].endswith(os.path.join("universal", "model.keras"))
+    assert summary["image_size"] == [32, 64]  # the reader's own input, not a fitted one
+    assert config["characters"] == "ab"
+    started = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Started from")]
+    assert started and "bilstm1" in started[0] and "3 of 3 output rows" in started[0]
