@@ -46,25 +46,30 @@ class Model:
         self.inference = inference
         self.info = inference.info
 
-    def predict(self, images, top_k: int = 3, tta: str = "none", min_confidence: float | None = None) -> list[dict]:
+    def predict(self, images, top_k: int = 3, tta: str = "none", min_confidence="model") -> list[dict]:
         """One dict per image: ``label``, ``confidence`` and ``top_k`` for classifiers (``labels`` too for
         multi-label models); ``text``, per-character ``confidence`` and ``text_confidence`` (their product) for
-        text models. With ``min_confidence`` (:mod:`recaptcha_tf.inference.abstention`) text results get
-        ``accepted``, and a classifier whose best object class scores below it answers ``other`` (``abstained``).
+        text models. With ``min_confidence`` (:mod:`recaptcha_tf.inference.abstention`; ``"model"``: the threshold
+        stored in the model, if any; ``None``: never abstain) text results get ``accepted``, and a classifier
+        whose best object class scores below it answers ``other`` (``abstained``).
 
         ``images`` is one image or a list of them: file paths, encoded bytes, ``uint8`` NumPy arrays
         ``(H, W)`` / ``(H, W, C)``, or PIL images. Arrays and PIL images are encoded losslessly (PNG) and go
         through the same decoding and resizing as training.
         """
-        from recaptcha_tf.inference.abstention import apply_min_confidence
+        from recaptcha_tf.inference.abstention import apply_min_confidence, resolve_min_confidence
         from recaptcha_tf.inference.predictor import predict
 
         single = not isinstance(images, (list, tuple))
         results = predict(
             self.inference, [_source(image) for image in ([images] if single else images)], top_k, tta=tta
         )
-        apply_min_confidence(results, min_confidence, self.info.names)
+        threshold = resolve_min_confidence("none" if min_confidence is None else min_confidence, self._stored())
+        apply_min_confidence(results, threshold, self.info.names)
         return results[0] if single else results
+
+    def _stored(self) -> float | None:
+        return getattr(self.info, "min_confidence", None)
 
     def __repr__(self) -> str:
         return f"Model(task={self.info.task!r}, kind={self.info.kind!r}, classes={len(self.info.names)})"

@@ -30,17 +30,36 @@ class LabelNames(keras.layers.Layer):
         threshold: decision threshold for ``"sigmoid"`` outputs.
         task: ``"tiles"``, ``"text"`` or ``"chars"``.
         resize: how raw images are fitted to the input, ``"stretch"`` or ``"pad"``.
+        temperature: ``"softmax"`` only: the probabilities leave as ``softmax(log p / temperature)``, temperature
+            scaling fitted on the validation split (``1``: unchanged; the arg-max never changes).
+        min_confidence: the stored default of ``predict --min-confidence`` (chosen on the validation split), or
+            ``None``.
     """
 
-    def __init__(self, names, kind="softmax", threshold=0.5, task="tiles", resize="stretch", **kwargs):
+    def __init__(
+        self,
+        names,
+        kind="softmax",
+        threshold=0.5,
+        task="tiles",
+        resize="stretch",
+        temperature=1.0,
+        min_confidence=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.names = [str(n) for n in names]
         self.kind = kind
         self.threshold = float(threshold)
         self.task = task
         self.resize = resize
+        self.temperature = float(temperature)
+        self.min_confidence = None if min_confidence is None else float(min_confidence)
 
     def call(self, inputs):
+        if self.kind == "softmax" and self.temperature != 1.0:
+            logits = ops.log(ops.clip(inputs, 1e-7, 1.0)) / self.temperature
+            return ops.softmax(logits, axis=-1)
         return inputs
 
     def compute_output_shape(self, input_shape):
@@ -49,6 +68,8 @@ class LabelNames(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(names=self.names, kind=self.kind, threshold=self.threshold, task=self.task, resize=self.resize)
+        if self.temperature != 1.0 or self.min_confidence is not None:  # older files' configs stay as they were
+            config.update(temperature=self.temperature, min_confidence=self.min_confidence)
         return config
 
 

@@ -41,6 +41,7 @@ _USER_ERRORS = {
     "recaptcha_tf.tuning.spaces": ("TuningError",),
     "recaptcha_tf.tasks.registry": ("TaskError",),
     "recaptcha_tf.training.phases": ("TrainingConfigError",),
+    "recaptcha_tf.training.distillation": ("TeacherError",),
 }
 # Expected operating-system errors: paths that are missing, taken, not folders, or not ours to write.
 _OS_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)

@@ -78,13 +78,19 @@ def _probability(text: str) -> float:
     return value
 
 
+def _min_confidence(text: str):
+    """argparse type: a probability, or ``none`` (never abstain)."""
+    return "none" if text.strip().lower() == "none" else _probability(text)
+
+
 def _add_min_confidence(p):
     p.add_argument(
         "--min-confidence",
-        type=_probability,
+        type=_min_confidence,
         default=None,
         help="abstain below this confidence: a text reading is marked not accepted; a tile whose best object "
-        "class scores below it is answered 'other' (not selected in a challenge); default: always answer",
+        "class scores below it is answered 'other' (not selected in a challenge). Default: the threshold stored "
+        "in the model (chosen on its validation split), if any; 'none': always answer",
     )
 
 

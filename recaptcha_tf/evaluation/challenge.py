@@ -52,7 +52,10 @@ def split_grid(image: np.ndarray, rows: int, cols: int) -> list[np.ndarray]:
     return [image[top:bottom, left:right] for top, bottom, left, right in bounds]
 
 
-def pick_cells(probs: np.ndarray, target_index: int, threshold: float | None = None) -> list[int]:
+def pick_cells(
+    probs: np.ndarray, target_index: int, threshold: float | None = None, min_confidence: float | None = None,
+    background: int | None = None,
+) -> list[int]:  # fmt: skip
     """Indices of the cells a classifier selects for the class ``target_index``.
 
     Args:
@@ -62,6 +65,9 @@ def pick_cells(probs: np.ndarray, target_index: int, threshold: float | None = N
             when the target is its arg-max class. A number for multi-label
             (sigmoid) models: a cell is picked when its target probability is at
             least ``threshold``.
+        min_confidence: single-label only: a cell whose best object class (any class but ``background``) scores
+            below it is answered as the background class, so it is never picked (``--min-confidence``).
+        background: the index of the background class (``other``), or ``None``.
 
     Returns:
         Sorted cell indices (row-major, from 0).
@@ -71,7 +77,12 @@ def pick_cells(probs: np.ndarray, target_index: int, threshold: float | None = N
         raise ValueError(f"Expected probabilities of shape (cells, classes), got {probs.shape}.")
     if not 0 <= target_index < probs.shape[1]:
         raise ValueError(f"target_index {target_index} is outside 0..{probs.shape[1] - 1}.")
-    if threshold is None:
+    if threshold is None and min_confidence is not None:
+        objects = probs.astype(float).copy()
+        if background is not None:
+            objects[:, background] = -1.0
+        picked = (np.argmax(objects, axis=1) == target_index) & (objects.max(axis=1) >= min_confidence)
+    elif threshold is None:
         picked = np.argmax(probs, axis=1) == target_index
     else:
         picked = probs[:, target_index] >= threshold
@@ -141,8 +152,10 @@ def challenge_report(
     count: int = 500,
     seed: int = 0,
     threshold: float | None = None,
+    min_confidence: float | None = None,
 ) -> dict:
-    """Fraction of grids solved exactly and mean wrong tiles per grid, for each grid size.
+    """Fraction of grids solved exactly and mean wrong tiles per grid, for each grid size (``min_confidence``: tiles
+    whose best object class scores below it are not picked, :func:`pick_cells`).
 
     Args:
         probs: ``(N, C)`` model scores for the held-out tiles.
@@ -154,11 +167,15 @@ def challenge_report(
         ``{"3x3": {"challenges", "solved", "mean_tile_errors", "per_class_solved"}, "4x4": {...}}``.
     """
     out = {}
+    lowered = [n.lower() for n in class_names]
+    background = next((lowered.index(n) for n in CATCH_ALL_CLASSES if n in lowered), None)
     for grid in grids:
         challenges = assemble_challenges(label_lists, class_names, grid, count, seed)
         solved, errors, per_class = [], [], {}
         for ch in challenges:
-            picked = set(pick_cells(np.asarray(probs)[ch["tiles"]], ch["target"], threshold))
+            picked = set(
+                pick_cells(np.asarray(probs)[ch["tiles"]], ch["target"], threshold, min_confidence, background)
+            )
             wrong = len(picked.symmetric_difference(ch["answer"]))
             solved.append(wrong == 0)
             errors.append(wrong)

@@ -310,3 +310,29 @@ def challenge_figure(
     )
     fig.tight_layout()
     return fig
+
+
+def reliability_figure(calibration: dict):
+    """Reliability diagram: accuracy against top-1 confidence per bin (the diagonal is perfect calibration), from
+    :func:`recaptcha_tf.evaluation.workflow.calibration_report`'s ``reliability`` bins and ECE."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    bins = calibration["reliability"]
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="perfect calibration")
+    ax.bar(
+        [(b["low"] + b["high"]) / 2 for b in bins],
+        [b["accuracy"] for b in bins],
+        width=[(b["high"] - b["low"]) * 0.9 for b in bins],
+        alpha=0.7,
+        label="accuracy",
+    )
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", color="C1", label="per bin")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("top-1 confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"ECE {calibration['ece']:.3f} (uncalibrated {calibration['ece_uncalibrated']:.3f})")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -320,6 +320,12 @@ def evaluate_classifier(
         result["challenge"] = challenge_report(
             probs, labels, info.names, count=challenges, threshold=info.threshold if info.kind == "sigmoid" else None
         )
+    if info.kind == "softmax" and len(paths):
+        result["calibration"] = calibration_report(probs, labels, info, challenges)
+        if stem:
+            from recaptcha_tf.evaluation.plots import reliability_figure
+
+            save_figure(reliability_figure(result["calibration"]), stem + "_reliability.png")
     result["images_per_second"] = len(paths) / max(seconds, 1e-9)
     result["ms_per_image"] = 1000 * seconds / max(len(paths), 1)
     result["subset"] = which or "all"
@@ -330,3 +336,44 @@ def evaluate_classifier(
     if plot and "confusion_matrix" in result:
         save_figure(confusion_matrix_figure(result["confusion_matrix"], info.names), plot)
     return result
+
+
+def calibration_report(probs: np.ndarray, labels, info, challenges: int = 500) -> dict:
+    """How far to trust a single-label classifier's probabilities ``(N, C)`` (as the model outputs them: calibrated
+    when it stores a temperature): ECE and the reliability bins, with the uncalibrated figures beside them; the
+    background false-positive rate (``other`` tiles scoring 0.7 or more for an object class); and, with a
+    ``--min-confidence`` threshold stored in the model, top-1, macro-F1 and the challenge scores when tiles below
+    it are answered ``other``."""
+    from recaptcha_tf.evaluation.calibration import (
+        abstain,
+        background_false_positive_rate,
+        macro_f1,
+        reliability,
+        rescale,
+    )
+    from recaptcha_tf.evaluation.challenge import challenge_report
+
+    labels = np.asarray(labels)
+    uncalibrated = rescale(probs, 1.0 / info.temperature) if info.temperature != 1.0 else probs  # softmax(T log p')
+    calibrated, raw = reliability(probs, labels), reliability(uncalibrated, labels)
+    report = {
+        "temperature": info.temperature,
+        "ece": calibrated["ece"],
+        "ece_uncalibrated": raw["ece"],
+        "reliability": calibrated["bins"],
+        "background_false_positive_rate": background_false_positive_rate(probs, labels, info.names),
+        "background_false_positive_rate_uncalibrated": background_false_positive_rate(uncalibrated, labels, info.names),
+        "min_confidence": info.min_confidence,
+    }
+    if info.min_confidence is not None:
+        predicted = abstain(probs, info.names, info.min_confidence)
+        report["abstaining"] = {
+            "top1": float(np.mean(predicted == labels)),
+            "macro_f1": macro_f1(predicted, labels, len(info.names)),
+            "challenge": challenge_report(
+                probs, labels, info.names, count=challenges, min_confidence=info.min_confidence
+            )
+            if challenges
+            else None,
+        }
+    return report

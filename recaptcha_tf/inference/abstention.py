@@ -29,6 +29,16 @@ def best_object_class(top_k: Sequence, background: str = BACKGROUND_CLASS) -> tu
     return None, 0.0
 
 
+def resolve_min_confidence(given, stored: float | None) -> float | None:
+    """The threshold to use: ``given`` (a number), none for ``"none"``/``None`` given explicitly as ``"none"``, and
+    the model's ``stored`` default when ``given`` is ``None`` or ``"model"``."""
+    if given in (None, "model"):
+        return stored
+    if isinstance(given, str) and given.lower() == "none":
+        return None
+    return float(given)
+
+
 def apply_min_confidence(results: list[dict], min_confidence: float | None, names: Sequence[str]) -> list[dict]:
     """Mark or replace the answers below ``min_confidence`` in :func:`recaptcha_tf.inference.predictor.predict`'s
     results (in place; returned). Text results always get ``text_confidence``; with a threshold they get

@@ -36,6 +36,8 @@ class ModelInfo:
     channels: int
     resize: str
     threshold: float
+    temperature: float = 1.0  # softmax: the calibration temperature the model applies (LabelNames)
+    min_confidence: float | None = None  # the stored default of --min-confidence
 
     def pipeline_args(self) -> dict:
         """The :func:`~recaptcha_tf.data.pipeline.make_dataset` arguments that prepare images as in training."""
@@ -101,4 +103,6 @@ def model_info(model: keras.Model) -> ModelInfo:
         channels=int(model.input_shape[-1]),  # raw channels decoded (an ink-map text model's network takes 1)
         resize=labels.resize,
         threshold=labels.threshold,
+        temperature=getattr(labels, "temperature", 1.0),
+        min_confidence=getattr(labels, "min_confidence", None),
     )

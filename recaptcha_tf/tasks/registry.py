@@ -29,6 +29,9 @@ CLASSIFIER_OPTIONS = (
     "allow_outside_data",
     "threshold",
     "challenges",
+    "teachers",  # train: knowledge distillation (training.distillation)
+    "distill_alpha",
+    "distill_temperature",
 )
 
 

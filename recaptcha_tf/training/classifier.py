@@ -78,9 +78,20 @@ class ClassifierRun(TrainingRun):
                 f"--freeze-epochs {plan.freeze_epochs} leaves no fine-tuning epochs of {o['epochs']} epochs."
             )
 
-        def targets(labels):
+        teachers = o["teachers"]
+        if teachers:
+            from recaptcha_tf.training.distillation import packed_targets, teacher_probabilities
+
+            soft = {
+                "train": teacher_probabilities(teachers, self.train_paths, names),
+                "val": teacher_probabilities(teachers, self.val_paths, names),
+            }
+
+        def targets(labels, part):
             if o["multi_label"]:
                 return multi_hot(labels, num_classes)
+            if teachers:  # [one-hot, the teachers' probabilities]: training.distillation.DistillationLoss
+                return packed_targets(keras.utils.to_categorical(labels, num_classes), soft[part])
             return keras.utils.to_categorical(labels, num_classes) if o["one_hot"] else np.array(labels)
 
         self.common = dict(
@@ -88,10 +99,10 @@ class ClassifierRun(TrainingRun):
         )
         augment = tile_augmentation(flip=plan.task.flip_invariant, seed=plan.seed) if o["augment"] else None
         train_ds = make_dataset(
-            self.train_paths, targets(train_labels), shuffle=True, seed=plan.seed, cache=o["cache"],
+            self.train_paths, targets(train_labels, "train"), shuffle=True, seed=plan.seed, cache=o["cache"],
             augment=augment, mix=o["mixing"], **self.common,
         )  # fmt: skip
-        val_ds = make_dataset(self.val_paths, targets(self.val_labels), cache=o["cache"], **self.common)
+        val_ds = make_dataset(self.val_paths, targets(self.val_labels, "val"), cache=o["cache"], **self.common)
         self.train_ds, self.val_ds = shard_dataset(self.dist, train_ds), shard_dataset(self.dist, val_ds)
         self.class_names = names
 
@@ -117,6 +128,12 @@ class ClassifierRun(TrainingRun):
             label_smoothing=o["label_smoothing"],
             threshold=o["threshold"],
         )
+        if o["teachers"]:
+            from recaptcha_tf.training.distillation import DistillationLoss, PackedAccuracy
+
+            classes = len(self.class_names)
+            loss = DistillationLoss(classes, o["distill_alpha"], o["distill_temperature"], o["label_smoothing"])
+            metrics = [PackedAccuracy(classes)]
         monitor, mode = ("val_loss", "min") if o["multi_label"] else o["defaults"].get("monitor", ("val_loss", "min"))
         weights = class_weights(self.split) if o["class_weight"] == "balanced" else None
         return Objective(loss, metrics, monitor, mode, class_weight=weights)
@@ -199,13 +216,34 @@ class ClassifierRun(TrainingRun):
             "strategy": type(self.dist).__name__,
             "replicas": self.dist.num_replicas_in_sync,
             **schedule.config,  # the recipe's epochs held to the time budget: a resumed run keeps these measurements
+            **self.distillation_config(),
+        }
+
+    def distillation_config(self) -> dict:
+        """The teachers and the mix of hard and soft targets; nothing without teachers (older configs unchanged)."""
+        o = self.o
+        if not o["teachers"]:
+            return {}
+        teachers = [os.path.abspath(t) for t in o["teachers"]]
+        return {
+            "teachers": teachers,
+            "distill_alpha": o["distill_alpha"],
+            "distill_temperature": o["distill_temperature"],
         }
 
     def summary(self, fitted: dict, net, schedule: Schedule) -> dict:
         seconds = round(fitted["train_seconds"] / max(fitted["epochs_this_session"], 1), 1)
         return {"seconds_per_epoch": seconds, "parameters": int(net.count_params())}
 
+    def finish(self, summary: dict) -> None:
+        if getattr(self, "calibration", None):
+            summary["calibration"] = self.calibration
+
     def evaluate_test(self) -> dict | None:
+        if not self.o["multi_label"] and self.o["calibrate"]:
+            from recaptcha_tf.training.calibrate import calibrate_model
+
+            self.calibration = calibrate_model(self.plan.folder.model, self.val_paths, self.val_labels)
         if not self.split.test:
             return None
         return evaluate(self.plan.out, self.plan.data, subset="test", report=self.plan.folder.test_report)
@@ -250,6 +288,10 @@ def train_classifier(
     strategy: str = "default",
     allow_outside_data: bool = False,
     time_budget: float | None = None,
+    teachers: Sequence[str] = (),
+    distill_alpha: float | None = None,
+    distill_temperature: float | None = None,
+    calibrate: bool = True,
 ) -> dict:
     """Train a tile or character classifier on a class-folder dataset (or a multi-label CSV).
 
@@ -286,6 +328,12 @@ def train_classifier(
             frozen are timed first (:mod:`.step_time`) and the recipe's epochs cut to what fits, keeping
             its frozen epochs and at least one fine-tuning epoch; the measurements go into ``config.json`` and a
             resumed run reuses them. Not with ``epochs`` or more than one replica.
+        teachers: run folders (or ``.keras`` files) of single-label classifiers with the same classes: the student
+            learns from their averaged probabilities too (:mod:`recaptcha_tf.training.distillation`).
+        distill_alpha: weight of the hard labels in the distillation loss (default 0.3; the soft targets get the rest).
+        distill_temperature: temperature of the soft targets (default 2).
+        calibrate: single-label: after training, fit the temperature and choose the ``--min-confidence`` default on
+            the validation split, stored in ``model.keras`` (:mod:`recaptcha_tf.training.calibrate`).
 
     Returns:
         Summary with the run folder, epochs run, wall time (s) and the test report.
@@ -322,6 +370,15 @@ def train_classifier(
     )
     if multi_label and (balance_per_class or class_weight != "none"):
         raise ValueError("--balance and --class-weight are for single-label data, not --multi-label.")
+    from recaptcha_tf.training.distillation import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, TeacherError
+
+    teachers = tuple(teachers or ())
+    if teachers and multi_label:
+        raise TeacherError("--teacher is for single-label classifiers, not --multi-label.")
+    distill_alpha = DEFAULT_ALPHA if distill_alpha is None else float(distill_alpha)
+    distill_temperature = DEFAULT_TEMPERATURE if distill_temperature is None else float(distill_temperature)
+    if not 0 <= distill_alpha <= 1 or distill_temperature <= 0:
+        raise TeacherError("--distill-alpha must be from 0 to 1 and --distill-temperature positive.")
     mixing = batch_mixing(mix, seed)  # validates the name before any work
     task_spec.check_model(model, dict(model_kwargs or {}) | ({"weights": weights} if weights_given else {}))
     default_balance = balance_per_class is None and not multi_label and class_weight == "none"
@@ -341,7 +398,11 @@ def train_classifier(
         epochs_given=epochs_given,
         time_budget=time_budget_minutes(time_budget, d.get("time_budget_minutes", 0)),
         label_smoothing=label_smoothing,
-        one_hot=bool(label_smoothing) or mixing is not None,
+        one_hot=bool(label_smoothing) or mixing is not None or bool(teachers),
+        teachers=teachers,
+        calibrate=calibrate,
+        distill_alpha=distill_alpha,
+        distill_temperature=distill_temperature,
         mix=mix,
         mixing=mixing,
         augment=augment,

@@ -43,7 +43,7 @@ def check(args) -> None:
 
 
 def run(args) -> int:
-    from recaptcha_tf.inference.abstention import apply_min_confidence
+    from recaptcha_tf.inference.abstention import apply_min_confidence, resolve_min_confidence
     from recaptcha_tf.inference.predictor import load_inference, predict
 
     inference = load_inference(args.model, args.runtime)
@@ -55,7 +55,8 @@ def run(args) -> int:
         errors="report",
         tta=args.tta,
     )
-    apply_min_confidence(results, args.min_confidence, inference.info.names)
+    threshold = resolve_min_confidence(args.min_confidence, getattr(inference.info, "min_confidence", None))
+    apply_min_confidence(results, threshold, inference.info.names)
     failed = 0
     for path, r in zip(args.images, results):
         if "error" in r:

@@ -32,7 +32,8 @@ def add_parser(subparsers):
         "--min-confidence",
         type=_probability,
         default=None,
-        help="mark readings below this confidence as not accepted ('?' in the text column); default: accept all",
+        help="mark readings below this confidence as not accepted ('?' in the text column); default: accept all "
+        "(the evaluation report's abstention table shows what each threshold keeps and how often it is right)",
     )
     p.add_argument("--beam-width", type=int, default=0, help="CTC beam search width (0 = greedy)")
     p.add_argument("--json", action="store_true", help="print JSON lines")

@@ -124,6 +124,21 @@ def add_parser(subparsers):
         help="multi-label CSV: accept absolute and ../ paths that point outside --data",
     )
     p.add_argument("--threshold", type=float, default=0.5, help="multi-label decision threshold")
+    p.add_argument(
+        "--teacher",
+        dest="teachers",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="tiles/chars: distil from this run's probabilities (repeat for several, averaged); the student "
+        "mixes them with the labels",
+    )
+    p.add_argument(
+        "--distill-alpha", type=float, default=None, help="weight of the hard labels with --teacher (default 0.3)"
+    )
+    p.add_argument(
+        "--distill-temperature", type=float, default=None, help="temperature of the soft targets (default 2)"
+    )
     return p
 
 
@@ -228,6 +243,9 @@ def run(args) -> int:
         freeze_epochs=args.freeze_epochs,
         unfreeze=_unfreeze(args.unfreeze),
         fine_tune_learning_rate=args.fine_tune_learning_rate,
+        teachers=args.teachers,
+        distill_alpha=args.distill_alpha,
+        distill_temperature=args.distill_temperature,
         multi_label=args.multi_label,
         labels_csv=args.labels,
         threshold=args.threshold,
