@@ -1,0 +1,173 @@
+"""How many labels does it take to break a text CAPTCHA design? Exact match against labelled training images.
+
+    python benchmarks/label_curve.py --data SET [--counts 0,25,50,100,200,500,all] [--minutes 5] [--case lower]
+
+One seeded test split of ``SET`` (``--test-share``, at least 50 images) is fixed; the rest is the pool. For each
+count N, the first N images of a seeded order of the pool (nested: the 50 hold the 25) are split 80/20 into
+train/val, and two runs train on them with the defaults, each held to ``--minutes`` of training steps
+(``--time-budget``): from scratch, and from the shipped ``universal`` reader (``--weights universal``). Both are
+scored on the same test split (case-insensitively with ``--case lower``). N = 0 is the universal reader zero-shot
+(from scratch reads nothing: 0). Writes ``benchmarks/results/label_curve_<name>.json`` (rows, machine, commands),
+a PNG plot beside it and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import RESULTS, machine, table
+
+STARTS = ("scratch", "universal")
+
+
+def counts_for(text: str, pool: int) -> list[int]:
+    out = []
+    for item in text.split(","):
+        n = pool if item.strip() == "all" else int(item)
+        if n <= pool and n not in out:
+            out.append(n)
+    return out
+
+
+def manifest(root: str, names: list[str], labels: list[str], train, val, test, path: str) -> str:
+    from recaptcha_tf.data.splits import Split, save_manifest
+
+    def entries(indices):
+        return [(os.path.join(root, names[i]), labels[i]) for i in indices]
+
+    return save_manifest(Split([], entries(train), entries(val), entries(test), root=root), path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="a folder of text CAPTCHAs named by label")
+    parser.add_argument("--name", default=None, help="results name (default: the data folder's name)")
+    parser.add_argument("--counts", default="0,25,50,100,200,500,all")
+    parser.add_argument("--starts", default=",".join(STARTS), help="scratch, universal (comma-separated)")
+    parser.add_argument("--minutes", type=float, default=5.0, help="training minutes per point (--time-budget)")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per point instead (tests)")
+    parser.add_argument("--case", default="lower", choices=("keep", "lower", "upper"))
+    parser.add_argument("--test-share", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", default="models/bench-label-curve")
+    parser.add_argument("--results", default=RESULTS, help="folder of the JSON, PNG and Markdown outputs")
+    parser.add_argument("--model-arg", default="{}", help="JSON builder arguments of every run (tests' tiny models)")
+    args = parser.parse_args(argv)
+
+    import recaptcha_tf
+    from recaptcha_tf.data.text.formats import load_text_dataset
+    from recaptcha_tf.evaluation.workflow import evaluate_text_dataset
+    from recaptcha_tf.utils.shipped import shipped_models
+
+    name = args.name or os.path.basename(os.path.normpath(args.data))
+    dataset = load_text_dataset(args.data, case=args.case)
+    n = len(dataset.names)
+    order = np.random.default_rng(args.seed).permutation(n).tolist()
+    test_count = max(50, int(round(args.test_share * n))) if n > 100 else max(1, n // 4)
+    test, pool = order[:test_count], order[test_count:]
+    test_set = dataset.subset(test)
+    starts = [s for s in args.starts.split(",") if s]
+    if "universal" in starts and "universal" not in shipped_models():
+        raise SystemExit("error: no shipped 'universal' reader in this version; pass --starts scratch")
+    work = os.path.join(args.work, name)
+    rows = []
+    for count in counts_for(args.counts, len(pool)):
+        chosen = pool[:count]
+        val_count = max(1, round(0.2 * count)) if count else 0
+        train, val = chosen[val_count:], chosen[:val_count]
+        for start in starts:
+            row = {"labels": count, "start": start}
+            if count == 0:
+                if start == "scratch":
+                    row.update(exact_match=0.0, cer=1.0, train_seconds=0.0, note="no labels, no training")
+                else:
+                    report = evaluate_text_dataset("universal", test_set, case=args.case)
+                    row.update(exact_match=report["exact_match"], cer=report["cer"], train_seconds=0.0)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                continue
+            out = os.path.join(work, f"{start}-{count}")
+            split = manifest(
+                os.path.abspath(dataset_root(args.data)), dataset.names, dataset.labels, train, val, test,
+                os.path.join(work, f"split-{count}.json"),
+            )  # fmt: skip
+            options = dict(split=split, case=args.case, seed=args.seed, logdir=None)
+            options |= {"steps": args.steps} if args.steps else {"time_budget": args.minutes}
+            options["model_kwargs"] = json.loads(args.model_arg)  # the universal reader's own architecture: {}
+            if start == "universal":
+                options["weights"] = "universal"
+            begin = time.perf_counter()
+            run = recaptcha_tf.train(task="text", data=args.data, out=out, **options)
+            test_report = run.summary.get("test", {})
+            row.update(
+                exact_match=test_report.get("exact_match"),
+                cer=test_report.get("cer"),
+                train_seconds=round(time.perf_counter() - begin, 1),
+                steps=run.summary.get("steps"),
+            )
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    payload = {
+        "benchmark": "label_curve",
+        "data": os.path.abspath(args.data),
+        "test_images": len(test),
+        "pool_images": len(pool),
+        "case": args.case,
+        "minutes_per_point": None if args.steps else args.minutes,
+        "steps_per_point": args.steps,
+        "command": "python benchmarks/label_curve.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "rows": rows,
+    }
+    payload["table"] = table(rows, ["labels", "start", "exact_match", "cer", "train_seconds"])
+    os.makedirs(args.results, exist_ok=True)
+    path = os.path.join(args.results, f"label_curve_{name}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(path + ".tmp", path)
+    plot(rows, os.path.join(args.results, f"label_curve_{name}.png"), name)
+    print(payload["table"])
+    return 0
+
+
+def dataset_root(data: str) -> str:
+    from recaptcha_tf.data.text.formats import text_data_path
+
+    return text_data_path(data)
+
+
+def plot(rows: list[dict], path: str, name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for start in STARTS:
+        points = sorted(
+            (r["labels"], r["exact_match"]) for r in rows if r["start"] == start and r["exact_match"] is not None
+        )
+        if points:
+            ax.plot([max(p[0], 1) for p in points], [p[1] for p in points], "o-", label=f"from {start}")
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training images (0 plotted at 1)")
+    ax.set_ylabel("exact match on the test split")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"label curve: {name}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path + ".tmp.png", dpi=100)
+    os.replace(path + ".tmp.png", path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""benchmarks/label_curve.py on tiny data: one fixed test split, nested label counts, both starts, JSON/PNG/table."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+
+import pytest
+from conftest import train_tiny_crnn
+
+pytestmark = pytest.mark.slow  # trains several tiny runs
+
+SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "label_curve.py")
+TINY = '{"rnn_units": 8, "filters": [4, 4, 8, 8]}'
+
+
+def test_the_label_curve_scores_every_count_from_both_starts_on_one_test_split(tmp_path, monkeypatch):
+    from recaptcha_tf.utils.shipped import write_manifest_entry
+
+    run, data = train_tiny_crnn(tmp_path / "reader", count=40)
+    pretrained = tmp_path / "pretrained"
+    (pretrained / "universal").mkdir(parents=True)
+    shutil.copy(os.path.join(run, "model.keras"), pretrained / "universal" / "model.keras")
+    (pretrained / "universal" / "MODEL_CARD.md").write_text("# tiny\n")
+    write_manifest_entry("universal", pretrained / "universal" / "model.keras", task="text", folder=pretrained)
+    monkeypatch.setenv("RECAPTCHA_TF_PRETRAINED_DIR", str(pretrained))
+    spec = importlib.util.spec_from_file_location("label_curve", SCRIPT)
+    label_curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(label_curve)
+    results = tmp_path / "results"
+    argv = ["--data", data, "--name", "tiny", "--counts", "0,8,all", "--steps", "4", "--model-arg", TINY,
+            "--work", str(tmp_path / "work"), "--results", str(results)]  # fmt: skip
+    assert label_curve.main(argv) == 0
+    payload = json.load(open(results / "label_curve_tiny.json"))
+    rows = payload["rows"]
+    assert [(r["labels"], r["start"]) for r in rows] == [
+        (0, "scratch"), (0, "universal"), (8, "scratch"), (8, "universal"),
+        (payload["pool_images"], "scratch"), (payload["pool_images"], "universal"),
+    ]  # fmt: skip
+    assert payload["test_images"] + payload["pool_images"] == 40
+    assert rows[0]["exact_match"] == 0.0 and all(0 <= r["exact_match"] <= 1 for r in rows)
+    assert all(r["train_seconds"] > 0 for r in rows if r["labels"])
+    splits = [json.load(open(tmp_path / "work" / "tiny" / f"split-{n}.json")) for n in (8, payload["pool_images"])]
+    assert splits[0]["test"] == splits[1]["test"]  # one fixed test split for every point
+    small = {p for p, _ in splits[0]["train"] + splits[0]["val"]}
+    assert small <= {p for p, _ in splits[1]["train"] + splits[1]["val"]}  # nested: the 8 are in "all"
+    assert len(small) == 8
+    assert (results / "label_curve_tiny.png").stat().st_size > 0
+    assert "| labels | start |" in payload["table"]
