@@ -59,8 +59,12 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=60, help="training minutes of this call (then resume)")
     parser.add_argument("--seed", type=int, default=35)
     parser.add_argument("--shipped", default=SHIPPED, help="where the model goes (the package's pretrained/universal)")
+    parser.add_argument("--card-only", action="store_true", help="only write MODEL_CARD.md from the figures")
     args = parser.parse_args(argv)
     shipped = os.path.abspath(args.shipped)
+    if args.card_only:
+        print("wrote", write_card(args.work, shipped))
+        return 0
 
     listing = os.path.join(shipped, "fonts.txt")
     fonts = pin_fonts(listing)
@@ -126,6 +130,87 @@ def main(argv=None) -> int:
         json.dump(build, f, indent=2)
     print(f"shipped {NAME} v{VERSION}: test exact match {summary.get('test', {}).get('exact_match')}")
     return 0
+
+
+CARD = """# universal v{version}: a text CAPTCHA reader for designs it has never seen
+
+**Task:** text. **Reads:** `0-9a-z`, in lower case (score case-insensitively), 3-8 characters. **Input:** any image;
+the model resizes it to 64x256 and maps ink against each image's own background (`InkMap`), so any text or
+background colour works. **File:** `model.keras` ({megabytes:.1f} MB, float32), SHA-256 in `../manifest.json`.
+
+## Training
+
+- **Data:** {count:,} CAPTCHAs of `recaptcha-tf generate --style wild --seed {seed} --fonts fonts.txt` (the
+  {fonts} font files listed in `fonts.txt`, from Debian's `fonts-*` packages in `WILD_FONT_PACKAGES`: SIL OFL, GPL
+  with the font exception, Apache 2.0, LPPL/GUST, Bitstream Vera and public-domain fonts; the fonts are not
+  redistributed). No real CAPTCHA and no benchmark set was used to train or tune it.
+- **Recipe:** `recaptcha-tf train --task text --case lower --charset a-z0-9 --image-size 64x256 --steps {steps_planned}
+  --time-budget 0 --seed 0` (the CRNN+CTC defaults otherwise): {steps} steps in {minutes:.0f} minutes of training on
+  {cpu} ({sessions} resumed calls of `tools/build_universal.py`).
+- **Held-out wild images** (in distribution, {test_n} images): exact match {wild_exact:.3f}, CER {wild_cer:.3f}.
+
+## Zero-shot figures
+
+{zero_shot}
+
+CPU latency: {latency} ms an image, one image at a time (`benchmarks/universal.py`, {cpu}).
+
+## Rebuild
+
+`python tools/build_universal.py --work models/universal-build --minutes 60`, repeated until it says "shipped"
+(install `WILD_FONT_PACKAGES` first), then `python benchmarks/universal.py` and
+`python tools/build_universal.py --work models/universal-build --card-only` for this card.
+
+## Limits
+
+Lower case only; characters outside `0-9a-z` are read as their nearest look-alikes. Designs far from printed text
+(3-D, heavy warping, overlapping glyphs) read poorly with no training: fine-tune with `--weights universal` on your
+own labels (`benchmarks/label_curve.py` measures how many it takes). For research on CAPTCHA robustness only.
+"""
+
+
+def write_card(work: str, shipped: str) -> str:
+    """MODEL_CARD.md from ``WORK/build.json`` and ``benchmarks/results/universal.json``."""
+    build = json.load(open(os.path.join(work, "build.json")))
+    results_path = os.path.join(ROOT, "benchmarks", "results", "universal.json")
+    results = json.load(open(results_path)) if os.path.isfile(results_path) else {"rows": [], "machine": {}}
+    summary, config = build["summary"], json.load(open(os.path.join(work, "run", "config.json")))
+    test = summary.get("test", {})
+    groups = {}
+    for row in results["rows"]:
+        groups.setdefault(row["origin"], []).append(row)
+    lines = []
+    for origin, rows in groups.items():
+        lines.append(f"**{origin}** (each set's default test split, case-insensitive):\n")
+        lines.append("| set | images | exact match | CER | kept at 99% precision |\n|---|---|---|---|---|")
+        lines += [
+            f"| {r['set']} | {r['test_n']} | {r['exact_match']:.3f} | {r['cer']:.3f} | {r['coverage_at_99']:.0%} |"
+            for r in rows
+        ]
+        lines.append("")
+    data = json.load(open(os.path.join(work, "data.done")))
+    text = CARD.format(
+        version=VERSION,
+        megabytes=os.path.getsize(os.path.join(shipped, "model.keras")) / 1e6,
+        count=data["count"],
+        seed=data["seed"],
+        fonts=sum(1 for line in open(os.path.join(shipped, "fonts.txt")) if line.strip() and not line.startswith("#")),
+        steps_planned=config["epochs"] * config["steps_per_epoch"],
+        steps=summary.get("steps"),
+        minutes=build["training_minutes"],
+        cpu=results.get("machine", {}).get("cpu", "2 CPU cores"),
+        sessions=len(build["sessions"]),
+        test_n=test.get("n", 0),
+        wild_exact=test.get("exact_match", float("nan")),
+        wild_cer=test.get("cer", float("nan")),
+        zero_shot="\n".join(lines) or "(run `python benchmarks/universal.py`)",
+        latency=results.get("cpu_ms_per_image"),
+    )
+    path = os.path.join(shipped, "MODEL_CARD.md")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+    return path
 
 
 if __name__ == "__main__":

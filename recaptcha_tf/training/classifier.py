@@ -110,6 +110,10 @@ class ClassifierRun(TrainingRun):
         from recaptcha_tf.models import build_classifier
 
         plan, o = self.plan, self.o
+        if o["warm_start"]:  # a trained classifier, whole, with its head rebuilt for these classes
+            from recaptcha_tf.models.warm_start import classifier_from
+
+            return classifier_from(plan.weights, self.class_names, plan.task.name)
         kwargs = dict(o["model_kwargs"]) | ({"weights": plan.weights} if o["weights_given"] else {})
         return build_classifier(
             plan.model, self.class_names, o["image_size"], o["channels"], o["resize"],
@@ -343,10 +347,22 @@ def train_classifier(
     from recaptcha_tf.models.weights import parse_weights
 
     task_spec = get_task(task)
+    parsed = parse_weights(weights)
+    warm = None
+    if parsed and str(parsed).endswith(".keras"):  # a trained classifier (`--weights tiles`): fine-tune it whole
+        from recaptcha_tf.models.warm_start import source_info
+
+        warm = source_info(parsed)
+        model = model or warm["architecture"]
+        image_size, resize = image_size or warm["image_size"], resize or warm["resize"]
+        grayscale = grayscale if grayscale is not None else warm["channels"] == 1
+        log.info("--weights %s: its %s at %dx%d, classes %s", weights, model, *warm["image_size"], warm["names"])
     model = model or task_defaults(task)["model"]
     # With pretrained weights the model's own transfer recipe (registry) fills in what the caller left unset.
-    recipe = pretrained_recipe(model) if parse_weights(weights) else {}
+    recipe = pretrained_recipe(model) if parsed and not warm else {}
     d = task_defaults(task) | recipe
+    if warm:  # a trained model fine-tunes at a tenth of the task's learning rate, in one phase
+        d["learning_rate"] = d["learning_rate"] / 10
     if model == task_defaults(task)["model"]:  # the task's default model comes with its default arguments
         model_kwargs = {**d.get("model_kwargs", {}), **(model_kwargs or {})}
     if recipe:
@@ -367,6 +383,7 @@ def train_classifier(
         epochs or 2**31,
         learning_rate,
         fine_tune_learning_rate or d.get("fine_tune_learning_rate"),
+        0 if warm else 3,
     )
     if multi_label and (balance_per_class or class_weight != "none"):
         raise ValueError("--balance and --class-weight are for single-label data, not --multi-label.")
@@ -380,7 +397,8 @@ def train_classifier(
     if not 0 <= distill_alpha <= 1 or distill_temperature <= 0:
         raise TeacherError("--distill-alpha must be from 0 to 1 and --distill-temperature positive.")
     mixing = batch_mixing(mix, seed)  # validates the name before any work
-    task_spec.check_model(model, dict(model_kwargs or {}) | ({"weights": weights} if weights_given else {}))
+    if not warm:
+        task_spec.check_model(model, dict(model_kwargs or {}) | ({"weights": weights} if weights_given else {}))
     default_balance = balance_per_class is None and not multi_label and class_weight == "none"
     plan = RunPlan(
         task_spec, data, out, model, seed, batch_size, learning_rate, fine_tune_learning_rate, weights,
@@ -401,6 +419,7 @@ def train_classifier(
         one_hot=bool(label_smoothing) or mixing is not None or bool(teachers),
         teachers=teachers,
         calibrate=calibrate,
+        warm_start=bool(warm),
         distill_alpha=distill_alpha,
         distill_temperature=distill_temperature,
         mix=mix,
