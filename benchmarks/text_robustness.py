@@ -14,6 +14,8 @@ Every row runs the same command, with the defaults only, on one set:
   ``long-7-8``: 7-8 characters of 36, 280x70 (1,500 images; ``long-7-8-7500``: 7,500, about the size of the
   real 4-8 character set); ``six-200x80``: 6 characters of 36, 200x80 JPEG bytes in ``.png`` files (1,500
   images; the shape of the real 6-character set);
+* ``wild-8000``: 8,000 ``generate --style wild`` CAPTCHAs (a font per image, glyphs 15-90% of the canvas, 3-8
+  mixed-case characters), scored case-insensitively (``evaluate --case lower``);
 * ``chars-digits``: the chars task on ``../shared/data/digits`` (real 15x30 glyphs).
 
 Each row: exact match and CER on the held-out 15%, training minutes, the input size the run chose and
@@ -53,6 +55,7 @@ ROWS = (
     "six-200x80",
     "generator-project",
     "generator-captcha-lib",
+    "wild-8000",
     "chars-digits",
 )
 GENERATED = 1500  # images in each generated set
@@ -64,7 +67,10 @@ GENERATOR_OPTIONS = {  # the sets made by recaptcha-tf generate: its options for
     "long-7-8": dict(style="captcha-lib", length=(7, 8), size=(280, 70)),
     "long-7-8-7500": dict(style="captcha-lib", length=(7, 8), size=(280, 70)),
     "six-200x80": dict(style="project", length=6, size=(200, 80)),
+    "wild-8000": dict(style="wild"),  # a font per image, sizes, colours, clutter (data.wild); needs the fonts
 }
+COUNTS = {"wild-8000": 8000}  # images of the generated sets other than GENERATED (and the *-7500 rows)
+CASE_INSENSITIVE = ("wild-8000",)  # mixed-case labels whose c/C, o/O/0, s/S, l/I/1 can be impossible to tell apart
 
 
 def _captcha_v2_images(src: str):
@@ -88,7 +94,7 @@ def build_variant(name: str, src: str, out: str, seed: int = 0) -> str:
         from recaptcha_tf.data.generator import generate_captchas
 
         options = GENERATOR_OPTIONS[name]
-        count = 7500 if name.endswith("-7500") else GENERATED  # the size of the real 4-digit login set
+        count = COUNTS.get(name, 7500 if name.endswith("-7500") else GENERATED)  # *-7500: the real sets' sizes
         generate_captchas(out, count=count, seed=seed, **options)
         if name.startswith("digits-4"):  # login-page CAPTCHAs are JPEGs
             for file in os.listdir(out):
@@ -198,6 +204,13 @@ def run_row(name: str, args) -> dict:
     with open(os.path.join(out, "config.json")) as f:
         config = json.load(f)
     test = summary.get("test", {})
+    if name in CASE_INSENSITIVE:  # scored as `evaluate --case lower`: readings and labels folded
+        from recaptcha_tf.evaluation.workflow import evaluate
+
+        test = evaluate(out, data, subset="test", case="lower", report=os.path.join(out, "test_report_lower.json"))
+        command_case = f" && recaptcha-tf evaluate --model {out} --data {data} --subset test --case lower"
+    else:
+        command_case = ""
     size = config.get("image_size")
     return {
         "set": name,
@@ -213,7 +226,7 @@ def run_row(name: str, args) -> dict:
         "input": f"{size[0]}x{size[1]}" if size else "",
         "crop": "yes" if config.get("crop") else "no",
         "plateau": summary.get("plateau", ""),
-        "command": "recaptcha-tf " + " ".join(command),
+        "command": "recaptcha-tf " + " ".join(command) + command_case,
     }
 
 
