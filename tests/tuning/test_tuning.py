@@ -473,7 +473,7 @@ def test_distributed_chief_and_two_workers(tiles, tmp_path):
         out,
         "--logdir",
         logdir,
-        "--name",
+        "--run-name",
         "dist",
         *[a for k, v in TINY_CNN.items() for a in ("--model-arg", f"{k}={v}")],
     ]

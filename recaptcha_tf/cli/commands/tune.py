@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 
-from recaptcha_tf.cli.errors import _check_architecture, _check_charset, _check_split, _must_exist
+from recaptcha_tf.cli.errors import UsageError, _check_architecture, _check_charset, _check_split, _must_exist
 from recaptcha_tf.cli.options import _Formatter, _model_kwargs, add_training_options, check_task_options
 
 NAME = "tune"
@@ -77,7 +78,12 @@ def add_parser(subparsers):
         help="tiles/chars: macro_f1 (default), accuracy or loss; text: cer (default), exact_match or loss "
         "(all on the validation split)",
     )
-    p.add_argument("--name", default=None, help="search name; default <task>-<space>-<tuner>")
+    p.add_argument(
+        "--run-name",
+        default=None,
+        help="search name (its TensorBoard and tuner folder); default <task>-<space>-<tuner>",
+    )
+    p.add_argument("--name", default=None, help="deprecated (goes in 0.3.0): use --run-name, as train")
     p.add_argument(
         "--loss",
         default=None,
@@ -90,6 +96,11 @@ def add_parser(subparsers):
 def check(args) -> None:
     from recaptcha_tf.data.detect import choose_task
 
+    if args.name is not None:  # the old spelling, for one release
+        if args.run_name is not None and args.run_name != args.name:
+            raise UsageError("--name (deprecated) and --run-name both given; use --run-name.")
+        print("warning: tune --name is deprecated and goes in 0.3.0; use --run-name, as train", file=sys.stderr)
+        args.run_name = args.name
     if args.task is None:  # read from the data (one log line says how)
         _must_exist(args.data, "--data")
         args.task = choose_task(None, args.data)
@@ -126,7 +137,7 @@ def run(args) -> int:
         patience=args.patience,
         objective=args.objective,
         logdir=args.logdir or None,
-        name=args.name,
+        name=args.run_name,
         out=args.out,
         overwrite=args.overwrite,
         seed=args.seed,
