@@ -532,6 +532,8 @@ def serve(
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: shut down as on Ctrl+C
     try:
         launch(demo, host, port, max_bytes, block=True, api_key=api_key)
+    except KeyboardInterrupt:  # Ctrl+C or SIGTERM before Gradio's own loop catches it (still starting): a stop
+        pass
     except OSError as err:  # Gradio: "Cannot find empty port in range ..."
         raise ServeError(f"Cannot listen on {host}:{port}: {' '.join(str(err).split())}") from err
     finally:
