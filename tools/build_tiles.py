@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -78,8 +77,10 @@ def ship(run: str, shipped: str) -> None:
     from recaptcha_tf.utils.shipped import write_manifest_entry
 
     os.makedirs(shipped, exist_ok=True)
-    shutil.copy(os.path.join(run, "model.keras"), os.path.join(shipped, "model.keras.tmp"))
-    os.replace(os.path.join(shipped, "model.keras.tmp"), os.path.join(shipped, "model.keras"))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from build_universal import strip_optimizer
+
+    strip_optimizer(os.path.join(run, "model.keras"), os.path.join(shipped, "model.keras"))
     card = os.path.join(shipped, "MODEL_CARD.md")
     if not os.path.isfile(card):
         with open(card, "w", encoding="utf-8") as f:

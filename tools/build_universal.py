@@ -35,6 +35,17 @@ def cli(*args) -> list[str]:
     return [sys.executable, "-m", "recaptcha_tf", *args]
 
 
+def strip_optimizer(source: str, target: str) -> None:
+    """Save the model at ``source`` without its optimizer state (a third of a checkpoint) to ``target``."""
+    import keras
+
+    import recaptcha_tf.layers  # noqa: F401  (registers the custom layers)
+
+    model = keras.saving.load_model(source, safe_mode=True, compile=False)
+    model.save(target + ".tmp.keras")
+    os.replace(target + ".tmp.keras", target)
+
+
 def pin_fonts(listing: str) -> list[str]:
     from recaptcha_tf.data.wild import wild_fonts
 
@@ -108,8 +119,7 @@ def main(argv=None) -> int:
     from recaptcha_tf.utils.shipped import write_manifest_entry
 
     os.makedirs(shipped, exist_ok=True)
-    shutil.copy(os.path.join(run, "model.keras"), os.path.join(shipped, "model.keras.tmp"))
-    os.replace(os.path.join(shipped, "model.keras.tmp"), os.path.join(shipped, "model.keras"))
+    strip_optimizer(os.path.join(run, "model.keras"), os.path.join(shipped, "model.keras"))
     card = os.path.join(shipped, "MODEL_CARD.md")
     if not os.path.isfile(card):  # a stub until the card is written from WORK/build.json
         with open(card, "w", encoding="utf-8") as f:
