@@ -34,7 +34,7 @@ def test_balance_command(tmp_path, capsys):
     data = str(tmp_path / "d")
     make_class_folders(data, per_class=8, layout="kaggle")
     out = str(tmp_path / "bal")
-    assert main(["balance", "--data", data, "--out", out, "--per-class", "10", "--seed", "1"]) == 0
+    assert main(["balance", "--data", data, "--out", out, "--balance", "10", "--seed", "1"]) == 0
     split = json.load(open(os.path.join(out, "split.json")))
     assert len(split["train"]) == 30
     assert all(os.path.dirname(p).startswith(out) for p, _ in split["train"])

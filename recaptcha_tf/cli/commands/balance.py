@@ -20,7 +20,14 @@ def add_parser(subparsers):
     )
     _add_common_data(p, "class-folder dataset ROOT/<class>/<images>")
     p.add_argument("--out", default="balanced_images", help="output folder")
-    p.add_argument("--per-class", type=_count(1), default=2000, help="oversample every class up to this many images")
+    p.add_argument(
+        "--balance",
+        type=_count(1),
+        default=None,
+        metavar="N",
+        help="oversample every class up to N images, as train --balance N; default 2000",
+    )
+    p.add_argument("--per-class", type=_count(1), default=None, help="deprecated (goes in 0.3.0): use --balance N")
     p.add_argument("--cap", type=_count(1), default=None, help="keep at most this many originals per class")
     p.add_argument("--split", default="70/15/15", help="train/val/test fractions")
     p.add_argument("--seed", type=int, default=0, help="split and augmentation seed")
@@ -29,6 +36,14 @@ def add_parser(subparsers):
 
 
 def check(args) -> None:
+    import sys
+
+    if args.per_class is not None:  # the old spelling, for one release
+        if args.balance is not None and args.balance != args.per_class:
+            raise UsageError("--per-class (deprecated) and --balance both given; use --balance.")
+        print("warning: balance --per-class is deprecated and goes in 0.3.0; use --balance, as train", file=sys.stderr)
+        args.balance = args.per_class
+    args.balance = 2000 if args.balance is None else args.balance
     _must_exist(args.data, "--data")
     if args.split:
         _check_split(args.split)
@@ -45,7 +60,7 @@ def run(args) -> int:
     if len(ds.class_names) < 2:
         raise UsageError(f"{args.data!r} has one class folder; balancing needs at least two classes.")
     split = stratified_split(ds.paths, ds.labels, ds.class_names, args.split, args.seed, root=args.data)
-    out = balance_split(split, args.out, per_class=args.per_class, cap=args.cap, seed=args.seed)
+    out = balance_split(split, args.out, per_class=args.balance, cap=args.cap, seed=args.seed)
     counts = out.counts()
     for i, name in enumerate(out.class_names):
         print(
