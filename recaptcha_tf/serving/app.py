@@ -364,7 +364,7 @@ def build_app(
     runtime: str = "keras",
     concurrency: int = 32,
     examples: int = 6,
-    upload_grace_s: float = 5.0,
+    upload_grace_s: float = 30.0,
     samples_dir: str | None = None,
     samples: int = 8,
 ):
@@ -464,12 +464,37 @@ def launch(
         show_error=True,
         ssr_mode=False,
         auth=None if api_key is None else (lambda _user, password: hmac.compare_digest(password, api_key)),
+        # Gradio's own start-up check gives up after one 3 s request, which a loaded machine can miss, and then
+        # refuses to serve ("localhost is not accessible"); the server is up when launch returns, and
+        # wait_until_answering checks it patiently instead.
+        _frontend=False,
     )
+    wait_until_answering(demo.local_url)
     if http_route and getattr(demo, "predictor", None) is not None:
         add_http_route(demo.app, demo.predictor, api_key=api_key)
     if block:
         demo.block_thread()
     return result
+
+
+def wait_until_answering(url: str | None, seconds: float = 60.0) -> bool:
+    """Poll ``url`` until it answers (any HTTP status) or ``seconds`` pass; a warning when it never does."""
+    import urllib.error
+    import urllib.request
+
+    if not url:
+        return False
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=10).close()
+            return True
+        except urllib.error.HTTPError:
+            return True  # it answers (a login page, a redirect): it is up
+        except (OSError, ValueError):
+            time.sleep(0.5)
+    log.warning("serve: %s did not answer within %.0f s", url, seconds)
+    return False
 
 
 def is_loopback(host: str) -> bool:

@@ -81,7 +81,7 @@ class UploadOwners:
             is on its way (0: delete at once).
     """
 
-    def __init__(self, grace_seconds: float = 5.0):
+    def __init__(self, grace_seconds: float = 30.0):
         self.grace_seconds = float(grace_seconds)
         self._holders: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
