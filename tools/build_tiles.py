@@ -7,8 +7,10 @@ as every training run does):
 
 1. ``teacher-mnv2-s0``, ``teacher-mnv2-s1``: ``recaptcha-tf train --task tiles --model mobilenetv2 --alpha 1.0
    --weights WEIGHTS/mobilenetv2_1.0_224_imagenet_notop.weights.h5`` (the one-line recipe), seeds 0 and 1;
-   ``teacher-vit-hybrid``: ``--model vit-hybrid`` with the same weights (its recipe); all on seed 0's split;
-2. ``student``: the MobileNetV2 1.0 recipe again on the same split with ``--teacher`` the three runs and
+   ``teacher-vit-hybrid``: ``--model vit-hybrid --weights WEIGHTS/efficientnet_lite0_imagenet`` (its recipe: an
+   EfficientNet-Lite0 stem under a ViT); all on seed 0's split;
+2. ``student``: the MobileNetV2 1.0 recipe again on the same split with ``--teacher`` the ``--teachers`` runs
+   (default ``teacher-mnv2-s0`` and ``teacher-vit-hybrid``, the best pair measured; ``teacher-mnv2-s1`` is optional) and
    ``--time-budget`` ``--student-minutes`` (a longer recipe than a user's 30 minutes);
 3. ``ship``: the run named by ``--ship`` (default ``student``), calibrated as every run is, goes into the package with
    its SHA-256 in the manifest; ``python tools/build_tiles.py --card-only`` then writes its model card from its test
@@ -30,11 +32,13 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 SHIPPED = os.path.join(ROOT, "recaptcha_tf", "pretrained", "tiles")
 NAME, VERSION = "tiles", "1"
-TEACHERS = ("teacher-mnv2-s0", "teacher-mnv2-s1", "teacher-vit-hybrid")
+TEACHERS = ("teacher-mnv2-s0", "teacher-mnv2-s1", "teacher-vit-hybrid")  # the stages that can teach
+DEFAULT_TEACHERS = ("teacher-mnv2-s0", "teacher-vit-hybrid")  # the best pair measured (0.886 top-1, 0.884 macro-F1)
 
 
 def stage_commands(args) -> dict[str, list[str]]:
     weights = os.path.join(args.weights_dir, "mobilenetv2_1.0_224_imagenet_notop.weights.h5")
+    lite0 = os.path.join(args.weights_dir, "efficientnet_lite0_imagenet")  # the hybrid ViT's convolutional stem
     work = args.work
     mnv2 = ["--model", "mobilenetv2", "--alpha", "1.0", "--weights", weights]
     split = ["--split", os.path.join(work, "teacher-mnv2-s0", "split.json")]
@@ -43,12 +47,12 @@ def stage_commands(args) -> dict[str, list[str]]:
         "teacher-mnv2-s0": [*common, "--out", os.path.join(work, "teacher-mnv2-s0"), *mnv2, "--seed", "0"],
         "teacher-mnv2-s1": [*common, "--out", os.path.join(work, "teacher-mnv2-s1"), *mnv2, "--seed", "1", *split],
         "teacher-vit-hybrid": [
-            *common, "--out", os.path.join(work, "teacher-vit-hybrid"), "--model", "vit-hybrid", "--weights", weights,
+            *common, "--out", os.path.join(work, "teacher-vit-hybrid"), "--model", "vit-hybrid", "--weights", lite0,
             *split,
         ],
         "student": [
             *common, "--out", os.path.join(work, "student"), *mnv2, *split,
-            *[flag for t in TEACHERS for flag in ("--teacher", os.path.join(work, t))],
+            *[flag for t in args.teachers for flag in ("--teacher", os.path.join(work, t))],
             "--time-budget", str(args.student_minutes),
         ],
     }  # fmt: skip
@@ -201,6 +205,9 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="models/tiles-build")
     parser.add_argument("--minutes", type=float, default=60, help="wall minutes of this call")
     parser.add_argument("--student-minutes", type=float, default=60, help="the student's training time budget")
+    parser.add_argument(
+        "--teachers", nargs="+", choices=TEACHERS, default=list(DEFAULT_TEACHERS), help="stages the student learns from"
+    )
     parser.add_argument("--ship", default="student", help="the stage whose run is shipped")
     parser.add_argument("--only", nargs="+", default=None, help="run only these stages (e.g. teacher-mnv2-s0)")
     parser.add_argument("--shipped", default=SHIPPED)
@@ -213,7 +220,7 @@ def main(argv=None) -> int:
     log = json.load(open(stages_log)) if os.path.isfile(stages_log) else []
     deadline = time.time() + args.minutes * 60
     commands = stage_commands(args)
-    order = [s for s in (*TEACHERS, "student") if args.only is None or s in args.only]
+    order = [s for s in (*args.teachers, "student") if args.only is None or s in args.only]
     os.makedirs(args.work, exist_ok=True)
     for stage in order:
         if os.path.isfile(os.path.join(args.work, stage, "summary.json")):
