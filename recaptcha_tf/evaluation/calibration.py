@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from recaptcha_tf.inference.abstention import abstaining_argmax, background_index
+
 BACKGROUND_SCORE = 0.7  # a background tile scoring this much for an object class counts as a false positive
 
 
@@ -67,13 +69,6 @@ def reliability(probs: np.ndarray, labels: Sequence[int], bins: int = 15) -> dic
     return {"ece": float(ece), "bins": rows}
 
 
-def background_index(class_names: Sequence[str]) -> int | None:
-    from recaptcha_tf.inference.abstention import BACKGROUND_CLASS
-
-    lowered = [n.lower() for n in class_names]
-    return lowered.index(BACKGROUND_CLASS) if BACKGROUND_CLASS in lowered else None
-
-
 def background_false_positive_rate(
     probs: np.ndarray, labels: Sequence[int], class_names: Sequence[str], score: float = BACKGROUND_SCORE
 ) -> float | None:
@@ -89,14 +84,8 @@ def background_false_positive_rate(
 def abstain(probs: np.ndarray, class_names: Sequence[str], min_confidence: float) -> np.ndarray:
     """Predicted class indices when a tile whose best object class scores below ``min_confidence`` is the
     background class (as :func:`recaptcha_tf.inference.abstention.apply_min_confidence` answers)."""
-    probs = np.asarray(probs)
     b = background_index(class_names)
-    if b is None:
-        return probs.argmax(axis=1)
-    objects = probs.copy()
-    objects[:, b] = -1.0
-    best = objects.argmax(axis=1)
-    return np.where(objects.max(axis=1) >= min_confidence, best, b)
+    return np.asarray(probs).argmax(axis=1) if b is None else abstaining_argmax(probs, b, min_confidence)
 
 
 def macro_f1(predicted: np.ndarray, labels: Sequence[int], classes: int) -> float:

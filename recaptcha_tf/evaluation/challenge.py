@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from recaptcha_tf.inference.abstention import BACKGROUND_CLASSES, abstaining_argmax, background_index
+
 
 def cell_bounds(height: int, width: int, rows: int, cols: int) -> list[tuple[int, int, int, int]]:
     """Pixel boxes ``(top, bottom, left, right)`` of each cell, row-major.
@@ -77,13 +79,8 @@ def pick_cells(
         raise ValueError(f"Expected probabilities of shape (cells, classes), got {probs.shape}.")
     if not 0 <= target_index < probs.shape[1]:
         raise ValueError(f"target_index {target_index} is outside 0..{probs.shape[1] - 1}.")
-    if threshold is None and min_confidence is not None:
-        objects = probs.astype(float).copy()
-        if background is not None:
-            objects[:, background] = -1.0
-        picked = (np.argmax(objects, axis=1) == target_index) & (objects.max(axis=1) >= min_confidence)
-    elif threshold is None:
-        picked = np.argmax(probs, axis=1) == target_index
+    if threshold is None:  # an unsure cell answers the background class (or -1): never the target
+        picked = abstaining_argmax(probs, background, min_confidence) == target_index
     else:
         picked = probs[:, target_index] >= threshold
     return [int(i) for i in np.flatnonzero(picked)]
@@ -93,7 +90,7 @@ def pick_cells(
 # An offline research metric, as in published reCAPTCHA studies: assemble grids of held-out tiles with a target
 # class, let the model choose the tiles, and count the grids it solves exactly. No browser, no live site.
 
-CATCH_ALL_CLASSES = ("other", "none", "background")
+CATCH_ALL_CLASSES = BACKGROUND_CLASSES  # never a challenge's target
 GRID_TARGETS = {3: (2, 5), 4: (3, 8)}  # (min, max) target tiles in a 3x3 and a 4x4 grid
 
 
@@ -167,8 +164,7 @@ def challenge_report(
         ``{"3x3": {"challenges", "solved", "mean_tile_errors", "per_class_solved"}, "4x4": {...}}``.
     """
     out = {}
-    lowered = [n.lower() for n in class_names]
-    background = next((lowered.index(n) for n in CATCH_ALL_CLASSES if n in lowered), None)
+    background = background_index(class_names)
     for grid in grids:
         challenges = assemble_challenges(label_lists, class_names, grid, count, seed)
         solved, errors, per_class = [], [], {}

@@ -5,6 +5,9 @@
 * A classifier whose best *object* class (any class but the background class, ``other`` for tiles) scores below the
   threshold answers the background class instead: in a 3x3 challenge such a tile is not selected. Without a
   background class the answer is ``None``.
+
+The rule is written once, here: :func:`abstaining_argmax` on probability arrays (the evaluation report, the
+challenge score, the threshold chosen on the validation split) and :func:`apply_min_confidence` on predictions.
 """
 
 from __future__ import annotations
@@ -14,6 +17,37 @@ from collections.abc import Sequence
 import numpy as np
 
 BACKGROUND_CLASS = "other"
+BACKGROUND_CLASSES = (BACKGROUND_CLASS, "none", "background")  # catch-all class names, compared in lower case
+
+
+def background_index(class_names: Sequence[str]) -> int | None:
+    """Index of the catch-all class (``other``, ``none`` or ``background``, any case) in ``class_names``; or None."""
+    lowered = [str(n).lower() for n in class_names]
+    return next((lowered.index(n) for n in BACKGROUND_CLASSES if n in lowered), None)
+
+
+def abstaining_argmax(probs, background: int | None, min_confidence: float | None) -> np.ndarray:
+    """Class indices answered under ``--min-confidence``: each row's best object class, or ``background`` where it
+    scores below ``min_confidence``.
+
+    Args:
+        probs: ``(N, C)`` class probabilities.
+        background: the background class's column (:func:`background_index`); ``None``: no background class, every
+            row answers its arg-max and ``min_confidence`` only marks (``-1``) the rows below it.
+        min_confidence: the threshold (``None``: the plain arg-max).
+
+    Returns:
+        ``(N,)`` int class indices (``-1`` for an unsure row when there is no background class).
+    """
+    probs = np.asarray(probs, dtype=float)
+    if min_confidence is None:
+        return probs.argmax(axis=1)
+    objects = probs.copy()
+    if background is not None:
+        objects[:, background] = -1.0
+    best = objects.argmax(axis=1)
+    fallback = -1 if background is None else background
+    return np.where(objects.max(axis=1) >= min_confidence, best, fallback)
 
 
 def text_confidence(confidences: Sequence[float]) -> float:
@@ -44,7 +78,8 @@ def apply_min_confidence(results: list[dict], min_confidence: float | None, name
     results (in place; returned). Text results always get ``text_confidence``; with a threshold they get
     ``accepted``. Single-label classifier results with a threshold get ``abstained``: when the best object class
     scores below it, ``label`` becomes the background class (``None`` when the model has none)."""
-    background = BACKGROUND_CLASS if BACKGROUND_CLASS in names else None
+    index = background_index(names)
+    background = None if index is None else names[index]
     for r in results:
         if "error" in r:
             continue

@@ -14,7 +14,12 @@ import pytest
 from conftest import train_tiny_crnn
 
 from recaptcha_tf.evaluation.metrics import coverage_precision
-from recaptcha_tf.inference.abstention import apply_min_confidence, text_confidence
+from recaptcha_tf.inference.abstention import (
+    abstaining_argmax,
+    apply_min_confidence,
+    background_index,
+    text_confidence,
+)
 
 
 def test_coverage_precision_finds_the_lowest_threshold_that_is_right_99_percent_of_the_time():
@@ -47,6 +52,26 @@ def test_min_confidence_marks_text_and_sends_unsure_tiles_to_other():
     tiles = [{"label": "other", "confidence": 0.5, "top_k": [("other", 0.5), ("bus", 0.45), ("car", 0.05)]}]
     apply_min_confidence(tiles, 0.4, names)  # the best object class clears the threshold: it is the answer
     assert tiles[0]["label"] == "bus" and tiles[0]["confidence"] == pytest.approx(0.45)
+
+
+def test_one_abstention_rule_for_predictions_reports_and_challenges():
+    from recaptcha_tf.evaluation.calibration import abstain
+    from recaptcha_tf.evaluation.challenge import pick_cells
+
+    assert background_index(["car", "Other"]) == 1 and background_index(["a", "None"]) == 1
+    assert background_index(["car", "bus"]) is None
+    probs = np.array([[0.55, 0.15, 0.30], [0.05, 0.45, 0.50], [0.05, 0.90, 0.05]])  # car, bus, other
+    np.testing.assert_array_equal(abstaining_argmax(probs, 2, 0.6), [2, 2, 1])
+    np.testing.assert_array_equal(abstaining_argmax(probs, 2, 0.4), [0, 1, 1])  # bus clears 0.4 over other
+    np.testing.assert_array_equal(abstaining_argmax(probs, 2, None), [0, 2, 1])
+    np.testing.assert_array_equal(abstaining_argmax(probs[:, :2], None, 0.6), [-1, -1, 1])
+    names = ["car", "bus", "other"]
+    np.testing.assert_array_equal(abstain(probs, names, 0.6), abstaining_argmax(probs, 2, 0.6))
+    assert pick_cells(probs, 1, min_confidence=0.6, background=2) == [2]
+    assert pick_cells(probs, 1, min_confidence=0.4, background=2) == [1, 2]
+    rows = [{"label": names[int(np.argmax(p))], "top_k": sorted(zip(names, p), key=lambda t: -t[1])} for p in probs]
+    apply_min_confidence(rows, 0.6, names)
+    assert [r["label"] for r in rows] == [names[i] for i in abstaining_argmax(probs, 2, 0.6)]
 
 
 @pytest.fixture(scope="module")
