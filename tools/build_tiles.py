@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+from _ship import ship_run
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 SHIPPED = os.path.join(ROOT, "recaptcha_tf", "pretrained", "tiles")
 NAME, VERSION = "tiles", "1"
@@ -78,26 +80,14 @@ def run_stage(name: str, command: list[str], seconds: float, log: list) -> bool:
 
 
 def ship(run: str, shipped: str) -> None:
-    from recaptcha_tf.utils.shipped import write_manifest_entry
-
-    os.makedirs(shipped, exist_ok=True)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from build_universal import strip_optimizer
-
-    strip_optimizer(os.path.join(run, "model.keras"), os.path.join(shipped, "model.keras"))
-    card = os.path.join(shipped, "MODEL_CARD.md")
-    if not os.path.isfile(card):
-        with open(card, "w", encoding="utf-8") as f:
-            f.write(f"# {NAME} v{VERSION}\n\nSee docs/shipped-models.md.\n")
-    write_manifest_entry(
+    ship_run(
+        run,
+        shipped,
         NAME,
-        os.path.join(shipped, "model.keras"),
+        VERSION,
         task="tiles",
-        version=VERSION,
         description="reCAPTCHA v2 tile classifier (12 classes), calibrated; answers 'other' below its stored "
         "--min-confidence",
-        card=card,
-        folder=os.path.dirname(shipped),
     )
 
 

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+from _ship import ship_run
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 SHIPPED = os.path.join(ROOT, "recaptcha_tf", "pretrained", "universal")
 NAME, VERSION = "universal", "1"
@@ -33,17 +35,6 @@ NAME, VERSION = "universal", "1"
 
 def cli(*args) -> list[str]:
     return [sys.executable, "-m", "recaptcha_tf", *args]
-
-
-def strip_optimizer(source: str, target: str) -> None:
-    """Save the model at ``source`` without its optimizer state (a third of a checkpoint) to ``target``."""
-    import keras
-
-    import recaptcha_tf.layers  # noqa: F401  (registers the custom layers)
-
-    model = keras.saving.load_model(source, safe_mode=True, compile=False)
-    model.save(target + ".tmp.keras")
-    os.replace(target + ".tmp.keras", target)
 
 
 def pin_fonts(listing: str) -> list[str]:
@@ -116,23 +107,14 @@ def main(argv=None) -> int:
     if not os.path.isfile(summary_path):
         print(f"training paused after {history[-1]['minutes']:.1f} minutes; run the same command to resume")
         return 0
-    from recaptcha_tf.utils.shipped import write_manifest_entry
-
-    os.makedirs(shipped, exist_ok=True)
-    strip_optimizer(os.path.join(run, "model.keras"), os.path.join(shipped, "model.keras"))
-    card = os.path.join(shipped, "MODEL_CARD.md")
-    if not os.path.isfile(card):  # a stub until the card is written from WORK/build.json
-        with open(card, "w", encoding="utf-8") as f:
-            f.write(f"# {NAME} v{VERSION}\n\nSee docs/shipped-models.md.\n")
-    write_manifest_entry(
+    ship_run(
+        run,
+        shipped,
         NAME,
-        os.path.join(shipped, "model.keras"),
+        VERSION,
         task="text",
-        version=VERSION,
         description="CRNN+CTC reader of unseen text CAPTCHA designs (lower case, 0-9a-z, 3-8 characters), trained "
         "on wild-style synthetic CAPTCHAs",
-        card=card,
-        folder=os.path.dirname(shipped),
     )
     summary = json.load(open(summary_path))
     build = {"summary": summary, "sessions": history, "training_minutes": sum(s["minutes"] for s in history)}

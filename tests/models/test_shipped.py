@@ -123,3 +123,26 @@ def test_package_data_covers_the_shipped_files():
     patterns = patterns["recaptcha_tf"]
     for name in ("pretrained/manifest.json", "pretrained/x/model.keras", "pretrained/x/MODEL_CARD.md"):
         assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
+
+
+def test_the_build_tools_ship_a_run_without_its_optimizer_and_within_the_size_limit(tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+    from _ship import ship_run
+
+    run = tmp_path / "run"
+    model = keras.saving.load_model(tiny_model(str(run / "model.keras")), safe_mode=True)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(keras.random.uniform((4, 16, 16, 3), maxval=255), keras.ops.one_hot([0, 1, 0, 1], 2), verbose=0)
+    model.save(run / "model.keras")  # a checkpoint: with Adam's two moments per weight
+    folder = tmp_path / "pretrained"
+    target = ship_run(str(run), str(folder / "tiny"), "tiny", "3", "tiles", "a test model")
+    assert os.path.getsize(target) < os.path.getsize(run / "model.keras")
+    monkeypatch.setenv(core.ENV_VAR, str(folder))
+    assert os.path.samefile(shipped.resolve_shipped("tiny"), target)
+    assert {name: m.version for name, m in shipped.shipped_models().items()} == {"tiny": "3"}
+    assert (folder / "tiny" / "MODEL_CARD.md").is_file()
+    with pytest.raises(SystemExit, match="over the 0.001 MB allowed"):
+        ship_run(str(run), str(folder / "big"), "big", "1", "tiles", "too big", max_bytes=1000)
+    assert "big" not in json.loads((folder / "manifest.json").read_text())
