@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
 from recaptcha_tf.cli.errors import _check_model_path
 from recaptcha_tf.cli.options import (
     _add_inference_runtime,
@@ -14,6 +11,7 @@ from recaptcha_tf.cli.options import (
     _count,
     _Formatter,
 )
+from recaptcha_tf.cli.results import print_results
 
 NAME = "predict"
 TENSORFLOW = True
@@ -57,24 +55,14 @@ def run(args) -> int:
     )
     threshold = resolve_min_confidence(args.min_confidence, getattr(inference.info, "min_confidence", None))
     apply_min_confidence(results, threshold, inference.info.names)
-    failed = 0
-    for path, r in zip(args.images, results):
-        if "error" in r:
-            failed += 1
-            print(f"error: {r['error']}", file=sys.stderr)
-            if args.json:
-                print(json.dumps({"image": path, **r}))
-        elif args.json:
-            print(json.dumps({"image": path, **r}))
-        elif "text" in r:
-            conf = " ".join(f"{c}:{p:.2f}" for c, p in zip(r["text"], r["confidence"]))
-            mark = "" if r.get("accepted", True) else "\tnot accepted"
-            print(f"{path}\t{r['text']}\t{conf}{mark}")
-        else:
-            top = ", ".join(f"{n} {p:.3f}" for n, p in r["top_k"])
-            mark = "\tabstained" if r.get("abstained") else ""
-            print(f"{path}\t{r['label']}\t{r['confidence']:.3f}\t[{top}]{mark}")
-    if failed:
-        print(f"error: {failed} of {len(results)} image(s) could not be read", file=sys.stderr)
-        return 2
-    return 0
+    return print_results(args.images, results, args.json, _line)
+
+
+def _line(path: str, r: dict) -> str:
+    if "text" in r:
+        conf = " ".join(f"{c}:{p:.2f}" for c, p in zip(r["text"], r["confidence"]))
+        mark = "" if r.get("accepted", True) else "\tnot accepted"
+        return f"{path}\t{r['text']}\t{conf}{mark}"
+    top = ", ".join(f"{n} {p:.3f}" for n, p in r["top_k"])
+    mark = "\tabstained" if r.get("abstained") else ""
+    return f"{path}\t{r['label']}\t{r['confidence']:.3f}\t[{top}]{mark}"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
 from recaptcha_tf.cli.errors import UsageError, _check_model_path
 from recaptcha_tf.cli.options import _add_max_pixels, _Formatter, _probability
+from recaptcha_tf.cli.results import print_results
 
 NAME = "read"
 TENSORFLOW = True
@@ -54,19 +52,11 @@ def run(args) -> int:
         raise UsageError(f"read takes a text model; {args.model!r} is a {inference.info.task} model (use predict).")
     results = predict(inference, args.images, beam_width=args.beam_width, errors="report")
     apply_min_confidence(results, args.min_confidence, inference.info.names)
-    failed = 0
-    for path, r in zip(args.images, results):
-        if "error" in r:
-            failed += 1
-            print(f"error: {r['error']}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({"image": path, **r}))
-        elif "error" not in r:
-            shown = r["text"] if r.get("accepted", True) else "?"
-            print(
-                f"{path}\t{shown}\t{r['text_confidence']:.3f}" + ("" if r.get("accepted", True) else f"\t({r['text']})")
-            )
-    if failed:
-        print(f"error: {failed} of {len(results)} image(s) could not be read", file=sys.stderr)
-        return 2
-    return 0
+    return print_results(args.images, results, args.json, _line)
+
+
+def _line(path: str, r: dict) -> str:
+    """``PATH  TEXT  CONFIDENCE``; an unsure reading shows ``?`` and, after it, what was read."""
+    if r.get("accepted", True):
+        return f"{path}\t{r['text']}\t{r['text_confidence']:.3f}"
+    return f"{path}\t?\t{r['text_confidence']:.3f}\t({r['text']})"
