@@ -60,6 +60,7 @@ def main(argv=None) -> int:
     parser.add_argument("--image-size", default="64x256", help="the network's input, HEIGHTxWIDTH")
     parser.add_argument("--minutes", type=float, default=60, help="training minutes of this call (then resume)")
     parser.add_argument("--seed", type=int, default=35)
+    parser.add_argument("--warp", type=float, default=0.0, help="share of images bent along a wave (v1: 0)")
     parser.add_argument("--shipped", default=SHIPPED, help="where the model goes (the package's pretrained/universal)")
     parser.add_argument("--card-only", action="store_true", help="only write MODEL_CARD.md from the figures")
     args = parser.parse_args(argv)
@@ -78,11 +79,11 @@ def main(argv=None) -> int:
         shutil.rmtree(data, ignore_errors=True)
         subprocess.run(
             cli("generate", "--style", "wild", "--out", data, "--count", str(args.count), "--seed", str(args.seed),
-                "--fonts", listing, "-q"),
+                "--fonts", listing, "--warp", str(args.warp), "-q"),
             check=True,
         )  # fmt: skip
         with open(done, "w") as f:
-            json.dump({"count": args.count, "seed": args.seed, "seconds": round(time.time() - start, 1)}, f)
+            json.dump({"count": args.count, "seed": args.seed, "warp": args.warp, "seconds": round(time.time() - start, 1)}, f)
     train = cli(
         "train", "--task", "text", "--data", data, "--out", run, "--logdir", "logs", "--run-name", "universal",
         "--case", "lower", "--charset", "a-z0-9", "--image-size", args.image_size, "--steps", str(args.steps),

@@ -391,6 +391,7 @@ def render_captcha(
     size: tuple[int, int] = (200, 50),
     fonts: list[str] | None = None,
     style: str = "project",
+    warp: float = 0.0,
 ):
     """Render one CAPTCHA of ``text``.
 
@@ -402,13 +403,23 @@ def render_captcha(
             (``"project"``), the library's own font (``"captcha-lib"``) or
             :func:`recaptcha_tf.data.wild.wild_fonts` (``"wild"``).
         style: ``"project"``, ``"captcha-lib"`` or ``"wild"``.
+        warp: the probability that the image is bent along a wave (:func:`recaptcha_tf.data.distort.wave_warp`);
+            ``0`` (the default) draws nothing more from ``rng``, so images stay those of earlier versions.
 
     Returns:
         An RGB ``PIL.Image.Image`` of ``size``.
     """
     if not text:
         raise ValueError("Cannot render an empty CAPTCHA text.")
-    size = None if size is None and style == "wild" else _as_size(size)
+    image = _render(text, rng, None if size is None and style == "wild" else _as_size(size), fonts, style)
+    if warp and rng.random() < warp:
+        from recaptcha_tf.data.distort import wave_warp
+
+        image = wave_warp(image, rng)
+    return image
+
+
+def _render(text: str, rng: np.random.Generator, size, fonts, style: str):
     if style == "project":
         return render_project_captcha(text, rng, size, fonts)
     if style == "captcha-lib":
@@ -487,6 +498,7 @@ def generate_captchas(
     style: str = "project",
     preview: str | None = None,
     fonts: list[str] | None = None,
+    warp: float = 0.0,
 ) -> list[str]:
     """Generate ``count`` labelled text CAPTCHAs.
 
@@ -507,6 +519,7 @@ def generate_captchas(
         style: ``"project"``, ``"captcha-lib"`` or ``"wild"`` (see :func:`render_captcha`).
         preview: optional path of a PNG contact sheet of the first 16 images.
         fonts: TrueType font paths instead of the style's own.
+        warp: the share of images bent along a wave (:func:`render_captcha`), from 0 to 1.
 
     Returns:
         The labels, in generation order.
@@ -517,6 +530,8 @@ def generate_captchas(
         raise ValueError(f"style must be one of {STYLES}, got {style!r}.")
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}.")
+    if not 0 <= warp <= 1:
+        raise ValueError(f"warp must be a share from 0 to 1, got {warp}.")
     defaults = STYLE_DEFAULTS[style]
     low_high = _as_length(defaults["length"] if length is None else length)
     size = defaults["size"] if size is None else size
@@ -540,7 +555,7 @@ def generate_captchas(
     labels, encoded, first_images = [], [], []
     for _ in progress(range(count), desc="generate", unit="img"):
         label = random_label(rng, low_high, characters)
-        image = render_captcha(label, rng, size=size, fonts=fonts, style=style)
+        image = render_captcha(label, rng, size=size, fonts=fonts, style=style, warp=warp)
         labels.append(label)
         encoded.append(encode_png(image))
         if len(first_images) < 16:

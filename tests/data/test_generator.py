@@ -146,3 +146,31 @@ def test_generator_rejects_bad_arguments(tmp_path):
         generate_captchas(str(tmp_path / "x"), count=1, length=(6, 4))
     with pytest.raises(ValueError, match="Reversed range"):
         generate_captchas(str(tmp_path / "x"), count=1, charset="z-a")
+
+
+def test_a_wave_warp_bends_the_text_and_keeps_the_size_and_the_seed(tmp_path):
+    from recaptcha_tf.data.distort import wave_warp
+
+    plain = render_captcha("ab3d9", np.random.default_rng(0), size=(200, 50))
+    assert np.array_equal(
+        np.asarray(plain), np.asarray(render_captcha("ab3d9", np.random.default_rng(0), (200, 50), warp=0))
+    )
+    bent = wave_warp(plain, np.random.default_rng(1))
+    a, b = np.asarray(plain, dtype=float), np.asarray(bent, dtype=float)
+    assert bent.size == plain.size and np.abs(a - b).mean() > 1.0  # moved
+    assert abs(a.mean() - b.mean()) < 0.1 * a.std()  # bent, not erased: the same ink on the same background
+    columns = np.flatnonzero(np.abs(a - a[0, 0]).sum(axis=(0, 2)) > 100)  # columns with text in them
+
+    def centre(img):  # each text column's ink centre, in rows
+        return np.array(
+            [np.average(np.arange(50), weights=np.abs(img[:, x] - img[0, 0]).sum(1) + 1e-6) for x in columns]
+        )
+
+    assert np.ptp(centre(b) - centre(a)) > 1.0  # rows moved by different amounts along the width: a wave
+    generate_captchas(str(tmp_path / "w1"), count=4, seed=3, warp=1.0)
+    generate_captchas(str(tmp_path / "w2"), count=4, seed=3, warp=1.0)
+    generate_captchas(str(tmp_path / "w0"), count=4, seed=3)
+    assert folder_bytes(tmp_path / "w1") == folder_bytes(tmp_path / "w2")
+    assert folder_bytes(tmp_path / "w1") != folder_bytes(tmp_path / "w0")
+    with pytest.raises(ValueError, match="warp"):
+        generate_captchas(str(tmp_path / "x"), count=1, warp=1.5)

@@ -6,7 +6,7 @@ import os
 import sys
 
 from recaptcha_tf.cli.errors import UsageError, _check_charset, _check_writable
-from recaptcha_tf.cli.options import _count, _Formatter, _size
+from recaptcha_tf.cli.options import _count, _Formatter, _probability, _size
 
 NAME = "generate"
 TENSORFLOW = False
@@ -38,6 +38,12 @@ def add_parser(subparsers):
         help="project: rotated text, spots, lines, elastic warp; captcha-lib: the captcha package's ImageCaptcha; "
         "wild: a font per image from hundreds of installed fonts, varied sizes, colours, backgrounds and clutter "
         "(needs Debian's fonts-* packages: see docs)",
+    )
+    p.add_argument(
+        "--warp",
+        type=_probability,
+        default=0.0,
+        help="the share of images bent along a wave, so that glyphs bend and touch (0 to 1; default 0)",
     )
     p.add_argument("--fonts", default=None, help="a text file of font file names to use (wild: pins the font list)")
     p.add_argument("--preview", default=None, help="write a contact sheet PNG here")
@@ -91,6 +97,7 @@ def run(args) -> int:
         format=args.format,
         style=args.style,
         preview=args.preview,
+        warp=args.warp,
     )
     print(f"wrote {len(labels)} CAPTCHAs to {args.out}" + (f"; preview {args.preview}" if args.preview else ""))
     return 0
