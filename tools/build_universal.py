@@ -83,7 +83,8 @@ def main(argv=None) -> int:
             check=True,
         )  # fmt: skip
         with open(done, "w") as f:
-            json.dump({"count": args.count, "seed": args.seed, "warp": args.warp, "seconds": round(time.time() - start, 1)}, f)
+            seconds = round(time.time() - start, 1)
+            json.dump({"count": args.count, "seed": args.seed, "warp": args.warp, "seconds": seconds}, f)
     train = cli(
         "train", "--task", "text", "--data", data, "--out", run, "--logdir", "logs", "--run-name", "universal",
         "--case", "lower", "--charset", "a-z0-9", "--image-size", args.image_size, "--steps", str(args.steps),
