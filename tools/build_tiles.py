@@ -107,7 +107,7 @@ def latency_ms(model: str, paths: list[str]) -> float:
 
 
 def benchmark_lines() -> list[str]:
-    """The card's section from ``benchmarks/results/shipped_tiles.json``: flip TTA, the download layout, the teachers."""
+    """The card's section from ``benchmarks/results/shipped_tiles.json``: flip TTA, download layout, teachers."""
     path = os.path.join(ROOT, "benchmarks", "results", "shipped_tiles.json")
     if not os.path.isfile(path):
         return []
