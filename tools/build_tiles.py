@@ -106,6 +106,11 @@ def latency_ms(model: str, paths: list[str]) -> float:
     return float(np.median(seconds) * 1000)
 
 
+def relative(command: str) -> str:
+    """``command`` with this machine's absolute paths written from the project root (``../shared``, ``models/``)."""
+    return command.replace(os.path.dirname(ROOT) + os.sep, "../").replace("../" + os.path.basename(ROOT) + os.sep, "")
+
+
 def benchmark_lines() -> list[str]:
     """The card's section from ``benchmarks/results/shipped_tiles.json``: flip TTA, download layout, teachers."""
     path = os.path.join(ROOT, "benchmarks", "results", "shipped_tiles.json")
@@ -179,7 +184,10 @@ def write_card(work: str, stage: str, shipped: str) -> str:
         "",
         "## Recipe",
         "",
-        *[f"- `{s['command']}`: {s['minutes']:.1f} minutes ({s['started']} UTC, exit {s['exit']})" for s in stages],
+        *[
+            f"- `{relative(s['command'])}`: {s['minutes']:.1f} minutes ({s['started']} UTC, exit {s['exit']})"
+            for s in stages
+        ],
         f"- Shipped run: `{stage}`, {summary.get('epochs_run')} epochs, {summary.get('train_seconds', 0) / 60:.1f} "
         f"minutes of training in its last call; temperature {fmt(calibration.get('temperature'))} and "
         f"`--min-confidence` {calibration.get('min_confidence')} chosen on the validation split (the threshold with "
