@@ -80,6 +80,16 @@ ROWS = [
         "accuracy",
         "train_minutes",
     ),
+    (
+        "tiles",
+        "recaptcha-tiles test split, no training",
+        "tiles (shipped), distilled MobileNetV2",
+        "shipped_tiles.json",
+        {"model": "tiles", "data": "test split", "tta": "none"},
+        "top1",
+        "top-1",
+        None,  # no training: the build's minutes are on the model card
+    ),
     ("tiles", "recaptcha-tiles (real, 9,419)", "cnn, defaults", "tiles.json", None, "top1", "top-1", "fit_minutes"),
     (
         "tiles",
