@@ -1,12 +1,12 @@
 """The notebooks in notebooks/: committed clean, with defaults a fresh clone has, and runnable with papermill.
 
-Each notebook runs top to bottom in SMOKE mode (tiny generated data) from ``notebooks/`` with ``WORK`` in a
-temporary folder; 01 and 04 also run on their defaults (the committed ``samples/``, one epoch) from a copy of
-``notebooks/`` and ``samples/`` alone, as in a fresh clone with nothing beside it. The kernel is this interpreter
-(a kernel spec written to a temporary Jupyter path and pointing at ``sys.executable``), so the tests use the same
-virtualenv as the suite even when ``.venv/bin`` is not on ``PATH`` (``make test``). The tests check that no cell
-failed or warned of a deprecated import, that figures were displayed, and that the runs wrote their models and
-reports.
+Each notebook runs top to bottom in SMOKE mode (tiny generated data; 06: the shipped models on the committed samples)
+from ``notebooks/`` with ``WORK`` in a temporary folder; 01 and 04 also run on their defaults (the committed
+``samples/``, one epoch) from a copy of ``notebooks/`` and ``samples/`` alone, as in a fresh clone with nothing beside
+it. The kernel is this interpreter (a kernel spec written to a temporary Jupyter path and pointing at
+``sys.executable``), so the tests use the same virtualenv as the suite even when ``.venv/bin`` is not on ``PATH``
+(``make test``). The tests check that no cell failed or warned of a deprecated import, that figures were displayed,
+and that the runs wrote their models and reports.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ NAMES = [
     "03_transfer_and_vit.ipynb",
     "04_text_captcha.ipynb",
     "05_character_classifier.ipynb",
+    "06_shipped_models.ipynb",
 ]
 KERNEL = "recaptcha-tf-notebook-tests"
 
@@ -275,6 +276,38 @@ def test_05_character_classifier(tmp_path, kernel_name):
     assert config["model"] == "resnet18" and config["channels"] == 1 and config["task"] == "chars"
     report = load_json(work, "resnet18", "test_report.json")
     assert {"top1", "macro_f1", "confusion_matrix"} <= set(report) and len(report["class_names"]) == 6
+
+
+def test_06_shipped_models(tmp_path, kernel_name):
+    """The shipped models of the package's pretrained folder (or ``$RECAPTCHA_TF_PRETRAINED_DIR``'s) on the
+    committed samples: the tiles report with its calibration, the universal reader's readings, and a 20-step
+    fine-tune from it, scored before and after on the run's test split."""
+    from recaptcha_tf.data.text.task_data import text_split_names
+    from recaptcha_tf.utils.shipped import resolve_shipped
+
+    nb = run_notebook(NAMES[5], str(tmp_path), kernel_name)
+    check_clean_run(nb, figures=4)
+    work = tmp_path / "work"
+    tiles = load_json(work, "tiles_report.json")
+    assert tiles["subset"] == "all" and tiles["n"] == 240 and 0 <= tiles["top1"] <= 1
+    calibration = tiles["calibration"]
+    assert {"ece", "background_false_positive_rate", "reliability"} <= set(calibration)
+    # a model with an `other` class stores a threshold, and the report scores it abstaining
+    assert "other" in tiles["class_names"] and isinstance(calibration["min_confidence"], float)
+    assert 0 <= calibration["abstaining"]["top1"] <= 1 and 0 <= calibration["ece"] <= 1
+    assert (work / "tiles_report_reliability.png").is_file()
+    run = work / "from_universal"
+    assert (run / "model.keras").is_file()
+    config = load_json(run, "config.json")
+    assert os.path.samefile(config["weights"], resolve_shipped("universal"))
+    assert config["steps_per_epoch"] * config["epochs"] == 20  # SMOKE's steps, not the CLI's budget
+    test = text_split_names(str(run / "split.json"), "test")
+    for name in ("zero_shot_report.json", "fine_tuned_report.json"):
+        report = load_json(work, name)
+        assert report["n"] == len(test) > 0 and report["case"] == "lower"
+        assert isinstance(report["exact_match"], float) and 0 <= report["exact_match"] <= 1
+    text = "".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "training split" in text and "MODEL_CARD.md" in text  # the honest figures are the card's
 
 
 def test_compact_notebook_reencodes_only_large_figures_as_jpeg(tmp_path):
