@@ -7,8 +7,9 @@ count N, the first N images of a seeded order of the pool (nested: the 50 hold t
 train/val, and two runs train on them with the defaults, each held to ``--minutes`` of training steps
 (``--time-budget``): from scratch, and from the shipped ``universal`` reader (``--weights universal``). Both are
 scored on the same test split (case-insensitively with ``--case lower``). N = 0 is the universal reader zero-shot
-(from scratch reads nothing: 0). Writes ``benchmarks/results/label_curve_<name>.json`` (rows, machine, commands),
-a PNG plot beside it and a Markdown table.
+(from scratch reads nothing: 0). A call cut off resumes: finished points are read back from their run
+folders under ``--work``, and a point's run cut off mid-training resumes where it stopped. Writes
+``benchmarks/results/label_curve_<name>.json`` (rows, machine, commands), a PNG plot beside it and a Markdown table.
 """
 
 from __future__ import annotations
@@ -104,13 +105,18 @@ def main(argv=None) -> int:
             if start == "universal":
                 options["weights"] = "universal"
             begin = time.perf_counter()
-            run = recaptcha_tf.train(task="text", data=args.data, out=out, **options)
-            test_report = run.summary.get("test", {})
+            if os.path.isfile(os.path.join(out, "summary.json")):  # finished in an earlier call: the curve resumes
+                with open(os.path.join(out, "summary.json")) as f:
+                    summary = json.load(f)
+                begin -= summary.get("train_seconds", 0.0)
+            else:  # a run cut off in an earlier call resumes where it stopped
+                summary = recaptcha_tf.train(task="text", data=args.data, out=out, **options).summary
+            test_report = summary.get("test", {})
             row.update(
                 exact_match=test_report.get("exact_match"),
                 cer=test_report.get("cer"),
                 train_seconds=round(time.perf_counter() - begin, 1),
-                steps=run.summary.get("steps"),
+                steps=summary.get("steps"),
             )
             rows.append(row)
             print(json.dumps(row), flush=True)

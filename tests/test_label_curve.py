@@ -49,3 +49,15 @@ def test_the_label_curve_scores_every_count_from_both_starts_on_one_test_split(t
     assert len(small) == 8
     assert (results / "label_curve_tiny.png").stat().st_size > 0
     assert "| labels | start |" in payload["table"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished point was trained again")
+
+    import recaptcha_tf
+
+    monkeypatch.setattr(recaptcha_tf, "train", no_training)
+    assert label_curve.main(argv) == 0  # a second call reads every finished point back
+    again = json.load(open(results / "label_curve_tiny.json"))["rows"]
+    assert [(r["labels"], r["start"], r["exact_match"]) for r in again] == [
+        (r["labels"], r["start"], r["exact_match"]) for r in rows
+    ]
