@@ -65,3 +65,20 @@ def run_cli(args: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "recaptcha_tf", *args], check=True)
     return time.perf_counter() - start
+
+
+def latency_ms(model: str, sources, count: int = 50) -> float:
+    """Median wall milliseconds to answer one image at a time (decode, model, decoding) with ``model``, over the
+    first ``count`` of ``sources`` (paths or bytes), after two untimed warm-up images (trace and compile)."""
+    import numpy as np
+
+    from recaptcha_tf.inference.predictor import load_inference, predict
+
+    inference = load_inference(model)
+    predict(inference, list(sources[:2]))
+    seconds = []
+    for source in list(sources)[:count]:
+        start = time.perf_counter()
+        predict(inference, [source])
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds) * 1000)

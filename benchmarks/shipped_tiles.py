@@ -27,12 +27,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine, table, write_results
+from _common import latency_ms, machine, table, write_results
 from kaggle_layout import write_kaggle_copy
 
 COLUMNS = [
@@ -94,19 +91,6 @@ def row(name: str, data: str, report: dict) -> dict:
         "min_confidence": calibration.get("min_confidence"),
         "ms_per_image_batched": report.get("ms_per_image"),
     }
-
-
-def latency_ms(model: str, paths: list[str], count: int) -> float:
-    from recaptcha_tf.inference.predictor import load_inference, predict
-
-    inference = load_inference(model)
-    predict(inference, paths[:2])  # warm up: trace and compile
-    seconds = []
-    for path in paths[:count]:
-        start = time.perf_counter()
-        predict(inference, [path])
-        seconds.append(time.perf_counter() - start)
-    return float(np.median(seconds) * 1000)
 
 
 def main(argv=None) -> int:

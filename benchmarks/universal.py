@@ -26,10 +26,8 @@ import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_TEXT, RESULTS, machine, table
+from _common import DEFAULT_TEXT, RESULTS, latency_ms, machine, table
 from text_robustness import GENERATOR_OPTIONS, build_variant
 
 ROWS = (
@@ -64,19 +62,6 @@ def test_subset(data: str, work: str):
 
     text = text_task_data(data, work, case="lower", write_split=False)
     return text.dataset.subset(text.parts["test"])
-
-
-def latency_ms(model: str, sources, count: int) -> float:
-    from recaptcha_tf.inference.predictor import load_inference, predict
-
-    inference = load_inference(model)
-    predict(inference, list(sources[:2]))  # warm up: trace and compile
-    seconds = []
-    for source in list(sources)[:count]:
-        start = time.perf_counter()
-        predict(inference, [source])
-        seconds.append(time.perf_counter() - start)
-    return float(np.median(seconds) * 1000)
 
 
 def main(argv=None) -> int:

@@ -91,21 +91,6 @@ def ship(run: str, shipped: str) -> None:
     )
 
 
-def latency_ms(model: str, paths: list[str]) -> float:
-    import numpy as np
-
-    from recaptcha_tf.inference.predictor import load_inference, predict
-
-    inference = load_inference(model)
-    predict(inference, paths[:2])
-    seconds = []
-    for path in paths[:50]:
-        start = time.perf_counter()
-        predict(inference, [path])
-        seconds.append(time.perf_counter() - start)
-    return float(np.median(seconds) * 1000)
-
-
 def relative(command: str) -> str:
     """``command`` with this machine's absolute paths written from the project root (``../shared``, ``models/``)."""
     return command.replace(os.path.dirname(ROOT) + os.sep, "../").replace("../" + os.path.basename(ROOT) + os.sep, "")
@@ -143,7 +128,7 @@ def write_card(work: str, stage: str, shipped: str) -> str:
     import glob
 
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    from _common import cpu_model
+    from _common import cpu_model, latency_ms
 
     run = os.path.join(work, stage)
     report = json.load(open(os.path.join(run, "test_report.json")))
