@@ -131,15 +131,15 @@ def hardware(machine: dict) -> str:
     return f"{cores}{gpus} ({machine.get('cpu') or 'CPU model not recorded'})"
 
 
-def glance_table() -> str:
-    lines = ["| task | data | model | metric | value | minutes | hardware |", "|---|---|---|---|---|---|---|"]
+def glance_table(with_hardware: bool = True) -> str:
+    """The glance table; ``with_hardware=False`` leaves out the machine column (the README names no machines: the
+    docs' results page, which has it, is linked from there)."""
+    columns = ["task", "data", "model", "metric", "value", "minutes"] + (["hardware"] if with_hardware else [])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for task, data, model, path, selector, key, metric, minutes in ROWS:
         row = find_row(path, selector)
-        lines.append(
-            f"| {task} | {data} | {model} | {metric} | {row[key]:.3f} | "
-            f"{'0' if minutes is None else f'{float(row[minutes]):.0f}'} | "
-            f"{hardware(row['machine'])} |"
-        )
+        cells = [task, data, model, metric, f"{row[key]:.3f}", "0" if minutes is None else f"{float(row[minutes]):.0f}"]
+        lines.append("| " + " | ".join(cells + ([hardware(row["machine"])] if with_hardware else [])) + " |")
     return "\n".join(lines)
 
 
@@ -147,7 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readme", action="store_true", help="write the table into README.md between its markers")
     args = parser.parse_args()
-    text = glance_table()
+    text = glance_table(with_hardware=not args.readme)
     print(text)
     if args.readme:
         path = os.path.join(ROOT, "README.md")
