@@ -178,9 +178,15 @@ def _bright(hue: float) -> tuple[float, float, float]:
     return colorsys.hsv_to_rgb(hue, 0.9, 0.95)
 
 
+def _start(args) -> str:
+    """The row's starting weights: ``scratch`` (the text default) or ``--weights`` (e.g. ``universal``)."""
+    return args.weights or "scratch"
+
+
 def _run_folder(name: str, args) -> str:
-    """The row's run folder: ``OUT/<set>``, or ``OUT/<set>-seedN`` for another training seed."""
-    return os.path.join(args.out, name + (f"-seed{args.seed}" if args.seed else ""))
+    """The row's run folder: ``OUT/<set>``, ``-seedN`` for another training seed, ``-<weights>`` from a reader."""
+    suffix = (f"-seed{args.seed}" if args.seed else "") + (f"-{args.weights}" if args.weights else "")
+    return os.path.join(args.out, name + suffix)
 
 
 def run_row(name: str, args) -> dict:
@@ -198,6 +204,8 @@ def run_row(name: str, args) -> dict:
     command = ["train", "--task", task, "--data", data, "--out", out, "--logdir", ""]
     if args.seed:
         command += ["--seed", str(args.seed)]
+    if args.weights:
+        command += ["--weights", args.weights]
     wall = run_cli(command)
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
@@ -215,6 +223,7 @@ def run_row(name: str, args) -> dict:
     return {
         "set": name,
         "seed": args.seed,
+        "start": _start(args),
         "images": _count(data),
         "test_n": test.get("n"),
         "exact_match": test.get("exact_match", test.get("top1")),
@@ -242,17 +251,18 @@ def main():
     parser.add_argument("--only", nargs="+", choices=ROWS, default=list(ROWS))
     parser.add_argument("--rerun", nargs="+", choices=ROWS, default=[], help="run these rows again")
     parser.add_argument("--seed", type=int, default=0, help="training seed (split and initialisation) of every row")
+    parser.add_argument("--weights", default=None, help="start every row from this reader (e.g. universal)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the variants' data (built once per folder)")
     args = parser.parse_args()
     path = os.path.join(RESULTS, "text_robustness.json")
     results = json.load(open(path)) if os.path.exists(path) else {"rows": []}
-    rows = {(r["set"], r.get("seed", 0)): r for r in results["rows"]}
+    rows = {(r["set"], r.get("seed", 0), r.get("start", "scratch")): r for r in results["rows"]}
 
     def ordered():
-        return [rows[key] for key in sorted(rows, key=lambda key: (list(ROWS).index(key[0]), key[1]))]
+        return [rows[key] for key in sorted(rows, key=lambda key: (list(ROWS).index(key[0]), key[1], key[2]))]
 
     for name in args.only:
-        key = (name, args.seed)
+        key = (name, args.seed, _start(args))
         if key in rows and name not in args.rerun:
             continue
         import shutil
@@ -272,6 +282,7 @@ def main():
 COLUMNS = [
     "set",
     "seed",
+    "start",
     "images",
     "test_n",
     "exact_match",
