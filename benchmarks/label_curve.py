@@ -10,6 +10,8 @@ scored on the same test split (case-insensitively with ``--case lower``). N = 0 
 (from scratch reads nothing: 0). A call cut off resumes: finished points are read back from their run
 folders under ``--work``, and a point's run cut off mid-training resumes where it stopped. Writes
 ``benchmarks/results/label_curve_<name>.json`` (rows, machine, commands), a PNG plot beside it and a Markdown table.
+Each point also says the share of test images kept when only readings right 99% of the time are accepted
+(``kept_at_99``: the evaluation report's abstention, ``--min-confidence`` at the lowest such threshold).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ def main(argv=None) -> int:
                 else:
                     report = evaluate_text_dataset("universal", test_set, case=args.case)
                     row.update(exact_match=report["exact_match"], cer=report["cer"], train_seconds=0.0)
+                    row.update(kept_at_99=kept_at_99(report))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 continue
@@ -117,6 +120,7 @@ def main(argv=None) -> int:
                 cer=test_report.get("cer"),
                 train_seconds=round(time.perf_counter() - begin, 1),
                 steps=summary.get("steps"),
+                kept_at_99=kept_at_99(_read_json(os.path.join(out, "test_report.json"))),
             )
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -133,7 +137,7 @@ def main(argv=None) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "rows": rows,
     }
-    payload["table"] = table(rows, ["labels", "start", "exact_match", "cer", "train_seconds"])
+    payload["table"] = table(rows, ["labels", "start", "exact_match", "cer", "kept_at_99", "train_seconds"])
     os.makedirs(args.results, exist_ok=True)
     path = os.path.join(args.results, f"label_curve_{name}.json")
     with open(path + ".tmp", "w") as f:
@@ -142,6 +146,20 @@ def main(argv=None) -> int:
     plot(rows, os.path.join(args.results, f"label_curve_{name}.png"), name)
     print(payload["table"])
     return 0
+
+
+def kept_at_99(report: dict) -> float | None:
+    """The share of test images whose readings are kept when only those right 99% of the time are accepted
+    (the evaluation report's ``abstention``: ``--min-confidence`` at the lowest such threshold)."""
+    abstention = report.get("abstention") or {}
+    return abstention.get("coverage_at_target")
+
+
+def _read_json(path: str) -> dict:
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
 
 
 def dataset_root(data: str) -> str:

@@ -219,6 +219,8 @@ def run_row(name: str, args) -> dict:
         command_case = f" && recaptcha-tf evaluate --model {out} --data {data} --subset test --case lower"
     else:
         command_case = ""
+        report = os.path.join(out, "test_report.json")
+        test = {**test, **(json.load(open(report)) if os.path.isfile(report) else {})}
     size = config.get("image_size")
     return {
         "set": name,
@@ -228,6 +230,7 @@ def run_row(name: str, args) -> dict:
         "test_n": test.get("n"),
         "exact_match": test.get("exact_match", test.get("top1")),
         "cer": test.get("cer", ""),
+        "kept_at_99": (test.get("abstention") or {}).get("coverage_at_target", ""),  # --min-confidence at 99% right
         "train_minutes": round(summary["train_seconds"] / 60, 2),
         "steps": summary.get("steps"),
         "step_seconds": config.get("step_seconds"),
@@ -287,6 +290,7 @@ COLUMNS = [
     "test_n",
     "exact_match",
     "cer",
+    "kept_at_99",
     "train_minutes",
     "steps",
     "input",

@@ -42,6 +42,9 @@ def test_the_label_curve_scores_every_count_from_both_starts_on_one_test_split(t
     assert payload["test_images"] + payload["pool_images"] == 40
     assert rows[0]["exact_match"] == 0.0 and all(0 <= r["exact_match"] <= 1 for r in rows)
     assert all(r["train_seconds"] > 0 for r in rows if r["labels"])
+    kept = [r["kept_at_99"] for r in rows if r["start"] == "universal" or r["labels"]]
+    assert all(0 <= k <= 1 for k in kept)  # the share kept at 99% precision, from each point's test report
+    assert "kept_at_99" in payload["table"]
     splits = [json.load(open(tmp_path / "work" / "tiny" / f"split-{n}.json")) for n in (8, payload["pool_images"])]
     assert splits[0]["test"] == splits[1]["test"]  # one fixed test split for every point
     small = {p for p, _ in splits[0]["train"] + splits[0]["val"]}
