@@ -95,6 +95,22 @@ def test_the_results_page_has_a_table_per_machine(site):
         assert any("<table" in s for s in matching), f"the section of machine {title!r} has no table"
 
 
+def test_the_shipped_models_page_shows_every_label_curve_from_its_json(site):
+    page = site("shipped-models")
+    assert "docs:label-curves" not in page  # the marker was filled
+    for path in glob.glob(os.path.join(ROOT, "benchmarks", "results", "label_curve_*.json")):
+        with open(path) as f:
+            data = json.load(f)
+        name = os.path.basename(path)[len("label_curve_") : -len(".json")]
+        heading = rf"<h4[^>]*><code>{re.escape(html.escape(name))}</code>.*?</h4>"
+        found = re.search(heading + r"(.*?)(?=<h[1-4]|$)", page, re.S)
+        assert found and "<table" in found.group(1), f"no label-curve table for {name}"
+        section = found.group(1)
+        for row in data["rows"]:
+            if row["exact_match"]:
+                assert f"{row['exact_match']:.4g}" in section, f"{name}: {row} is not in the table"
+
+
 def test_generated_pages_are_not_committed():
     for path in ("docs/reference/cli.md", "docs/reference/models.md", "docs/results.md"):
         assert not os.path.exists(os.path.join(ROOT, path)), f"{path} is generated at build time (tools/docs_hooks.py)"

@@ -7,7 +7,8 @@ Nothing generated is committed. At build time this adds
 * ``results.md``: every benchmark result, one table per machine, from ``benchmarks/results/*.json``;
 * ``results/files/*``: those JSON files and figures themselves, so pages can link them;
 
-and fills two hand-written pages: the layers table of ``architecture.md`` (its ``<!-- docs:layers -->`` marker)
+and fills hand-written pages: the layers table of ``architecture.md`` (its ``<!-- docs:layers -->`` marker), the
+label curves of ``shipped-models.md`` (``<!-- docs:label-curves -->``, from ``benchmarks/results/label_curve_*.json``)
 and the kill-and-resume table at the end of ``reliability.md``. Links from the hand-written pages to
 ``benchmarks/results/...`` in the repository (right on GitHub) are pointed at the published copies.
 """
@@ -33,6 +34,7 @@ CLI_PAGE = "reference/cli.md"
 MODELS_PAGE = "reference/models.md"
 RESULTS_PAGE = "results.md"
 LAYERS_MARKER = "<!-- docs:layers -->"
+LABEL_CURVES_MARKER = "<!-- docs:label-curves -->"
 _REPO_RESULTS_LINK = re.compile(r"\]\(((?:\.\./)+benchmarks/results/[^)#\s]+)((?:#[^)\s]*)?)\)")
 
 _cache: dict[str, str] = {}  # `mkdocs serve` rebuilds often: build the models only once
@@ -73,6 +75,8 @@ def on_page_markdown(markdown, page, config, files):
     depth = "../" * uri.count("/")
     if LAYERS_MARKER in markdown:
         markdown = markdown.replace(LAYERS_MARKER, docs_pages.layers_table())
+    if LABEL_CURVES_MARKER in markdown:
+        markdown = markdown.replace(LABEL_CURVES_MARKER, docs_pages.label_curves(page_dir=depth))
     if uri == "reliability.md":
         markdown = markdown.rstrip() + "\n\n" + docs_pages.faults_section(page_dir=depth)
     return _REPO_RESULTS_LINK.sub(lambda m: _published(m, uri), markdown)

@@ -668,6 +668,63 @@ def faults_section(path: str = os.path.join(RESULTS, "faults.json"), page_dir: s
     )
 
 
+# ----------------------------------------------------------------------------- label curves
+
+
+def _minutes(seconds) -> str:
+    return f"{seconds / 60:.1f}" if isinstance(seconds, (int, float)) and seconds else ""
+
+
+def label_curve_section(path: str, page_dir: str = "") -> str:
+    """One set's label curve (``benchmarks/label_curve.py`` -> ``label_curve_<set>.json``): exact match against the
+    number of labelled images, from scratch and from ``universal``, with the share kept at 99% precision."""
+    with open(path) as f:
+        data = json.load(f)
+    name = os.path.basename(path)[len("label_curve_") : -len(".json")]
+    by_count: dict[int, dict[str, dict]] = {}
+    for row in data.get("rows") or []:
+        by_count.setdefault(row["labels"], {})[row["start"]] = row
+    rows = []
+    for count in sorted(by_count):
+        scratch, universal = by_count[count].get("scratch", {}), by_count[count].get("universal", {})
+        rows.append(
+            [
+                cell(count),
+                cell(scratch.get("exact_match")),
+                cell(_minutes(scratch.get("train_seconds"))),
+                cell(universal.get("exact_match")),
+                cell(_minutes(universal.get("train_seconds"))),
+                cell(universal.get("kept_at_99")),
+            ]
+        )
+    header = ["labelled images", "from scratch", "minutes", "from `universal`", "minutes", "kept at 99% (universal)"]
+    machine = machine_title(machine_key(data.get("machine")))
+    budget = data.get("minutes_per_point")
+    return "\n".join(
+        [
+            f"#### `{name}`",
+            "",
+            f"`{data.get('command', '')}`: a fixed test split of {data.get('test_images')} images, a pool of "
+            f"{data.get('pool_images')}, scored with `--case {data.get('case', 'keep')}`"
+            + (f", each point held to {budget:g} minutes of training" if budget else "")
+            + f"; {machine}, {data.get('date', 'date not recorded')}. Minutes are the command's, evaluation included.",
+            "",
+            md_table(header, rows),
+            "",
+            f"![label curve: {name}]({page_dir}{RESULT_FILES}/label_curve_{name}.png)"
+            if os.path.isfile(path[: -len(".json")] + ".png")
+            else "",
+            "",
+        ]
+    )
+
+
+def label_curves(folder: str = RESULTS, page_dir: str = "") -> str:
+    """Every set's label curve, captcha-v2 (the real set) first: the ``<!-- docs:label-curves -->`` marker."""
+    paths = sorted(glob.glob(os.path.join(folder, "label_curve_*.json")), key=lambda p: ("captcha-v2" not in p, p))
+    return "\n".join(label_curve_section(p, page_dir) for p in paths) or "No label curve has been run yet.\n"
+
+
 # ----------------------------------------------------------------------------- architecture
 
 
@@ -694,12 +751,13 @@ def layers_table(pyproject: str = os.path.join(ROOT, "pyproject.toml")) -> str:
     )
 
 
-if __name__ == "__main__":  # preview one page: python tools/docs_pages.py cli|models|results|faults|layers
+if __name__ == "__main__":  # preview one page: python tools/docs_pages.py cli|models|results|faults|layers|label-curves
     pages = {
         "cli": cli_page,
         "models": models_page,
         "results": results_page,
         "faults": faults_section,
         "layers": layers_table,
+        "label-curves": label_curves,
     }
     print(pages[sys.argv[1]]() if len(sys.argv) > 1 else textwrap.dedent(__doc__))
