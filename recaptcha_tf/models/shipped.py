@@ -7,28 +7,5 @@ TensorFlow (importing this package imports Keras), so that the command line chec
 this module is its home among the models.
 """
 
-from recaptcha_tf.utils.shipped import (
-    ENV_VAR,
-    MANIFEST,
-    ShippedModel,
-    ShippedModelError,
-    UnknownShippedModel,
-    pretrained_dir,
-    resolve_model_source,
-    resolve_shipped,
-    shipped_models,
-    write_manifest_entry,
-)
-
-__all__ = [
-    "ENV_VAR",
-    "MANIFEST",
-    "ShippedModel",
-    "ShippedModelError",
-    "UnknownShippedModel",
-    "pretrained_dir",
-    "resolve_model_source",
-    "resolve_shipped",
-    "shipped_models",
-    "write_manifest_entry",
-]
+from recaptcha_tf.utils.shipped import *  # noqa: F403  (the public names, listed once in its __all__)
+from recaptcha_tf.utils.shipped import __all__  # noqa: F401
