@@ -34,6 +34,21 @@ def test_classification_report_on_a_hand_built_case():
     assert r["class_names"] == ["a", "b", "c"]
 
 
+def test_one_macro_f1_for_reports_and_the_abstention_threshold():
+    from recaptcha_tf.evaluation.calibration import choose_min_confidence
+    from recaptcha_tf.evaluation.metrics import macro_f1
+
+    labels = [0, 0, 1, 1]
+    predicted = [0, 2, 1, 1]  # class 2 is predicted once and never present
+    # per present class: F1(0) = 2/3 (1 right, 1 missed), F1(1) = 1; absent class 2 is not averaged in
+    assert macro_f1(predicted, labels) == pytest.approx((2 / 3 + 1) / 2)
+    probs = np.eye(3)[predicted] * 0.9 + 0.1 / 3
+    report = classification_report(probs, labels, ["a", "b", "c"])
+    assert report["macro_f1"] == pytest.approx(macro_f1(predicted, labels))
+    chosen = choose_min_confidence(probs, labels, ["a", "b", "other"])  # no threshold: the plain arg-max's macro-F1
+    assert chosen["macro_f1_without"] == pytest.approx(macro_f1(predicted, labels))
+
+
 def test_top_k():
     probs = np.array([[0.5, 0.3, 0.2, 0.0], [0.1, 0.2, 0.3, 0.4]])
     assert top_k_accuracy(probs, [2, 0], 1) == 0.0

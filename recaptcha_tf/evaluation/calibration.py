@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from recaptcha_tf.evaluation.metrics import macro_f1
 from recaptcha_tf.inference.abstention import abstaining_argmax, background_index
 
 BACKGROUND_SCORE = 0.7  # a background tile scoring this much for an object class counts as a false positive
@@ -86,17 +87,6 @@ def abstain(probs: np.ndarray, class_names: Sequence[str], min_confidence: float
     background class (as :func:`recaptcha_tf.inference.abstention.apply_min_confidence` answers)."""
     b = background_index(class_names)
     return np.asarray(probs).argmax(axis=1) if b is None else abstaining_argmax(probs, b, min_confidence)
-
-
-def macro_f1(predicted: np.ndarray, labels: Sequence[int], classes: int) -> float:
-    labels = np.asarray(labels)
-    scores = []
-    for c in range(classes):
-        tp = np.sum((predicted == c) & (labels == c))
-        fp, fn = np.sum((predicted == c) & (labels != c)), np.sum((predicted != c) & (labels == c))
-        if tp + fp + fn:
-            scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else 0.0
 
 
 def choose_min_confidence(

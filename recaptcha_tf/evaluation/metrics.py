@@ -21,6 +21,20 @@ def top_k_accuracy(probs: np.ndarray, labels: Sequence[int], k: int) -> float:
     return float(np.mean([lab in row for lab, row in zip(labels, top)]))
 
 
+def macro_f1(predicted: Sequence[int], labels: Sequence[int], classes: int | None = None) -> float:
+    """Macro-F1 of ``predicted`` against ``labels`` (class indices), averaged over the classes present in ``labels``,
+    so a held-out folder without some class is not penalised for it (a class predicted but absent still costs the
+    present classes their precision). ``classes`` is accepted for the callers that know it; it changes nothing."""
+    from sklearn import metrics
+
+    labels = np.asarray(labels, dtype=int)
+    present = sorted(set(labels.tolist()))
+    if not present:
+        return 0.0
+    return float(metrics.f1_score(labels, np.asarray(predicted, dtype=int), labels=present, average="macro",
+                                  zero_division=0))  # fmt: skip
+
+
 def classification_report(probs: np.ndarray, labels: Sequence[int], class_names: Sequence[str]) -> dict:
     """Single-label report.
 
@@ -44,16 +58,15 @@ def classification_report(probs: np.ndarray, labels: Sequence[int], class_names:
     precision, recall, f1, support = metrics.precision_recall_fscore_support(
         labels, pred, labels=list(range(k)), zero_division=0
     )
-    # Macro averages run over the classes present in the evaluated data, so a
+    # Macro averages run over the classes present in the evaluated data (macro_f1), so a
     # held-out folder without some class is not penalised for it.
-    macro_f1 = float(np.mean(f1[present])) if present else 0.0
     balanced = float(np.mean(recall[present])) if present else 0.0
     return {
         "n": int(len(labels)),
         "top1": float(np.mean(pred == labels)),
         "top3": top_k_accuracy(probs, labels, 3),
         "balanced_accuracy": balanced,
-        "macro_f1": macro_f1,
+        "macro_f1": macro_f1(pred, labels),
         "per_class": {
             name: {
                 "precision": float(precision[i]),
