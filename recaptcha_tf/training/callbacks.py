@@ -110,6 +110,50 @@ class TextMetrics(keras.callbacks.Callback):
                 logs["val_cer_then_loss"] = cer_then_loss(logs["val_cer"], logs["val_loss"])
 
 
+class StartingPoint(keras.callbacks.Callback):
+    """Makes the weights a run starts from the first candidate for its best checkpoint (``--weights`` a reader).
+
+    Fine-tuning a trained reader on a handful of labels can leave it worse than it started: twenty images and a
+    thousand steps overfit. Before the first step of a fresh run this scores the starting weights on the validation
+    images (as :class:`TextMetrics` does), saves them as the run's best model (``OUT/model.keras``) and records the
+    score in ``OUT/starting_point.json``; :class:`AtomicModelCheckpoint` reads that score as the value to beat, so an
+    epoch replaces the starting weights only when it reads the validation images better (at an equal CER the epoch,
+    which has seen the labels, wins: the start's tie-break loss counts as the largest). A resumed run reads the file
+    back; a run that already has epochs logged without it is left as it was.
+
+    Place it after the :class:`TextMetrics` it scores with, before the checkpoint.
+    """
+
+    def __init__(self, metrics: TextMetrics, out_dir: str):
+        super().__init__()
+        self.metrics, self.out_dir = metrics, out_dir
+
+    def on_train_begin(self, logs=None):
+        folder = RunFolder(self.out_dir)
+        path = folder.file(RunFolder.STARTING_POINT)
+        if os.path.isfile(path) or best_logged_value(folder.history, "val_cer_then_loss", "min") is not None:
+            return
+        scores: dict = {}
+        self.metrics.set_model(self.model)
+        self.metrics.on_epoch_end(-1, scores)
+        value = cer_then_loss(scores["val_cer"], 10.0)
+        os.makedirs(folder.path, exist_ok=True)
+        tmp = folder.file("partial-start-" + RunFolder.MODEL)
+        self.model.save(tmp, overwrite=True)
+        _fsync(tmp)
+        os.replace(tmp, folder.model)
+        folder.write_json(
+            {"monitor": "val_cer_then_loss", "value": value, "val_cer": scores["val_cer"],
+             "val_exact_match": scores["val_exact_match"]},
+            RunFolder.STARTING_POINT,
+        )  # fmt: skip
+        log.info(
+            "the starting weights read %.3f of the validation images (CER %.4f): an epoch replaces them if better",
+            scores["val_exact_match"],
+            scores["val_cer"],
+        )
+
+
 BLANK_PLATEAU = 0.9  # a text model reading at least this share of validation images as empty is on the plateau
 
 
@@ -421,18 +465,25 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """``ModelCheckpoint`` that writes to a temporary file and renames it, so a kill never leaves half a model.
 
     With ``csv_path``, the best value so far is re-read from the (repaired) CSV log
-    when training begins, so a resumed run keeps the true best.
+    when training begins, so a resumed run keeps the true best. With ``starting_point`` (the JSON
+    :class:`StartingPoint` writes, when it exists) its value is the one to beat if it is better.
     """
 
-    def __init__(self, filepath: str, csv_path: str | None = None, **kwargs):
+    def __init__(self, filepath: str, csv_path: str | None = None, starting_point: str | None = None, **kwargs):
         super().__init__(filepath, **kwargs)
-        self.csv_path = csv_path
+        self.csv_path, self.starting_point = csv_path, starting_point
 
     def on_train_begin(self, logs=None):
         if self.csv_path:
             best = best_logged_value(self.csv_path, self.monitor, self.mode)
             if best is not None:
                 self.best = best
+        if self.starting_point and os.path.isfile(self.starting_point):
+            with open(self.starting_point) as f:
+                start = json.load(f)
+            if start.get("monitor") == self.monitor:
+                better = min if self.mode == "min" else max
+                self.best = start["value"] if self.best is None else better(self.best, start["value"])
 
     def _save_model(self, epoch, batch, logs):
         filepath = self._get_file_path(epoch, batch, logs)
@@ -487,6 +538,7 @@ def standard_callbacks(
         AtomicModelCheckpoint(
             os.path.join(out_dir, BEST_MODEL),
             csv_path=csv_path,
+            starting_point=RunFolder(out_dir).file(RunFolder.STARTING_POINT),
             monitor=monitor,
             mode=mode,
             save_best_only=True,

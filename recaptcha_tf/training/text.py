@@ -198,12 +198,20 @@ class TextRun(TrainingRun):
     def callbacks(self, schedule: Schedule) -> tuple[list, list]:
         from recaptcha_tf.data.pipeline import make_dataset
         from recaptcha_tf.inference.decoding import decode_text_outputs
-        from recaptcha_tf.training.callbacks import BlankPlateauWarning, PredictionSamples, TextMetrics, TimeBudget
+        from recaptcha_tf.training.callbacks import (
+            BlankPlateauWarning,
+            PredictionSamples,
+            StartingPoint,
+            TextMetrics,
+            TimeBudget,
+        )
         from recaptcha_tf.training.distribute import unsharded
 
         o, d, kind, characters = self.o, self.o["defaults"], self.o["kind"], self.vocab.characters
         val_images = unsharded(make_dataset(self.val_sources, None, cache=True, **self.common))
         first = [TextMetrics(val_images, self.val_texts, characters, kind)]
+        if o["weights_given"] and str(self.plan.weights).endswith(".keras"):  # a trained reader: never end worse
+            first.append(StartingPoint(first[0], self.plan.out))
         steps = schedule.epochs * schedule.steps_per_epoch
         self.plateau = BlankPlateauWarning(
             steps=max(1, steps // 3),

@@ -70,6 +70,7 @@ class RunFolder:
     TEST_PREDICTIONS: ClassVar[str] = "test_predictions.png"
     EXPORT: ClassVar[str] = "export"
     BALANCED_IMAGES: ClassVar[str] = "balanced_images"
+    STARTING_POINT: ClassVar[str] = "starting_point.json"  # a trained reader's validation score before training
 
     # What `train --overwrite` removes: the training state, never exports or the user's own files.
     TRAINING_STATE: ClassVar[tuple[str, ...]] = (
@@ -87,6 +88,7 @@ class RunFolder:
         TEST_REPORT,
         TEST_CONFUSION,
         TEST_PREDICTIONS,
+        STARTING_POINT,
     )
 
     def __post_init__(self):

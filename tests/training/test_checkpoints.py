@@ -128,3 +128,59 @@ def test_re_running_a_finished_run_keeps_it_and_a_changed_one_trains(tmp_path, c
     assert "training had finished, nothing to do" in caplog.text
     changed = train_classifier(data, out, **{**kwargs, "learning_rate": 5e-3})
     assert changed["epochs_this_session"] == 1
+
+
+def test_a_reader_it_starts_from_stays_the_best_model_until_an_epoch_reads_better(tmp_path):
+    """StartingPoint saves the starting weights as the best model and records their score; the checkpoint replaces
+    them only with an epoch that reads the validation images better, also after a resume."""
+    import json
+
+    import keras
+    import numpy as np
+
+    from recaptcha_tf.training.callbacks import AtomicModelCheckpoint, StartingPoint, cer_then_loss
+    from recaptcha_tf.utils.run_folder import RunFolder
+
+    class Scores(keras.callbacks.Callback):  # TextMetrics as the starting weights would score: CER 0.2
+        def on_epoch_end(self, epoch, logs=None):
+            logs.update(val_cer=0.2, val_exact_match=0.5)
+
+    def model(value):
+        net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, kernel_initializer="zeros")])
+        net.layers[-1].set_weights([np.full((2, 1), value, "float32"), np.zeros(1, "float32")])
+        return net
+
+    folder = RunFolder(str(tmp_path / "run"))
+    start = StartingPoint(Scores(), folder.path)
+    start.set_model(model(1.0))
+    start.on_train_begin()
+    recorded = json.load(open(folder.file(RunFolder.STARTING_POINT)))
+    assert recorded["value"] == cer_then_loss(0.2, 10.0) and recorded["val_exact_match"] == 0.5
+
+    def checkpoint(weights_value):
+        callback = AtomicModelCheckpoint(
+            folder.model,
+            csv_path=folder.history,
+            starting_point=folder.file(RunFolder.STARTING_POINT),
+            monitor="val_cer_then_loss",
+            mode="min",
+            save_best_only=True,
+        )
+        callback.set_model(model(weights_value))
+        callback.on_train_begin()
+        return callback
+
+    def saved_kernel():
+        return float(keras.saving.load_model(folder.model, safe_mode=True).layers[-1].get_weights()[0][0, 0])
+
+    assert saved_kernel() == 1.0  # the starting weights are the best model before any epoch
+    worse = checkpoint(2.0)
+    worse.on_epoch_end(0, {"val_cer_then_loss": cer_then_loss(0.3, 1.0)})
+    assert saved_kernel() == 1.0  # a worse epoch does not replace them
+    tied = checkpoint(3.0)  # a resumed run: the value to beat is read back from the file
+    assert tied.best == recorded["value"]
+    tied.on_epoch_end(1, {"val_cer_then_loss": cer_then_loss(0.2, 1.0)})
+    assert saved_kernel() == 3.0  # an equal CER: the epoch, which has seen the labels, wins
+
+    start.on_train_begin()  # a second call (a resume) keeps the record as it is
+    assert json.load(open(folder.file(RunFolder.STARTING_POINT))) == recorded
