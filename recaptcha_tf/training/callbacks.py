@@ -117,16 +117,17 @@ class StartingPoint(keras.callbacks.Callback):
     thousand steps overfit. Before the first step of a fresh run this scores the starting weights on the validation
     images (as :class:`TextMetrics` does), saves them as the run's best model (``OUT/model.keras``) and records the
     score in ``OUT/starting_point.json``; :class:`AtomicModelCheckpoint` reads that score as the value to beat, so an
-    epoch replaces the starting weights only when it reads the validation images better (at an equal CER the epoch,
-    which has seen the labels, wins: the start's tie-break loss counts as the largest). A resumed run reads the file
-    back; a run that already has epochs logged without it is left as it was.
+    epoch replaces the starting weights only when it reads the validation images better: a lower CER, or the same
+    CER at a lower validation loss (:func:`cer_then_loss`; with no ``validation`` dataset to take the start's loss
+    from, it counts as the largest, and at an equal CER the epoch wins). A resumed run reads the file back; a run
+    that already has epochs logged without it is left as it was.
 
     Place it after the :class:`TextMetrics` it scores with, before the checkpoint.
     """
 
-    def __init__(self, metrics: TextMetrics, out_dir: str):
+    def __init__(self, metrics: TextMetrics, out_dir: str, validation: tf.data.Dataset | None = None):
         super().__init__()
-        self.metrics, self.out_dir = metrics, out_dir
+        self.metrics, self.out_dir, self.validation = metrics, out_dir, validation
 
     def on_train_begin(self, logs=None):
         folder = RunFolder(self.out_dir)
@@ -136,14 +137,17 @@ class StartingPoint(keras.callbacks.Callback):
         scores: dict = {}
         self.metrics.set_model(self.model)
         self.metrics.on_epoch_end(-1, scores)
-        value = cer_then_loss(scores["val_cer"], 10.0)
+        loss = 10.0
+        if self.validation is not None:
+            loss = float(self.model.evaluate(self.validation, verbose=0, return_dict=True)["loss"])
+        value = cer_then_loss(scores["val_cer"], loss)
         os.makedirs(folder.path, exist_ok=True)
         tmp = folder.file("partial-start-" + RunFolder.MODEL)
         self.model.save(tmp, overwrite=True)
         _fsync(tmp)
         os.replace(tmp, folder.model)
         folder.write_json(
-            {"monitor": "val_cer_then_loss", "value": value, "val_cer": scores["val_cer"],
+            {"monitor": "val_cer_then_loss", "value": value, "val_cer": scores["val_cer"], "val_loss": loss,
              "val_exact_match": scores["val_exact_match"]},
             RunFolder.STARTING_POINT,
         )  # fmt: skip

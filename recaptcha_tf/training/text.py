@@ -211,7 +211,7 @@ class TextRun(TrainingRun):
         val_images = unsharded(make_dataset(self.val_sources, None, cache=True, **self.common))
         first = [TextMetrics(val_images, self.val_texts, characters, kind)]
         if o["weights_given"] and str(self.plan.weights).endswith(".keras"):  # a trained reader: never end worse
-            first.append(StartingPoint(first[0], self.plan.out))
+            first.append(StartingPoint(first[0], self.plan.out, validation=self.val_ds))
         steps = schedule.epochs * schedule.steps_per_epoch
         self.plateau = BlankPlateauWarning(
             steps=max(1, steps // 3),

@@ -187,4 +187,5 @@ def test_train_text_weights_takes_a_shipped_reader_and_its_input(shipped_reader,
     assert started and "bilstm1" in started[0] and "3 of 3 output rows" in started[0]
     start = json.load(open(os.path.join(out, "starting_point.json")))  # the reader was the first candidate
     assert start["monitor"] == "val_cer_then_loss" and 0 <= start["val_cer"] <= start["value"]
+    assert start["value"] == pytest.approx(start["val_cer"] + 1e-7 * min(start["val_loss"], 10.0))  # its own loss
     assert any(r.getMessage().startswith("the starting weights read") for r in caplog.records)
