@@ -111,14 +111,16 @@ def main(argv=None) -> int:
             if os.path.isfile(os.path.join(out, "summary.json")):  # finished in an earlier call: the curve resumes
                 with open(os.path.join(out, "summary.json")) as f:
                     summary = json.load(f)
-                begin -= summary.get("train_seconds", 0.0)
+                wall = None
             else:  # a run cut off in an earlier call resumes where it stopped
                 summary = recaptcha_tf.train(task="text", data=args.data, out=out, **options).summary
+                wall = round(time.perf_counter() - begin, 1)
             test_report = summary.get("test", {})
             row.update(
                 exact_match=test_report.get("exact_match"),
                 cer=test_report.get("cer"),
-                train_seconds=round(time.perf_counter() - begin, 1),
+                train_seconds=round(summary.get("train_seconds", 0.0), 1),  # fitting only, as the run records it
+                command_seconds=wall,  # this call's wall time of the point (None: read back from an earlier call)
                 steps=summary.get("steps"),
                 kept_at_99=kept_at_99(_read_json(os.path.join(out, "test_report.json"))),
             )

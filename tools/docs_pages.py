@@ -697,7 +697,8 @@ def label_curve_section(path: str, page_dir: str = "") -> str:
                 cell(universal.get("kept_at_99")),
             ]
         )
-    header = ["labelled images", "from scratch", "minutes", "from `universal`", "minutes", "kept at 99% (universal)"]
+    header = ["labelled images", "from scratch", "training minutes", "from `universal`", "training minutes",
+              "kept at 99% (universal)"]  # fmt: skip
     machine = machine_title(machine_key(data.get("machine")))
     budget = data.get("minutes_per_point")
     return "\n".join(
@@ -707,7 +708,7 @@ def label_curve_section(path: str, page_dir: str = "") -> str:
             f"`{data.get('command', '')}`: a fixed test split of {data.get('test_images')} images, a pool of "
             f"{data.get('pool_images')}, scored with `--case {data.get('case', 'keep')}`"
             + (f", each point held to {budget:g} minutes of training" if budget else "")
-            + f"; {machine}, {data.get('date', 'date not recorded')}. Minutes are the command's, evaluation included.",
+            + f"; {machine}, {data.get('date', 'date not recorded')}. Minutes are each run's own training time.",
             "",
             md_table(header, rows),
             "",
