@@ -38,7 +38,7 @@ ROWS = [
         {"labels": 100, "start": "universal"},
         "exact_match",
         "exact match, case-insensitive",
-        "train_seconds",  # the label curve's point: the whole command, in seconds
+        "train_seconds",  # the label curve's point: its run's own training time, in seconds
     ),
     (
         "text",

@@ -67,6 +67,7 @@ def main(argv=None) -> int:
     import recaptcha_tf
     from recaptcha_tf.data.text.formats import load_text_dataset
     from recaptcha_tf.evaluation.workflow import evaluate_text_dataset
+    from recaptcha_tf.utils.run_folder import RunFolder
     from recaptcha_tf.utils.shipped import shipped_models
 
     name = args.name or os.path.basename(os.path.normpath(args.data))
@@ -108,9 +109,8 @@ def main(argv=None) -> int:
             if start == "universal":
                 options["weights"] = "universal"
             begin = time.perf_counter()
-            if os.path.isfile(os.path.join(out, "summary.json")):  # finished in an earlier call: the curve resumes
-                with open(os.path.join(out, "summary.json")) as f:
-                    summary = json.load(f)
+            summary = RunFolder(out).read_json(RunFolder.SUMMARY)  # finished in an earlier call: the curve resumes
+            if summary is not None:
                 wall = None
             else:  # a run cut off in an earlier call resumes where it stopped
                 summary = recaptcha_tf.train(task="text", data=args.data, out=out, **options).summary
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
                 train_seconds=round(summary.get("train_seconds", 0.0), 1),  # fitting only, as the run records it
                 command_seconds=wall,  # this call's wall time of the point (None: read back from an earlier call)
                 steps=summary.get("steps"),
-                kept_at_99=kept_at_99(_read_json(os.path.join(out, "test_report.json"))),
+                kept_at_99=kept_at_99(RunFolder(out).read_json(RunFolder.TEST_REPORT) or {}),
             )
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -155,13 +155,6 @@ def kept_at_99(report: dict) -> float | None:
     (the evaluation report's ``abstention``: ``--min-confidence`` at the lowest such threshold)."""
     abstention = report.get("abstention") or {}
     return abstention.get("coverage_at_target")
-
-
-def _read_json(path: str) -> dict:
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
 
 
 def dataset_root(data: str) -> str:

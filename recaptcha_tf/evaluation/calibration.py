@@ -97,10 +97,9 @@ def choose_min_confidence(
     Returns:
         ``{"min_confidence", "macro_f1", "macro_f1_without"}``.
     """
-    k = len(class_names)
-    without = macro_f1(np.asarray(probs).argmax(axis=1), labels, k)
+    without = macro_f1(np.asarray(probs).argmax(axis=1), labels)
     if background_index(class_names) is None:
         return {"min_confidence": None, "macro_f1": without, "macro_f1_without": without}
-    scored = [(macro_f1(abstain(probs, class_names, float(t)), labels, k), -float(t)) for t in candidates]
+    scored = [(macro_f1(abstain(probs, class_names, float(t)), labels), -float(t)) for t in candidates]
     best, negative = max(scored)
     return {"min_confidence": round(-negative, 2), "macro_f1": best, "macro_f1_without": without}

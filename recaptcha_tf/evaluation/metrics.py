@@ -21,10 +21,10 @@ def top_k_accuracy(probs: np.ndarray, labels: Sequence[int], k: int) -> float:
     return float(np.mean([lab in row for lab, row in zip(labels, top)]))
 
 
-def macro_f1(predicted: Sequence[int], labels: Sequence[int], classes: int | None = None) -> float:
+def macro_f1(predicted: Sequence[int], labels: Sequence[int]) -> float:
     """Macro-F1 of ``predicted`` against ``labels`` (class indices), averaged over the classes present in ``labels``,
     so a held-out folder without some class is not penalised for it (a class predicted but absent still costs the
-    present classes their precision). ``classes`` is accepted for the callers that know it; it changes nothing."""
+    present classes their precision)."""
     from sklearn import metrics
 
     labels = np.asarray(labels, dtype=int)

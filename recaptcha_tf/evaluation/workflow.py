@@ -369,7 +369,7 @@ def calibration_report(probs: np.ndarray, labels, info, challenges: int = 500) -
         predicted = abstain(probs, info.names, info.min_confidence)
         report["abstaining"] = {
             "top1": float(np.mean(predicted == labels)),
-            "macro_f1": macro_f1(predicted, labels, len(info.names)),
+            "macro_f1": macro_f1(predicted, labels),
             "challenge": challenge_report(
                 probs, labels, info.names, count=challenges, min_confidence=info.min_confidence
             )

@@ -141,11 +141,7 @@ class StartingPoint(keras.callbacks.Callback):
         if self.validation is not None:
             loss = float(self.model.evaluate(self.validation, verbose=0, return_dict=True)["loss"])
         value = cer_then_loss(scores["val_cer"], loss)
-        os.makedirs(folder.path, exist_ok=True)
-        tmp = folder.file("partial-start-" + RunFolder.MODEL)
-        self.model.save(tmp, overwrite=True)
-        _fsync(tmp)
-        os.replace(tmp, folder.model)
+        save_atomically(self.model, folder.model)
         folder.write_json(
             {"monitor": "val_cer_then_loss", "value": value, "val_cer": scores["val_cer"], "val_loss": loss,
              "val_exact_match": scores["val_exact_match"]},
@@ -493,15 +489,22 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         filepath = self._get_file_path(epoch, batch, logs)
         if not self._should_save_model(epoch, batch, logs, filepath):
             return
-        folder, name = os.path.split(filepath)
-        os.makedirs(folder or ".", exist_ok=True)
-        tmp = os.path.join(folder, "partial-" + name)
-        if self.save_weights_only:
-            self.model.save_weights(tmp, overwrite=True)
-        else:
-            self.model.save(tmp, overwrite=True)
-        _fsync(tmp)
-        os.replace(tmp, filepath)
+        save_atomically(self.model, filepath, weights_only=self.save_weights_only)
+
+
+def save_atomically(model: keras.Model, filepath: str, weights_only: bool = False) -> str:
+    """Save ``model`` (or only its weights) to ``filepath`` through ``partial-<name>`` beside it, synced, then
+    renamed: a kill at any instant leaves the old file or the new one. Returns ``filepath``."""
+    folder, name = os.path.split(filepath)
+    os.makedirs(folder or ".", exist_ok=True)
+    tmp = os.path.join(folder, "partial-" + name)
+    if weights_only:
+        model.save_weights(tmp, overwrite=True)
+    else:
+        model.save(tmp, overwrite=True)
+    _fsync(tmp)
+    os.replace(tmp, filepath)
+    return filepath
 
 
 def standard_callbacks(
