@@ -211,3 +211,20 @@ def pad_sequences(encoded: Sequence[Sequence[int]], max_length: int) -> np.ndarr
             raise ValueError(f"Label {i} has {len(seq)} characters; the model reads at most {max_length}.")
         out[i, : len(seq)] = seq
     return out
+
+
+def curriculum_dataset(first, rest, first_steps: int, start_step: int = 0):
+    """Batches of ``first`` for the first ``first_steps`` optimizer steps, then batches of ``rest``.
+
+    Args:
+        first, rest: batched datasets that repeat forever (e.g. the short labels, then every image).
+        first_steps: steps drawn from ``first``.
+        start_step: steps already trained (a resumed run): the order goes on from there.
+
+    Returns:
+        A dataset of the same batches, one per step, that repeats forever.
+    """
+    import tensorflow as tf
+
+    selector = tf.data.Dataset.range(start_step, 2**62).map(lambda step: tf.cast(step >= first_steps, tf.int64))
+    return tf.data.Dataset.choose_from_datasets([first, rest], selector)

@@ -54,6 +54,8 @@ TEXT = register_task(
         "label_pattern",
         "val_data",
         "steps",
+        "warmup_fraction",
+        "curriculum",
         "colour",
         "image_column",
         "label_column",

@@ -64,10 +64,11 @@ def build_optimizer(model: keras.Model) -> None:
         model.optimizer.build(model.trainable_variables)
 
 
-def cosine_schedule(learning_rate: float, epochs: int, steps_per_epoch: int, warmup_epochs: int = 1):
-    """Linear warm-up for ``warmup_epochs`` then cosine decay to 0 over the remaining epochs."""
+def cosine_schedule(learning_rate: float, epochs: int, steps_per_epoch: int, warmup_epochs: float = 1):
+    """Linear warm-up over ``warmup_epochs`` epochs' steps (a fraction of an epoch allowed), then cosine decay to 0
+    over the remaining steps."""
     total = max(1, epochs * steps_per_epoch)
-    warmup = min(total - 1, warmup_epochs * steps_per_epoch)
+    warmup = min(total - 1, round(warmup_epochs * steps_per_epoch))
     return keras.optimizers.schedules.CosineDecay(
         0.0 if warmup else learning_rate,
         decay_steps=max(1, total - warmup),

@@ -212,6 +212,7 @@ def fit_run(
     early_stopping=None,
     class_weight: dict | None = None,
     replan=None,
+    warmup_epochs: float = 1,
 ) -> dict:
     """The training skeleton every task shares: write ``config.json``, compile, fit in phases, time it.
 
@@ -220,7 +221,8 @@ def fit_run(
     with the standard callbacks (kill-safe backup per phase, best-model checkpoint, early
     stopping after ``patience`` epochs in the last phase only, TensorBoard, CSV history).
     ``repeat`` says ``train_ds`` repeats forever, so every epoch is ``steps_per_epoch`` batches.
-    ``replan``: see :func:`fit_in_phases`.
+    ``replan``: see :func:`fit_in_phases`. ``warmup_epochs``: the linear warm-up of each phase's schedule, in
+    epochs (a fraction of one allowed).
 
     Returns:
         ``{"epochs_run", "epochs_this_session", "train_seconds"}`` (wall seconds of this call's fitting).
@@ -237,7 +239,7 @@ def fit_run(
     def compile_for(phase_epochs: int, lr: float):
         with dist.scope():
             net.compile(
-                optimizer=make_optimizer(optimizer, cosine_schedule(lr, phase_epochs, steps_per_epoch)),
+                optimizer=make_optimizer(optimizer, cosine_schedule(lr, phase_epochs, steps_per_epoch, warmup_epochs)),
                 loss=loss,
                 metrics=[m.__class__.from_config(m.get_config()) for m in metrics] or None,
             )

@@ -90,6 +90,7 @@ class Schedule:
             (:func:`recaptcha_tf.training.phases.fit_in_phases`).
         config: what the schedule adds to ``config.json`` (step-time measurements, budgets), so that a resumed run
             computes the very same schedule.
+        warmup_epochs: the learning rate's linear warm-up, in epochs (a fraction of one allowed).
     """
 
     epochs: int
@@ -97,6 +98,7 @@ class Schedule:
     repeat: bool = False
     replan: Callable[[float], int] | None = None
     config: dict = dataclasses.field(default_factory=dict)
+    warmup_epochs: float = 1
 
 
 @dataclasses.dataclass
@@ -221,6 +223,7 @@ class TrainingRun:
             early_stopping=objective.early_stopping,
             class_weight=objective.class_weight,
             replan=schedule.replan,
+            warmup_epochs=schedule.warmup_epochs,
         )
         summary = {"out": plan.out, **fitted, **self.summary(fitted, net, schedule)}
         if is_chief_process(self.dist):

@@ -105,7 +105,7 @@ class TextRun(TrainingRun):
         # With a per-image text crop the pipeline's images are a canvas 10-20 times the network's input:
         # augmenting them cost a third of every step. The model then augments its own input, after the crop.
         self.augment_in_model = o["augment"] and fit.region is not None
-        augment = text_augmentation(plan.seed) if o["augment"] and not self.augment_in_model else None
+        self.augment = augment = text_augmentation(plan.seed) if o["augment"] and not self.augment_in_model else None
         train_ds = make_dataset(
             text.sources("train"), text.targets("train", o["kind"]), shuffle=True, seed=plan.seed,
             augment=augment, **self.common,
@@ -193,7 +193,46 @@ class TextRun(TrainingRun):
         config = (
             {"step_seconds": self.step_seconds, "time_budget_minutes": o["time_budget"]} if self.step_seconds else {}
         )
-        return Schedule(self.epochs, steps_per_epoch, repeat=self.repeat, config=config)
+        # only when given, so that the configs (and resume checks) of runs without them stay as they were
+        warmup_epochs = 1.0  # one evaluation's steps: 5% of the default budget
+        if o["warmup_fraction"] is not None:
+            warmup_epochs = o["warmup_fraction"] * self.epochs
+            config["warmup_fraction"] = o["warmup_fraction"]
+        if o["curriculum"]:
+            config["curriculum"] = o["curriculum"]
+            self.start_with_short_labels(round(o["curriculum"] * self.epochs * steps_per_epoch), steps_per_epoch)
+        return Schedule(self.epochs, steps_per_epoch, repeat=self.repeat, config=config, warmup_epochs=warmup_epochs)
+
+    def start_with_short_labels(self, first_steps: int, steps_per_epoch: int) -> None:
+        """``--curriculum``: the first ``first_steps`` optimizer steps train on the images whose labels are at most
+        the training labels' 25th-percentile length (3-4 of 3-8 characters), the rest on every image. A resumed
+        run counts the steps it has done."""
+        from recaptcha_tf.data.pipeline import curriculum_dataset, make_dataset
+        from recaptcha_tf.training.run_folder import finished_epochs
+
+        plan, o = self.plan, self.o
+        if not self.repeat:
+            raise TrainingConfigError("--curriculum orders the steps of the step budget; drop --epochs.")
+        lengths = np.array([len(t) for t in self.text.texts("train")])
+        limit = int(np.percentile(lengths, 25))
+        short = np.flatnonzero(lengths <= limit)
+        if len(short) == len(lengths):
+            log.info("--curriculum: every training label has %d characters or fewer; nothing to order", limit)
+            return
+        sources = self.text.sources("train")
+        short_ds = make_dataset(
+            [sources[i] for i in short], self.text.targets("train", o["kind"])[short], shuffle=True, seed=plan.seed,
+            augment=self.augment, **self.common,
+        ).repeat()  # fmt: skip
+        done = finished_epochs(plan.out, 0) * steps_per_epoch
+        self.train_ds = curriculum_dataset(shard_dataset(self.dist, short_ds), self.train_ds, first_steps, done)
+        log.info(
+            "--curriculum: the first %d steps train on the %d images with labels of %d characters or fewer%s",
+            first_steps,
+            len(short),
+            limit,
+            f" ({done} done)" if done else "",
+        )
 
     def callbacks(self, schedule: Schedule) -> tuple[list, list]:
         from recaptcha_tf.data.pipeline import make_dataset
@@ -334,6 +373,8 @@ def train_text(
     image_column: str | None = None,
     label_column: str | None = None,
     time_budget: float | None = None,
+    warmup_fraction: float | None = None,
+    curriculum: float = 0.0,
 ) -> dict:
     """Train a text CAPTCHA reader (``crnn`` with CTC or ``multihead``).
 
@@ -370,6 +411,10 @@ def train_text(
         grayscale: the classifiers' spelling of ``colour="gray"`` (``--grayscale``); ``True`` with
             ``colour="ink"`` is an error.
         image_column, label_column: Parquet column names (default: detected).
+        warmup_fraction: share of the step budget over which the learning rate rises linearly from 0 (default:
+            one evaluation's steps, 1/20 of the budget).
+        curriculum: share of the step budget trained on the shortest labels only (at most the 25th-percentile
+            length) before every image (default 0: none; needs the step budget, not ``epochs``).
 
     Returns:
         Summary with epochs and steps run, wall time (s), the chosen input, ``plateau`` (the model
@@ -413,6 +458,8 @@ def train_text(
         epochs=epochs,
         steps=steps,
         time_budget=time_budget_minutes(time_budget, d["time_budget_minutes"]),
+        warmup_fraction=warmup_fraction,
+        curriculum=curriculum,
         fractions=split or fractions,
         max_length=max_length,
         val_data=val_data,

@@ -40,6 +40,9 @@ def test_an_option_of_another_task_is_one_error_line(tmp_path, capsys, no_tensor
         (["train", "--task", "text", "--multi-label"], "--multi-label"),
         (["train", "--task", "text", "--balance", "0"], "--balance"),
         (["train", "--task", "text", "--optimizer", "sgd"], "--optimizer"),
+        (["train", "--task", "tiles", "--curriculum", "0.25"], "--curriculum"),
+        (["train", "--task", "chars", "--warmup-fraction", "0.1"], "--warmup-fraction"),
+        (["train", "--task", "text", "--curriculum", "1.5"], None),  # a share: argparse refuses it
         (["tune", "--task", "tiles", "--label-pattern", "(?P<label>.*)"], "--label-pattern"),
     ],
 )

@@ -290,3 +290,53 @@ def test_mobilenet_text_model_trains_in_float32_saves_and_reads_in_safe_mode(tmp
     again = build_model("crnn_mobilenetv2", (32, 96, 1), 4, weights=os.path.join(out, "model.keras"))
     for a, b in zip(find_backbone(again).weights, find_backbone(loaded).weights, strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+
+
+class _LearningRates(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.values = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.values.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+def test_curriculum_dataset_draws_the_first_steps_from_the_first_set_and_resumes_in_order():
+    import tensorflow as tf
+
+    from recaptcha_tf.data.pipeline import curriculum_dataset
+
+    first, rest = tf.data.Dataset.from_tensors(0).repeat(), tf.data.Dataset.from_tensors(1).repeat()
+    assert [int(v) for v in curriculum_dataset(first, rest, 3).take(6)] == [0, 0, 0, 1, 1, 1]
+    assert [int(v) for v in curriculum_dataset(first, rest, 3, start_step=2).take(3)] == [0, 1, 1]
+
+
+def test_warm_up_covers_a_fraction_of_an_epoch_when_asked():
+    from recaptcha_tf.training.callbacks import cosine_schedule
+
+    schedule = cosine_schedule(1e-3, epochs=20, steps_per_epoch=10, warmup_epochs=3.5)
+    assert float(schedule(0)) == 0.0 and float(schedule(35)) == pytest.approx(1e-3)
+    assert float(schedule(17)) == pytest.approx(1e-3 * 17 / 35, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_text_curriculum_and_warm_up_fraction_shape_the_run(tiny_text, tmp_path, caplog):
+    from recaptcha_tf.training.phases import TrainingConfigError
+
+    kwargs = dict(charset=CHARS, image_size=(32, 64), batch_size=8, logdir=None)
+    kwargs["model_kwargs"] = {"rnn_units": 8, "filters": [4, 4, 8, 8]}
+    out, rates = str(tmp_path / "run"), _LearningRates()
+    with caplog.at_level("INFO", logger="recaptcha_tf"):
+        summary = train_text(
+            tiny_text, out, steps=40, curriculum=0.5, warmup_fraction=0.25, callbacks=[rates], patience=0, **kwargs
+        )
+    assert summary["steps"] == 40
+    # 20 evaluations of 2 steps: a quarter of them, 10 steps, of linear warm-up to the peak 1e-3
+    assert rates.values[0] == 0.0 and rates.values[5] == pytest.approx(5e-4, rel=1e-3)
+    assert rates.values[10] == pytest.approx(1e-3, rel=1e-3)
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["curriculum"] == 0.5 and config["warmup_fraction"] == 0.25
+    short = sum(len(label) == 3 for _, label in json.load(open(os.path.join(out, "split.json")))["train"])
+    assert f"--curriculum: the first 20 steps train on the {short} images with labels of 3 characters" in caplog.text
+    with pytest.raises(TrainingConfigError, match="--curriculum"):
+        train_text(tiny_text, str(tmp_path / "epochs"), epochs=1, curriculum=0.5, **kwargs)

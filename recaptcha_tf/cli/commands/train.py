@@ -19,6 +19,7 @@ from recaptcha_tf.cli.options import (
     _Formatter,
     _model_kwargs,
     _non_negative_float,
+    _probability,
     add_training_options,
     check_task_options,
 )
@@ -49,6 +50,22 @@ def add_parser(subparsers):
         help="text: the default --steps are cut to what takes at most this many minutes of training steps on "
         "this machine, timed on a few steps first (default 15; 0: no limit); tiles/chars with pretrained "
         "--weights: the same for the model's recipe epochs (default the recipe's, 30); ignored with --epochs/--steps",
+    )
+    p.add_argument(
+        "--warmup-fraction",
+        type=_probability,
+        default=None,
+        metavar="F",
+        help="text: share of the steps over which the learning rate rises linearly from 0 (default: one "
+        "evaluation's, 0.05)",
+    )
+    p.add_argument(
+        "--curriculum",
+        type=_probability,
+        default=0.0,
+        metavar="F",
+        help="text: share of the steps that train on the shortest labels only (at most the 25th-percentile "
+        "length) before every image; 0: none",
     )
     p.add_argument(
         "--colour",
@@ -219,6 +236,8 @@ def run(args) -> int:
         epochs=args.epochs,
         steps=args.steps,
         time_budget=args.time_budget,
+        warmup_fraction=args.warmup_fraction,
+        curriculum=args.curriculum,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         optimizer=args.optimizer,
