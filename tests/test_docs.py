@@ -111,6 +111,18 @@ def test_the_shipped_models_page_shows_every_label_curve_from_its_json(site):
                 assert f"{row['exact_match']:.4g}" in section, f"{name}: {row} is not in the table"
 
 
+def test_the_shipped_models_page_shows_every_plateau_lever_from_its_json(site):
+    page = site("shipped-models")
+    assert "docs:plateau-levers" not in page
+    with open(os.path.join(ROOT, "benchmarks", "results", "plateau_levers.json")) as f:
+        rows = json.load(f)["rows"]
+    assert rows
+    for row in rows:
+        found = re.search(rf"<tr>\s*<td>{re.escape(row['lever'])}</td>(.*?)</tr>", page, re.S)
+        assert found, f"no row for the {row['lever']} lever"
+        assert f"{row['exact_match']:.4g}" in found.group(1) and f"{row['cer']:.4g}" in found.group(1)
+
+
 def test_generated_pages_are_not_committed():
     for path in ("docs/reference/cli.md", "docs/reference/models.md", "docs/results.md"):
         assert not os.path.exists(os.path.join(ROOT, path)), f"{path} is generated at build time (tools/docs_hooks.py)"

@@ -8,8 +8,9 @@ Nothing generated is committed. At build time this adds
 * ``results/files/*``: those JSON files and figures themselves, so pages can link them;
 
 and fills hand-written pages: the layers table of ``architecture.md`` (its ``<!-- docs:layers -->`` marker), the
-label curves of ``shipped-models.md`` (``<!-- docs:label-curves -->``, from ``benchmarks/results/label_curve_*.json``)
-and the kill-and-resume table at the end of ``reliability.md``. Links from the hand-written pages to
+label curves of ``shipped-models.md`` (``<!-- docs:label-curves -->``, from ``benchmarks/results/label_curve_*.json``),
+its table of the blank plateau's levers (``<!-- docs:plateau-levers -->``, from ``plateau_levers.json``) and the
+kill-and-resume table at the end of ``reliability.md``. Links from the hand-written pages to
 ``benchmarks/results/...`` in the repository (right on GitHub) are pointed at the published copies.
 """
 
@@ -35,6 +36,7 @@ MODELS_PAGE = "reference/models.md"
 RESULTS_PAGE = "results.md"
 LAYERS_MARKER = "<!-- docs:layers -->"
 LABEL_CURVES_MARKER = "<!-- docs:label-curves -->"
+PLATEAU_LEVERS_MARKER = "<!-- docs:plateau-levers -->"
 _REPO_RESULTS_LINK = re.compile(r"\]\(((?:\.\./)+benchmarks/results/[^)#\s]+)((?:#[^)\s]*)?)\)")
 
 _cache: dict[str, str] = {}  # `mkdocs serve` rebuilds often: build the models only once
@@ -77,6 +79,8 @@ def on_page_markdown(markdown, page, config, files):
         markdown = markdown.replace(LAYERS_MARKER, docs_pages.layers_table())
     if LABEL_CURVES_MARKER in markdown:
         markdown = markdown.replace(LABEL_CURVES_MARKER, docs_pages.label_curves(page_dir=depth))
+    if PLATEAU_LEVERS_MARKER in markdown:
+        markdown = markdown.replace(PLATEAU_LEVERS_MARKER, docs_pages.plateau_levers_table())
     if uri == "reliability.md":
         markdown = markdown.rstrip() + "\n\n" + docs_pages.faults_section(page_dir=depth)
     return _REPO_RESULTS_LINK.sub(lambda m: _published(m, uri), markdown)

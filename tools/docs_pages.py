@@ -726,6 +726,47 @@ def label_curves(folder: str = RESULTS, page_dir: str = "") -> str:
     return "\n".join(label_curve_section(p, page_dir) for p in paths) or "No label curve has been run yet.\n"
 
 
+# ----------------------------------------------------------------------------- the blank plateau's levers
+
+
+def plateau_levers_table(path: str = os.path.join(RESULTS, "plateau_levers.json")) -> str:
+    """``benchmarks/plateau_levers.py``'s rows (one training lever each on ``wild-8000``, from scratch) as a table:
+    the ``<!-- docs:plateau-levers -->`` marker."""
+    if not os.path.isfile(path):
+        return "No plateau lever has been measured yet.\n"
+    with open(path) as f:
+        data = json.load(f)
+    rows, machines_seen = [], set()
+    for row in data.get("rows") or []:
+        options = row["command"].split(" --logdir ", 1)[-1].split(" && ")[0].strip()
+        machines_seen.add(machine_title(machine_key(row.get("machine"))))
+        rows.append(
+            [
+                cell(row["lever"]),
+                code(options) if options else "(none)",
+                cell(row.get("exact_match")),
+                cell(row.get("cer")),
+                cell(row.get("left_plateau_step")) if row.get("left_plateau_step") != "" else "never",
+                cell(row.get("steps")),
+                cell(row.get("train_minutes")),
+                cell(row.get("input")),
+            ]
+        )
+    header = ["lever", "options added", "exact match", "CER", "steps when it left the plateau", "steps",
+              "training minutes", "input"]  # fmt: skip
+    dates = sorted((r.get("machine") or {}).get("date", "")[:10] for r in data.get("rows") or [])
+    when = f"{dates[0]} to {dates[-1]}" if dates and dates[0] != dates[-1] else (dates[0] if dates else "")
+    return "\n".join(
+        [
+            md_table(header, rows),
+            "",
+            f"Generated from `benchmarks/results/plateau_levers.json`; {', '.join(sorted(machines_seen))}, {when}, "
+            "one training at a time.",
+            "",
+        ]
+    )
+
+
 # ----------------------------------------------------------------------------- architecture
 
 
