@@ -12,8 +12,9 @@ defaults plus one lever, and scores the test split case-insensitively (``evaluat
   three times the multiply-adds, so fewer steps fit the time budget);
 * ``warmup``: ``--warmup-fraction 0.15`` (linear warm-up over 15% of the steps instead of 5%);
 * ``curriculum``: ``--curriculum 0.25`` (the first quarter of the steps sees only the shortest labels);
-* ``longer``: ``--steps 5000`` (a quarter more steps: about what a budget that noticed the plateau and extended
-  the run could add within the issue's 20 minutes on these 2 cores, measured before building one).
+* ``extension``: ``--plateau-extension 0.5`` (a budget that notices the plateau and extends: every evaluation
+  after the warm-up that still reads blanks is added to the run, up to half the steps more, and held out of the
+  learning-rate schedule; ``training.callbacks.PlateauExtension``; ``--time-budget``'s hard limit still holds).
 
 The per-image content crop is no row: the fit measures each image's text box on a sample of the training
 images first (``config.json``'s ``fit_stats``), and on ``wild`` images it spans the canvas, so the crop it would
@@ -46,7 +47,7 @@ LEVERS = {
     "wider": ["--model-arg", "filters=[32,64,128,128]"],
     "warmup": ["--warmup-fraction", "0.15"],
     "curriculum": ["--curriculum", "0.25"],
-    "longer": ["--steps", "5000"],
+    "extension": ["--plateau-extension", "0.5"],
 }
 COLUMNS = [
     "lever",

@@ -56,6 +56,7 @@ TEXT = register_task(
         "steps",
         "warmup_fraction",
         "curriculum",
+        "plateau_extension",
         "colour",
         "image_column",
         "label_column",

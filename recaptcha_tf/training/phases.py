@@ -213,6 +213,7 @@ def fit_run(
     class_weight: dict | None = None,
     replan=None,
     warmup_epochs: float = 1,
+    learning_rate_schedule=None,
 ) -> dict:
     """The training skeleton every task shares: write ``config.json``, compile, fit in phases, time it.
 
@@ -222,7 +223,8 @@ def fit_run(
     stopping after ``patience`` epochs in the last phase only, TensorBoard, CSV history).
     ``repeat`` says ``train_ds`` repeats forever, so every epoch is ``steps_per_epoch`` batches.
     ``replan``: see :func:`fit_in_phases`. ``warmup_epochs``: the linear warm-up of each phase's schedule, in
-    epochs (a fraction of one allowed).
+    epochs (a fraction of one allowed). ``learning_rate_schedule(learning_rate, phase_epochs)``, when given, makes
+    each phase's schedule instead (e.g. ``PlateauExtension.learning_rate_schedule``).
 
     Returns:
         ``{"epochs_run", "epochs_this_session", "train_seconds"}`` (wall seconds of this call's fitting).
@@ -239,7 +241,12 @@ def fit_run(
     def compile_for(phase_epochs: int, lr: float):
         with dist.scope():
             net.compile(
-                optimizer=make_optimizer(optimizer, cosine_schedule(lr, phase_epochs, steps_per_epoch, warmup_epochs)),
+                optimizer=make_optimizer(
+                    optimizer,
+                    learning_rate_schedule(lr, phase_epochs)
+                    if learning_rate_schedule is not None
+                    else cosine_schedule(lr, phase_epochs, steps_per_epoch, warmup_epochs),
+                ),
                 loss=loss,
                 metrics=[m.__class__.from_config(m.get_config()) for m in metrics] or None,
             )

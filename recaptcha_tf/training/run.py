@@ -91,6 +91,8 @@ class Schedule:
         config: what the schedule adds to ``config.json`` (step-time measurements, budgets), so that a resumed run
             computes the very same schedule.
         warmup_epochs: the learning rate's linear warm-up, in epochs (a fraction of one allowed).
+        learning_rate_schedule: ``(learning_rate, phase_epochs) -> schedule`` replacing the warm-up and cosine
+            (:func:`recaptcha_tf.training.phases.fit_run`).
     """
 
     epochs: int
@@ -99,6 +101,7 @@ class Schedule:
     replan: Callable[[float], int] | None = None
     config: dict = dataclasses.field(default_factory=dict)
     warmup_epochs: float = 1
+    learning_rate_schedule: Callable | None = None
 
 
 @dataclasses.dataclass
@@ -224,6 +227,7 @@ class TrainingRun:
             class_weight=objective.class_weight,
             replan=schedule.replan,
             warmup_epochs=schedule.warmup_epochs,
+            learning_rate_schedule=schedule.learning_rate_schedule,
         )
         summary = {"out": plan.out, **fitted, **self.summary(fitted, net, schedule)}
         if is_chief_process(self.dist):

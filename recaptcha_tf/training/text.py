@@ -201,7 +201,33 @@ class TextRun(TrainingRun):
         if o["curriculum"]:
             config["curriculum"] = o["curriculum"]
             self.start_with_short_labels(round(o["curriculum"] * self.epochs * steps_per_epoch), steps_per_epoch)
-        return Schedule(self.epochs, steps_per_epoch, repeat=self.repeat, config=config, warmup_epochs=warmup_epochs)
+        self.extension, epochs, learning_rate_schedule = None, self.epochs, None
+        if o["plateau_extension"]:
+            self.extension = self.plateau_extension(steps_per_epoch, warmup_epochs)
+            config["plateau_extension"] = o["plateau_extension"]
+            epochs, learning_rate_schedule = self.epochs + self.extension.extra, self.extension.learning_rate_schedule
+        return Schedule(
+            epochs,
+            steps_per_epoch,
+            repeat=self.repeat,
+            config=config,
+            warmup_epochs=warmup_epochs,
+            learning_rate_schedule=learning_rate_schedule,
+        )
+
+    def plateau_extension(self, steps_per_epoch: int, warmup_epochs: float):
+        """``--plateau-extension``: a budget that adds the evaluations spent on the blank plateau, up to that share
+        of the planned ones (:class:`~recaptcha_tf.training.callbacks.PlateauExtension`)."""
+        from recaptcha_tf.training.callbacks import PlateauExtension, read_history
+
+        if not self.repeat or self.plan.freeze_epochs or self.o["kind"] != "ctc":
+            raise TrainingConfigError(
+                "--plateau-extension extends a CTC model's step budget in one phase; drop --epochs and "
+                "--freeze-epochs, or the extension."
+            )
+        extra = max(1, round(self.o["plateau_extension"] * self.epochs))
+        history = read_history(self.plan.folder.history)[1]
+        return PlateauExtension(self.epochs, extra, steps_per_epoch, warmup_epochs, history=history)
 
     def start_with_short_labels(self, first_steps: int, steps_per_epoch: int) -> None:
         """``--curriculum``: the first ``first_steps`` optimizer steps train on the images whose labels are at most
@@ -259,6 +285,8 @@ class TextRun(TrainingRun):
             'the run summary marks it "plateau": true',
         )
         last = [self.plateau] if kind == "ctc" else []
+        if self.extension is not None:
+            last.append(self.extension)
         if self.step_seconds:  # the steps were timed on a few: should they run slower (a loaded host), stop in time
             limit = o["time_budget"] * d["time_limit_factor"]
             last.append(TimeBudget(limit))
@@ -375,6 +403,7 @@ def train_text(
     time_budget: float | None = None,
     warmup_fraction: float | None = None,
     curriculum: float = 0.0,
+    plateau_extension: float = 0.0,
 ) -> dict:
     """Train a text CAPTCHA reader (``crnn`` with CTC or ``multihead``).
 
@@ -415,6 +444,10 @@ def train_text(
             one evaluation's steps, 1/20 of the budget).
         curriculum: share of the step budget trained on the shortest labels only (at most the 25th-percentile
             length) before every image (default 0: none; needs the step budget, not ``epochs``).
+        plateau_extension: the most steps, as a share of the budget, that evaluations still reading blanks (the
+            CTC plateau) may add to the run; their steps are also held out of the learning-rate schedule
+            (:class:`~recaptcha_tf.training.callbacks.PlateauExtension`; default 0: none). ``time_budget``'s
+            hard limit still holds.
 
     Returns:
         Summary with epochs and steps run, wall time (s), the chosen input, ``plateau`` (the model
@@ -460,6 +493,7 @@ def train_text(
         time_budget=time_budget_minutes(time_budget, d["time_budget_minutes"]),
         warmup_fraction=warmup_fraction,
         curriculum=curriculum,
+        plateau_extension=plateau_extension,
         fractions=split or fractions,
         max_length=max_length,
         val_data=val_data,

@@ -340,3 +340,59 @@ def test_text_curriculum_and_warm_up_fraction_shape_the_run(tiny_text, tmp_path,
     assert f"--curriculum: the first 20 steps train on the {short} images with labels of 3 characters" in caplog.text
     with pytest.raises(TrainingConfigError, match="--curriculum"):
         train_text(tiny_text, str(tmp_path / "epochs"), epochs=1, curriculum=0.5, **kwargs)
+
+
+class _Model:
+    stop_training = False
+
+
+def test_plateau_extension_holds_and_adds_the_blank_evaluations_after_the_warm_up_up_to_its_cap():
+    from recaptcha_tf.training.callbacks import PlateauExtension
+
+    blanks = [1.0, 1.0, 0.95, 1.0, 0.2, 0.1, 0.1, 0.1]  # the first is the warm-up's; the cap is 2
+    extension = PlateauExtension(planned_epochs=4, extra_epochs=2, steps_per_epoch=10, warmup_epochs=1)
+    schedule = extension.learning_rate_schedule(1e-3, epochs=6)
+    extension.set_model(_Model())
+    stopped_after = None
+    for epoch, blank in enumerate(blanks):
+        extension.on_epoch_end(epoch, {"val_blank_fraction": blank})
+        if extension.model.stop_training:
+            stopped_after = epoch + 1
+            break
+    assert extension.held_epochs == 2 and stopped_after == 6  # 4 planned evaluations off the plateau, 2 held
+    assert float(keras.ops.convert_to_numpy(schedule.held)) == 20.0
+    # a resumed run counts the same evaluations from its history, and its schedule starts held back
+    history = [{"epoch": str(e), "val_blank_fraction": str(b)} for e, b in enumerate(blanks[:4])]
+    resumed = PlateauExtension(4, 2, 10, 1, history=history)
+    assert resumed.held_epochs == 2
+    assert float(keras.ops.convert_to_numpy(resumed.learning_rate_schedule(1e-3, 6).held)) == 20.0
+
+
+def test_held_schedule_reads_its_schedule_held_back_and_round_trips_through_keras_serialization():
+    from recaptcha_tf.training.callbacks import HeldSchedule, cosine_schedule
+
+    base = cosine_schedule(1e-3, epochs=4, steps_per_epoch=10, warmup_epochs=1)
+    held = HeldSchedule(base, held_steps=10)
+    assert float(held(25)) == pytest.approx(float(base(15))) and float(held(5)) == 0.0
+    copy = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(held))
+    assert isinstance(copy, HeldSchedule) and float(copy(25)) == pytest.approx(float(base(15)))
+
+
+@pytest.mark.slow
+def test_text_plateau_extension_adds_the_blank_evaluations_to_a_run_and_records_them(tiny_text, tmp_path):
+    import csv
+
+    from recaptcha_tf.training.phases import TrainingConfigError
+
+    kwargs = dict(charset=CHARS, image_size=(32, 64), batch_size=8, logdir=None, patience=0)
+    kwargs["model_kwargs"] = {"rnn_units": 8, "filters": [4, 4, 8, 8]}
+    out = str(tmp_path / "run")
+    summary = train_text(tiny_text, out, steps=20, plateau_extension=0.5, **kwargs)
+    with open(os.path.join(out, "history.csv"), newline="") as f:
+        blanks = [float(row["val_blank_fraction"]) for row in csv.DictReader(f)]
+    # 20 evaluations of 1 step; after the first (the warm-up), each still reading >= 90% blanks adds one, up to 10
+    held = min(10, sum(b >= 0.9 for b in blanks[1:]))
+    assert held >= 1 and summary["epochs_run"] == 20 + held == len(blanks) and summary["steps"] == 20 + held
+    assert json.load(open(os.path.join(out, "config.json")))["plateau_extension"] == 0.5
+    with pytest.raises(TrainingConfigError, match="--plateau-extension"):
+        train_text(tiny_text, str(tmp_path / "epochs"), epochs=2, plateau_extension=0.5, **kwargs)

@@ -68,6 +68,14 @@ def add_parser(subparsers):
         "length) before every image; 0: none",
     )
     p.add_argument(
+        "--plateau-extension",
+        type=_probability,
+        default=0.0,
+        metavar="F",
+        help="text: evaluations still reading blanks (the CTC plateau) are added to the run, up to this share "
+        "of the steps more, and held out of the learning-rate schedule; 0: none",
+    )
+    p.add_argument(
         "--colour",
         choices=("auto", "ink", "gray"),
         default="auto",
@@ -238,6 +246,7 @@ def run(args) -> int:
         time_budget=args.time_budget,
         warmup_fraction=args.warmup_fraction,
         curriculum=args.curriculum,
+        plateau_extension=args.plateau_extension,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         optimizer=args.optimizer,
