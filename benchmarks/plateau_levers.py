@@ -11,7 +11,8 @@ defaults plus one lever, and scores the test split case-insensitively (``evaluat
 * ``wider``: ``--model-arg filters=[32,64,128,128]`` (the CRNN trunk of the keras-io OCR example's width; about
   three times the multiply-adds, so fewer steps fit the time budget);
 * ``warmup``: ``--warmup-fraction 0.15`` (linear warm-up over 15% of the steps instead of 5%);
-* ``curriculum``: ``--curriculum 0.25`` (the first quarter of the steps sees only the shortest labels);
+* ``curriculum``: ``--curriculum 0.5`` (the first half of the steps trains on labels of growing length: the
+  shortest, then one character longer, ... in equal stages, as SortaGrad orders a first epoch; every image then);
 * ``extension``: ``--plateau-extension 0.5`` (a budget that notices the plateau and extends: every evaluation
   after the warm-up that still reads blanks is added to the run, up to half the steps more, and held out of the
   learning-rate schedule; ``training.callbacks.PlateauExtension``; ``--time-budget``'s hard limit still holds).
@@ -46,7 +47,7 @@ LEVERS = {
     "pad": ["--resize", "pad"],
     "wider": ["--model-arg", "filters=[32,64,128,128]"],
     "warmup": ["--warmup-fraction", "0.15"],
-    "curriculum": ["--curriculum", "0.25"],
+    "curriculum": ["--curriculum", "0.5"],
     "extension": ["--plateau-extension", "0.5"],
 }
 COLUMNS = [

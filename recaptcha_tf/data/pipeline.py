@@ -213,18 +213,23 @@ def pad_sequences(encoded: Sequence[Sequence[int]], max_length: int) -> np.ndarr
     return out
 
 
-def curriculum_dataset(first, rest, first_steps: int, start_step: int = 0):
-    """Batches of ``first`` for the first ``first_steps`` optimizer steps, then batches of ``rest``.
+def curriculum_dataset(stages: list, boundaries: list[int], start_step: int = 0):
+    """Batches of ``stages[0]`` until step ``boundaries[0]``, then of ``stages[1]`` until ``boundaries[1]``, ...,
+    then of ``stages[-1]`` for good.
 
     Args:
-        first, rest: batched datasets that repeat forever (e.g. the short labels, then every image).
-        first_steps: steps drawn from ``first``.
+        stages: batched datasets that repeat forever (e.g. labels up to 3 characters, up to 4, ..., every image);
+            one more than ``boundaries``.
+        boundaries: the optimizer steps at which each stage ends, increasing.
         start_step: steps already trained (a resumed run): the order goes on from there.
 
     Returns:
-        A dataset of the same batches, one per step, that repeats forever.
+        A dataset of the stages' batches, one per step, that repeats forever.
     """
     import tensorflow as tf
 
-    selector = tf.data.Dataset.range(start_step, 2**62).map(lambda step: tf.cast(step >= first_steps, tf.int64))
-    return tf.data.Dataset.choose_from_datasets([first, rest], selector)
+    if len(stages) != len(boundaries) + 1:
+        raise ValueError(f"{len(stages)} stages need {len(stages) - 1} boundaries, got {len(boundaries)}.")
+    ends = tf.constant(boundaries, tf.int64)
+    selector = tf.data.Dataset.range(start_step, 2**62).map(lambda step: tf.reduce_sum(tf.cast(step >= ends, tf.int64)))
+    return tf.data.Dataset.choose_from_datasets(stages, selector)

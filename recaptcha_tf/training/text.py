@@ -200,7 +200,7 @@ class TextRun(TrainingRun):
             config["warmup_fraction"] = o["warmup_fraction"]
         if o["curriculum"]:
             config["curriculum"] = o["curriculum"]
-            self.start_with_short_labels(round(o["curriculum"] * self.epochs * steps_per_epoch), steps_per_epoch)
+            self.grow_label_lengths(round(o["curriculum"] * self.epochs * steps_per_epoch), steps_per_epoch)
         self.extension, epochs, learning_rate_schedule = None, self.epochs, None
         if o["plateau_extension"]:
             self.extension = self.plateau_extension(steps_per_epoch, warmup_epochs)
@@ -229,10 +229,11 @@ class TextRun(TrainingRun):
         history = read_history(self.plan.folder.history)[1]
         return PlateauExtension(self.epochs, extra, steps_per_epoch, warmup_epochs, history=history)
 
-    def start_with_short_labels(self, first_steps: int, steps_per_epoch: int) -> None:
-        """``--curriculum``: the first ``first_steps`` optimizer steps train on the images whose labels are at most
-        the training labels' 25th-percentile length (3-4 of 3-8 characters), the rest on every image. A resumed
-        run counts the steps it has done."""
+    def grow_label_lengths(self, curriculum_steps: int, steps_per_epoch: int) -> None:
+        """``--curriculum``: the first ``curriculum_steps`` optimizer steps train in equal stages on the images whose
+        labels are at most the shortest length, then one character longer, and so on (3, then up to 4, ... up to 7
+        characters for labels of 3-8), as SortaGrad orders a first epoch by length; every image after that. A
+        resumed run goes on from the steps it has done."""
         from recaptcha_tf.data.pipeline import curriculum_dataset, make_dataset
         from recaptcha_tf.training.run_folder import finished_epochs
 
@@ -240,23 +241,27 @@ class TextRun(TrainingRun):
         if not self.repeat:
             raise TrainingConfigError("--curriculum orders the steps of the step budget; drop --epochs.")
         lengths = np.array([len(t) for t in self.text.texts("train")])
-        limit = int(np.percentile(lengths, 25))
-        short = np.flatnonzero(lengths <= limit)
-        if len(short) == len(lengths):
-            log.info("--curriculum: every training label has %d characters or fewer; nothing to order", limit)
+        limits = sorted(set(lengths.tolist()))[:-1]  # the last stage is every image
+        if not limits:
+            log.info("--curriculum: every training label has %d characters; nothing to order", lengths[0])
             return
-        sources = self.text.sources("train")
-        short_ds = make_dataset(
-            [sources[i] for i in short], self.text.targets("train", o["kind"])[short], shuffle=True, seed=plan.seed,
-            augment=self.augment, **self.common,
-        ).repeat()  # fmt: skip
+        sources, targets = self.text.sources("train"), self.text.targets("train", o["kind"])
+        stages = []
+        for limit in limits:
+            kept = np.flatnonzero(lengths <= limit)
+            stage = make_dataset(
+                [sources[i] for i in kept], targets[kept], shuffle=True, seed=plan.seed, augment=self.augment,
+                **self.common,
+            ).repeat()  # fmt: skip
+            stages.append(shard_dataset(self.dist, stage))
+        boundaries = [round(curriculum_steps * (k + 1) / len(limits)) for k in range(len(limits))]
         done = finished_epochs(plan.out, 0) * steps_per_epoch
-        self.train_ds = curriculum_dataset(shard_dataset(self.dist, short_ds), self.train_ds, first_steps, done)
+        self.train_ds = curriculum_dataset([*stages, self.train_ds], boundaries, done)
         log.info(
-            "--curriculum: the first %d steps train on the %d images with labels of %d characters or fewer%s",
-            first_steps,
-            len(short),
-            limit,
+            "--curriculum: the first %d steps train on labels of at most %s characters in turn (%d steps each)%s",
+            curriculum_steps,
+            ", ".join(str(v) for v in limits),
+            boundaries[0],
             f" ({done} done)" if done else "",
         )
 
@@ -442,8 +447,9 @@ def train_text(
         image_column, label_column: Parquet column names (default: detected).
         warmup_fraction: share of the step budget over which the learning rate rises linearly from 0 (default:
             one evaluation's steps, 1/20 of the budget).
-        curriculum: share of the step budget trained on the shortest labels only (at most the 25th-percentile
-            length) before every image (default 0: none; needs the step budget, not ``epochs``).
+        curriculum: share of the step budget trained on labels of growing length (the shortest first, one
+            character more at each equal stage) before every image (default 0: none; needs the step budget, not
+            ``epochs``).
         plateau_extension: the most steps, as a share of the budget, that evaluations still reading blanks (the
             CTC plateau) may add to the run; their steps are also held out of the learning-rate schedule
             (:class:`~recaptcha_tf.training.callbacks.PlateauExtension`; default 0: none). ``time_budget``'s

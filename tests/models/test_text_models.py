@@ -306,9 +306,11 @@ def test_curriculum_dataset_draws_the_first_steps_from_the_first_set_and_resumes
 
     from recaptcha_tf.data.pipeline import curriculum_dataset
 
-    first, rest = tf.data.Dataset.from_tensors(0).repeat(), tf.data.Dataset.from_tensors(1).repeat()
-    assert [int(v) for v in curriculum_dataset(first, rest, 3).take(6)] == [0, 0, 0, 1, 1, 1]
-    assert [int(v) for v in curriculum_dataset(first, rest, 3, start_step=2).take(3)] == [0, 1, 1]
+    stages = [tf.data.Dataset.from_tensors(k).repeat() for k in range(3)]
+    assert [int(v) for v in curriculum_dataset(stages, [2, 3]).take(6)] == [0, 0, 1, 2, 2, 2]
+    assert [int(v) for v in curriculum_dataset(stages, [2, 3], start_step=1).take(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="3 stages need 2 boundaries"):
+        curriculum_dataset(stages, [2])
 
 
 def test_warm_up_covers_a_fraction_of_an_epoch_when_asked():
@@ -336,8 +338,10 @@ def test_text_curriculum_and_warm_up_fraction_shape_the_run(tiny_text, tmp_path,
     assert rates.values[10] == pytest.approx(1e-3, rel=1e-3)
     config = json.load(open(os.path.join(out, "config.json")))
     assert config["curriculum"] == 0.5 and config["warmup_fraction"] == 0.25
-    short = sum(len(label) == 3 for _, label in json.load(open(os.path.join(out, "split.json")))["train"])
-    assert f"--curriculum: the first 20 steps train on the {short} images with labels of 3 characters" in caplog.text
+    # labels of 3-4 characters: 20 steps on those of 3, then every image
+    assert "--curriculum: the first 20 steps train on labels of at most 3 characters in turn (20 steps each)" in (
+        caplog.text
+    )
     with pytest.raises(TrainingConfigError, match="--curriculum"):
         train_text(tiny_text, str(tmp_path / "epochs"), epochs=1, curriculum=0.5, **kwargs)
 

@@ -64,8 +64,8 @@ def add_parser(subparsers):
         type=_probability,
         default=0.0,
         metavar="F",
-        help="text: share of the steps that train on the shortest labels only (at most the 25th-percentile "
-        "length) before every image; 0: none",
+        help="text: share of the steps that train on labels of growing length (the shortest first, one "
+        "character more at each equal stage) before every image; 0: none",
     )
     p.add_argument(
         "--plateau-extension",
