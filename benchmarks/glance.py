@@ -130,6 +130,8 @@ def find_row(path: str, selector: dict | None) -> dict:
     if selector is None:  # a one-run file: its result with its command and machine
         return {**data["result"], "command": data.get("command"), "machine": data.get("machine", {})}
     for row in data["rows"]:
+        if row.get("options") and "options" not in selector:
+            continue  # a row with options added (text_robustness --train-args) is never a defaults row
         if all(row.get(k) == v for k, v in selector.items()):
             return {**row, "machine": row.get("machine") or data.get("machine", {})}
     raise KeyError(f"no row {selector} in {path}")

@@ -31,6 +31,7 @@ import argparse
 import io
 import json
 import os
+import shlex
 import sys
 
 import numpy as np
@@ -184,8 +185,11 @@ def _start(args) -> str:
 
 
 def _run_folder(name: str, args) -> str:
-    """The row's run folder: ``OUT/<set>``, ``-seedN`` for another training seed, ``-<weights>`` from a reader."""
+    """The row's run folder: ``OUT/<set>``, ``-seedN`` for another training seed, ``-<weights>`` from a reader,
+    ``-<options>`` with ``--train-args``."""
     suffix = (f"-seed{args.seed}" if args.seed else "") + (f"-{args.weights}" if args.weights else "")
+    if args.train_args:
+        suffix += "-" + "".join(c if c.isalnum() or c == "." else "-" for c in args.train_args.strip("- "))
     return os.path.join(args.out, name + suffix)
 
 
@@ -206,6 +210,7 @@ def run_row(name: str, args) -> dict:
         command += ["--seed", str(args.seed)]
     if args.weights:
         command += ["--weights", args.weights]
+    command += shlex.split(args.train_args)
     wall = run_cli(command)
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
@@ -226,6 +231,7 @@ def run_row(name: str, args) -> dict:
         "set": name,
         "seed": args.seed,
         "start": _start(args),
+        **({"options": args.train_args} if args.train_args else {}),
         "images": _count(data),
         "test_n": test.get("n"),
         "exact_match": test.get("exact_match", test.get("top1")),
@@ -256,16 +262,19 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="training seed (split and initialisation) of every row")
     parser.add_argument("--weights", default=None, help="start every row from this reader (e.g. universal)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the variants' data (built once per folder)")
+    parser.add_argument(
+        "--train-args", default="", help="train options added to every row, e.g. '--plateau-extension 0.5'"
+    )
     args = parser.parse_args()
     path = os.path.join(RESULTS, "text_robustness.json")
     results = json.load(open(path)) if os.path.exists(path) else {"rows": []}
-    rows = {(r["set"], r.get("seed", 0), r.get("start", "scratch")): r for r in results["rows"]}
+    rows = {(r["set"], r.get("seed", 0), r.get("start", "scratch"), r.get("options", "")): r for r in results["rows"]}
 
     def ordered():
-        return [rows[key] for key in sorted(rows, key=lambda key: (list(ROWS).index(key[0]), key[1], key[2]))]
+        return [rows[key] for key in sorted(rows, key=lambda key: (list(ROWS).index(key[0]), *key[1:]))]
 
     for name in args.only:
-        key = (name, args.seed, _start(args))
+        key = (name, args.seed, _start(args), args.train_args)
         if key in rows and name not in args.rerun:
             continue
         import shutil
@@ -286,6 +295,7 @@ COLUMNS = [
     "set",
     "seed",
     "start",
+    "options",
     "images",
     "test_n",
     "exact_match",
