@@ -739,10 +739,11 @@ def plateau_levers_table(path: str = os.path.join(RESULTS, "plateau_levers.json"
     rows, machines_seen = [], set()
     for row in data.get("rows") or []:
         options = row["command"].split(" --logdir ", 1)[-1].split(" && ")[0].strip()
+        options = options[2:].strip() if options.startswith("''") else options  # the empty --logdir
         machines_seen.add(machine_title(machine_key(row.get("machine"))))
         rows.append(
             [
-                cell(row["lever"]),
+                cell(row["lever"]) + (f" (the code of commit `{row['code']}`)" if row.get("code") else ""),
                 code(options) if options else "(none)",
                 cell(row.get("exact_match")),
                 cell(row.get("cer")),

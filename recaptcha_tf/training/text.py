@@ -282,7 +282,7 @@ class TextRun(TrainingRun):
         first = [TextMetrics(val_images, self.val_texts, characters, kind)]
         if o["weights_given"] and str(self.plan.weights).endswith(".keras"):  # a trained reader: never end worse
             first.append(StartingPoint(first[0], self.plan.out, validation=self.val_ds))
-        steps = schedule.epochs * schedule.steps_per_epoch
+        steps = self.epochs * schedule.steps_per_epoch  # the planned budget (--plateau-extension may add to it)
         self.plateau = BlankPlateauWarning(
             steps=max(1, steps // 3),
             steps_per_epoch=schedule.steps_per_epoch,
