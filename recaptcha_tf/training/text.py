@@ -217,8 +217,9 @@ class TextRun(TrainingRun):
 
     def plateau_extension(self, steps_per_epoch: int, warmup_epochs: float):
         """``--plateau-extension``: a budget that adds the evaluations spent on the blank plateau, up to that share
-        of the planned ones (:class:`~recaptcha_tf.training.callbacks.PlateauExtension`)."""
-        from recaptcha_tf.training.callbacks import PlateauExtension, read_history
+        of the planned ones (:class:`~recaptcha_tf.training.plateau.PlateauExtension`)."""
+        from recaptcha_tf.training.callbacks import read_history
+        from recaptcha_tf.training.plateau import PlateauExtension
 
         if not self.repeat or self.plan.freeze_epochs or self.o["kind"] != "ctc":
             raise TrainingConfigError(
@@ -452,7 +453,7 @@ def train_text(
             ``epochs``).
         plateau_extension: the most steps, as a share of the budget, that evaluations still reading blanks (the
             CTC plateau) may add to the run; their steps are also held out of the learning-rate schedule
-            (:class:`~recaptcha_tf.training.callbacks.PlateauExtension`; default 0: none). ``time_budget``'s
+            (:class:`~recaptcha_tf.training.plateau.PlateauExtension`; default 0: none). ``time_budget``'s
             hard limit still holds.
 
     Returns:

@@ -351,7 +351,7 @@ class _Model:
 
 
 def test_plateau_extension_holds_and_adds_the_blank_evaluations_after_the_warm_up_up_to_its_cap():
-    from recaptcha_tf.training.callbacks import PlateauExtension
+    from recaptcha_tf.training.plateau import PlateauExtension
 
     blanks = [1.0, 1.0, 0.95, 1.0, 0.2, 0.1, 0.1, 0.1]  # the first is the warm-up's; the cap is 2
     extension = PlateauExtension(planned_epochs=4, extra_epochs=2, steps_per_epoch=10, warmup_epochs=1)
@@ -373,7 +373,8 @@ def test_plateau_extension_holds_and_adds_the_blank_evaluations_after_the_warm_u
 
 
 def test_held_schedule_reads_its_schedule_held_back_and_round_trips_through_keras_serialization():
-    from recaptcha_tf.training.callbacks import HeldSchedule, cosine_schedule
+    from recaptcha_tf.training.callbacks import cosine_schedule
+    from recaptcha_tf.training.plateau import HeldSchedule
 
     base = cosine_schedule(1e-3, epochs=4, steps_per_epoch=10, warmup_epochs=1)
     held = HeldSchedule(base, held_steps=10)
