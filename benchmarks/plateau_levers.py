@@ -16,7 +16,7 @@ defaults plus one lever, and scores the test split case-insensitively (``evaluat
   shortest, then one character longer, ... in equal stages, as SortaGrad orders a first epoch; every image then);
 * ``extension``: ``--plateau-extension 0.5`` (a budget that notices the plateau and extends: every evaluation
   after the warm-up that still reads blanks is added to the run, up to half the steps more, and held out of the
-  learning-rate schedule; ``training.callbacks.PlateauExtension``; ``--time-budget``'s hard limit still holds).
+  learning-rate schedule; ``training.plateau.PlateauExtension``; ``--time-budget``'s hard limit still holds).
 
 The per-image content crop is no row: the fit measures each image's text box on a sample of the training
 images first (``config.json``'s ``fit_stats``), and on ``wild`` images it spans the canvas, so the crop it would
@@ -33,7 +33,6 @@ row resumes from its run folder.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -63,17 +62,18 @@ COLUMNS = [
 ]
 
 
-def left_plateau_step(history_csv: str, steps_per_epoch: int) -> int | str:
-    """Optimizer steps at the end of the first epoch whose validation reads under half of its images blank."""
-    with open(history_csv, newline="") as f:
-        for row in csv.DictReader(f):
-            if float(row["val_blank_fraction"]) < 0.5:
-                return (int(row["epoch"]) + 1) * steps_per_epoch
+def left_plateau_step(history: list[dict], steps_per_epoch: int) -> int | str:
+    """Optimizer steps at the end of the first epoch (``history.csv`` rows) whose validation reads under half of
+    its images blank."""
+    for row in history:
+        if float(row["val_blank_fraction"]) < 0.5:
+            return (int(row["epoch"]) + 1) * steps_per_epoch
     return ""
 
 
 def run_lever(name: str, data: str, work: str) -> dict:
     from recaptcha_tf.evaluation.workflow import evaluate
+    from recaptcha_tf.training.callbacks import read_history
     from recaptcha_tf.utils.run_folder import RunFolder
 
     out = os.path.join(work, name)
@@ -83,9 +83,7 @@ def run_lever(name: str, data: str, work: str) -> dict:
     wall = None if os.path.isfile(folder.summary) else run_cli(command)
     summary, config = folder.read_json(RunFolder.SUMMARY), folder.read_json(RunFolder.CONFIG)
     test = evaluate(out, data, subset="test", case="lower", report=os.path.join(out, "test_report_lower.json"))
-    history = folder.history
-    with open(history, newline="") as f:
-        best_cer = min(float(row["val_cer"]) for row in csv.DictReader(f))
+    history = read_history(folder.history)[1]
     size = config["image_size"]
     return {
         "lever": name,
@@ -93,7 +91,7 @@ def run_lever(name: str, data: str, work: str) -> dict:
         "cer": test["cer"],
         "test_n": test["n"],
         "left_plateau_step": left_plateau_step(history, config["steps_per_epoch"]),
-        "best_val_cer": best_cer,
+        "best_val_cer": min(float(row["val_cer"]) for row in history),
         "steps": summary.get("steps"),
         "train_minutes": round(summary["train_seconds"] / 60, 2),
         "command_minutes": round(wall / 60, 2) if wall else "",
