@@ -16,7 +16,8 @@ defaults plus one lever, and scores the test split case-insensitively (``evaluat
   shortest, then one character longer, ... in equal stages, as SortaGrad orders a first epoch; every image then);
 * ``extension``: ``--plateau-extension 0.5`` (a budget that notices the plateau and extends: every evaluation
   after the warm-up that still reads blanks is added to the run, up to half the steps more, and held out of the
-  learning-rate schedule; ``training.plateau.PlateauExtension``; ``--time-budget``'s hard limit still holds).
+  learning-rate schedule; ``training.plateau.PlateauExtension``; ``--time-budget``'s hard limit still holds);
+* ``extension+lower``, ``extension+warmup``, ``extension+wider``: the extension with one more lever each.
 
 The per-image content crop is no row: the fit measures each image's text box on a sample of the training
 images first (``config.json``'s ``fit_stats``), and on ``wild`` images it spans the canvas, so the crop it would
@@ -49,6 +50,9 @@ LEVERS = {
     "warmup": ["--warmup-fraction", "0.15"],
     "curriculum": ["--curriculum", "0.5"],
     "extension": ["--plateau-extension", "0.5"],
+    "extension+lower": ["--plateau-extension", "0.5", "--case", "lower"],
+    "extension+warmup": ["--plateau-extension", "0.5", "--warmup-fraction", "0.15"],
+    "extension+wider": ["--plateau-extension", "0.5", "--model-arg", "filters=[32,64,128,128]"],
 }
 COLUMNS = [
     "lever",
