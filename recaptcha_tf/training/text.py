@@ -287,8 +287,9 @@ class TextRun(TrainingRun):
         self.plateau = BlankPlateauWarning(
             steps=max(1, steps // 3),
             steps_per_epoch=schedule.steps_per_epoch,
-            remedy="check that the file names hold the labels, then try --learning-rate 3e-4 or more --steps; "
-            'the run summary marks it "plateau": true',
+            remedy="check that the file names hold the labels, then try --weights universal (start from the shipped "
+            "reader) or --plateau-extension 0.5 (extend the budget while it reads blanks); the run summary marks it "
+            '"plateau": true',
         )
         last = [self.plateau] if kind == "ctc" else []
         if self.extension is not None:
