@@ -34,6 +34,9 @@ class LabelNames(keras.layers.Layer):
             scaling fitted on the validation split (``1``: unchanged; the arg-max never changes).
         min_confidence: the stored default of ``predict --min-confidence`` (chosen on the validation split), or
             ``None``.
+        challenge_threshold: ``"softmax"`` only: grid challenges pick a cell when its target probability is at
+            least this (chosen on the validation split's grids,
+            :func:`recaptcha_tf.evaluation.challenge.choose_challenge_threshold`), or ``None``: the arg-max rule.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class LabelNames(keras.layers.Layer):
         resize="stretch",
         temperature=1.0,
         min_confidence=None,
+        challenge_threshold=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -55,6 +59,7 @@ class LabelNames(keras.layers.Layer):
         self.resize = resize
         self.temperature = float(temperature)
         self.min_confidence = None if min_confidence is None else float(min_confidence)
+        self.challenge_threshold = None if challenge_threshold is None else float(challenge_threshold)
 
     def call(self, inputs):
         if self.kind == "softmax" and self.temperature != 1.0:
@@ -70,6 +75,8 @@ class LabelNames(keras.layers.Layer):
         config.update(names=self.names, kind=self.kind, threshold=self.threshold, task=self.task, resize=self.resize)
         if self.temperature != 1.0 or self.min_confidence is not None:  # older files' configs stay as they were
             config.update(temperature=self.temperature, min_confidence=self.min_confidence)
+        if self.challenge_threshold is not None:
+            config.update(challenge_threshold=self.challenge_threshold)
         return config
 
 

@@ -124,6 +124,18 @@ def test_the_shipped_models_page_shows_every_plateau_lever_from_its_json(site):
         assert f"{row['exact_match']:.4g}" in found.group(2) and f"{row['cer']:.4g}" in found.group(2)
 
 
+def test_the_shipped_models_page_shows_the_tile_model_figures_from_their_json(site):
+    page = site("shipped-models")
+    assert "docs:shipped-tiles" not in page
+    with open(os.path.join(ROOT, "benchmarks", "results", "shipped_tiles.json")) as f:
+        rows = json.load(f)["rows"]
+    assert rows
+    for row in rows:
+        found = re.search(rf"<tr>\s*<td>{re.escape(html.escape(row['model']))}(, flip TTA)?</td>(.*?)</tr>", page, re.S)
+        assert found, f"no row for {row['model']}"
+        assert f"{row['top1']:.4g}" in page and f"{row['macro_f1']:.4g}" in page
+
+
 def test_generated_pages_are_not_committed():
     for path in ("docs/reference/cli.md", "docs/reference/models.md", "docs/results.md"):
         assert not os.path.exists(os.path.join(ROOT, path)), f"{path} is generated at build time (tools/docs_hooks.py)"

@@ -768,6 +768,47 @@ def plateau_levers_table(path: str = os.path.join(RESULTS, "plateau_levers.json"
     )
 
 
+def shipped_tiles_table(path: str = os.path.join(RESULTS, "shipped_tiles.json")) -> str:
+    """``benchmarks/shipped_tiles.py``'s rows (the shipped tile model beside its teachers, on the build's test split)
+    as a table: the ``<!-- docs:shipped-tiles -->`` marker."""
+    if not os.path.isfile(path):
+        return "The shipped tile model has not been benchmarked yet.\n"
+    with open(path) as f:
+        data = json.load(f)
+
+    def grid(row, key):
+        return cell(row.get(key)) if row.get(key) is not None else "n/a"
+
+    rows = [
+        [
+            cell(row["model"]) + (", flip TTA" if row.get("tta") not in (None, "none") else ""),
+            cell(row["data"]),
+            cell(row.get("top1")),
+            cell(row.get("macro_f1")),
+            cell(row.get("other_f1")),
+            grid(row, "grid3x3_solved"),
+            grid(row, "grid3x3_abstaining"),
+            grid(row, "grid3x3_threshold"),
+            cell(row.get("background_fpr")) + f" ({cell(row.get('background_fpr_uncalibrated'))})",
+        ]
+        for row in data.get("rows") or []
+    ]
+    header = ["model", "tiles", "top-1", "macro-F1", "`other` F1", "3x3 solved (arg-max)",
+              "3x3 abstaining below `--min-confidence`", "3x3 at the challenge threshold",
+              "background FPR (uncalibrated)"]  # fmt: skip
+    when = machine_title(machine_key(data.get("machine")))
+    return "\n".join(
+        [
+            md_table(header, rows),
+            "",
+            f"Generated from `benchmarks/results/shipped_tiles.json` (`{data.get('command', '').strip()}`); {when}, "
+            f"{(data.get('machine') or {}).get('date', '')[:10]}. CPU latency {cell(data.get('cpu_ms_per_tile'))} ms a "
+            f"tile, one at a time; {cell(data.get('test_tiles'))} test tiles.",
+            "",
+        ]
+    )
+
+
 # ----------------------------------------------------------------------------- architecture
 
 

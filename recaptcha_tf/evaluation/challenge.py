@@ -5,7 +5,9 @@ Pure NumPy helpers with no TensorFlow or Keras dependency:
 * :func:`split_grid` cuts a grid image into its cells (row-major order);
 * :func:`pick_cells` decides which cells a classifier selects for a target class;
 * :func:`assemble_challenges` and :func:`challenge_report` give the offline
-  challenge-level score: seeded grids of held-out tiles, solved exactly or not.
+  challenge-level score: seeded grids of held-out tiles, solved exactly or not;
+* :func:`choose_challenge_threshold` picks a single-label classifier's target-probability threshold for grids
+  on its validation split (stored in the model as ``LabelNames.challenge_threshold``).
 
 Cells are numbered row-major from 0 (top-left) to ``rows * cols - 1`` (bottom-right).
 """
@@ -64,9 +66,10 @@ def pick_cells(
         probs: ``(cells, classes)`` probabilities, one row per cell (row-major).
         target_index: the class asked for ("select all images with a bus").
         threshold: ``None`` for single-label (softmax) models: a cell is picked
-            when the target is its arg-max class. A number for multi-label
-            (sigmoid) models: a cell is picked when its target probability is at
-            least ``threshold``.
+            when the target is its arg-max class. A number: a cell is picked when
+            its target probability is at least ``threshold`` (a multi-label model's
+            sigmoid threshold, or a single-label model's stored challenge threshold,
+            :func:`choose_challenge_threshold`).
         min_confidence: single-label only: a cell whose best object class (any class but ``background``) scores
             below it is answered as the background class, so it is never picked (``--min-confidence``).
         background: the index of the background class (``other``), or ``None``.
@@ -183,3 +186,64 @@ def challenge_report(
             "per_class_solved": {k: float(np.mean(v)) for k, v in sorted(per_class.items())},
         }
     return out
+
+
+CHALLENGE_THRESHOLDS = tuple(round(0.01 * i, 2) for i in range(1, 51))  # 0.01, 0.02, ..., 0.50
+SMOOTHING = 5  # the validation score of a threshold is averaged over this many neighbouring thresholds
+
+
+def choose_challenge_threshold(
+    probs: np.ndarray,
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    candidates: Sequence[float] = CHALLENGE_THRESHOLDS,
+    count: int = 500,
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    smoothing: int = SMOOTHING,
+) -> dict:
+    """The target-probability threshold that solves the most grid challenges on (validation) tiles.
+
+    A grid asks for one class, and in a 3x3 grid two to five of the nine tiles show it: far more often than the
+    class's share of the training tiles (about one in twelve), which is the prior a softmax's probabilities carry.
+    So the tile whose target probability is, say, 0.3 is more likely a target than not *in a challenge*, and the
+    arg-max rule (pick a cell when the target is its top class) leaves such cells out. This picks a cell when its
+    target probability is at least ``t``: each candidate ``t`` is scored by the share of seeded 3x3 and 4x4 grids
+    of ``probs`` it solves (``seeds`` x ``count`` of each size), the scores are averaged over ``smoothing``
+    neighbouring candidates (so that one threshold that happens to suit these tiles does not decide), and the
+    best average wins (ties: the higher ``t``).
+
+    Args:
+        probs: ``(N, C)`` calibrated probabilities of the validation tiles.
+        labels: their true class indices ``(N,)``.
+        class_names: ``C`` names (a catch-all such as ``other`` is never a target).
+        candidates: thresholds in increasing order.
+
+    Returns:
+        ``{"challenge_threshold", "solved", "solved_argmax"}``: the threshold (``None`` when no grid can be
+        assembled) and the share of grids solved with it (unsmoothed) and with the arg-max rule.
+    """
+    probs = np.asarray(probs)
+    grids = [
+        ch for grid in (3, 4) for seed in seeds for ch in assemble_challenges(labels, class_names, grid, count, seed)
+    ]
+    if not grids:
+        return {"challenge_threshold": None, "solved": None, "solved_argmax": None}
+    # a grid is solved at t exactly when every asked tile scores >= t and every other tile < t
+    lowest_asked, highest_other = np.ones(len(grids)), np.zeros(len(grids))
+    for i, ch in enumerate(grids):
+        target = probs[ch["tiles"], ch["target"]]
+        asked = np.zeros(len(target), bool)
+        asked[ch["answer"]] = True
+        lowest_asked[i] = target[asked].min()
+        highest_other[i] = target[~asked].max() if (~asked).any() else -1.0
+    t = np.asarray(candidates, dtype=float)[:, None]
+    solved = ((highest_other[None] < t) & (t <= lowest_asked[None])).mean(axis=1)
+    window = np.ones(max(1, smoothing))
+    smoothed = np.convolve(solved, window, "same") / np.convolve(np.ones_like(solved), window, "same")
+    best = int(np.flatnonzero(smoothed == smoothed.max())[-1])
+    argmax = np.mean([set(pick_cells(probs[ch["tiles"]], ch["target"])) == set(ch["answer"]) for ch in grids])
+    return {
+        "challenge_threshold": round(float(candidates[best]), 2),
+        "solved": float(solved[best]),
+        "solved_argmax": float(argmax),
+    }

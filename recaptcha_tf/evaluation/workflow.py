@@ -343,7 +343,8 @@ def calibration_report(probs: np.ndarray, labels, info, challenges: int = 500) -
     when it stores a temperature): ECE and the reliability bins, with the uncalibrated figures beside them; the
     background false-positive rate (``other`` tiles scoring 0.7 or more for an object class); and, with a
     ``--min-confidence`` threshold stored in the model, top-1, macro-F1 and the challenge scores when tiles below
-    it are answered ``other``."""
+    it are answered ``other``; with a grid challenge threshold stored, the challenge scores when grids pick the
+    cells whose target probability reaches it."""
     from recaptcha_tf.evaluation.calibration import (
         abstain,
         background_false_positive_rate,
@@ -376,4 +377,9 @@ def calibration_report(probs: np.ndarray, labels, info, challenges: int = 500) -
             if challenges
             else None,
         }
+    if info.challenge_threshold is not None and challenges:
+        report["challenge_threshold"] = info.challenge_threshold
+        report["thresholded_challenge"] = challenge_report(
+            probs, labels, info.names, count=challenges, threshold=info.challenge_threshold
+        )
     return report

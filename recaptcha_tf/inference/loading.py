@@ -38,6 +38,7 @@ class ModelInfo:
     threshold: float
     temperature: float = 1.0  # softmax: the calibration temperature the model applies (LabelNames)
     min_confidence: float | None = None  # the stored default of --min-confidence
+    challenge_threshold: float | None = None  # softmax: grids pick cells whose target probability reaches it
 
     def pipeline_args(self) -> dict:
         """The :func:`~recaptcha_tf.data.pipeline.make_dataset` arguments that prepare images as in training."""
@@ -105,4 +106,5 @@ def model_info(model: keras.Model) -> ModelInfo:
         threshold=labels.threshold,
         temperature=getattr(labels, "temperature", 1.0),
         min_confidence=getattr(labels, "min_confidence", None),
+        challenge_threshold=getattr(labels, "challenge_threshold", None),
     )

@@ -46,6 +46,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from recaptcha_tf.evaluation.challenge import cell_bounds, pick_cells, split_grid
+from recaptcha_tf.inference.abstention import background_index
 from recaptcha_tf.serving.budget import PixelBudget, ServerBusy
 from recaptcha_tf.serving.examples import (
     _on_sample,
@@ -300,11 +301,12 @@ class Predictor:
                 raise UploadError(f"The image is {rgb.shape[1]}x{rgb.shape[0]} pixels: too small for a {shape} grid.")
             pixels = rgb if self.info.channels == 3 else _decode(data, self.info.channels)
             probs = self.cell_probabilities(split_grid(pixels, rows, cols))
-            threshold = self.info.threshold if self.info.kind == "sigmoid" else None
-            picked = pick_cells(probs, self.info.names.index(target), threshold)
+            threshold, min_confidence, rule = grid_rule(self.info)
+            picked = pick_cells(
+                probs, self.info.names.index(target), threshold, min_confidence, background_index(self.info.names)
+            )
             overlay = draw_overlay(rgb, rows, cols, picked)  # the full-size image is drawn on within the budget
         numbers = [i + 1 for i in picked]
-        rule = f"probability >= {threshold:g}" if threshold is not None else "arg-max class"
         summary = (
             f"{target}: cells {', '.join(map(str, numbers))}" if numbers else f"{target}: no cell"
         ) + f" of {rows * cols} (row-major from 1, top-left; picked by {rule})"
@@ -312,6 +314,20 @@ class Predictor:
 
     def close(self) -> None:
         self.batcher.close()
+
+
+def grid_rule(info) -> tuple[float | None, float | None, str]:
+    """How a grid challenge picks cells with this model: ``(threshold, min_confidence, words)`` for
+    :func:`~recaptcha_tf.evaluation.challenge.pick_cells`. A multi-label model's sigmoid threshold; else a stored
+    grid challenge threshold on the target's probability; else the arg-max class, with the stored
+    ``--min-confidence`` (a cell whose best object class scores below it is not picked)."""
+    if info.kind == "sigmoid":
+        return info.threshold, None, f"probability >= {info.threshold:g}"
+    if info.challenge_threshold is not None:
+        return info.challenge_threshold, None, f"target probability >= {info.challenge_threshold:g}"
+    if info.min_confidence is not None:
+        return None, info.min_confidence, f"arg-max class, best object class >= {info.min_confidence:g}"
+    return None, None, "arg-max class"
 
 
 def draw_overlay(image: np.ndarray, rows: int, cols: int, picked: list[int]) -> np.ndarray:

@@ -17,7 +17,7 @@ from recaptcha_tf.evaluation.calibration import (
     reliability,
     rescale,
 )
-from recaptcha_tf.evaluation.challenge import challenge_report, pick_cells
+from recaptcha_tf.evaluation.challenge import challenge_report, choose_challenge_threshold, pick_cells
 
 TINY = dict(
     image_size=(24, 24), logdir=None, balance_per_class=0, model_kwargs=dict(conv_layers=1, filters=4, dense_units=8)
@@ -74,6 +74,39 @@ def test_abstention_answers_other_and_challenges_skip_unsure_tiles():
     assert plain["3x3"]["solved"] == 1.0 and strict["3x3"]["solved"] == 0.0  # nothing picked: every grid fails
 
 
+def test_the_challenge_threshold_picks_targets_the_argmax_misses():
+    # every bus and car tile's top class is "other" (0.6), but its own class scores 0.35 against 0.05 elsewhere:
+    # arg-max picks nothing and fails every grid; a threshold between 0.05 and 0.35 solves them all
+    names = ["bus", "car", "other"]
+    bus, car, other = [0.35, 0.05, 0.6], [0.05, 0.35, 0.6], [0.02, 0.02, 0.96]
+    probs = np.array([bus] * 20 + [car] * 20 + [other] * 20)
+    labels = np.repeat([0, 1, 2], 20)
+    chosen = choose_challenge_threshold(probs, labels, names, count=20, seeds=(0, 1))
+    # the highest threshold whose four neighbours (0.31-0.35) solve every grid too
+    assert chosen == {"challenge_threshold": 0.33, "solved": 1.0, "solved_argmax": 0.0}
+    report = challenge_report(probs, labels, names, count=20, threshold=chosen["challenge_threshold"])
+    assert report["3x3"]["solved"] == report["4x4"]["solved"] == 1.0
+    assert choose_challenge_threshold(probs[:40, :2], labels[:40] * 0, names[:1] + ["x"])["challenge_threshold"] is None
+
+
+def test_a_stored_challenge_threshold_survives_saving_and_drives_the_demo_grid():
+    import keras
+
+    from recaptcha_tf.inference.loading import ModelInfo
+    from recaptcha_tf.layers import LabelNames
+    from recaptcha_tf.serving.app import grid_rule
+
+    layer = LabelNames(["bus", "other"], challenge_threshold=0.2)
+    assert keras.layers.deserialize(keras.layers.serialize(layer)).challenge_threshold == 0.2
+    assert "challenge_threshold" not in LabelNames(["bus", "other"]).get_config()  # older files' configs unchanged
+    info = ModelInfo(["bus", "other"], "softmax", "tiles", (8, 8), 3, "stretch", 0.5, min_confidence=0.3)
+    assert grid_rule(info)[:2] == (None, 0.3)  # arg-max, abstaining below the stored --min-confidence
+    info.challenge_threshold = 0.2
+    assert grid_rule(info)[:2] == (0.2, None)
+    info.kind = "sigmoid"
+    assert grid_rule(info)[:2] == (0.5, None)
+
+
 @pytest.mark.slow
 def test_a_student_learns_from_teachers_and_ships_calibrated(tmp_path):
     from recaptcha_tf.evaluation.workflow import evaluate
@@ -98,6 +131,9 @@ def test_a_student_learns_from_teachers_and_ships_calibrated(tmp_path):
     assert os.path.isfile(tmp_path / "report_reliability.png")
     if info.min_confidence is not None:
         assert "challenge" in calibration["abstaining"]
+    assert info.challenge_threshold == summary["calibration"]["challenge_threshold"]
+    if info.challenge_threshold is not None:
+        assert calibration["thresholded_challenge"]["3x3"]["challenges"] > 0
     other_classes = str(tmp_path / "other_classes")
     make_class_folders(other_classes, classes=("bus", "hydrant"), per_class=6)
     from recaptcha_tf.training.distillation import TeacherError

@@ -129,5 +129,8 @@ def run(args) -> int:
     shown = {k: result[k] for k in dict.fromkeys([*keys, "subset", "images_per_second"]) if k in result}
     if "challenge" in result:
         shown["challenge_solved"] = {g: r["solved"] for g, r in result["challenge"].items()}
+    thresholded = result.get("calibration", {}).get("thresholded_challenge")
+    if thresholded:  # grids picked by the model's stored challenge threshold
+        shown["challenge_solved_at_threshold"] = {g: r["solved"] for g, r in thresholded.items()}
     print(json.dumps(shown, indent=2))
     return 0
