@@ -146,3 +146,23 @@ def test_the_build_tools_ship_a_run_without_its_optimizer_and_within_the_size_li
     with pytest.raises(SystemExit, match="over the 0.001 MB allowed"):
         ship_run(str(run), str(folder / "big"), "big", "1", "tiles", "too big", max_bytes=1000)
     assert "big" not in json.loads((folder / "manifest.json").read_text())
+
+
+def test_the_shipped_tile_model_picks_grid_tiles_at_its_stored_challenge_threshold(tmp_path, capsys, monkeypatch):
+    """``evaluate --model tiles`` (the real shipped file) scores grids at its stored threshold beside the arg-max."""
+    from conftest import make_class_folders
+
+    from recaptcha_tf.cli import main
+    from recaptcha_tf.inference.loading import load_model, model_info
+
+    monkeypatch.delenv(core.ENV_VAR, raising=False)
+    if "tiles" not in shipped.shipped_models():
+        pytest.fail("the package ships no tiles model")
+    info = model_info(load_model(str(shipped.resolve_shipped("tiles"))))
+    assert info.challenge_threshold is not None and 0 < info.challenge_threshold <= 0.5
+    data = str(tmp_path / "tiles")
+    make_class_folders(data, classes=("bus", "car", "palm"), per_class=5)  # 15 tiles: 3x3 grids can be drawn
+    assert main(["evaluate", "--model", "tiles", "--data", data, "--challenges", "20"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed["challenge_solved"]) == set(printed["challenge_solved_at_threshold"]) == {"3x3", "4x4"}
+    assert all(0.0 <= v <= 1.0 for v in printed["challenge_solved_at_threshold"].values())
