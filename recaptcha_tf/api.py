@@ -68,6 +68,51 @@ class Model:
         apply_min_confidence(results, threshold, self.info.names)
         return results[0] if single else results
 
+    def select_cells(self, image, target: str, grid: str = "3x3", tta: str = "none") -> dict:
+        """Solve a grid challenge ("select all images with a bus") with a tile classifier.
+
+        ``image`` is the whole grid (a path, encoded bytes, a ``uint8`` array ``(H, W, C)`` or a PIL image), cut
+        into ``grid`` cells (``"3x3"``, ``"4x4"``, any ``"RxC"``; row-major; sides that do not divide differ by a
+        pixel); ``target`` is one of the model's classes. Cells are picked by the model's stored rule
+        (:func:`recaptcha_tf.inference.abstention.grid_rule`: its challenge threshold on the target's
+        probability when it stores one, as the shipped ``tiles`` model does), on each cell's probabilities
+        (``tta="flip"`` averages them with the mirror image's).
+
+        Returns:
+            ``{"target", "grid", "cells", "probabilities", "rule"}``: the picked cells numbered from 1 (top-left,
+            row-major), every cell's target probability in ``[0, 1]``, and the rule in words.
+
+        Raises:
+            ValueError: a text model, a target the model does not know, or a malformed ``grid``.
+        """
+        import numpy as np
+
+        from recaptcha_tf.data.images import load_image_array
+        from recaptcha_tf.evaluation.challenge import pick_cells, split_grid
+        from recaptcha_tf.inference.abstention import background_index, grid_rule
+
+        names = list(self.info.names)
+        if self.info.kind not in ("softmax", "sigmoid"):
+            raise ValueError(f"select_cells() needs a tile classifier; this is a {self.info.task} model.")
+        if target not in names:
+            raise ValueError(f"{target!r} is not one of the model's classes: {', '.join(names)}.")
+        try:
+            rows, cols = (int(v) for v in str(grid).lower().split("x"))
+        except ValueError:
+            raise ValueError(f"grid must be ROWSxCOLS, e.g. 3x3 or 4x4, not {grid!r}.") from None
+        pixels = load_image_array(_source(image), self.info.channels)  # within the decode pixel limit
+        cells = np.stack([self.inference.preprocess_array(cell) for cell in split_grid(pixels, rows, cols)])
+        probs = np.asarray(self.inference.run_tta(cells, tta))
+        threshold, min_confidence, rule = grid_rule(self.info)
+        picked = pick_cells(probs, names.index(target), threshold, min_confidence, background_index(names))
+        return {
+            "target": target,
+            "grid": f"{rows}x{cols}",
+            "cells": [i + 1 for i in picked],
+            "probabilities": [round(float(p), 6) for p in probs[:, names.index(target)]],
+            "rule": rule,
+        }
+
     def _stored(self) -> float | None:
         return getattr(self.info, "min_confidence", None)
 

@@ -67,3 +67,35 @@ def test_the_readme_python_example_runs_as_written(tmp_path):
     assert float(top1.split()[-1]) >= 0.75  # generated shapes are easy: a working example reads them
     label, confidence = result.stdout.splitlines()[-1].split()
     assert label in ("bus", "crosswalk", "hydrant", "traffic_light") and 0 < float(confidence) <= 1
+
+
+def test_select_cells_solves_a_grid_with_the_shipped_tile_model(tmp_path):
+    from recaptcha_tf.evaluation.challenge import pick_cells, split_grid
+    from recaptcha_tf.inference.loading import load_model
+    from recaptcha_tf.inference.predictor import predict_outputs
+    from recaptcha_tf.utils.shipped import resolve_shipped
+
+    rng = np.random.default_rng(0)
+    grid = rng.integers(0, 256, (3 * 60, 3 * 60, 3), dtype=np.uint8)
+    grid[:60, :60] = (200, 30, 30)  # a few flat cells, so that the probabilities differ from cell to cell
+    grid[60:120, 120:] = (40, 160, 40)
+    tiles = recaptcha_tf.load("tiles")
+    result = tiles.select_cells(grid, "car")
+    assert result["grid"] == "3x3" and result["target"] == "car" and len(result["probabilities"]) == 9
+    assert result["rule"] == f"target probability >= {tiles.info.challenge_threshold:g}"
+
+    # the same decision from each cell saved as a file and read through the batch pipeline
+    files = []
+    for k, cell in enumerate(split_grid(grid, 3, 3)):
+        files.append(str(tmp_path / f"cell{k}.png"))
+        Image.fromarray(cell).save(files[-1])
+    probs = predict_outputs(load_model(str(resolve_shipped("tiles"))), files)
+    car = tiles.info.names.index("car")
+    assert np.allclose(result["probabilities"], probs[:, car], atol=1e-4)
+    assert result["cells"] == [i + 1 for i in pick_cells(probs, car, tiles.info.challenge_threshold)]
+
+    assert tiles.select_cells(grid, "car", grid="4x4")["grid"] == "4x4"
+    with pytest.raises(ValueError, match="not one of the model's classes"):
+        tiles.select_cells(grid, "boat")
+    with pytest.raises(ValueError, match="ROWSxCOLS"):
+        tiles.select_cells(grid, "car", grid="three")

@@ -7,7 +7,8 @@
   background class the answer is ``None``.
 
 The rule is written once, here: :func:`abstaining_argmax` on probability arrays (the evaluation report, the
-challenge score, the threshold chosen on the validation split) and :func:`apply_min_confidence` on predictions.
+challenge score, the threshold chosen on the validation split) and :func:`apply_min_confidence` on predictions;
+:func:`grid_rule` says how a grid challenge picks its cells with a model's stored thresholds.
 """
 
 from __future__ import annotations
@@ -95,3 +96,17 @@ def apply_min_confidence(results: list[dict], min_confidence: float | None, name
             elif r["label"] == background:  # the background class wins only below the threshold
                 r["label"], r["confidence"] = name, prob
     return results
+
+
+def grid_rule(info) -> tuple[float | None, float | None, str]:
+    """How a grid challenge picks cells with this model: ``(threshold, min_confidence, words)`` for
+    :func:`~recaptcha_tf.evaluation.challenge.pick_cells`. A multi-label model's sigmoid threshold; else a stored
+    grid challenge threshold on the target's probability; else the arg-max class, with the stored
+    ``--min-confidence`` (a cell whose best object class scores below it is not picked)."""
+    if info.kind == "sigmoid":
+        return info.threshold, None, f"probability >= {info.threshold:g}"
+    if info.challenge_threshold is not None:
+        return info.challenge_threshold, None, f"target probability >= {info.challenge_threshold:g}"
+    if info.min_confidence is not None:
+        return None, info.min_confidence, f"arg-max class, best object class >= {info.min_confidence:g}"
+    return None, None, "arg-max class"

@@ -46,7 +46,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from recaptcha_tf.evaluation.challenge import cell_bounds, pick_cells, split_grid
-from recaptcha_tf.inference.abstention import background_index
+from recaptcha_tf.inference.abstention import background_index, grid_rule
 from recaptcha_tf.serving.budget import PixelBudget, ServerBusy
 from recaptcha_tf.serving.examples import (
     _on_sample,
@@ -314,20 +314,6 @@ class Predictor:
 
     def close(self) -> None:
         self.batcher.close()
-
-
-def grid_rule(info) -> tuple[float | None, float | None, str]:
-    """How a grid challenge picks cells with this model: ``(threshold, min_confidence, words)`` for
-    :func:`~recaptcha_tf.evaluation.challenge.pick_cells`. A multi-label model's sigmoid threshold; else a stored
-    grid challenge threshold on the target's probability; else the arg-max class, with the stored
-    ``--min-confidence`` (a cell whose best object class scores below it is not picked)."""
-    if info.kind == "sigmoid":
-        return info.threshold, None, f"probability >= {info.threshold:g}"
-    if info.challenge_threshold is not None:
-        return info.challenge_threshold, None, f"target probability >= {info.challenge_threshold:g}"
-    if info.min_confidence is not None:
-        return None, info.min_confidence, f"arg-max class, best object class >= {info.min_confidence:g}"
-    return None, None, "arg-max class"
 
 
 def draw_overlay(image: np.ndarray, rows: int, cols: int, picked: list[int]) -> np.ndarray:

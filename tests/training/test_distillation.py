@@ -94,7 +94,7 @@ def test_a_stored_challenge_threshold_survives_saving_and_drives_the_demo_grid()
 
     from recaptcha_tf.inference.loading import ModelInfo
     from recaptcha_tf.layers import LabelNames
-    from recaptcha_tf.serving.app import grid_rule
+    from recaptcha_tf.inference.abstention import grid_rule
 
     layer = LabelNames(["bus", "other"], challenge_threshold=0.2)
     assert keras.layers.deserialize(keras.layers.serialize(layer)).challenge_threshold == 0.2
