@@ -111,6 +111,9 @@ def _info_dict(info) -> dict:
         "image_size": [int(s) for s in info.image_size],
         "channels": int(info.channels),
         "resize": info.resize,
+        # the stored decision thresholds (None when the model stores none): abstention and grid challenges
+        "min_confidence": getattr(info, "min_confidence", None),
+        "challenge_threshold": getattr(info, "challenge_threshold", None),
     }
 
 

@@ -158,3 +158,24 @@ def test_a_truncated_artifact_is_one_error_line_not_a_crash(exported, tmp_path, 
     assert main(["predict", "--model", cut, "--runtime", fmt, image]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "damaged" in err[0]
+
+
+@pytest.mark.slow
+def test_an_export_keeps_the_stored_decision_thresholds(tmp_path):
+    from recaptcha_tf.models import label_names_layer
+
+    run, _ = train_tiny_classifier(tmp_path)
+    model = load_model(run)
+    layer = label_names_layer(model)
+    layer.min_confidence, layer.challenge_threshold = 0.3, 0.12
+    model.save(RunFolder(run).model)
+    artifact = export_model(run, "onnx")
+    meta = read_sidecar(artifact)
+    assert (meta["min_confidence"], meta["challenge_threshold"]) == (0.3, 0.12)
+    info = load_inference(artifact, "onnx").info  # so an exported tile model abstains and picks grids as its source
+    assert (info.min_confidence, info.challenge_threshold) == (0.3, 0.12)
+    old = {k: v for k, v in meta.items() if k not in ("min_confidence", "challenge_threshold")}
+    with open(sidecar_path(artifact), "w") as f:  # a sidecar written before the thresholds were kept
+        json.dump(old, f)
+    info = load_inference(artifact, "onnx").info
+    assert (info.min_confidence, info.challenge_threshold) == (None, None)
