@@ -176,8 +176,8 @@ def test_grid_selection_over_http(classifier, tile_client, tmp_path):
             for r in predict(model, cell_files, top_k=3)
         ]
     )
-    from recaptcha_tf.inference.loading import model_info
     from recaptcha_tf.inference.abstention import grid_rule
+    from recaptcha_tf.inference.loading import model_info
 
     threshold, min_confidence, _ = grid_rule(model_info(model))  # the model's own rule (its stored thresholds)
     assert cells == [i + 1 for i in pick_cells(probs, 1, threshold, min_confidence)]

@@ -92,9 +92,9 @@ def test_the_challenge_threshold_picks_targets_the_argmax_misses():
 def test_a_stored_challenge_threshold_survives_saving_and_drives_the_demo_grid():
     import keras
 
+    from recaptcha_tf.inference.abstention import grid_rule
     from recaptcha_tf.inference.loading import ModelInfo
     from recaptcha_tf.layers import LabelNames
-    from recaptcha_tf.inference.abstention import grid_rule
 
     layer = LabelNames(["bus", "other"], challenge_threshold=0.2)
     assert keras.layers.deserialize(keras.layers.serialize(layer)).challenge_threshold == 0.2
