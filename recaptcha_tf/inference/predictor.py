@@ -126,7 +126,7 @@ class Inference:
             channels=int(meta["channels"]),
             resize=meta["resize"],
             threshold=float(meta["threshold"]),
-            min_confidence=meta.get("min_confidence"),  # absent from sidecars written before 0.2.0
+            min_confidence=meta.get("min_confidence"),  # absent from sidecars written before the thresholds were kept
             challenge_threshold=meta.get("challenge_threshold"),
         )
 
