@@ -162,29 +162,27 @@ def test_grid_selection_over_http(classifier, tile_client, tmp_path):
     grid = np.concatenate([np.concatenate(tiles[r * 3 : (r + 1) * 3], axis=1) for r in range(3)], axis=0)
     grid_path = str(tmp_path / "grid.png")
     Image.fromarray(grid).save(grid_path)
-    overlay, summary, cells = tile_client.predict(handle_file(grid_path), "hydrant", "3x3", api_name="/select_cells")
-
-    # The same decision from the package's own predict on each cell saved as a file.
+    # The same decision from the package's own predict on each cell saved as a file, with and without flip TTA.
     cell_files = []
     for k, cell in enumerate(split_grid(grid, 3, 3)):
         cell_files.append(str(tmp_path / f"cell{k}.png"))
         Image.fromarray(cell).save(cell_files[-1])
     model = load_model(run)
-    probs = np.array(
-        [
-            [p for _, p in sorted(r["top_k"], key=lambda t: ["bus", "hydrant", "traffic_light"].index(t[0]))]
-            for r in predict(model, cell_files, top_k=3)
-        ]
-    )
     from recaptcha_tf.inference.abstention import grid_rule
     from recaptcha_tf.inference.loading import model_info
+    from recaptcha_tf.inference.predictor import predict_outputs
 
     threshold, min_confidence, _ = grid_rule(model_info(model))  # the model's own rule (its stored thresholds)
-    assert cells == [i + 1 for i in pick_cells(probs, 1, threshold, min_confidence)]
-    assert summary.startswith("hydrant:")
-    shown = np.asarray(Image.open(overlay))
-    assert shown.shape[:2] == grid.shape[:2]
-    assert cells == [] or not np.array_equal(shown[..., :3], grid)  # picked cells are tinted
+    for flip in (True, False):
+        overlay, summary, cells = tile_client.predict(
+            handle_file(grid_path), "hydrant", "3x3", flip, api_name="/select_cells"
+        )
+        probs = predict_outputs(model, cell_files, tta="flip" if flip else "none")
+        assert cells == [i + 1 for i in pick_cells(probs, 1, threshold, min_confidence)]
+        assert summary.startswith("hydrant:") and ("flip TTA" in summary) == flip
+        shown = np.asarray(Image.open(overlay))
+        assert shown.shape[:2] == grid.shape[:2]
+        assert cells == [] or not np.array_equal(shown[..., :3], grid)  # picked cells are tinted
 
 
 @pytest.mark.parametrize("kind", list(EXPECTED))
@@ -201,7 +199,7 @@ def test_grid_with_a_bomb_is_refused(bad_files, tile_client):
     from gradio_client import handle_file
 
     with pytest.raises(Exception, match="too many pixels"):
-        tile_client.predict(handle_file(bad_files["bomb"]), "bus", "4x4", api_name="/select_cells")
+        tile_client.predict(handle_file(bad_files["bomb"]), "bus", "4x4", True, api_name="/select_cells")
 
 
 def test_text_prediction_over_http(text_model, bad_files):

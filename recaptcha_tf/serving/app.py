@@ -281,13 +281,19 @@ class Predictor:
         result = self.predict_upload(upload)
         return result["text"], [[c, round(float(p), 4)] for c, p in zip(result["text"], result["confidence"])]
 
-    def cell_probabilities(self, cells: list[np.ndarray]) -> np.ndarray:
-        """Model probabilities ``(cells, classes)`` for image arrays, resized exactly as the tf.data pipeline does."""
+    def cell_probabilities(self, cells: list[np.ndarray], flip: bool = False) -> np.ndarray:
+        """Model probabilities ``(cells, classes)`` for image arrays, resized exactly as the tf.data pipeline does;
+        ``flip`` averages each cell's with its mirror image's (``tta="flip"``), in one batch of ``2 * cells``."""
         batch = np.stack([self.inference.preprocess_array(cell) for cell in cells])
-        return np.asarray(self.batcher.submit(batch))
+        if not flip:
+            return np.asarray(self.batcher.submit(batch))
+        both = np.asarray(self.batcher.submit(np.concatenate([batch, np.ascontiguousarray(batch[:, :, ::-1])])))
+        return (both[: len(batch)] + both[len(batch) :]) / 2
 
-    def grid(self, upload, target: str, shape: str = "3x3") -> tuple[np.ndarray, str, list[int]]:
-        """``(overlay image, summary, picked cells numbered from 1, row-major)``."""
+    def grid(self, upload, target: str, shape: str = "3x3", flip: bool = True) -> tuple[np.ndarray, str, list[int]]:
+        """``(overlay image, summary, picked cells numbered from 1, row-major)``. ``flip`` (the default) averages
+        each cell's probabilities with its mirror image's: the shipped tile model solves 0.69 of 3x3 test
+        challenges so, against 0.67 from one pass (docs/shipped-models.md)."""
         if self.is_text:
             raise UploadError("This is a text CAPTCHA model; grid challenges need a tile classifier.")
         if target not in self.info.names:
@@ -300,7 +306,7 @@ class Predictor:
             if rgb.shape[0] < 4 * rows or rgb.shape[1] < 4 * cols:
                 raise UploadError(f"The image is {rgb.shape[1]}x{rgb.shape[0]} pixels: too small for a {shape} grid.")
             pixels = rgb if self.info.channels == 3 else _decode(data, self.info.channels)
-            probs = self.cell_probabilities(split_grid(pixels, rows, cols))
+            probs = self.cell_probabilities(split_grid(pixels, rows, cols), flip=bool(flip))
             threshold, min_confidence, rule = grid_rule(self.info)
             picked = pick_cells(
                 probs, self.info.names.index(target), threshold, min_confidence, background_index(self.info.names)
@@ -309,7 +315,7 @@ class Predictor:
         numbers = [i + 1 for i in picked]
         summary = (
             f"{target}: cells {', '.join(map(str, numbers))}" if numbers else f"{target}: no cell"
-        ) + f" of {rows * cols} (row-major from 1, top-left; picked by {rule})"
+        ) + f" of {rows * cols} (row-major from 1, top-left; picked by {rule}{', flip TTA' if flip else ''})"
         return overlay, summary, numbers
 
     def close(self) -> None:
@@ -424,13 +430,14 @@ def build_app(
                 with gr.Row():
                     target = gr.Dropdown(choices=list(info.names), value=info.names[0], label="select every")
                     shape = gr.Radio(choices=list(GRID_SHAPES), value="3x3", label="grid")
+                    flip = gr.Checkbox(value=True, label="average with mirror images (flip TTA)")
                 grid_button = gr.Button("Solve", variant="primary")
                 overlay = gr.Image(label="picked cells", type="numpy", format="png")
                 grid_summary = gr.Textbox(label="cells")
                 cells = gr.JSON(label="picked cells (numbered from 1, row-major)")
                 grid_button.click(
-                    _user_errors(lambda f, t, s: p.grid(f, t, s), owners),
-                    [grid_upload, target, shape],
+                    _user_errors(lambda f, t, s, m: p.grid(f, t, s, m), owners),
+                    [grid_upload, target, shape, flip],
                     [overlay, grid_summary, cells],
                     api_name="select_cells",
                 )
