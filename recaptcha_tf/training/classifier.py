@@ -121,8 +121,8 @@ class ClassifierRun(TrainingRun):
         )  # fmt: skip
 
     def objective(self) -> Objective:
-        from recaptcha_tf.data.balance import class_weights
         from recaptcha_tf.models.registry import model_head
+        from recaptcha_tf.training.class_weights import loss_class_weights
 
         o = self.o
         loss, metrics = training_objective(
@@ -139,8 +139,7 @@ class ClassifierRun(TrainingRun):
             loss = DistillationLoss(classes, o["distill_alpha"], o["distill_temperature"], o["label_smoothing"])
             metrics = [PackedAccuracy(classes)]
         monitor, mode = ("val_loss", "min") if o["multi_label"] else o["defaults"].get("monitor", ("val_loss", "min"))
-        weights = class_weights(self.split) if o["class_weight"] == "balanced" else None
-        return Objective(loss, metrics, monitor, mode, class_weight=weights)
+        return Objective(loss, metrics, monitor, mode, class_weight=loss_class_weights(o["class_weight"], self.split))
 
     def schedule(self, net, objective: Objective) -> Schedule:
         from recaptcha_tf.training.callbacks import TimeBudget
@@ -306,7 +305,10 @@ def train_classifier(
         balance_per_class: oversample every training class to this many images with Augmentor
             (into ``balanced_dir``, default ``out/balanced_images``); ``0`` turns balancing off;
             ``None`` takes the task's default (tiles: classes smaller than ``min(500, largest class)``
-            are oversampled to it; single-label runs without ``class_weight`` only).
+            are oversampled to it; single-label runs without ``class_weight="balanced"`` only).
+        class_weight: ``"none"``; ``"balanced"`` (inverse class frequency, instead of oversampling); or named
+            weights ``"NAME=W[,NAME=W...]"`` that multiply those classes' training loss, e.g. ``"other=3"``
+            (:mod:`recaptcha_tf.training.class_weights`).
         mix: ``"mixup"`` or ``"cutmix"`` blends pairs of training images and their labels
             (Keras's MixUp / CutMix layers, after the other augmentation); ``"none"``.
         label_smoothing: cross-entropy label smoothing (default 0.1, or the model's recipe's).
@@ -387,6 +389,7 @@ def train_classifier(
     )
     if multi_label and (balance_per_class or class_weight != "none"):
         raise ValueError("--balance and --class-weight are for single-label data, not --multi-label.")
+    from recaptcha_tf.training.class_weights import parse_class_weight
     from recaptcha_tf.training.distillation import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, TeacherError
 
     teachers = tuple(teachers or ())
@@ -399,7 +402,8 @@ def train_classifier(
     mixing = batch_mixing(mix, seed)  # validates the name before any work
     if not warm:
         task_spec.check_model(model, dict(model_kwargs or {}) | ({"weights": weights} if weights_given else {}))
-    default_balance = balance_per_class is None and not multi_label and class_weight == "none"
+    parse_class_weight(class_weight)  # its form now; its class names once the data is read
+    default_balance = balance_per_class is None and not multi_label and class_weight != "balanced"
     plan = RunPlan(
         task_spec, data, out, model, seed, batch_size, learning_rate, fine_tune_learning_rate, weights,
         freeze_epochs, unfreeze, d["patience"] if patience is None else patience, optimizer, precision, strategy,

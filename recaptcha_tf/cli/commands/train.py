@@ -103,9 +103,11 @@ def add_parser(subparsers):
     )
     p.add_argument(
         "--class-weight",
-        choices=("none", "balanced"),
+        type=_class_weight,
         default="none",
-        help="'balanced' weights the loss by inverse class frequency instead of oversampling",
+        metavar="{none,balanced,NAME=W}",
+        help="'balanced' weights the loss by inverse class frequency instead of oversampling; NAME=W[,NAME=W...] "
+        "multiplies those classes' loss (e.g. other=3) and keeps the default oversampling",
     )
     p.add_argument(
         "--mix",
@@ -172,6 +174,21 @@ def _train_out(args) -> str:
 
     model = args.model or task_defaults(args.task)["model"]
     return args.out or os.path.join("models", f"{args.task}-{model}")
+
+
+def _class_weight(text: str) -> str:
+    """argparse type: ``none``, ``balanced`` or ``NAME=W[,NAME=W...]`` (its class names are checked with the data)."""
+    if text.strip() in ("none", "balanced"):
+        return text.strip()
+    import argparse
+
+    from recaptcha_tf.training.class_weights import parse_class_weight
+
+    try:
+        parse_class_weight(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--class-weight ")) from None
+    return text.strip()
 
 
 def _unfreeze(value: str | None):
