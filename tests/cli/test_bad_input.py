@@ -161,6 +161,7 @@ def test_a_model_that_safe_mode_refuses_is_one_line(unsafe_model, tmp_path, comm
         (["--time-budget", "-1"], "--time-budget: must be 0 or more, got -1"),
         (["--learning-rate", "0"], "--learning-rate: must be positive, got 0"),
         (["--split", "50/60"], "adds up to 110"),
+        (["--class-weight", "other=-1"], "--class-weight: takes none, balanced or NAME=WEIGHT"),
     ],
 )
 def test_train_argument_errors_are_one_line(tiles_dir, tmp_path, argv, message, capsys):
