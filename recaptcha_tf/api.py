@@ -57,15 +57,14 @@ class Model:
         ``(H, W)`` / ``(H, W, C)``, or PIL images. Arrays and PIL images are encoded losslessly (PNG) and go
         through the same decoding and resizing as training.
         """
-        from recaptcha_tf.inference.abstention import apply_min_confidence, resolve_min_confidence
+        from recaptcha_tf.inference.abstention import abstention_top_k, apply_min_confidence, resolve_min_confidence
         from recaptcha_tf.inference.predictor import predict
 
         single = not isinstance(images, (list, tuple))
-        results = predict(
-            self.inference, [_source(image) for image in ([images] if single else images)], top_k, tta=tta
-        )
         threshold = resolve_min_confidence("none" if min_confidence is None else min_confidence, self._stored())
-        apply_min_confidence(results, threshold, self.info.names)
+        sources = [_source(image) for image in ([images] if single else images)]
+        results = predict(self.inference, sources, abstention_top_k(top_k, threshold), tta=tta)
+        apply_min_confidence(results, threshold, self.info.names, top_k)
         return results[0] if single else results
 
     def select_cells(self, image, target: str, grid: str = "3x3", tta: str = "none") -> dict:

@@ -465,3 +465,53 @@ def test_demo_shows_sample_thumbnails(classifier, tmp_path):
         assert not [c for c in config["components"] if c["props"].get("elem_id") == "sample-images"]
     finally:
         predictor.close()
+
+
+def test_the_demo_and_http_route_apply_the_stored_min_confidence_as_predict_does(classifier):
+    """The tile tab and ``POST /api/v1/predict`` (both ``Predictor.predict_upload``) abstain below the model's stored
+    ``--min-confidence`` exactly as ``recaptcha_tf.load(...).predict`` does, at any ``top_k``."""
+    import dataclasses
+
+    from recaptcha_tf.api import Model
+    from recaptcha_tf.serving.app import Predictor
+
+    run, root = classifier
+    paths = [os.path.join(root, "tiles", name, "0001.png") for name in ("bus", "hydrant", "traffic_light")]
+    predictor = Predictor(run)
+    try:
+        plain = [predictor.predict_upload(open(p, "rb").read())["confidence"] for p in paths]
+        threshold = float(np.median(plain))  # some tiles clear it, some do not
+        predictor.info = dataclasses.replace(predictor.info, min_confidence=threshold)
+        model = Model(predictor.inference)
+        model.info = predictor.info  # Model.predict reads the stored threshold from its info
+        for top_k in (1, 3):
+            served = [predictor.predict_upload(open(p, "rb").read(), top_k) for p in paths]
+            expected = model.predict(paths, top_k=top_k)
+            assert [r["abstained"] for r in served] == [r["abstained"] for r in expected]
+            assert [r["label"] for r in served] == [r["label"] for r in expected]
+            assert [r["abstained"] for r in served] == [c < threshold for c in plain]  # no background class here
+            assert all(len(r["top_k"]) == top_k for r in served)
+    finally:
+        predictor.close()
+
+
+def test_the_grid_tab_never_mirrors_cells_of_a_character_model(classifier, tmp_path):
+    """Flip TTA is for tiles (``check_tta``): a ``chars`` model's grid is read from the cells as they are."""
+    import dataclasses
+
+    from recaptcha_tf.serving.app import Predictor
+
+    run, _ = classifier
+    rng = np.random.default_rng(5)
+    tiles = [np.asarray(tile_image(c, rng, 30)) for c in [0, 1, 2, 1, 0, 2, 2, 1, 0]]
+    grid = np.concatenate([np.concatenate(tiles[r * 3 : (r + 1) * 3], axis=1) for r in range(3)], axis=0)
+    path = str(tmp_path / "grid.png")
+    Image.fromarray(grid).save(path)
+    predictor = Predictor(run)
+    try:
+        assert "flip TTA" in predictor.grid(path, "hydrant", "3x3", True)[1]
+        predictor.info = dataclasses.replace(predictor.info, task="chars")
+        _, summary, cells = predictor.grid(path, "hydrant", "3x3", True)
+        assert "flip TTA" not in summary and cells == predictor.grid(path, "hydrant", "3x3", False)[2]
+    finally:
+        predictor.close()

@@ -74,11 +74,23 @@ def resolve_min_confidence(given, stored: float | None) -> float | None:
     return float(given)
 
 
-def apply_min_confidence(results: list[dict], min_confidence: float | None, names: Sequence[str]) -> list[dict]:
+def abstention_top_k(top_k: int, min_confidence: float | None) -> int:
+    """How many classes to predict so that :func:`apply_min_confidence` sees each image's best object class: two
+    or more with a threshold (only one class is the background), ``top_k`` without one."""
+    return max(int(top_k), 2) if min_confidence is not None else int(top_k)
+
+
+def apply_min_confidence(
+    results: list[dict], min_confidence: float | None, names: Sequence[str], top_k: int | None = None
+) -> list[dict]:
     """Mark or replace the answers below ``min_confidence`` in :func:`recaptcha_tf.inference.predictor.predict`'s
     results (in place; returned). Text results always get ``text_confidence``; with a threshold they get
     ``accepted``. Single-label classifier results with a threshold get ``abstained``: when the best object class
-    scores below it, ``label`` becomes the background class (``None`` when the model has none)."""
+    scores below it, ``label`` becomes the background class (``None`` when the model has none) and ``confidence``
+    the background class's probability (``None`` when it is not among the predicted top classes).
+
+    Predict with :func:`abstention_top_k` classes (the best object class must be among them) and pass the
+    ``top_k`` asked for: each ``top_k`` list is cut to it after the decision."""
     index = background_index(names)
     background = None if index is None else names[index]
     for r in results:
@@ -93,8 +105,11 @@ def apply_min_confidence(results: list[dict], min_confidence: float | None, name
             r["abstained"] = prob < min_confidence
             if r["abstained"]:
                 r["label"] = background
+                r["confidence"] = next((float(p) for n, p in r["top_k"] if n == background), None)
             elif r["label"] == background:  # the background class wins only below the threshold
                 r["label"], r["confidence"] = name, prob
+        if top_k is not None and "top_k" in r:
+            r["top_k"] = r["top_k"][:top_k]
     return results
 
 

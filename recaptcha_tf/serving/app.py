@@ -236,8 +236,11 @@ class Predictor:
     def predict_upload(self, upload, top_k: int = 5) -> dict:
         """Checks, decoding and a micro-batched prediction for one upload.
 
-        Returns the dict of :func:`~recaptcha_tf.inference.predict`.
+        Returns the dict of :func:`~recaptcha_tf.inference.predict` with the model's stored ``--min-confidence``
+        applied, as ``recaptcha-tf predict`` answers (:func:`~recaptcha_tf.inference.abstention.apply_min_confidence`:
+        ``abstained`` for classifiers, ``text_confidence`` and ``accepted`` for text).
         """
+        from recaptcha_tf.inference.abstention import abstention_top_k, apply_min_confidence
         from recaptcha_tf.inference.predictor import format_predictions
 
         start = time.perf_counter()
@@ -255,7 +258,9 @@ class Predictor:
                 "total": 1000 * (done - start),
             }
         )
-        return format_predictions(outputs, self.info, top_k)[0]
+        threshold = self.info.min_confidence
+        results = format_predictions(outputs, self.info, abstention_top_k(top_k, threshold))
+        return apply_min_confidence(results, threshold, self.info.names, top_k)[0]
 
     def tile(self, upload, top_k: int = 5) -> tuple[dict, str]:
         """``({class: probability} for the top k, a one-line summary)``."""
@@ -270,6 +275,8 @@ class Predictor:
                 if labels
                 else f"no label over the threshold {self.info.threshold:g}"
             )
+        elif result.get("abstained"):
+            summary = f"{result['label']} (no object class reached the model's --min-confidence)"
         else:
             summary = f"{result['label']} ({result['confidence']:.3f})"
         return label, summary
@@ -306,7 +313,8 @@ class Predictor:
             if rgb.shape[0] < 4 * rows or rgb.shape[1] < 4 * cols:
                 raise UploadError(f"The image is {rgb.shape[1]}x{rgb.shape[0]} pixels: too small for a {shape} grid.")
             pixels = rgb if self.info.channels == 3 else _decode(data, self.info.channels)
-            probs = self.cell_probabilities(split_grid(pixels, rows, cols), flip=bool(flip))
+            flip = bool(flip) and self.info.task == "tiles"  # a mirrored glyph is another label
+            probs = self.cell_probabilities(split_grid(pixels, rows, cols), flip=flip)
             threshold, min_confidence, rule = grid_rule(self.info)
             picked = pick_cells(
                 probs, self.info.names.index(target), threshold, min_confidence, background_index(self.info.names)
@@ -430,7 +438,8 @@ def build_app(
                 with gr.Row():
                     target = gr.Dropdown(choices=list(info.names), value=info.names[0], label="select every")
                     shape = gr.Radio(choices=list(GRID_SHAPES), value="3x3", label="grid")
-                    flip = gr.Checkbox(value=True, label="average with mirror images (flip TTA)")
+                    tiles = info.task == "tiles"  # a mirrored glyph is another label
+                    flip = gr.Checkbox(value=tiles, visible=tiles, label="average with mirror images (flip TTA)")
                 grid_button = gr.Button("Solve", variant="primary")
                 overlay = gr.Image(label="picked cells", type="numpy", format="png")
                 grid_summary = gr.Textbox(label="cells")

@@ -49,6 +49,7 @@ def test_min_confidence_marks_text_and_sends_unsure_tiles_to_other():
     apply_min_confidence(tiles, 0.6, names)
     assert [r["label"] for r in tiles] == ["other", "other", "bus"]
     assert [r["abstained"] for r in tiles] == [True, True, False]
+    assert [r["confidence"] for r in tiles] == [0.3, 0.5, 0.9]  # an abstained tile reports the background's
     tiles = [{"label": "other", "confidence": 0.5, "top_k": [("other", 0.5), ("bus", 0.45), ("car", 0.05)]}]
     apply_min_confidence(tiles, 0.4, names)  # the best object class clears the threshold: it is the answer
     assert tiles[0]["label"] == "bus" and tiles[0]["confidence"] == pytest.approx(0.45)
@@ -189,3 +190,25 @@ def test_train_text_weights_takes_a_shipped_reader_and_its_input(shipped_reader,
     assert start["monitor"] == "val_cer_then_loss" and 0 <= start["val_cer"] <= start["value"]
     assert start["value"] == pytest.approx(start["val_cer"] + 1e-7 * min(start["val_loss"], 10.0))  # its own loss
     assert any(r.getMessage().startswith("the starting weights read") for r in caplog.records)
+
+
+def test_abstention_does_not_depend_on_top_k(tmp_path):
+    """``predict --top-k 1``: the best object class is decided on two or more classes, then the list is cut, so the
+    answer is the one every other top-k (and the report's ``abstaining_argmax``) gives."""
+    from recaptcha_tf.inference.abstention import abstention_top_k
+
+    names = ["bus", "cat", "other"]
+    probs = np.array([[0.05, 0.40, 0.55], [0.10, 0.15, 0.75], [0.70, 0.20, 0.10]])
+    expected = [names[i] for i in abstaining_argmax(probs, 2, 0.25)]
+    assert expected == ["cat", "other", "bus"]
+    for top_k in (1, 2, 3):
+        k = abstention_top_k(top_k, 0.25)
+        rows = [
+            {"label": names[int(np.argmax(p))], "confidence": float(p.max()),
+             "top_k": sorted(zip(names, p), key=lambda t: -t[1])[:k]}
+            for p in probs
+        ]  # fmt: skip
+        apply_min_confidence(rows, 0.25, names, top_k)
+        assert [r["label"] for r in rows] == expected
+        assert all(len(r["top_k"]) == top_k for r in rows)
+    assert abstention_top_k(1, None) == 1 and abstention_top_k(5, 0.3) == 5

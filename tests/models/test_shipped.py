@@ -166,3 +166,24 @@ def test_the_shipped_tile_model_picks_grid_tiles_at_its_stored_challenge_thresho
     printed = json.loads(capsys.readouterr().out)
     assert set(printed["challenge_solved"]) == set(printed["challenge_solved_at_threshold"]) == {"3x3", "4x4"}
     assert all(0.0 <= v <= 1.0 for v in printed["challenge_solved_at_threshold"].values())
+
+
+def test_predict_answers_the_same_label_at_every_top_k(tmp_path, capsys, monkeypatch):
+    """``predict --model tiles --top-k 1`` abstains as ``--top-k 3`` does: the stored ``--min-confidence`` is
+    applied to each tile's best object class, whether or not the printed list holds it."""
+    from conftest import make_class_folders
+
+    from recaptcha_tf.cli import main
+
+    monkeypatch.delenv(core.ENV_VAR, raising=False)
+    data = str(tmp_path / "tiles")
+    make_class_folders(data, classes=("bus", "car", "palm"), per_class=4)
+    images = sorted(str(p) for p in (tmp_path / "tiles").rglob("*.png"))
+    answers = {}
+    for top_k in ("1", "3"):
+        assert main(["predict", "--model", "tiles", "--top-k", top_k, "--json", *images]) == 0
+        results = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+        assert len(results) == len(images)
+        answers[top_k] = [(r["label"], r["abstained"]) for r in results]
+        assert all(len(r["top_k"]) == int(top_k) for r in results)
+    assert answers["1"] == answers["3"]

@@ -41,20 +41,20 @@ def check(args) -> None:
 
 
 def run(args) -> int:
-    from recaptcha_tf.inference.abstention import apply_min_confidence, resolve_min_confidence
+    from recaptcha_tf.inference.abstention import abstention_top_k, apply_min_confidence, resolve_min_confidence
     from recaptcha_tf.inference.predictor import load_inference, predict
 
     inference = load_inference(args.model, args.runtime)
+    threshold = resolve_min_confidence(args.min_confidence, getattr(inference.info, "min_confidence", None))
     results = predict(
         inference,
         args.images,
-        top_k=args.top_k,
+        top_k=abstention_top_k(args.top_k, threshold),
         beam_width=args.beam_width,
         errors="report",
         tta=args.tta,
     )
-    threshold = resolve_min_confidence(args.min_confidence, getattr(inference.info, "min_confidence", None))
-    apply_min_confidence(results, threshold, inference.info.names)
+    apply_min_confidence(results, threshold, inference.info.names, args.top_k)
     return print_results(args.images, results, args.json, _line)
 
 
@@ -64,5 +64,6 @@ def _line(path: str, r: dict) -> str:
         mark = "" if r.get("accepted", True) else "\tnot accepted"
         return f"{path}\t{r['text']}\t{conf}{mark}"
     top = ", ".join(f"{n} {p:.3f}" for n, p in r["top_k"])
-    mark = "\tabstained" if r.get("abstained") else ""
-    return f"{path}\t{r['label']}\t{r['confidence']:.3f}\t[{top}]{mark}"
+    mark = "\tabstained (no object class reached --min-confidence)" if r.get("abstained") else ""
+    confidence = "-" if r["confidence"] is None else f"{r['confidence']:.3f}"
+    return f"{path}\t{r['label']}\t{confidence}\t[{top}]{mark}"
