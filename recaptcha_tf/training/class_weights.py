@@ -4,8 +4,10 @@
 (:func:`recaptcha_tf.data.balance.class_weights`). Named weights (``NAME=W[,NAME=W...]``) multiply the loss of the
 named classes' training images by ``W`` (every other class 1) and keep the task's default oversampling: a lever for
 a class that costs more when missed, e.g. ``other=3`` for background tiles that a challenge must not select.
-Both go to ``model.fit(class_weight=...)``, which weighs each training image by its label's class (the arg-max of a
-one-hot, mixed or distillation target).
+Both become per-image weights on the training batches (:func:`weigh_by_class`): each image weighs what its label's
+class weighs, the class read from the label alone, also where the target packs the teachers' probabilities beside
+it (distillation). Keras' own ``fit(class_weight=...)`` would take the arg-max of the whole packed target, which
+points into the teachers' half once mixup or cutmix blends it.
 """
 
 from __future__ import annotations
@@ -64,3 +66,26 @@ def loss_class_weights(option: str, split) -> dict[int, float] | None:
             f"--class-weight names {', '.join(map(repr, unknown))}, not a class of this data ({', '.join(names)})."
         )
     return {i: float(parsed.get(name, 1.0)) for i, name in enumerate(names)}
+
+
+def weigh_by_class(dataset, weights: dict[int, float], num_classes: int):
+    """``(images, targets)`` batches -> ``(images, targets, weights)``: ``(B,)`` float32 per-image loss weights.
+
+    Args:
+        dataset: batches of images and targets: ``(B,)`` integer labels, or ``(B, C)`` one-hot or mixed labels, or
+            distillation's ``(B, 2C)`` ``[one-hot, teacher probabilities]``.
+        weights: ``{class index: weight}`` for every class (:func:`loss_class_weights`).
+        num_classes: ``C``; an image's class is the arg-max of its target's first ``C`` columns.
+    """
+    import tensorflow as tf
+
+    table = tf.constant([float(weights[i]) for i in range(num_classes)], tf.float32)
+
+    def add_weights(images, targets):
+        if targets.shape.rank == 1:
+            index = tf.cast(targets, tf.int32)
+        else:
+            index = tf.argmax(targets[:, :num_classes], axis=-1, output_type=tf.int32)
+        return images, targets, tf.gather(table, index)
+
+    return dataset.map(add_weights, num_parallel_calls=tf.data.AUTOTUNE)

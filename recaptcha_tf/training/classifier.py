@@ -122,7 +122,7 @@ class ClassifierRun(TrainingRun):
 
     def objective(self) -> Objective:
         from recaptcha_tf.models.registry import model_head
-        from recaptcha_tf.training.class_weights import loss_class_weights
+        from recaptcha_tf.training.class_weights import loss_class_weights, weigh_by_class
 
         o = self.o
         loss, metrics = training_objective(
@@ -139,7 +139,10 @@ class ClassifierRun(TrainingRun):
             loss = DistillationLoss(classes, o["distill_alpha"], o["distill_temperature"], o["label_smoothing"])
             metrics = [PackedAccuracy(classes)]
         monitor, mode = ("val_loss", "min") if o["multi_label"] else o["defaults"].get("monitor", ("val_loss", "min"))
-        return Objective(loss, metrics, monitor, mode, class_weight=loss_class_weights(o["class_weight"], self.split))
+        weights = loss_class_weights(o["class_weight"], self.split)
+        if weights is not None:  # per-image weights read from the label half of any target (training.class_weights)
+            self.train_ds = weigh_by_class(self.train_ds, weights, len(self.class_names))
+        return Objective(loss, metrics, monitor, mode)
 
     def schedule(self, net, objective: Objective) -> Schedule:
         from recaptcha_tf.training.callbacks import TimeBudget

@@ -36,11 +36,15 @@ def test_loss_class_weights_cover_every_class_and_name_unknown_ones():
         loss_class_weights("boat=2", split)
 
 
-@pytest.mark.parametrize("target", ["sparse", "one_hot", "packed"])
-def test_fit_weighs_each_image_by_its_label_class(target):
-    """With a zero learning rate, the loss ``fit`` reports is the class-weighted mean of the per-image losses at
-    the initial weights: for sparse labels, one-hot labels and distillation's ``[one-hot, teacher]`` targets, even
-    where a teacher is certain of another class (a tie between the two halves' maxima)."""
+@pytest.mark.parametrize("target", ["sparse", "one_hot", "packed", "packed_mixed"])
+def test_training_batches_weigh_each_image_by_its_label_class(target):
+    """With a zero learning rate, the loss ``fit`` reports on :func:`weigh_by_class`'s batches is the class-weighted
+    mean of the per-image losses at the initial weights: for sparse, one-hot and distillation's ``[one-hot,
+    teacher]`` targets, also where a teacher is certain of another class, and where mixup blended the packed
+    target so that the teachers' half holds its largest value (Keras' ``class_weight`` would index past C there)."""
+    import tensorflow as tf
+
+    from recaptcha_tf.training.class_weights import weigh_by_class
     from recaptcha_tf.training.distillation import DistillationLoss, packed_targets
 
     rng = np.random.default_rng(0)
@@ -49,17 +53,23 @@ def test_fit_weighs_each_image_by_its_label_class(target):
     labels = np.arange(n) % classes
     one_hot = keras.utils.to_categorical(labels, classes)
     teacher = keras.utils.to_categorical((labels + 1) % classes, classes)  # certain, and wrong: ties at 1.0
+    if target == "packed_mixed":  # 0.6 of the image's own label, 0.4 of its neighbour's (as MixUp blends)
+        neighbour = np.roll(one_hot, 1, axis=0)
+        one_hot, teacher = 0.6 * one_hot + 0.4 * neighbour, 0.7 * one_hot + 0.3 * neighbour  # teachers peak higher
+        assert (packed_targets(one_hot, teacher).argmax(-1) >= classes).all()  # past C for a whole-row arg-max
     y, loss = {
         "sparse": (labels, keras.losses.SparseCategoricalCrossentropy()),
         "one_hot": (one_hot, keras.losses.CategoricalCrossentropy()),
         "packed": (packed_targets(one_hot, teacher), DistillationLoss(classes)),
+        "packed_mixed": (packed_targets(one_hot, teacher), DistillationLoss(classes)),
     }[target]
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(classes, activation="softmax")])
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss=loss)
     per_image = np.asarray(keras.ops.convert_to_numpy(loss.call(keras.ops.convert_to_tensor(y), model(x))))
     weights = {0: 1.0, 1: 1.0, 2: 5.0}
-    history = model.fit(x, y, batch_size=n, epochs=1, class_weight=weights, verbose=0, shuffle=False)
+    dataset = weigh_by_class(tf.data.Dataset.from_tensor_slices((x, y)).batch(n), weights, classes)
+    history = model.fit(dataset, epochs=1, verbose=0)
     expected = float(np.sum(per_image * np.array([weights[k] for k in labels])) / n)
     assert history.history["loss"][0] == pytest.approx(expected, rel=1e-5)
     assert expected != pytest.approx(float(per_image.mean()), rel=1e-3)  # the weights change the loss
@@ -77,9 +87,10 @@ def test_named_class_weights_reach_fit_and_keep_the_default_oversampling(tmp_pat
     seen = {}
     original = run_module.fit_run
 
-    def recording_fit_run(*args, **kwargs):
+    def recording_fit_run(dist, net, out, config, train_ds, *args, **kwargs):
         seen["class_weight"] = kwargs.get("class_weight")
-        return original(*args, **kwargs)
+        seen["batch"] = next(iter(train_ds))
+        return original(dist, net, out, config, train_ds, *args, **kwargs)
 
     monkeypatch.setattr(run_module, "fit_run", recording_fit_run)
     out = str(tmp_path / "run")
@@ -87,7 +98,10 @@ def test_named_class_weights_reach_fit_and_keep_the_default_oversampling(tmp_pat
     from recaptcha_tf.data.splits import load_manifest
 
     names = load_manifest(out).class_names
-    assert seen["class_weight"] == {i: (5.0 if name == "traffic_light" else 1.0) for i, name in enumerate(names)}
+    assert seen["class_weight"] is None  # per-image weights in the batches instead
+    _, targets, weights = (np.asarray(t) for t in seen["batch"])
+    classes = targets.argmax(-1) if targets.ndim == 2 else targets
+    np.testing.assert_allclose(weights, [5.0 if names[c] == "traffic_light" else 1.0 for c in classes])
     config = json.load(open(os.path.join(out, "config.json")))
     assert config["class_weight"] == "traffic_light=5" and config["balance_per_class"] == 14  # still oversampled
     with pytest.raises(TrainingConfigError, match="'boat'"):
