@@ -114,6 +114,8 @@ def _info_dict(info) -> dict:
         # the stored decision thresholds (None when the model stores none): abstention and grid challenges
         "min_confidence": getattr(info, "min_confidence", None),
         "challenge_threshold": getattr(info, "challenge_threshold", None),
+        # the calibration temperature the exported graph already applies (a record: never applied again)
+        "temperature": float(getattr(info, "temperature", 1.0)),
     }
 
 

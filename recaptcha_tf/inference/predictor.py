@@ -128,6 +128,7 @@ class Inference:
             threshold=float(meta["threshold"]),
             min_confidence=meta.get("min_confidence"),  # absent from sidecars written before the thresholds were kept
             challenge_threshold=meta.get("challenge_threshold"),
+            temperature=float(meta.get("temperature", 1.0)),  # applied inside the exported graph; reported here
         )
 
         def run(images):

@@ -167,15 +167,15 @@ def test_an_export_keeps_the_stored_decision_thresholds(tmp_path):
     run, _ = train_tiny_classifier(tmp_path)
     model = load_model(run)
     layer = label_names_layer(model)
-    layer.min_confidence, layer.challenge_threshold = 0.3, 0.12
+    layer.min_confidence, layer.challenge_threshold, layer.temperature = 0.3, 0.12, 2.0
     model.save(RunFolder(run).model)
     artifact = export_model(run, "onnx")
     meta = read_sidecar(artifact)
-    assert (meta["min_confidence"], meta["challenge_threshold"]) == (0.3, 0.12)
+    assert (meta["min_confidence"], meta["challenge_threshold"], meta["temperature"]) == (0.3, 0.12, 2.0)
     info = load_inference(artifact, "onnx").info  # so an exported tile model abstains and picks grids as its source
-    assert (info.min_confidence, info.challenge_threshold) == (0.3, 0.12)
-    old = {k: v for k, v in meta.items() if k not in ("min_confidence", "challenge_threshold")}
+    assert (info.min_confidence, info.challenge_threshold, info.temperature) == (0.3, 0.12, 2.0)
+    old = {k: v for k, v in meta.items() if k not in ("min_confidence", "challenge_threshold", "temperature")}
     with open(sidecar_path(artifact), "w") as f:  # a sidecar written before the thresholds were kept
         json.dump(old, f)
     info = load_inference(artifact, "onnx").info
-    assert (info.min_confidence, info.challenge_threshold) == (None, None)
+    assert (info.min_confidence, info.challenge_threshold, info.temperature) == (None, None, 1.0)
