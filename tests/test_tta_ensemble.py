@@ -42,6 +42,9 @@ def test_evaluate_with_tta_and_an_ensemble(tiny_run, tmp_path):
     single = evaluate(run, data, subset="all", challenges=0)
     twice = evaluate(run, data, subset="all", challenges=0, ensemble=[run])
     assert twice["top1"] == single["top1"] and twice["ensemble"] == [os.path.abspath(run)]
+    calibration = twice["calibration"]  # averaged probabilities: no temperature to undo, no stored thresholds
+    assert calibration["temperature"] == 1.0 and calibration["ece_uncalibrated"] == calibration["ece"]
+    assert calibration["min_confidence"] is None and "abstaining" not in calibration
     tta = evaluate(run, data, subset="all", challenges=0, tta="flip")
     assert tta["tta"] == "flip" and 0.0 <= tta["top1"] <= 1.0
 

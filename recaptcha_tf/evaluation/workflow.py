@@ -6,6 +6,7 @@ this module picks the images (the run's test split or a new held-out set), predi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -321,7 +322,9 @@ def evaluate_classifier(
             probs, labels, info.names, count=challenges, threshold=info.threshold if info.kind == "sigmoid" else None
         )
     if info.kind == "softmax" and len(paths):
-        result["calibration"] = calibration_report(probs, labels, info, challenges)
+        # an ensemble's averaged probabilities have no temperature to undo and no stored thresholds of their own
+        scored = dataclasses.replace(info, temperature=1.0, min_confidence=None, challenge_threshold=None)
+        result["calibration"] = calibration_report(probs, labels, scored if ensemble else info, challenges)
         if stem:
             from recaptcha_tf.evaluation.plots import reliability_figure
 
