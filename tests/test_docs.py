@@ -136,6 +136,43 @@ def test_the_shipped_models_page_shows_the_tile_model_figures_from_their_json(si
         assert f"{row['top1']:.4g}" in page and f"{row['macro_f1']:.4g}" in page
 
 
+def test_the_shipped_models_page_shows_the_tile_levers_from_their_json(site):
+    page = site("shipped-models")
+    assert "docs:tile-levers" not in page
+    path = os.path.join(ROOT, "benchmarks", "results", "tile_levers.json")
+    if not os.path.isfile(path):
+        assert "No tile lever has been measured yet" in page
+        return
+    with open(path) as f:
+        rows = json.load(f)["rows"]
+    assert rows
+    for row in rows:
+        found = re.search(rf"<tr>\s*<td>{re.escape(html.escape(row['lever']))}(, flip TTA)?</td>(.*?)</tr>", page, re.S)
+        assert found, f"no row for {row['lever']}"
+        assert f"{row['top1']:.4g}" in page and f"{row['macro_f1']:.4g}" in page
+
+
+def test_the_tile_levers_table_lists_each_lever_with_its_options(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import docs_pages
+
+    rows = [
+        {"lever": "student (the shipped build's)", "tta": "none", "top1": 0.879, "macro_f1": 0.847, "other_f1": 0.699,
+         "background_fpr": 0.186, "grid3x3_threshold": 0.67, "train_minutes": 28.9},
+        {"lever": "other-weight-3", "tta": "flip", "top1": 0.8812, "macro_f1": 0.8501, "other_f1": 0.71,
+         "background_fpr": 0.15, "grid3x3_threshold": None, "train_minutes": 30.1,
+         "command": "recaptcha-tf train --task tiles --teacher a --time-budget 60 --class-weight other=3",
+         "machine": {"cpu": "AMD EPYC", "cpus": 2, "gpus": 0, "date": "2026-12-08 10:00 UTC"}},
+    ]  # fmt: skip
+    path = tmp_path / "tile_levers.json"
+    path.write_text(json.dumps({"test_tiles": 1410, "rows": rows}))
+    table = docs_pages.tile_levers_table(str(path))
+    lines = [line for line in table.splitlines() if line.startswith("| other-weight-3")]
+    assert len(lines) == 1 and "`--class-weight other=3`" in lines[0] and "0.8812" in lines[0] and "n/a" in lines[0]
+    assert "(the baseline)" in table and "1410" in table.replace(",", "") and "2026-12-08" in table
+    assert "No tile lever" in docs_pages.tile_levers_table(str(tmp_path / "missing.json"))
+
+
 def test_generated_pages_are_not_committed():
     for path in ("docs/reference/cli.md", "docs/reference/models.md", "docs/results.md"):
         assert not os.path.exists(os.path.join(ROOT, path)), f"{path} is generated at build time (tools/docs_hooks.py)"

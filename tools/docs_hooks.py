@@ -10,7 +10,8 @@ Nothing generated is committed. At build time this adds
 and fills hand-written pages: the layers table of ``architecture.md`` (its ``<!-- docs:layers -->`` marker), the
 label curves of ``shipped-models.md`` (``<!-- docs:label-curves -->``, from ``benchmarks/results/label_curve_*.json``),
 its table of the blank plateau's levers (``<!-- docs:plateau-levers -->``, from ``plateau_levers.json``), the
-shipped tile model's figures (``<!-- docs:shipped-tiles -->``, from ``shipped_tiles.json``) and the
+shipped tile model's figures (``<!-- docs:shipped-tiles -->``, from ``shipped_tiles.json``), the levers on its
+student (``<!-- docs:tile-levers -->``, from ``tile_levers.json``) and the
 kill-and-resume table at the end of ``reliability.md``. Links from the hand-written pages to
 ``benchmarks/results/...`` in the repository (right on GitHub) are pointed at the published copies.
 """
@@ -39,6 +40,7 @@ LAYERS_MARKER = "<!-- docs:layers -->"
 LABEL_CURVES_MARKER = "<!-- docs:label-curves -->"
 PLATEAU_LEVERS_MARKER = "<!-- docs:plateau-levers -->"
 SHIPPED_TILES_MARKER = "<!-- docs:shipped-tiles -->"
+TILE_LEVERS_MARKER = "<!-- docs:tile-levers -->"
 _REPO_RESULTS_LINK = re.compile(r"\]\(((?:\.\./)+benchmarks/results/[^)#\s]+)((?:#[^)\s]*)?)\)")
 
 _cache: dict[str, str] = {}  # `mkdocs serve` rebuilds often: build the models only once
@@ -85,6 +87,8 @@ def on_page_markdown(markdown, page, config, files):
         markdown = markdown.replace(PLATEAU_LEVERS_MARKER, docs_pages.plateau_levers_table())
     if SHIPPED_TILES_MARKER in markdown:
         markdown = markdown.replace(SHIPPED_TILES_MARKER, docs_pages.shipped_tiles_table())
+    if TILE_LEVERS_MARKER in markdown:
+        markdown = markdown.replace(TILE_LEVERS_MARKER, docs_pages.tile_levers_table())
     if uri == "reliability.md":
         markdown = markdown.rstrip() + "\n\n" + docs_pages.faults_section(page_dir=depth)
     return _REPO_RESULTS_LINK.sub(lambda m: _published(m, uri), markdown)

@@ -809,6 +809,48 @@ def shipped_tiles_table(path: str = os.path.join(RESULTS, "shipped_tiles.json"))
     )
 
 
+def tile_levers_table(path: str = os.path.join(RESULTS, "tile_levers.json")) -> str:
+    """``benchmarks/tile_levers.py``'s rows (the shipped build's student trained again with one change each, scored
+    on the build's test split beside the student itself) as a table: the ``<!-- docs:tile-levers -->`` marker."""
+    if not os.path.isfile(path):
+        return "No tile lever has been measured yet (`python benchmarks/tile_levers.py`).\n"
+    with open(path) as f:
+        data = json.load(f)
+    rows, dates, machines_seen = [], set(), set()
+    for row in data.get("rows") or []:
+        command = row.get("command", "")
+        added = command.split(" --time-budget 60", 1)[-1].strip() if "--time-budget 60" in command else ""
+        if "teacher-mnv2-s1" in command:
+            added = (added + " --teacher teacher-mnv2-s1").strip()
+        if row.get("machine"):
+            machines_seen.add(machine_title(machine_key(row["machine"])))
+            dates.add(row["machine"].get("date", "")[:10])
+        rows.append(
+            [
+                cell(row["lever"]) + (", flip TTA" if row.get("tta") not in (None, "none") else ""),
+                code(added) if added else "(the baseline)",
+                cell(row.get("top1")),
+                cell(row.get("macro_f1")),
+                cell(row.get("other_f1")),
+                cell(row.get("background_fpr")),
+                cell(row.get("grid3x3_threshold")) if row.get("grid3x3_threshold") is not None else "n/a",
+                cell(row.get("train_minutes")),
+            ]
+        )
+    header = ["lever", "options added to the student's command", "top-1", "macro-F1", "`other` F1",
+              "background FPR", "3x3 at the challenge threshold", "training minutes"]  # fmt: skip
+    when = ", ".join(sorted(machines_seen)) + (f", {min(dates)} to {max(dates)}" if dates else "")
+    return "\n".join(
+        [
+            md_table(header, rows),
+            "",
+            f"Generated from `benchmarks/results/tile_levers.json`; {when}; {cell(data.get('test_tiles'))} test "
+            "tiles, one training at a time.",
+            "",
+        ]
+    )
+
+
 # ----------------------------------------------------------------------------- architecture
 
 

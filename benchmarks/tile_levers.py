@@ -1,0 +1,138 @@
+"""Levers on the shipped tile model's student: each trains the build's student again with one change, and every
+row is scored on the same held-out test split in one run, beside the shipped build's student (the baseline).
+
+    python benchmarks/tile_levers.py [--levers other-weight-3 epochs-20 224 three-teachers] \
+        [--build models/tiles-build] [--data ../shared/data/recaptcha-tiles] [--weights-dir ../shared/weights]
+
+Each lever is ``tools/build_tiles.py``'s ``student`` command (MobileNetV2 1.0 from ImageNet weights, distilled
+from ``teacher-mnv2-s0`` and ``teacher-vit-hybrid`` on their split, 60-minute ``--time-budget``) plus:
+
+* ``other-weight-3``: ``--class-weight other=3``: the loss of `other` tiles (background scenes that a challenge
+  must not select) counts three times (the default oversampling stays);
+* ``epochs-20``: ``--epochs 20``, twice the recipe's 10 (the longer schedule replaces the time budget);
+* ``224``: ``--image-size 224x224``, the ImageNet weights' own resolution, instead of the recipe's 192;
+* ``three-teachers``: ``teacher-mnv2-s1`` (the one-line recipe, seed 1, on the same split; trained first when it
+  is missing, and timed) as a third teacher.
+
+Each run is calibrated as every run is (temperature, ``--min-confidence``, challenge threshold on its validation
+split), then scored with ``recaptcha_tf.evaluate`` on the build's test split, plain and with flip TTA: the figures
+of ``benchmarks/shipped_tiles.py`` (top-1, macro-F1, `other` F1, background false-positive rate, 3x3/4x4 challenges
+at the stored threshold). A finished lever run is only scored again; an unfinished one resumes. Never two
+trainings at once. Writes ``benchmarks/results/tile_levers.json`` (a docs table: ``tools/docs_pages.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from types import SimpleNamespace
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from _common import machine, run_cli, table
+from build_tiles import DEFAULT_TEACHERS, stage_commands
+from shipped_tiles import link_test_split, row
+
+RESULTS = os.path.join(HERE, "results")
+LEVERS = {
+    "other-weight-3": {"args": ["--class-weight", "other=3"]},
+    "epochs-20": {"args": ["--epochs", "20"]},
+    "224": {"args": ["--image-size", "224x224"]},
+    "three-teachers": {"args": [], "teachers": (*DEFAULT_TEACHERS, "teacher-mnv2-s1")},
+}
+COLUMNS = ["lever", "tta", "top1", "macro_f1", "other_f1", "background_fpr", "grid3x3_threshold", "train_minutes"]
+
+
+def lever_command(name: str, args) -> list[str]:
+    """The build's student command with ``name``'s change, into ``args.work/name``."""
+    lever = LEVERS[name]
+    spec = SimpleNamespace(
+        data=args.data,
+        weights_dir=args.weights_dir,
+        work=args.build,
+        teachers=lever.get("teachers", DEFAULT_TEACHERS),
+        student_minutes=60,
+    )
+    command = stage_commands(spec)["student"]
+    out = command.index("--out") + 1
+    command[out] = os.path.join(args.work, name)
+    return [*command, *lever["args"]]
+
+
+def ensure_teachers(name: str, args) -> float:
+    """Train the build stages that lever ``name`` learns from and the build lacks; their wall minutes."""
+    spec = SimpleNamespace(
+        data=args.data, weights_dir=args.weights_dir, work=args.build, teachers=DEFAULT_TEACHERS, student_minutes=60
+    )
+    minutes = 0.0
+    for teacher in LEVERS[name].get("teachers", ()):
+        if not os.path.isfile(os.path.join(args.build, teacher, "summary.json")):
+            minutes += run_cli(stage_commands(spec)[teacher]) / 60
+    return minutes
+
+
+def score(name: str, run: str, test_folder: str) -> list[dict]:
+    from recaptcha_tf.evaluation.workflow import evaluate
+
+    rows = []
+    for tta in ("none", "flip"):
+        report = evaluate(os.path.join(run, "model.keras"), test_folder, subset="all", tta=tta)
+        rows.append({"lever": name, **row(name, "test split", report)})
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--levers", nargs="+", choices=LEVERS, default=list(LEVERS))
+    parser.add_argument("--build", default="models/tiles-build", help="tools/build_tiles.py's work folder")
+    parser.add_argument("--data", default=os.path.join(ROOT, os.pardir, "shared", "data", "recaptcha-tiles"))
+    parser.add_argument("--weights-dir", default=os.path.join(ROOT, os.pardir, "shared", "weights"))
+    parser.add_argument("--work", default="models/tile-levers", help="one run folder per lever")
+    args = parser.parse_args(argv)
+    baseline = os.path.join(args.build, "student")
+    if not os.path.isfile(os.path.join(baseline, "summary.json")):
+        parser.error(f"no finished student at {baseline}: python tools/build_tiles.py builds it")
+    test_folder = os.path.join(args.work, "test")
+    link_test_split(baseline, test_folder)
+    path = os.path.join(RESULTS, "tile_levers.json")
+    previous = json.load(open(path))["rows"] if os.path.isfile(path) else []
+    rows = {(r["lever"], r["tta"]): r for r in previous}
+    summary = json.load(open(os.path.join(baseline, "summary.json")))
+    for r in score("student (the shipped build's)", baseline, test_folder):
+        rows[(r["lever"], r["tta"])] = {**r, "train_minutes": round(summary["train_seconds"] / 60, 1)}
+    for name in args.levers:
+        run = os.path.join(args.work, name)
+        command = lever_command(name, args)
+        teacher_minutes = ensure_teachers(name, args)
+        start = time.time()
+        wall = None if os.path.isfile(os.path.join(run, "summary.json")) else run_cli(command)
+        run_summary = json.load(open(os.path.join(run, "summary.json")))
+        for r in score(name, run, test_folder):
+            rows[(name, r["tta"])] = {
+                **r,
+                "train_minutes": round(run_summary["train_seconds"] / 60, 1),
+                "epochs": run_summary.get("epochs_run"),
+                "command_minutes": round(wall / 60, 1) if wall else None,
+                "teacher_minutes": round(teacher_minutes, 1) or None,
+                "command": "recaptcha-tf " + " ".join(command),
+                "machine": machine(),
+                "scored": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(start)),
+            }
+        payload = {"baseline": baseline, "test_tiles": len(os.listdir(test_folder)), "rows": list(rows.values())}
+        os.makedirs(RESULTS, exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump(payload, f, indent=2)
+        os.replace(path + ".tmp", path)
+        print(table([r for r in rows.values() if r["lever"] == name], COLUMNS), flush=True)
+    print(table(list(rows.values()), COLUMNS))
+    print("wrote", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

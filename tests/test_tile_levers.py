@@ -1,0 +1,32 @@
+"""``benchmarks/tile_levers.py``: each lever is the shipped build's student command with one change."""
+
+import os
+import sys
+from types import SimpleNamespace
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_each_lever_is_the_students_command_with_its_change(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import tile_levers
+    from build_tiles import stage_commands
+
+    args = SimpleNamespace(data="TILES", weights_dir="W", build="B", work=str(tmp_path))
+    build = SimpleNamespace(
+        data="TILES", weights_dir="W", work="B", teachers=tile_levers.DEFAULT_TEACHERS, student_minutes=60
+    )
+    student = stage_commands(build)["student"]
+    for name, lever in tile_levers.LEVERS.items():
+        command = tile_levers.lever_command(name, args)
+        assert command[command.index("--out") + 1] == os.path.join(str(tmp_path), name)
+        teachers = [command[i + 1] for i, flag in enumerate(command) if flag == "--teacher"]
+        expected = lever.get("teachers", tile_levers.DEFAULT_TEACHERS)
+        assert teachers == [os.path.join("B", t) for t in expected]
+        assert command[len(command) - len(lever["args"]) :] == lever["args"]
+        if "teachers" not in lever:  # everything else as the student's command
+            base = command[: len(command) - len(lever["args"])]
+            assert [c for c in base if c != command[command.index("--out") + 1]] == [
+                c for c in student if c != student[student.index("--out") + 1]
+            ]
+    assert tile_levers.LEVERS["other-weight-3"]["args"] == ["--class-weight", "other=3"]
