@@ -54,12 +54,15 @@ class Model:
         whose best object class scores below it answers ``other`` (``abstained``).
 
         ``images`` is one image or a list of them: file paths, encoded bytes, ``uint8`` NumPy arrays
-        ``(H, W)`` / ``(H, W, C)``, or PIL images. Arrays and PIL images are encoded losslessly (PNG) and go
-        through the same decoding and resizing as training.
+        ``(H, W)`` / ``(H, W, C)``, or PIL images; or a ``uint8`` batch ``(N, H, W, C)`` (a list of results).
+        Arrays and PIL images are encoded losslessly (PNG) and go through the same decoding and resizing as
+        training.
         """
         from recaptcha_tf.inference.abstention import abstention_top_k, apply_min_confidence, resolve_min_confidence
         from recaptcha_tf.inference.predictor import predict
 
+        if getattr(images, "ndim", 0) == 4:  # a uint8 batch (N, H, W, C): one image per row
+            images = list(images)
         single = not isinstance(images, (list, tuple))
         threshold = resolve_min_confidence("none" if min_confidence is None else min_confidence, self._stored())
         sources = [_source(image) for image in ([images] if single else images)]

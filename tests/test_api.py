@@ -42,6 +42,8 @@ def test_train_load_and_predict_every_image_form(tmp_path):
     assert len(results) == 4 and len({r["label"] for r in results}) == 1  # one image, one answer, any form
     assert max(abs(r["confidence"] - results[0]["confidence"]) for r in results) < 1e-5
     assert model.predict(path)["label"] == results[0]["label"]  # one image in, one dict out
+    batch = model.predict(np.stack([np.asarray(pil)] * 2))  # a uint8 batch (N, H, W, C): one result a row
+    assert [r["label"] for r in batch] == [results[0]["label"]] * 2
     with pytest.raises(TypeError, match="uint8"):
         model.predict(np.zeros((8, 8, 3), np.float32))
 
