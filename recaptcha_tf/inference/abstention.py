@@ -97,7 +97,8 @@ def apply_min_confidence(
         if "error" in r:
             continue
         if "text" in r:
-            r["text_confidence"] = round(text_confidence(r.get("confidence") or []), 6)
+            if "text_confidence" not in r:  # results decoded by this version carry it unrounded
+                r["text_confidence"] = text_confidence(r.get("confidence") or [])
             if min_confidence is not None:
                 r["accepted"] = r["text_confidence"] >= min_confidence
         elif min_confidence is not None and "top_k" in r and "labels" not in r:

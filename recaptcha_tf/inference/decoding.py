@@ -141,7 +141,9 @@ def decode_text_outputs(outputs: np.ndarray, characters: Sequence[str], kind: st
     """Decode a text model's raw outputs: ``kind`` is ``"ctc"`` or ``"multihead"``.
 
     Returns ``(text, per-character confidences)`` pairs. With ``beam_width > 1``
-    CTC text comes from beam search and confidences from the greedy alignment.
+    CTC text comes from beam search; where it reads what the greedy path reads, the
+    confidences are the greedy alignment's, else each character gets ``p ** (1 / n)``
+    of the beam's probability ``p``, so that their product is ``p``.
     """
     if kind == "multihead":
         return multihead_decode(outputs, characters)
@@ -150,5 +152,8 @@ def decode_text_outputs(outputs: np.ndarray, characters: Sequence[str], kind: st
     greedy = ctc_greedy_decode(softmax(outputs), characters)
     if beam_width and beam_width > 1:
         beams = ctc_beam_search_decode(outputs, characters, beam_width)
-        return [(b[0], g[1] if len(g[1]) == len(b[0]) else [b[1]] * len(b[0])) for g, b in zip(greedy, beams)]
+        return [
+            (text, list(g[1]) if g[0] == text else [float(p) ** (1.0 / max(len(text), 1))] * len(text))
+            for g, (text, p) in zip(greedy, beams)
+        ]
     return greedy

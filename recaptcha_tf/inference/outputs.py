@@ -92,8 +92,10 @@ def _text(kind):
     def format(outputs, names, threshold, top_k=3, beam_width=0):
         from recaptcha_tf.inference.decoding import decode_text_outputs
 
-        return [
-            {"text": text, "confidence": [round(c, 4) for c in conf]}
+        from recaptcha_tf.inference.abstention import text_confidence
+
+        return [  # the product from the unrounded values: the evaluation report's thresholds reproduce exactly
+            {"text": text, "confidence": [round(c, 4) for c in conf], "text_confidence": text_confidence(conf)}
             for text, conf in decode_text_outputs(outputs, names, kind, beam_width)
         ]
 

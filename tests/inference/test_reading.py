@@ -212,3 +212,38 @@ def test_abstention_does_not_depend_on_top_k(tmp_path):
         assert [r["label"] for r in rows] == expected
         assert all(len(r["top_k"]) == top_k for r in rows)
     assert abstention_top_k(1, None) == 1 and abstention_top_k(5, 0.3) == 5
+
+
+def test_beam_readings_get_confidences_whose_product_is_the_beam_probability():
+    """Where beam search reads other text than the greedy path, the greedy path's confidences belong to other
+    characters: each character gets ``p ** (1 / n)`` of the beam's probability ``p``."""
+    from recaptcha_tf.inference.decoding import ctc_beam_search_decode, ctc_greedy_decode, decode_text_outputs, softmax
+
+    probs = np.array([[[0.5, 0.45, 0.05], [0.5, 0.45, 0.05], [0.4, 0.05, 0.55], [0.4, 0.05, 0.55]]])
+    logits = np.log(probs)  # characters "ab", the last column the CTC blank
+    ((greedy_text, _),) = ctc_greedy_decode(softmax(logits), "ab")
+    ((beam_text, p),) = ctc_beam_search_decode(logits, "ab", beam_width=8)
+    assert greedy_text != beam_text  # the case that mattered
+    ((text, confidences),) = decode_text_outputs(logits, "ab", "ctc", beam_width=8)
+    assert text == beam_text and len(confidences) == len(text)
+    assert text_confidence(confidences) == pytest.approx(p, rel=1e-6)
+    ((text, confidences),) = decode_text_outputs(logits, "ab", "ctc", beam_width=0)
+    assert text == greedy_text
+
+
+def test_text_confidence_is_the_unrounded_product_so_report_thresholds_reproduce():
+    """A threshold the evaluation report chose is some image's unrounded confidence: the same image must pass it in
+    ``read``/``predict`` (the product was taken over confidences rounded to 4 decimals)."""
+    from recaptcha_tf.inference.outputs import output_kind
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(3, 12, 4)) * 3
+    format_text = output_kind("ctc").format
+    results = format_text(logits, "abc", 0.5)
+    from recaptcha_tf.inference.decoding import decode_text_outputs
+
+    for r, (text, confidences) in zip(results, decode_text_outputs(logits, "abc", "ctc")):
+        exact = float(np.prod(confidences)) if confidences else 0.0
+        assert r["text"] == text and r["text_confidence"] == exact
+        apply_min_confidence([r], exact, "abc")
+        assert r["accepted"]  # at its own threshold
