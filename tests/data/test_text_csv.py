@@ -26,6 +26,8 @@ def test_csv_rows_load_through_load_text_dataset(tmp_path):
     assert ds.labels == ["ab12", "zx9"] and ds.names == ["csv:images/a.png", "csv:images/b.png"]
     assert all(os.path.isfile(s) for s in ds.sources)
     assert load_text_dataset(_write(tmp_path, [("images/a.png", "ab12")], header=False)).labels == ["ab12"]
+    spaced = load_text_dataset(_write(tmp_path, [("images/a.png", " ab12"), ("images/b.png", "zx9 ")]))
+    assert spaced.labels == ["ab12", "zx9"]  # a space after the comma, or before the line's end, is not a character
 
 
 @pytest.mark.parametrize(
@@ -40,6 +42,7 @@ def test_csv_rows_load_through_load_text_dataset(tmp_path):
         ([("images/a.png", "ab"), ("images/../images/a.png", "ab")], "the same file as 'images/a.png'"),
         ([("../outside.png", "ab")], "outside"),
         ([("images/missing.png", "ab")], None),
+        ([("images/a.png", "  ")], "expected 'path,text'"),
     ],
 )
 def test_bad_rows_are_clear_errors(tmp_path, rows, message):

@@ -42,9 +42,9 @@ def load_text_csv(
     for line, row in enumerate(rows, start=1):
         if not row or (line == 1 and [c.strip().lower() for c in row[:2]] == ["path", "text"]):
             continue
-        if len(row) < 2 or not row[0].strip() or not row[1]:
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
             raise DatasetError(f"{path}:{line}: expected 'path,text', got {row!r}.")
-        name, text = row[0].strip(), row[1]
+        name, text = row[0].strip(), row[1].strip()  # "a.png, abc" (a space after the comma) is the label "abc"
         image = os.path.realpath(os.path.join(root, name))
         if os.path.commonpath([image, root]) != root:
             raise DatasetError(f"{path}:{line}: {name!r} points outside the CSV's folder.")
