@@ -183,9 +183,9 @@ def _add_parquet_columns(p):
     p.add_argument("--label-column", default=None, help="Parquet: the label column (default: detected)")
 
 
-def _add_text_labels(p):
+def _add_text_labels(p, case_default: str | None = "keep", case_help: str = "text: label case handling"):
     """How text labels are read from file names (train, tune, evaluate)."""
-    p.add_argument("--case", choices=("keep", "lower", "upper"), default="keep", help="text: label case handling")
+    p.add_argument("--case", choices=("keep", "lower", "upper"), default=case_default, help=case_help)
     p.add_argument("--label-pattern", default=None, help="text: regex with group 'label' for file names")
 
 

@@ -148,6 +148,18 @@ def _subset_for(model_path: str, data: str, subset: str):
     return subset
 
 
+def trained_case(model: str) -> str:
+    """The ``--case`` a text run was trained with (its ``config.json`` beside ``model.keras``); ``keep`` without one."""
+    import json
+
+    folder = model if os.path.isdir(model) else os.path.dirname(os.path.abspath(model))
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            return json.load(f).get("case") or "keep"
+    except (OSError, ValueError):
+        return "keep"
+
+
 def evaluate(
     model: str,
     data: str,
@@ -156,7 +168,7 @@ def evaluate(
     plot: str | None = None,
     beam_width: int = 0,
     label_pattern: str | None = None,
-    case: str = "keep",
+    case: str | None = None,
     labels_csv: str | None = None,
     challenges: int = 500,
     image_column: str | None = None,
@@ -169,6 +181,8 @@ def evaluate(
 
     ``subset="auto"`` evaluates the run's held-out test split when ``data`` is
     the folder it was trained on, and every image otherwise (a new held-out set).
+    Text: ``case`` (``keep``/``lower``/``upper``) folds labels and readings; ``None`` takes the run's own
+    ``--case`` from its ``config.json`` (``keep`` for a model without one).
     Writes the JSON report and a confusion-matrix / prediction-grid PNG beside it.
     The model's task (:mod:`recaptcha_tf.tasks`) does the evaluation: :func:`evaluate_text`
     or :func:`evaluate_classifier`, each taking the options that apply to it.
@@ -211,7 +225,7 @@ def evaluate_text(
     plot: str | None = None,
     beam_width: int = 0,
     label_pattern: str | None = None,
-    case: str = "keep",
+    case: str | None = None,
     image_column: str | None = None,
     label_column: str | None = None,
     tta: str = "none",
@@ -227,6 +241,7 @@ def evaluate_text(
 
     if tta != "none":
         raise ValueError("--tta is for tile classifiers, not text models.")
+    case = case or trained_case(model)
     stem = os.path.splitext(report)[0] if report else None
     dataset = load_text_dataset(
         data,

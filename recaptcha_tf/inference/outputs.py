@@ -90,9 +90,8 @@ def _top_k(outputs, names, threshold, top_k=3, beam_width=0, multi_label=False):
 
 def _text(kind):
     def format(outputs, names, threshold, top_k=3, beam_width=0):
-        from recaptcha_tf.inference.decoding import decode_text_outputs
-
         from recaptcha_tf.inference.abstention import text_confidence
+        from recaptcha_tf.inference.decoding import decode_text_outputs
 
         return [  # the product from the unrounded values: the evaluation report's thresholds reproduce exactly
             {"text": text, "confidence": [round(c, 4) for c in conf], "text_confidence": text_confidence(conf)}

@@ -356,8 +356,8 @@ class TextRun(TrainingRun):
             return None
         folder = self.plan.folder
         test = self.text.dataset.subset(self.text.parts["test"])
-        self.report = evaluate_text_dataset(
-            self.plan.out, test, report=folder.test_report, grid=folder.test_predictions
+        self.report = evaluate_text_dataset(  # readings folded as the labels were (--case)
+            self.plan.out, test, report=folder.test_report, grid=folder.test_predictions, case=self.o["case"]
         )
         return self.report
 

@@ -247,3 +247,27 @@ def test_text_confidence_is_the_unrounded_product_so_report_thresholds_reproduce
         assert r["text"] == text and r["text_confidence"] == exact
         apply_min_confidence([r], exact, "abc")
         assert r["accepted"]  # at its own threshold
+
+
+@pytest.mark.slow
+def test_a_text_run_is_scored_in_the_case_it_was_trained_in(tmp_path):
+    """A run trained with ``--case lower`` on mixed-case labels: its own test report and ``evaluate`` without
+    ``--case`` both fold the labels (and readings) to lower case; ``--case keep`` asked for is kept."""
+    from recaptcha_tf.data.generator import generate_captchas
+    from recaptcha_tf.evaluation.workflow import evaluate, trained_case
+    from recaptcha_tf.training.text import train_text
+
+    data = str(tmp_path / "captchas")
+    generate_captchas(data, count=24, length=(3, 3), charset="aB", size=(96, 32), seed=0)
+    run = str(tmp_path / "run")
+    train_text(
+        data, run, model="crnn", charset="ab", case="lower", image_size=(32, 64), epochs=1, batch_size=8,
+        logdir=None, model_kwargs={"rnn_units": 8, "filters": [4, 4, 8, 8]},
+    )  # fmt: skip
+    assert trained_case(run) == "lower" and trained_case(str(tmp_path / "nothing")) == "keep"
+    with open(os.path.join(run, "test_report.json")) as f:
+        own = json.load(f)
+    assert own["case"] == "lower"
+    again = evaluate(run, data)
+    assert again["case"] == "lower" and again["exact_match"] == own["exact_match"] and again["n"] == own["n"]
+    assert evaluate(run, data, case="keep")["case"] == "keep"

@@ -38,7 +38,11 @@ def add_parser(subparsers):
         help="auto: the run's test split if --data is its training data, else every image",
     )
     p.add_argument("--beam-width", type=int, default=0, help="text/CTC: beam search width (0 = greedy)")
-    _add_text_labels(p)
+    _add_text_labels(
+        p,
+        case_default=None,
+        case_help="text: fold labels and readings to lower/upper case, or keep them (default: the run's own --case)",
+    )
     p.add_argument("--labels", default=None, help="multi-label models: CSV 'path,labels' (default: class folders)")
     p.add_argument(
         "--allow-outside-data",
