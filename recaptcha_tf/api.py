@@ -168,15 +168,21 @@ def read(images, model: str = "universal", min_confidence: float | None = None) 
 
         recaptcha_tf.read("captcha.png")    # {"text": "x7fk2", "text_confidence": 0.93, ...}
     """
-    reader = _readers.get(model)
+    from recaptcha_tf.inference.loading import resolve_model_source
+
+    path = resolve_model_source(model)
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "model.keras")):
+        path = os.path.join(path, "model.keras")  # a run folder: its model file says when it was trained again
+    key = (os.path.realpath(path), os.path.getmtime(path))
+    reader = _readers.get(key)  # a run trained again into the same folder is loaded again
     if reader is None:
-        reader = _readers[model] = load(model)
+        reader = _readers[key] = load(model)
     if reader.info.task != "text":
         raise ValueError(f"read() takes a text model; {model!r} is a {reader.info.task} model (use load().predict).")
     return reader.predict(images, min_confidence=min_confidence)
 
 
-_readers: dict[str, Model] = {}
+_readers: dict[tuple, Model] = {}  # (the model file's real path, its modification time) -> the loaded reader
 
 
 def train(task: str | None = None, data: str | Sequence[str] | None = None, out: str | None = None, **options) -> Run:

@@ -271,3 +271,24 @@ def test_a_text_run_is_scored_in_the_case_it_was_trained_in(tmp_path):
     again = evaluate(run, data)
     assert again["case"] == "lower" and again["exact_match"] == own["exact_match"] and again["n"] == own["n"]
     assert evaluate(run, data, case="keep")["case"] == "keep"
+
+
+@pytest.mark.slow
+def test_read_loads_a_run_again_once_it_is_trained_again(shipped_reader, tmp_path):
+    """``read(model=RUN)`` keeps one loaded reader per model file and modification time, not per name: after the
+    run folder's ``model.keras`` is written again, the next call reads with the new file."""
+    import recaptcha_tf
+    from recaptcha_tf import api
+
+    pretrained, data = shipped_reader
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(pretrained / "universal" / "model.keras", run / "model.keras")
+    image = sorted(os.path.join(data, f) for f in os.listdir(data))[0]
+    first = recaptcha_tf.read(image, model=str(run))
+    assert recaptcha_tf.read(image, model=str(run)) == first
+    loaded = len(api._readers)
+    later = os.path.getmtime(run / "model.keras") + 60
+    os.utime(run / "model.keras", (later, later))  # as a run trained again into the same folder leaves it
+    assert recaptcha_tf.read(image, model=str(run))["text"] == first["text"]
+    assert len(api._readers) == loaded + 1
