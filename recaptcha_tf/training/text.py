@@ -137,7 +137,8 @@ class TextRun(TrainingRun):
         if o["weights_given"] and str(plan.weights).endswith(".keras"):  # a trained reader: the rest of it too
             from recaptcha_tf.models.text_transfer import transfer_text_weights
 
-            self.transfer = transfer_text_weights(net, plan.weights, self.vocab.characters)
+            used = "".join(sorted(set("".join(self.text.texts("train")))))  # the case the labels are in
+            self.transfer = transfer_text_weights(net, plan.weights, self.vocab.characters, used)
         frames = net.output_shape[1]
         if o["kind"] == "ctc" and frames < 2 * self.max_length + 1:
             raise TrainingConfigError(

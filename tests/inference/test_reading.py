@@ -164,6 +164,18 @@ def test_a_new_charset_starts_from_the_trained_reader_row_by_row(tmp_path):
         np.testing.assert_array_equal(new[:, j], kernel[:, i])
     assert done["output_rows"] == 4 and done["output_rows_new"] == 1  # 'Z': no 'z' or 'Z' in the source
 
+    # upper-case labels and a vocabulary with both cases: only 'B' starts from the reader's 'b', or the two rows
+    # would tie and every B would be read as b
+    both = build_text_model("crnn", "abAB", (32, 64), **kwargs)
+    fresh = network_of(both).get_layer("logits").get_weights()[0].copy()
+    done = transfer_text_weights(both, path, "abAB", used="AB1")
+    new, _ = network_of(both).get_layer("logits").get_weights()
+    for j, i in ((3, 1), (4, 2)):  # 'A' from 'a', 'B' from 'b'
+        np.testing.assert_array_equal(new[:, j], kernel[:, i])
+    for j in (1, 2):  # 'a', 'b': unused by the labels, their other case is used: as initialised
+        np.testing.assert_array_equal(new[:, j], fresh[:, j])
+    assert done["output_rows_new"] == 2
+
 
 @pytest.mark.slow
 def test_train_text_weights_takes_a_shipped_reader_and_its_input(shipped_reader, tmp_path, monkeypatch, caplog):
