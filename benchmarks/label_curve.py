@@ -4,12 +4,13 @@
 
 One seeded test split of ``SET`` (``--test-share``, at least 50 images) is fixed; the rest is the pool. For each
 count N, the first N images of a seeded order of the pool (nested: the 50 hold the 25) are split 80/20 into
-train/val, and two runs train on them with the defaults, each held to ``--minutes`` of training steps
-(``--time-budget``): from scratch, and from the shipped ``universal`` reader (``--weights universal``). Both are
-scored on the same test split (case-insensitively with ``--case lower``). N = 0 is the universal reader zero-shot
-(from scratch reads nothing: 0). A call cut off resumes: finished points are read back from their run
-folders under ``--work``, and a point's run cut off mid-training resumes where it stopped. Writes
-``benchmarks/results/label_curve_<name>.json`` (rows, machine, commands), a PNG plot beside it and a Markdown table.
+train/val (the first fifth validates, so the training parts alone are not nested), and two runs train on them with
+the defaults, each held to ``--minutes`` of training steps (``--time-budget``): from scratch, and from the shipped
+``universal`` reader (``--weights universal``). Both are scored on the same test split (case-insensitively with
+``--case lower``). N = 0 is the universal reader zero-shot (from scratch reads nothing: 0). A call cut off resumes:
+finished points are read back from their run folders under ``--work``, and a point's run cut off mid-training
+resumes where it stopped. Writes ``benchmarks/results/label_curve_<name>.json`` (rows, machine, commands), a PNG
+plot beside it and a Markdown table.
 Each point also says the share of test images kept when only readings right 99% of the time are accepted
 (``kept_at_99``: the evaluation report's abstention, ``--min-confidence`` at the lowest such threshold).
 """
