@@ -335,7 +335,9 @@ class TextRun(TrainingRun):
             "freeze_epochs": plan.freeze_epochs,
             "unfreeze": plan.unfreeze,
             "fine_tune_learning_rate": plan.fine_tune_learning_rate,
-            "data": os.path.abspath(plan.data),
+            "data": os.path.abspath(plan.data)
+            if isinstance(plan.data, (str, os.PathLike))
+            else [os.path.abspath(p) for p in plan.data],
             **schedule.config,  # the default budget, held to --time-budget: a resumed run keeps this measurement
         }
         if len(self.kept) < self.val_count:  # only when sampled: smaller sets' configs (and resume checks) as before

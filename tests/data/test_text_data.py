@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from recaptcha_tf.data.folders import DatasetError
+from recaptcha_tf.data.generator import generate_captchas
 from recaptcha_tf.data.images import decode_image
 from recaptcha_tf.data.text.dataset import TextDataset
 from recaptcha_tf.data.text.files import DEFAULT_LABEL_PATTERN, label_from_filename, load_text_folder
@@ -344,3 +345,36 @@ def test_names_with_more_than_a_label_are_said_once(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="recaptcha_tf"):
         load_text_folder(str(folder), pattern=r"^(?P<label>[^.]+)\.png$", validate=False)  # the user's own rule
     assert not [r for r in caplog.records if "hold more than a label" in r.getMessage()]
+
+
+def test_two_parquet_files_of_one_name_keep_their_rows_apart(tmp_path):
+    """``a/train.parquet`` and ``b/train.parquet``: every row has its own name (a split keys on them)."""
+    data = str(tmp_path / "caps")
+    generate_captchas(data, count=4, length=(3, 3), charset="abc", size=(64, 24), seed=0)
+    first, second = str(tmp_path / "a" / "train.parquet"), str(tmp_path / "b" / "train.parquet")
+    os.makedirs(os.path.dirname(first))
+    os.makedirs(os.path.dirname(second))
+    write_text_parquet(load_text_folder(data), first)
+    write_text_parquet(load_text_folder(data), second)
+    both = load_text_parquet([first, second])
+    assert len(both.names) == 8 and len(set(both.names)) == 8
+    assert load_text_parquet(first).names[0] == "parquet:train.parquet#0"  # one file: names as before
+
+
+@pytest.mark.slow
+def test_train_text_on_a_list_of_parquet_files(tmp_path):
+    """``recaptcha_tf.train(task="text", data=[a.parquet, b.parquet])``, as the API documents."""
+    import recaptcha_tf
+
+    data = str(tmp_path / "caps")
+    generate_captchas(data, count=24, length=(3, 3), charset="abc", size=(64, 24), seed=0)
+    first, second = str(tmp_path / "first.parquet"), str(tmp_path / "second.parquet")
+    write_text_parquet(load_text_folder(data), first)
+    write_text_parquet(load_text_folder(data), second)
+    run = recaptcha_tf.train(
+        task="text", data=[first, second], out=str(tmp_path / "run"), charset="abc", image_size=(24, 64), epochs=1,
+        batch_size=8, logdir=None, model_kwargs={"rnn_units": 8, "filters": [4, 4, 8, 8]},
+    )  # fmt: skip
+    config = json.load(open(os.path.join(run.path, "config.json")))
+    assert config["data"] == [os.path.abspath(first), os.path.abspath(second)]
+    assert run.summary["test"]["n"] > 0

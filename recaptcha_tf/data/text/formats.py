@@ -81,10 +81,12 @@ def load_text_dataset(path: str | Sequence[str], **kwargs) -> TextDataset:
     raise DatasetError(f"{path!r} holds neither image files nor .parquet files.")
 
 
-def text_data_path(path: str, max_depth: int = 4) -> str:
+def text_data_path(path, max_depth: int = 4):
     """The path a text loader reads for ``path``: ``path`` itself, or, for a folder that holds no text data
     in any format and exactly one sub-folder, the folder a few levels down that does (the folder a download
     unzips to). Unchanged when no such folder is found."""
+    if not isinstance(path, (str, os.PathLike)):  # a list of Parquet files is read as it is
+        return path
     path = os.fspath(path)
     if not os.path.isdir(path) or any(fmt.matches(path) for fmt in TEXT_FORMATS):
         return path

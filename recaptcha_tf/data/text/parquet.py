@@ -172,10 +172,12 @@ def load_text_parquet(
     if not files:
         raise DatasetError("No Parquet files given.")
     sources, labels, names, missing = [], [], [], []
-    for path in files:
+    bases = [os.path.basename(os.fspath(p)) for p in files]
+    for i, path in enumerate(files):
         path = os.fspath(path)
         data, _, texts = _read_image_label_columns(path, image_column, label_column)
-        base = os.path.basename(path)
+        # rows are named by file name; two files of one name (a/train.parquet, b/train.parquet) by position too
+        base = bases[i] if bases.count(bases[i]) == 1 else f"{i}:{bases[i]}"
         for row, (blob, text) in enumerate(zip(data, texts)):
             name = f"parquet:{base}#{row}"
             if blob is None or text is None or text == "":
