@@ -59,16 +59,41 @@ class PlateauExtension(keras.callbacks.Callback):
         steps_per_epoch: optimizer steps an evaluation.
         warmup_epochs: the schedule's warm-up, in evaluations (plateau evaluations inside it are not held).
         history: the rows of the run's ``history.csv`` (a resumed run): the evaluations already held.
+        history_path: that file: read again when training begins, after
+            :class:`~recaptcha_tf.training.callbacks.SafeBackupAndRestore` (an earlier callback) has repaired it
+            to the restored epoch (a row the kill cut off added back, rows past an older backup dropped), so the
+            evaluations held are counted from the epochs the run really resumes after.
     """
 
-    def __init__(self, planned_epochs: int, extra_epochs: int, steps_per_epoch: int, warmup_epochs: float, history=()):
+    def __init__(
+        self,
+        planned_epochs: int,
+        extra_epochs: int,
+        steps_per_epoch: int,
+        warmup_epochs: float,
+        history=(),
+        history_path: str | None = None,
+    ):
         super().__init__()
         self.planned, self.extra, self.steps_per_epoch = planned_epochs, extra_epochs, steps_per_epoch
         self.warmup_epochs = warmup_epochs
-        self.held_epochs = 0
+        self.history_path = history_path
         self.schedule: HeldSchedule | None = None
+        self._recount(history)
+
+    def _recount(self, history) -> None:
+        self.held_epochs = 0
         for row in history:
             self._count(int(row["epoch"]), float(row.get("val_blank_fraction") or 0.0))
+
+    def on_train_begin(self, logs=None):
+        if self.history_path is None:
+            return
+        from recaptcha_tf.training.callbacks import read_history
+
+        self._recount(read_history(self.history_path)[1])
+        if self.schedule is not None:
+            self.schedule.held.assign(float(self.held_epochs * self.steps_per_epoch))
 
     def learning_rate_schedule(self, learning_rate: float, epochs: int) -> HeldSchedule:
         """The schedule to compile with (``Schedule.learning_rate_schedule``): :func:`cosine_schedule` over the

@@ -229,7 +229,9 @@ class TextRun(TrainingRun):
             )
         extra = max(1, round(self.o["plateau_extension"] * self.epochs))
         history = read_history(self.plan.folder.history)[1]
-        return PlateauExtension(self.epochs, extra, steps_per_epoch, warmup_epochs, history=history)
+        return PlateauExtension(
+            self.epochs, extra, steps_per_epoch, warmup_epochs, history=history, history_path=self.plan.folder.history
+        )
 
     def grow_label_lengths(self, curriculum_steps: int, steps_per_epoch: int) -> None:
         """``--curriculum``: the first ``curriculum_steps`` optimizer steps train in equal stages on the images whose

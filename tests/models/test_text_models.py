@@ -372,6 +372,28 @@ def test_plateau_extension_holds_and_adds_the_blank_evaluations_after_the_warm_u
     assert float(keras.ops.convert_to_numpy(resumed.learning_rate_schedule(1e-3, 6).held)) == 20.0
 
 
+def test_a_resumed_plateau_extension_counts_the_history_as_the_backup_repaired_it(tmp_path):
+    """Killed after the backup of epoch 3 but before its ``history.csv`` row: the plan is made from 3 rows, but
+    training resumes after epoch 4 once the backup has added its row back, so the held count is read again."""
+    import csv
+
+    from recaptcha_tf.training.plateau import PlateauExtension
+
+    blanks = [1.0, 1.0, 0.95, 1.0]  # evaluations 2-4 sit on the plateau after the warm-up; the cap is 3
+    rows = [{"epoch": str(e), "val_blank_fraction": str(b)} for e, b in enumerate(blanks)]
+    path = str(tmp_path / "history.csv")
+    resumed = PlateauExtension(4, 3, 10, 1, history=rows[:3], history_path=path)  # the file before the repair
+    schedule = resumed.learning_rate_schedule(1e-3, 7)
+    assert resumed.held_epochs == 2
+    with open(path, "w", newline="") as f:  # as SafeBackupAndRestore leaves it: the backed-up epoch's row is back
+        writer = csv.DictWriter(f, fieldnames=["epoch", "val_blank_fraction"])
+        writer.writeheader()
+        writer.writerows(rows)
+    resumed.on_train_begin()
+    assert resumed.held_epochs == 3
+    assert float(keras.ops.convert_to_numpy(schedule.held)) == 30.0
+
+
 def test_held_schedule_reads_its_schedule_held_back_and_round_trips_through_keras_serialization():
     from recaptcha_tf.training.callbacks import cosine_schedule
     from recaptcha_tf.training.plateau import HeldSchedule
