@@ -84,8 +84,10 @@ def evaluate_text_dataset(
 
     model = model or load_model(model_path)
     info = model_info(model)
+    fold = {"lower": str.lower, "upper": str.upper}.get(case, str)
+    readable = {fold(c) for c in info.names}  # the characters the model can output, folded as the readings are
     for lab, name in zip(dataset.labels, dataset.names):
-        bad = sorted(set(lab) - set(info.names))
+        bad = sorted(set(lab) - readable)
         if bad:
             log.warning("%s: label %r has characters the model cannot output: %s", name, lab, bad)
     start = time.perf_counter()
