@@ -49,6 +49,34 @@ def manifest(root: str, names: list[str], labels: list[str], train, val, test, p
     return save_manifest(Split([], entries(train), entries(val), entries(test), root=root), path)
 
 
+def check_settings(work: str, args) -> None:
+    """Record what fixes ``work``'s splits and budgets the first time; refuse another call that differs, since its
+    finished points would be read back (and a new test split could hold images an old point trained on)."""
+    settings = {
+        "data": os.path.abspath(args.data),
+        "seed": args.seed,
+        "test_share": args.test_share,
+        "case": args.case,
+        "minutes": None if args.steps else args.minutes,
+        "steps": args.steps,
+        "model_arg": json.loads(args.model_arg),
+    }
+    path = os.path.join(work, "settings.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            saved = json.load(f)
+        changed = sorted(k for k in settings if k in saved and saved[k] != settings[k])
+        if changed:
+            raise SystemExit(
+                f"error: {work} holds a label curve made with other settings ({', '.join(changed)}: "
+                f"{', '.join(repr(saved[k]) for k in changed)}); pass another --work, or remove it"
+            )
+    os.makedirs(work, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(settings, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="a folder of text CAPTCHAs named by label")
@@ -82,6 +110,7 @@ def main(argv=None) -> int:
     if "universal" in starts and "universal" not in shipped_models():
         raise SystemExit("error: no shipped 'universal' reader in this version; pass --starts scratch")
     work = os.path.join(args.work, name)
+    check_settings(work, args)
     rows = []
     for count in counts_for(args.counts, len(pool)):
         chosen = pool[:count]

@@ -60,6 +60,8 @@ def test_the_label_curve_scores_every_count_from_both_starts_on_one_test_split(t
 
     monkeypatch.setattr(recaptcha_tf, "train", no_training)
     assert label_curve.main(argv) == 0  # a second call reads every finished point back
+    with pytest.raises(SystemExit, match="other settings \\(seed: 0\\)"):  # another test split: refused
+        label_curve.main([*argv, "--seed", "1"])
     again = json.load(open(results / "label_curve_tiny.json"))["rows"]
     assert [(r["labels"], r["start"], r["exact_match"]) for r in again] == [
         (r["labels"], r["start"], r["exact_match"]) for r in rows
