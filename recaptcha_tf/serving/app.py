@@ -45,7 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from recaptcha_tf.evaluation.challenge import cell_bounds, pick_cells, split_grid
+from recaptcha_tf.evaluation.challenge import pick_cells, split_grid
 from recaptcha_tf.inference.abstention import background_index, grid_rule
 from recaptcha_tf.serving.budget import PixelBudget, ServerBusy
 from recaptcha_tf.serving.examples import (
@@ -56,6 +56,7 @@ from recaptcha_tf.serving.examples import (
     sample_examples,
 )
 from recaptcha_tf.serving.http import API_ROUTE, add_http_route
+from recaptcha_tf.serving.overlay import draw_overlay
 from recaptcha_tf.serving.uploads import UploadError, UploadOwners, _mb
 from recaptcha_tf.serving.uploads import discard_uploads as discard_uploads  # its home before 0.2.0
 
@@ -328,24 +329,6 @@ class Predictor:
 
     def close(self) -> None:
         self.batcher.close()
-
-
-def draw_overlay(image: np.ndarray, rows: int, cols: int, picked: list[int]) -> np.ndarray:
-    """The grid image with picked cells tinted green and outlined, every cell numbered from 1."""
-    from PIL import Image, ImageDraw
-
-    base = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGBA")
-    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
-    width = max(2, min(base.size) // 100)
-    for k, (top, bottom, left, right) in enumerate(cell_bounds(base.size[1], base.size[0], rows, cols)):
-        box = (left, top, right - 1, bottom - 1)
-        if k in picked:
-            draw.rectangle(box, fill=(0, 200, 0, 90), outline=(0, 255, 0, 255), width=width)
-        else:
-            draw.rectangle(box, outline=(255, 255, 255, 160), width=1)
-        draw.text((left + 3, top + 2), str(k + 1), fill=(255, 255, 0, 255))
-    return np.asarray(Image.alpha_composite(base, layer).convert("RGB"))
 
 
 def _user_errors(fn, owners: UploadOwners):
