@@ -24,11 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 
+from _epochs import run_whole_epochs
 from _ship import ship_run
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
@@ -64,19 +63,13 @@ def run_stage(name: str, command: list[str], seconds: float, log: list) -> bool:
     """Run ``command`` for at most ``seconds``; True when its run finished (summary written)."""
     print("$ recaptcha-tf", " ".join(command), flush=True)
     start = time.time()
-    process = subprocess.Popen([sys.executable, "-m", "recaptcha_tf", *command])
-    try:
-        process.wait(timeout=max(seconds, 1))
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
-        process.wait()
+    history = os.path.join(command[command.index("--out") + 1], "history.csv")
+    code, stopped = run_whole_epochs([sys.executable, "-m", "recaptcha_tf", *command], seconds, history)
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start))
     minutes = (time.time() - start) / 60
     command_line = "recaptcha-tf " + " ".join(command)
-    log.append(
-        {"stage": name, "command": command_line, "minutes": minutes, "started": started, "exit": process.returncode}
-    )
-    return process.returncode == 0
+    log.append({"stage": name, "command": command_line, "minutes": minutes, "started": started, "exit": code})
+    return code == 0 and not stopped
 
 
 def recalibrate(run: str, data: str) -> None:

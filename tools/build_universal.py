@@ -8,7 +8,8 @@ Each call does what is left, then stops:
    fonts the first time, read afterwards, so a rebuild draws from the same list: install ``WILD_FONT_PACKAGES``);
 2. generates ``--count`` ``wild`` CAPTCHAs (seeded) into ``WORK/data`` (skipped when they are there);
 3. trains ``recaptcha-tf train --task text`` on them (lower case, 64x256, ``--steps`` optimizer steps) for at most
-   ``--minutes`` of this call: the run is killed then and the next call resumes it from its last epoch;
+   ``--minutes`` of this call: the run is stopped after the last epoch that fits (or at the limit) and the next call
+   resumes it from its last epoch;
 4. once the run has finished, copies its model into the package, records its SHA-256 in the manifest and writes the
    figures of the run (``WORK/run/summary.json``) to ``WORK/build.json`` for the model card.
 
@@ -21,11 +22,11 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 
+from _epochs import run_whole_epochs
 from _ship import ship_run
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
@@ -92,12 +93,7 @@ def main(argv=None) -> int:
     )  # fmt: skip
     print("$", " ".join(train[2:]), flush=True)
     start = time.time()
-    process = subprocess.Popen(train)
-    try:
-        process.wait(timeout=args.minutes * 60)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
-        process.wait()
+    run_whole_epochs(train, args.minutes * 60, os.path.join(run, "history.csv"))  # stops between epochs
     sessions = os.path.join(args.work, "sessions.json")
     history = json.load(open(sessions)) if os.path.isfile(sessions) else []
     history.append(
