@@ -124,32 +124,31 @@ def test_the_shipped_models_page_shows_every_plateau_lever_from_its_json(site):
         assert f"{row['exact_match']:.4g}" in found.group(2) and f"{row['cer']:.4g}" in found.group(2)
 
 
+def _assert_tile_rows(page: str, rows: list[dict], key: str) -> None:
+    """Every row of a tile JSON has its table row (named by ``key``, plain or with flip TTA) and figures."""
+    assert rows
+    for row in rows:
+        found = re.search(rf"<tr>\s*<td>{re.escape(html.escape(row[key]))}(, flip TTA)?</td>(.*?)</tr>", page, re.S)
+        assert found, f"no row for {row[key]}"
+        assert f"{row['top1']:.4g}" in page and f"{row['macro_f1']:.4g}" in page
+
+
 def test_the_shipped_models_page_shows_the_tile_model_figures_from_their_json(site):
     page = site("shipped-models")
     assert "docs:shipped-tiles" not in page
     with open(os.path.join(ROOT, "benchmarks", "results", "shipped_tiles.json")) as f:
-        rows = json.load(f)["rows"]
-    assert rows
-    for row in rows:
-        found = re.search(rf"<tr>\s*<td>{re.escape(html.escape(row['model']))}(, flip TTA)?</td>(.*?)</tr>", page, re.S)
-        assert found, f"no row for {row['model']}"
-        assert f"{row['top1']:.4g}" in page and f"{row['macro_f1']:.4g}" in page
+        _assert_tile_rows(page, json.load(f)["rows"], "model")
 
 
 def test_the_shipped_models_page_shows_the_tile_levers_from_their_json(site):
     page = site("shipped-models")
     assert "docs:tile-levers" not in page
     path = os.path.join(ROOT, "benchmarks", "results", "tile_levers.json")
-    if not os.path.isfile(path):
+    if not os.path.isfile(path):  # the benchmark has not run: the page says so
         assert "No tile lever has been measured yet" in page
         return
     with open(path) as f:
-        rows = json.load(f)["rows"]
-    assert rows
-    for row in rows:
-        found = re.search(rf"<tr>\s*<td>{re.escape(html.escape(row['lever']))}(, flip TTA)?</td>(.*?)</tr>", page, re.S)
-        assert found, f"no row for {row['lever']}"
-        assert f"{row['top1']:.4g}" in page and f"{row['macro_f1']:.4g}" in page
+        _assert_tile_rows(page, json.load(f)["rows"], "lever")
 
 
 def test_the_tile_levers_table_lists_each_lever_with_its_options(tmp_path):
