@@ -72,6 +72,20 @@ def text_augmentation(seed: int | None = None) -> keras.Sequential:
     )
 
 
+def cache_file(prefix: str, sources, labels, image_size, channels: int, resize: str) -> str:
+    """``prefix`` made unique to what the dataset holds (its images, labels and decoding), so that the training
+    and validation datasets of a run, or a later run with another split, never read each other's cache."""
+    import hashlib
+
+    digest = hashlib.sha1(repr((tuple(image_size), channels, resize)).encode())
+    for source in sources:
+        digest.update(source if isinstance(source, bytes) else str(source).encode())
+        digest.update(b"\0")
+    if labels is not None:
+        digest.update(np.ascontiguousarray(np.asarray(labels)).tobytes())
+    return f"{prefix}-{digest.hexdigest()[:16]}"
+
+
 def make_dataset(
     sources: Sequence,
     labels=None,
@@ -134,7 +148,8 @@ def make_dataset(
     if mix is not None and (labels is None or labels.ndim != 2):
         raise ValueError("mix needs one-hot (or multi-hot) labels of shape (N, classes).")
     if cache:
-        ds = ds.cache(cache if isinstance(cache, str) else "")
+        prefix = cache_file(cache, sources, labels, image_size, channels, resize) if isinstance(cache, str) else ""
+        ds = ds.cache(prefix)
     if shuffle:
         ds = ds.shuffle(min(len(sources), 10_000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)

@@ -176,8 +176,9 @@ class ClassifierRun(TrainingRun):
         from recaptcha_tf.data.pipeline import make_dataset
         from recaptcha_tf.training.callbacks import PredictionSamples
 
+        budget = list(getattr(self, "time_budget_callbacks", []))  # the time budget holds without TensorBoard too
         if not self.run_logdir:
-            return [], []
+            return [], budget
         names, labels = self.class_names, self.val_labels
         idx = sample_indices(labels, 12, self.plan.seed)
         images = make_dataset([self.val_paths[i] for i in idx], None, cache=False, **self.common)
@@ -190,7 +191,7 @@ class ClassifierRun(TrainingRun):
             return "+".join(names[j] for j in label) if isinstance(label, (list, tuple)) else names[label]
 
         samples = PredictionSamples(images, [truth(labels[i]) for i in idx], describe, self.run_logdir, every=5)
-        return [], [samples, *self.time_budget_callbacks]
+        return [], [samples, *budget]
 
     def config(self, schedule: Schedule) -> dict:
         plan, o = self.plan, self.o

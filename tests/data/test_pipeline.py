@@ -94,3 +94,22 @@ def test_label_helpers():
     assert pad_sequences([[1, 2], [3]], 3).tolist() == [[1, 2, 0], [3, 0, 0]]
     with pytest.raises(ValueError, match="at most 1"):
         pad_sequences([[1, 2]], 1)
+
+
+def test_a_file_cache_prefix_never_serves_one_dataset_from_anothers_cache(tmp_path):
+    """``--cache PREFIX`` gives the training and validation datasets (and a later split) their own files: the
+    validation images are read, not the cached training images."""
+
+    def images(name, value, count):
+        paths = []
+        for i in range(count):
+            paths.append(str(tmp_path / f"{name}{i}.png"))
+            Image.new("RGB", (8, 8), (value, value, value)).save(paths[-1])
+        return paths
+
+    prefix = str(tmp_path / "cache")
+    train = make_dataset(images("t", 10, 4), [0] * 4, image_size=(8, 8), batch_size=4, cache=prefix)
+    val = make_dataset(images("v", 200, 4), [1] * 4, image_size=(8, 8), batch_size=4, cache=prefix)
+    (x_train, y_train), (x_val, y_val) = next(iter(train)), next(iter(val))
+    assert int(x_train.numpy().max()) == 10 and y_train.numpy().tolist() == [0] * 4
+    assert int(x_val.numpy().min()) == 200 and y_val.numpy().tolist() == [1] * 4
