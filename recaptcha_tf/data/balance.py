@@ -58,6 +58,8 @@ DEFAULT_OPERATIONS: tuple[dict, ...] = (
     {"name": "RandomContrast", "probability": 0.5, "min_factor": 0.7, "max_factor": 1.3},
 )
 
+NO_FLIP_OPERATIONS = tuple(op for op in DEFAULT_OPERATIONS if op["name"] != "Flip")  # glyphs: b/d, 2/S
+
 
 # ----------------------------------------------------------------------------
 # Augmentation of one image

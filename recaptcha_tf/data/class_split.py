@@ -38,6 +38,7 @@ def prepare_folder_split(
     balance_cap: int | None = None,
     balanced_dir: str | None = None,
     balance_up_to: int = 0,
+    flip: bool = True,
 ) -> Split:
     """The split of a class-folder dataset for a run, reused when the run resumes.
 
@@ -48,7 +49,8 @@ def prepare_folder_split(
     (default ``out_dir/balanced_images``): to ``balance_per_class`` images per
     class when given, else, with ``balance_up_to``, every class smaller than
     ``min(balance_up_to, largest class)`` to that size (nothing when no class is
-    smaller, or when the split is already balanced).
+    smaller, or when the split is already balanced). ``flip=False`` (a task whose mirror images are other
+    classes, such as single characters) balances without mirroring.
     """
     own = os.path.join(out_dir, MANIFEST_NAME)
     if split_path:
@@ -91,10 +93,13 @@ def prepare_folder_split(
                 target,
             )
     if balance_per_class:
-        from recaptcha_tf.data.balance import balance_split
+        from recaptcha_tf.data.balance import DEFAULT_OPERATIONS, NO_FLIP_OPERATIONS, balance_split
 
         balanced_dir = balanced_dir or os.path.join(out_dir, "balanced_images")
-        split = balance_split(split, balanced_dir, per_class=balance_per_class, cap=balance_cap, seed=seed)
+        operations = DEFAULT_OPERATIONS if flip else NO_FLIP_OPERATIONS
+        split = balance_split(
+            split, balanced_dir, per_class=balance_per_class, cap=balance_cap, seed=seed, operations=operations
+        )
     split.extra["data"] = os.path.abspath(data)
     save_manifest(split, own)
     return split

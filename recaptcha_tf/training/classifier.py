@@ -56,7 +56,7 @@ class ClassifierRun(TrainingRun):
         else:
             self.split = plan.task.workflow("prepare")(
                 plan.data, plan.out, o["split"], o["fractions"], plan.seed, o["channels"], o["balance_per_class"],
-                o["balance_cap"], o["balanced_dir"], o["balance_up_to"],
+                o["balance_cap"], o["balanced_dir"], o["balance_up_to"], flip=plan.task.flip_invariant,
             )  # fmt: skip
         names, num_classes = self.split.class_names, len(self.split.class_names)
         self.train_paths, train_labels = zip(*self.split.train)

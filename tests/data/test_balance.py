@@ -256,3 +256,29 @@ def test_class_weights_hand_computed():
     assert weights[2] == pytest.approx(8 / (3 * 2))
     with pytest.raises(ValueError, match="'c'"):
         class_weights(Split(class_names=["a", "b", "c"], train=[("x", 0), ("x", 1)], val=[], test=[]))
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_balancing_mirrors_only_for_tasks_whose_mirror_images_keep_their_label(tmp_path, flip):
+    """Characters (``flip=False``, the ``chars`` task's ``flip_invariant``): no augmented copy is mirrored."""
+    import numpy as np
+    from PIL import Image
+
+    from recaptcha_tf.data.class_split import prepare_folder_split
+
+    data = tmp_path / "glyphs"
+    for name, count in (("b", 3), ("d", 12)):
+        (data / name).mkdir(parents=True)
+        for i in range(count):
+            pixels = np.zeros((32, 32, 3), np.uint8)
+            pixels[:, 16:] = 255  # dark left half, light right half: a mirror swaps them
+            pixels[0, 0] = [i, ord(name), 0]  # every file its own bytes (identical ones stay together)
+            Image.fromarray(pixels).save(data / name / f"{i}.png")
+    split = prepare_folder_split(str(data), str(tmp_path / "run"), seed=0, balance_per_class=12, flip=flip)
+    augmented = [p for p, _ in split.train if os.path.basename(p).startswith("aug_")]
+    assert augmented
+    mirrored = 0
+    for path in augmented:
+        pixels = np.asarray(Image.open(path).convert("L"), dtype=float)
+        mirrored += pixels[:, :12].mean() > pixels[:, -12:].mean()
+    assert (mirrored > 0) == flip

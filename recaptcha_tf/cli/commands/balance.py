@@ -31,6 +31,12 @@ def add_parser(subparsers):
     p.add_argument("--cap", type=_count(1), default=None, help="keep at most this many originals per class")
     p.add_argument("--split", default="70/15/15", help="train/val/test fractions")
     p.add_argument("--seed", type=int, default=0, help="split and augmentation seed")
+    p.add_argument(
+        "--task",
+        choices=("tiles", "chars"),
+        default="tiles",
+        help="chars: never mirror an image (a mirrored glyph is another character, or none)",
+    )
     _add_max_pixels(p)
     return p
 
@@ -60,7 +66,10 @@ def run(args) -> int:
     if len(ds.class_names) < 2:
         raise UsageError(f"{args.data!r} has one class folder; balancing needs at least two classes.")
     split = stratified_split(ds.paths, ds.labels, ds.class_names, args.split, args.seed, root=args.data)
-    out = balance_split(split, args.out, per_class=args.balance, cap=args.cap, seed=args.seed)
+    from recaptcha_tf.data.balance import DEFAULT_OPERATIONS, NO_FLIP_OPERATIONS
+
+    operations = NO_FLIP_OPERATIONS if args.task == "chars" else DEFAULT_OPERATIONS  # a mirrored glyph is another
+    out = balance_split(split, args.out, per_class=args.balance, cap=args.cap, seed=args.seed, operations=operations)
     counts = out.counts()
     for i, name in enumerate(out.class_names):
         print(
