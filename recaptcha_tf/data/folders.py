@@ -140,7 +140,7 @@ def scan_class_folders(
     if found != root:
         log.info("Class folders found in %s", found)
         root = found
-    folders = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    folders = visible_entries(root)[0]  # no hidden folders, no __MACOSX of a zip made on a Mac
     if not folders:
         raise DatasetError(f"{root!r} has no class sub-folders; expected ROOT/<class>/<image files>.")
     by_key: dict[str, str] = {}

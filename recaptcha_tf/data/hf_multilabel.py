@@ -73,10 +73,11 @@ def convert_multilabel(
         raise DatasetError(f"{source!r} holds no Parquet, Arrow or image-folder metadata (metadata.jsonl/.csv).")
     names = list(class_names) if class_names else _feature_names(tables, label_column)
     images_dir = os.path.join(out, "images")
-    rows, skipped, splits = [], [], {}
+    rows, skipped, splits, numbered = [], [], {}, {}
     for split, records, base in tables:
         os.makedirs(os.path.join(images_dir, split), exist_ok=True)
-        for i, record in enumerate(progress(records, desc=f"convert {split}", unit="img")):
+        for record in progress(records, desc=f"convert {split}", unit="img"):
+            i = numbered[split] = numbered.get(split, -1) + 1  # numbered across a split's shards (train-0000x-of-..)
             if image_column not in record or label_column not in record:
                 raise DatasetError(
                     f"{source!r}: rows need the columns {image_column!r} and {label_column!r}; "

@@ -158,3 +158,13 @@ def test_a_finished_run_is_recognised_under_the_other_spelling_of_its_data(tmp_p
     assert finished_summary(str(out), {**config, "data": str(classes)})["epochs_run"] == 3
     assert finished_summary(str(out), {**config, "data": str(tmp_path)}) is None  # other data: not this run
     assert finished_summary(str(out), {**config, "epochs": 4}) is None
+
+
+def test_a_zip_made_on_a_mac_loads_without_its_macosx_folder(tmp_path):
+    root = str(tmp_path / "tiles")
+    make_class_folders(root, classes=("Bus", "Traffic Light"), per_class=3)
+    os.makedirs(os.path.join(root, "__MACOSX", "Bus"))
+    with open(os.path.join(root, "__MACOSX", "Bus", "._0000.png"), "wb") as f:
+        f.write(b"\x00\x05\x16\x07 resource fork")
+    ds = scan_class_folders(root)
+    assert ds.class_names == ["bus", "traffic_light"] and len(ds.paths) == 6

@@ -78,6 +78,24 @@ def test_hub_parquet_layout_converts_with_class_names_from_its_features(tmp_path
     assert len(paths) == 7 and labels[-1] == [] and labels[1] == [names.index("bus"), names.index("car")]
 
 
+def test_a_split_in_several_shards_keeps_every_row(tmp_path):
+    """``train-00000-of-00002`` and ``train-00001-of-00002``: rows are numbered across the shards, so no image
+    overwrites another and each keeps its own labels."""
+    import pyarrow.parquet as pq
+
+    from recaptcha_tf.data.hf_multilabel import convert_multilabel
+
+    src = tmp_path / "hub" / "data"
+    src.mkdir(parents=True)
+    pq.write_table(_table(VECTORS[:2]), src / "train-00000-of-00002.parquet")
+    pq.write_table(_table(VECTORS[2:]), src / "train-00001-of-00002.parquet")
+    result = convert_multilabel(str(tmp_path / "hub"), str(tmp_path / "out"))
+    rows = _read_csv(result["csv"])
+    assert result["splits"] == {"train": 5} and len({path for path, _ in rows}) == 5
+    assert [labels for _, labels in rows] == _expected_rows()
+    assert all(os.path.isfile(tmp_path / "out" / path) for path, _ in rows)
+
+
 def test_save_to_disk_arrow_layout_and_class_names_from_dataset_info(tmp_path):
     import pyarrow as pa
 
