@@ -107,6 +107,7 @@ def fit_in_phases(
         if os.path.exists(phase1_weights):
             log.info("Phase 1 (frozen backbone) already done; resuming from %s", phase1_weights)
             net.load_weights(phase1_weights)
+            shutil.rmtree(run.backup(1), ignore_errors=True)  # left by a kill just after the weights were saved
             epochs = _stored_plan(run, epochs)
         else:
             log.info(

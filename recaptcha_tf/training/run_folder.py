@@ -72,7 +72,9 @@ def finish_run(out: str) -> None:
     """Remove the backup once the run's results are written: until then a killed run resumes, never retrains."""
     import shutil
 
-    shutil.rmtree(RunFolder(out).backup(), ignore_errors=True)
+    run = RunFolder(out)
+    for phase in (1, 2):  # a kill between saving phase 1's weights and removing its backup can leave backup_phase1
+        shutil.rmtree(run.backup(phase), ignore_errors=True)
 
 
 def finished_epochs(out: str, epochs_now: int) -> int:

@@ -103,3 +103,16 @@ def test_labels_too_long_for_the_models_frames_are_one_error_line(tmp_path, caps
     assert status == 2
     errors = _errors(capsys)
     assert len(errors) == 1 and "too few for labels of 8 characters" in errors[0]
+
+
+def test_finishing_a_run_removes_both_phases_backups(tmp_path):
+    """A kill between saving phase 1's weights and removing its backup leaves ``backup_phase1``: finishing the run
+    removes it too, so a re-run finds the run finished instead of training phase 2 again."""
+    from recaptcha_tf.training.run_folder import finish_run
+    from recaptcha_tf.utils.run_folder import RunFolder
+
+    run = RunFolder(str(tmp_path))
+    for phase in (1, 2):
+        os.makedirs(run.backup(phase))
+    finish_run(str(tmp_path))
+    assert not os.path.exists(run.backup(1)) and not os.path.exists(run.backup(2))
