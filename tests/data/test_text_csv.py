@@ -127,3 +127,14 @@ def test_a_csv_saved_with_a_byte_order_mark_keeps_its_header(tmp_path):
     with open(path, "wb") as f:
         f.write(b"\xef\xbb\xbf" + data)
     assert load_text_dataset(path).labels == ["ab"]
+
+
+def test_a_folder_with_a_csv_is_read_through_its_csv_not_its_image_names(tmp_path):
+    """``SET/labels.csv`` beside ``SET/images/``: the labels are the CSV's, not the image files' names below."""
+    from recaptcha_tf.data.detect import infer_task
+    from recaptcha_tf.data.text.formats import load_text_dataset, text_data_path
+
+    _write(tmp_path, [("images/0001.png", "226md"), ("images/0002.png", "x7k2p")])
+    ds = load_text_dataset(str(tmp_path))
+    assert ds.labels == ["226md", "x7k2p"]
+    assert text_data_path(str(tmp_path)) == str(tmp_path) and infer_task(str(tmp_path))[0] == "text"

@@ -128,3 +128,21 @@ register_text_format(
     "Parquet", lambda path: bool(_parquet_files(path)), _load_parquet_path, options=("image_column", "label_column")
 )
 register_text_format("CSV (path,text)", is_csv_file, load_text_csv)
+
+
+def _folder_csv(path: str) -> str | None:
+    """The one ``.csv`` file of a folder that holds no images itself (``labels.csv`` beside ``images/``)."""
+    if not os.path.isdir(path) or _is_image_folder(path):
+        return None
+    tables = [n for n in os.listdir(path) if n.lower().endswith(".csv") and not n.startswith(".")]
+    return os.path.join(path, tables[0]) if len(tables) == 1 and os.path.isfile(os.path.join(path, tables[0])) else None
+
+
+def _load_folder_csv(path: str, **kwargs) -> TextDataset:
+    csv_path = _folder_csv(path)
+    log.info("Reading the labels in %s", csv_path)
+    return load_text_csv(csv_path, **kwargs)
+
+
+# a folder whose labels are in its CSV: the CSV's labels, never the image file names of a folder below it
+register_text_format("folder with a CSV (path,text)", lambda path: _folder_csv(path) is not None, _load_folder_csv)
