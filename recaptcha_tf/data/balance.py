@@ -182,22 +182,20 @@ def augment_image(image, rng=None, operations: Sequence = DEFAULT_OPERATIONS):
 
 
 def _read_rgb(path: str):
-    """Decode ``path`` fully with Pillow to an RGB image (first frame), or ``None`` if it cannot
-    or if its header declares more pixels than the limit (:func:`recaptcha_tf.data.images.max_pixels`)."""
+    """Decode ``path`` to an RGB image as training and inference decode it
+    (:func:`recaptcha_tf.data.images.load_image_array`: transparency on the background it implies, 16-bit images
+    scaled, the first frame, within the pixel limit), or ``None`` if it cannot be decoded."""
     from PIL import Image
 
-    from recaptcha_tf.data.images import max_pixels
+    from recaptcha_tf.data.images import CorruptImageError, load_image_array
 
     try:
-        with Image.open(path) as im:
-            if max_pixels() and im.size[0] * im.size[1] > max_pixels():  # header only: no decompression bomb
-                return None
-            im.load()
-            if im.size[0] < 1 or im.size[1] < 1:
-                return None
-            return _to_rgb(im)
-    except Exception:  # noqa: BLE001  Pillow raises many types for junk input
+        pixels = load_image_array(path, 3)
+    except CorruptImageError:
         return None
+    if pixels.shape[0] < 1 or pixels.shape[1] < 1:
+        return None
+    return Image.fromarray(pixels, "RGB")
 
 
 # ----------------------------------------------------------------------------

@@ -282,3 +282,31 @@ def test_balancing_mirrors_only_for_tasks_whose_mirror_images_keep_their_label(t
         pixels = np.asarray(Image.open(path).convert("L"), dtype=float)
         mirrored += pixels[:, :12].mean() > pixels[:, -12:].mean()
     assert (mirrored > 0) == flip
+
+
+def test_augmented_copies_start_from_the_pixels_training_decodes(tmp_path):
+    """A transparent PNG and a 16-bit PNG: an augmented copy (no operation) holds what ``load_image_array`` (the
+    training and inference decode) gives, not Pillow's alpha-dropped or clipped conversion."""
+    import numpy as np
+    from PIL import Image
+
+    from recaptcha_tf.data.balance import balance_split
+    from recaptcha_tf.data.images import load_image_array
+    from recaptcha_tf.data.splits import Split
+
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[4:12, 4:12] = [200, 30, 30, 255]  # an opaque square on a transparent background
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "clear.png")
+    Image.fromarray(np.full((16, 16), 30000, np.uint16)).save(tmp_path / "deep.png")
+    sources = [str(tmp_path / "clear.png"), str(tmp_path / "deep.png")]
+    for i in range(2):
+        Image.new("RGB", (16, 16), (i, 0, 0)).save(tmp_path / f"other{i}.png")
+    train = [(sources[0], 0), (sources[1], 0), (str(tmp_path / "other0.png"), 1), (str(tmp_path / "other1.png"), 1)]
+    split = Split(["a", "b"], train, [], [])
+    balanced = balance_split(split, str(tmp_path / "out"), per_class=6, seed=0, progress=False, operations=())
+    copies = [p for p, label in balanced.train if label == 0 and os.path.basename(p).startswith("aug_")]
+    assert copies
+    expected = {os.path.splitext(os.path.basename(s))[0]: load_image_array(s, 3) for s in sources}
+    for path in copies:
+        stem = next(k for k in expected if k in os.path.basename(path))
+        np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), expected[stem])
