@@ -157,6 +157,15 @@ def _composite_alpha(image):
     return tf.cond(has_alpha, composite, lambda: image)
 
 
+def header_not_in_graph(data: bytes) -> bool:
+    """Whether the graph's header check (:func:`_header_pixels`) cannot vouch for ``data``'s size: a GIF (its first
+    frame, which TensorFlow decodes, may be larger than the canvas its header declares) or a format it does not
+    parse (a WebP file under a ``.png`` name). Such data is checked with Pillow's header parse first
+    (:func:`check_image_size`)."""
+    head = bytes(data[:8])
+    return not (head.startswith(b"\x89PNG") or head.startswith(b"\xff\xd8\xff") or head.startswith(b"BM"))
+
+
 def find_undecodable(sources: Sequence, channels: int = 3, warn: bool = True) -> list[int]:
     """Indices of ``sources`` (paths or bytes) that TensorFlow cannot decode.
 
@@ -182,6 +191,19 @@ def find_undecodable(sources: Sequence, channels: int = 3, warn: bool = True) ->
     ok = set()
     for idx, smallest in ds.as_numpy_iterator():
         ok.update(int(i) for i, m in zip(idx, smallest) if m > 0)
+    limit = max_pixels()
+    for i in sorted(ok):  # GIF frames and formats the graph's header check does not parse: Pillow's header
+        data = sources[i]
+        if is_path:
+            with open(data, "rb") as f:
+                head = f.read(8)
+        else:
+            head = bytes(data[:8])
+        if limit and header_not_in_graph(head):
+            try:
+                check_image_size(data if is_path else bytes(data), limit)
+            except CorruptImageError:
+                ok.discard(i)
     bad = [i for i in range(len(sources)) if i not in ok]
     if warn:
         _warn_oversized([sources[i] for i in bad])

@@ -13,7 +13,14 @@ import numpy as np
 import tensorflow as tf
 
 import recaptcha_tf.layers  # noqa: F401  (registers custom layers before loading)
-from recaptcha_tf.data.images import CorruptImageError, find_undecodable, load_image_array
+from recaptcha_tf.data.images import (
+    CorruptImageError,
+    check_image_size,
+    find_undecodable,
+    header_not_in_graph,
+    load_image_array,
+)
+from recaptcha_tf.data.images import max_pixels as pixel_limit
 from recaptcha_tf.inference.loading import ModelInfo, load_model, model_info
 from recaptcha_tf.inference.outputs import output_kind
 from recaptcha_tf.utils.progress import progress
@@ -149,6 +156,8 @@ class Inference:
         name = source if isinstance(source, str) else "<bytes>"
         try:
             data = _read(source)
+            if pixel_limit() and header_not_in_graph(data):  # a GIF's frame, a WebP under .png: Pillow's header
+                check_image_size(data, pixel_limit(), name)
             return self._load(tf.constant(data)).numpy()
         except (OSError, tf.errors.OpError, ValueError) as err:
             check_readable([source], self.info.channels)  # raises CorruptImageError with the shared message

@@ -45,3 +45,40 @@ def test_training_skips_an_over_limit_image_and_names_it(tmp_path, caplog):
     assert str(bomb) not in ds.paths and len(ds.paths) == 9
     assert "over the pixel limit" in caplog.text and "bomb.png" in caplog.text
     assert _read_rgb(str(bomb)) is None  # balance never decodes it either
+
+
+def _gif_with_a_frame_larger_than_its_canvas(frame=600, canvas=10) -> bytes:
+    """A GIF whose header declares a ``canvas`` x ``canvas`` screen around a ``frame`` x ``frame`` first frame
+    (TensorFlow decodes the frame)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("P", (frame, frame)).save(buf, format="GIF")
+    data = bytearray(buf.getvalue())
+    data[6:8], data[8:10] = canvas.to_bytes(2, "little"), canvas.to_bytes(2, "little")
+    return bytes(data)
+
+
+def test_a_gif_frame_larger_than_its_canvas_is_held_to_the_limit(tmp_path):
+    """``predict``/``evaluate`` (``Inference.preprocess``) and training's decode check read the frame's size."""
+    from recaptcha_tf.data.images import CorruptImageError, find_undecodable, set_max_pixels
+    from recaptcha_tf.inference.loading import load_model
+    from recaptcha_tf.inference.predictor import inference_for
+    from recaptcha_tf.training.classifier import train_classifier
+
+    data = str(tmp_path / "tiles")
+    make_class_folders(data, per_class=4)
+    run = str(tmp_path / "run")
+    train_classifier(data, run, image_size=(16, 16), epochs=1, logdir=None, balance_per_class=0, model_kwargs=TINY)
+    gif = tmp_path / "wide.gif"
+    gif.write_bytes(_gif_with_a_frame_larger_than_its_canvas())
+    previous = set_max_pixels(100_000)  # the 10x10 canvas is under it, the 600x600 frame over
+    try:
+        with pytest.raises(CorruptImageError, match="600x600"):
+            inference_for(load_model(run)).preprocess(str(gif))
+        assert find_undecodable([str(gif)], warn=False) == [0]
+    finally:
+        set_max_pixels(previous)
+    assert find_undecodable([str(gif)], warn=False) == []  # under the default limit it decodes
