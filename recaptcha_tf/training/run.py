@@ -21,8 +21,14 @@ from collections.abc import Callable, Sequence
 
 from recaptcha_tf.models.precision import precision_policy
 from recaptcha_tf.tasks.registry import TaskSpec
-from recaptcha_tf.training.phases import fit_run, is_chief_process, set_up_distribution, sync_batchnorm
-from recaptcha_tf.training.run_folder import finish_run, finished_summary
+from recaptcha_tf.training.phases import (
+    TrainingConfigError,
+    fit_run,
+    is_chief_process,
+    set_up_distribution,
+    sync_batchnorm,
+)
+from recaptcha_tf.training.run_folder import changed_settings, finish_run, finished_summary
 from recaptcha_tf.utils.run_folder import RunFolder
 
 log = logging.getLogger("recaptcha_tf")
@@ -197,6 +203,12 @@ class TrainingRun:
             schedule = self.schedule(net, objective)
         first, last = self.callbacks(schedule)
         config = self.config(schedule)
+        changed = changed_settings(plan.out, config)
+        if changed:
+            raise TrainingConfigError(
+                f"{plan.out} holds a run trained with other settings ({', '.join(changed)}); resuming it would mix "
+                "them. Use another --out, or --overwrite to start afresh."
+            )
         finished = finished_summary(plan.out, config)
         if finished is not None:
             return finished

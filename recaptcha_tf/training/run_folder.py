@@ -46,6 +46,27 @@ def clear_run_state(out: str) -> list[str]:
     return removed
 
 
+def changed_settings(out: str, config: dict) -> list[str]:
+    """The settings of ``config`` that differ from the run ``out`` holds (its ``config.json``, once the run has
+    trained: a backup, ``history.csv``, a model or a summary); ``[]`` for the same run, a fresh folder, or a
+    folder whose run never finished an epoch. Keys one side lacks (a setting a newer version records) and the
+    spelling of ``data`` do not count."""
+    run = RunFolder(out)
+    state = (run.backup(1), run.backup(2), run.history, run.model, run.summary)
+    stored = run.read_json(RunFolder.CONFIG)
+    if not isinstance(stored, dict) or not any(os.path.exists(p) for p in state):
+        return []
+    config = json.loads(json.dumps(config))
+    changed = []
+    for key in sorted(set(stored) & set(config)):
+        if key == "data":
+            if not (stored[key] == config[key] or same_folder(stored[key], config[key])):
+                changed.append(key)
+        elif stored[key] != config[key]:
+            changed.append(key)
+    return changed
+
+
 def finished_summary(out: str, config: dict) -> dict | None:
     """The stored summary when ``out`` already holds this very run, finished (a re-run after the end, or a kill
     after the backup was removed): the same config, ``summary.json`` written, no backup left. ``None`` otherwise."""

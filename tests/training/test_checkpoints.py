@@ -101,8 +101,9 @@ def test_best_model_checkpoint_is_written_atomically(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_re_running_a_finished_run_keeps_it_and_a_changed_one_trains(tmp_path, caplog):
-    """A kill after the end (the backup already removed) or a plain re-run must not retrain the same run."""
+def test_re_running_a_finished_run_keeps_it_and_a_changed_one_is_refused(tmp_path, caplog):
+    """A kill after the end (the backup already removed) or a plain re-run must not retrain the same run; one with
+    other settings is refused (it would resume, or keep the old best model) until ``--overwrite``."""
     import logging
 
     from conftest import make_class_folders
@@ -126,6 +127,13 @@ def test_re_running_a_finished_run_keeps_it_and_a_changed_one_trains(tmp_path, c
     assert again["epochs_this_session"] == 0 and again["test"] == first["test"]
     assert os.path.getmtime(os.path.join(out, "model.keras")) == model_time
     assert "training had finished, nothing to do" in caplog.text
+    from recaptcha_tf.training.phases import TrainingConfigError
+    from recaptcha_tf.training.run_folder import clear_run_state
+
+    with pytest.raises(TrainingConfigError, match=r"other settings \(.*\blearning_rate\)"):  # never mixed with it
+        train_classifier(data, out, **{**kwargs, "learning_rate": 5e-3})
+    assert os.path.getmtime(os.path.join(out, "model.keras")) == model_time
+    clear_run_state(out)  # train --overwrite
     changed = train_classifier(data, out, **{**kwargs, "learning_rate": 5e-3})
     assert changed["epochs_this_session"] == 1
 
