@@ -131,6 +131,14 @@ def prepare_multilabel_split(
         split = require_files(load_manifest(split_path or own), split_path or own)
         if not split.extra.get("multi_label"):
             raise DatasetError(f"{split_path or own} is a single-label split; a multi-label run needs its own --out.")
+        if not split_path:  # resuming: the same data and the same labels, as a single-label run checks
+            saved_labels = split.extra.get("labels")
+            given_labels = os.path.abspath(labels_csv) if labels_csv else None
+            if (split.extra.get("data") and not same_folder(split.extra["data"], data)) or saved_labels != given_labels:
+                raise DatasetError(
+                    f"{out_dir!r} holds a run on {split.extra.get('data')!r} (labels {saved_labels!r}), not {data!r} "
+                    f"(labels {given_labels!r}). Use another --out, or --overwrite to start afresh."
+                )
         return split
     if labels_csv:
         paths, label_lists, class_names = read_label_csv(

@@ -198,3 +198,25 @@ def test_byte_identical_parquet_rows_stay_in_one_part(tmp_path):
     parts = text_split_parts(names, "set.parquet", str(tmp_path / "run"), seed=1, labels=["ab"] * 40, sources=rows)
     where = {i: part for part, indices in parts.items() for i in indices}
     assert len({where[i] for i in same}) == 1 and sorted(where) == list(range(40))
+
+
+def test_a_resumed_multi_label_split_refuses_other_data_or_labels(tmp_path):
+    """As a single-label run does: ``--out`` holding a multi-label run on one folder and labels CSV is not resumed
+    with another."""
+    from conftest import make_class_folders
+
+    from recaptcha_tf.data.class_split import prepare_multilabel_split
+    from recaptcha_tf.data.folders import DatasetError
+
+    data, other = str(tmp_path / "a"), str(tmp_path / "b")
+    make_class_folders(data, per_class=6)
+    make_class_folders(other, per_class=6)
+    out = str(tmp_path / "run")
+    first = prepare_multilabel_split(data, out, None)
+    assert prepare_multilabel_split(data, out, None).train == first.train  # the same run resumes
+    with pytest.raises(DatasetError, match="holds a run on"):
+        prepare_multilabel_split(other, out, None)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,labels\n")
+    with pytest.raises(DatasetError, match="labels"):
+        prepare_multilabel_split(data, out, str(labels))
