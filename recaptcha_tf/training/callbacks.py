@@ -208,6 +208,31 @@ class PlateauAwareEarlyStopping(keras.callbacks.EarlyStopping):
         super().on_epoch_end(epoch, logs)
 
 
+class EarlyStoppingReplay(keras.callbacks.Callback):
+    """Gives a resumed phase's early stopping the state an unbroken run would have: when training begins (after
+    :class:`SafeBackupAndRestore` has repaired ``history.csv``), the phase's logged epochs are replayed through
+    ``stopper.on_epoch_end``, so ``best`` and ``wait`` count from the phase's start, not from the resume.
+
+    Args:
+        stopper: the phase's early-stopping callback (listed before this one).
+        csv_path: the run's ``history.csv``.
+        initial_epoch: the phase's first epoch.
+    """
+
+    def __init__(self, stopper: keras.callbacks.EarlyStopping, csv_path: str, initial_epoch: int = 0):
+        super().__init__()
+        self.stopper, self.csv_path, self.initial_epoch = stopper, csv_path, initial_epoch
+
+    def on_train_begin(self, logs=None):
+        for row in read_history(self.csv_path)[1]:
+            if row.get("epoch") in (None, "") or int(row["epoch"]) < self.initial_epoch:
+                continue
+            values = {k: float(v) for k, v in row.items() if k != "epoch" and v not in (None, "")}
+            self.stopper.on_epoch_end(int(row["epoch"]), values)
+        if self.model is not None:  # a replay that ends the run stops it after one whole epoch, never mid-epoch
+            self.model.stop_training = False
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stops training at the end of an epoch when another epoch as long as the longest so far would end past
     ``minutes`` of training in this session (counted from the first ``fit`` it sees; one instance may serve
@@ -554,7 +579,8 @@ def standard_callbacks(
         )
     )
     if patience:
-        callbacks.append(early_stopping(monitor=monitor, mode=mode, patience=patience))
+        stopper = early_stopping(monitor=monitor, mode=mode, patience=patience)
+        callbacks += [stopper, EarlyStoppingReplay(stopper, csv_path, initial_epoch)]  # resumed: the phase's state
     callbacks.append(keras.callbacks.CSVLogger(csv_path, append=True))
     callbacks.append(keras.callbacks.TerminateOnNaN())
     callbacks.extend(last)

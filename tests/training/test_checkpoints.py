@@ -192,3 +192,36 @@ def test_a_reader_it_starts_from_stays_the_best_model_until_an_epoch_reads_bette
 
     start.on_train_begin()  # a second call (a resume) keeps the record as it is
     assert json.load(open(folder.file(RunFolder.STARTING_POINT))) == recorded
+
+
+@pytest.mark.parametrize("kind", ["plain", "plateau"])
+def test_a_resumed_phase_keeps_its_early_stopping_state(tmp_path, kind):
+    """Killed after epoch 2 of ``val_loss`` 1.0, 0.5, 0.6 (patience 2), the resumed phase stops after epoch 3 as
+    the unbroken run does, not after epoch 4; rows of an earlier phase do not count."""
+    import csv
+
+    import keras
+
+    from recaptcha_tf.training.callbacks import EarlyStoppingReplay, PlateauAwareEarlyStopping
+
+    path = str(tmp_path / "history.csv")
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["epoch", "val_loss", "val_blank_fraction"])
+        writer.writeheader()
+        writer.writerow({"epoch": 0, "val_loss": 0.01, "val_blank_fraction": 0})  # phase 1: not this phase's
+        for epoch, loss in ((1, 1.0), (2, 0.5), (3, 0.6)):
+            writer.writerow({"epoch": epoch, "val_loss": loss, "val_blank_fraction": 0})
+    cls = keras.callbacks.EarlyStopping if kind == "plain" else PlateauAwareEarlyStopping
+    stopper = cls(monitor="val_loss", mode="min", patience=2)
+    replay = EarlyStoppingReplay(stopper, path, initial_epoch=1)
+
+    class Model:
+        stop_training = False
+
+    for callback in (stopper, replay):
+        callback.set_model(Model())
+    stopper.on_train_begin()
+    replay.on_train_begin()
+    assert stopper.best == 0.5 and stopper.wait == 1 and not replay.model.stop_training
+    stopper.on_epoch_end(4, {"val_loss": 0.7})
+    assert stopper.model.stop_training  # patience 2 after epoch 2's best, as without the kill
