@@ -42,6 +42,23 @@ def test_balance_command(tmp_path, capsys):
     assert "traffic_light" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_a_run_on_balanced_data_is_scored_on_its_test_split_in_the_original_folder(tmp_path, capsys):
+    """``balance`` then ``train --data BALANCED``: ``evaluate --data ORIGINAL`` reads the run's test split (those
+    files are in the original folder), not every image, most of which the run trained on."""
+    data = str(tmp_path / "d")
+    make_class_folders(data, per_class=8)
+    balanced, run = str(tmp_path / "bal"), str(tmp_path / "run")
+    assert main(["balance", "--data", data, "--out", balanced, "--balance", "10"]) == 0
+    assert main(["train", "--data", balanced, "--out", run, "--epochs", "1", "--logdir", "", "--image-size", "16x16",
+                 "--model-arg", "conv_layers=1", "--model-arg", "filters=4"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["evaluate", "--model", run, "--data", data]) == 0
+    report = json.loads(capsys.readouterr().out)
+    test = json.load(open(os.path.join(run, "split.json")))["test"]
+    assert report["subset"] == "test" and report["n"] == len(test) < 24
+
+
 def test_user_errors_are_one_line_not_tracebacks(tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path / "missing"), "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -72,6 +72,9 @@ def text_augmentation(seed: int | None = None) -> keras.Sequential:
     )
 
 
+SHUFFLE_BUFFER = 10_000  # images; a larger training list is permuted once (seeded) before the buffer
+
+
 def cache_file(prefix: str, sources, labels, image_size, channels: int, resize: str) -> str:
     """``prefix`` made unique to what the dataset holds (its images, labels and decoding), so that the training
     and validation datasets of a run, or a later run with another split, never read each other's cache."""
@@ -136,13 +139,18 @@ def make_dataset(
     def load(source):
         return load_image(tf.io.read_file(source) if is_path else source, channels, resizer)
 
+    if labels is not None:
+        labels = np.asarray(labels)
+        if len(labels) != len(sources):
+            raise ValueError(f"{len(sources)} images but {len(labels)} labels.")
+    if shuffle and len(sources) > SHUFFLE_BUFFER:  # lists come in class order: a buffer this size would start
+        order = np.random.default_rng(seed).permutation(len(sources))  # each epoch with a few classes only
+        sources = [sources[i] for i in order]
+        labels = labels[order] if labels is not None else None
     if labels is None:
         ds = tf.data.Dataset.from_tensor_slices(sources)
         ds = ds.map(load, num_parallel_calls=calls)
     else:
-        labels = np.asarray(labels)
-        if len(labels) != len(sources):
-            raise ValueError(f"{len(sources)} images but {len(labels)} labels.")
         ds = tf.data.Dataset.from_tensor_slices((sources, labels))
         ds = ds.map(lambda s, y: (load(s), y), num_parallel_calls=calls)
     if mix is not None and (labels is None or labels.ndim != 2):
@@ -151,7 +159,7 @@ def make_dataset(
         prefix = cache_file(cache, sources, labels, image_size, channels, resize) if isinstance(cache, str) else ""
         ds = ds.cache(prefix)
     if shuffle:
-        ds = ds.shuffle(min(len(sources), 10_000), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(min(len(sources), SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if augment is not None or mix is not None:
 

@@ -144,7 +144,9 @@ def _subset_for(model_path: str, data: str, subset: str):
             raise DatasetError(f"--subset {subset} needs the run's {MANIFEST_NAME} next to the model.")
         return None
     saved = load_manifest(manifest)
-    same = same_folder(saved.extra.get("data") or saved.root, data)
+    # the run's data: the folder it was given, or the one its split's files come from (a `balance` output's
+    # split keeps the original folder as its root; its test images are there)
+    same = any(same_folder(folder, data) for folder in (saved.extra.get("data"), saved.root) if folder)
     if subset == "auto":
         return "test" if same and saved.test else None
     return subset

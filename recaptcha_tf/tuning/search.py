@@ -41,7 +41,11 @@ log = logging.getLogger("recaptcha_tf")
 SEARCH_CONFIG = "search_config.json"
 PROJECT = "search"
 # A resumed search must agree with the stored one on these.
-RESUME_KEYS = ("task", "model", "tuner", "space", "objective", "epochs", "image_size", "data")
+RESUME_KEYS = (
+    "task", "model", "tuner", "space", "objective", "epochs", "image_size", "data", "channels", "resize", "batch_size",
+    "learning_rate", "optimizer", "loss", "seed", "model_kwargs", "precision", "patience", "fractions", "augment",
+    "charset", "case", "label_pattern",
+)  # fmt: skip
 # What a text search space's architecture values are checked against before the data fixes the input
 # (fitted text inputs are 48 px high; their width follows the images' aspect ratio).
 TEXT_SIZE_TO_CHECK = (48, 192)
@@ -284,6 +288,11 @@ def run_search(
         "precision": precision,
         "data": os.path.abspath(data),
         "logdir": run_logdir,
+        "fractions": fractions,
+        "augment": augment,
+        "charset": charset,
+        "case": case,
+        "label_pattern": label_pattern,
     }
     config_path = os.path.join(out, SEARCH_CONFIG)
     if role != "worker":
@@ -295,7 +304,8 @@ def run_search(
         elif os.path.exists(config_path):
             with open(config_path) as f:
                 stored = json.load(f)
-            changed = [k for k in RESUME_KEYS if json.dumps(stored.get(k)) != json.dumps(config[k])]
+            # keys an older search did not record are not compared
+            changed = [k for k in RESUME_KEYS if k in stored and json.dumps(stored[k]) != json.dumps(config[k])]
             if changed:
                 raise TuningError(
                     f"{out!r} holds a search with other {', '.join(changed)}; re-run the same "

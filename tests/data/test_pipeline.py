@@ -113,3 +113,20 @@ def test_a_file_cache_prefix_never_serves_one_dataset_from_anothers_cache(tmp_pa
     (x_train, y_train), (x_val, y_val) = next(iter(train)), next(iter(val))
     assert int(x_train.numpy().max()) == 10 and y_train.numpy().tolist() == [0] * 4
     assert int(x_val.numpy().min()) == 200 and y_val.numpy().tolist() == [1] * 4
+
+
+def test_a_training_list_longer_than_the_shuffle_buffer_is_permuted_first(monkeypatch):
+    """Training lists come in class order; past the shuffle buffer, the first batches of an epoch would hold the
+    first classes only. The list is permuted once (seeded) before the buffer."""
+    import recaptcha_tf.data.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "SHUFFLE_BUFFER", 8)
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, format="PNG")
+    labels = np.repeat(np.arange(5), 16)  # 80 images, class by class
+    ds = pipeline.make_dataset([buf.getvalue()] * 80, labels, image_size=(4, 4), batch_size=16, shuffle=True, seed=0)
+    first = next(iter(ds))[1].numpy()
+    assert len(set(first.tolist())) >= 3  # without the permutation: classes 0 and 1 only (a buffer of 8)
+    again = next(iter(pipeline.make_dataset([buf.getvalue()] * 80, labels, image_size=(4, 4), batch_size=16,
+                                             shuffle=True, seed=0)))[1].numpy()  # fmt: skip
+    assert again.tolist() == first.tolist()  # seeded

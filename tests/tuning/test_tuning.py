@@ -329,6 +329,8 @@ def test_tiles_grid_hparams_resume_results_and_best_model(tiles, tmp_path, monke
     assert trained == [] and again["completed"] == 4
     with pytest.raises(TuningError, match="--overwrite"):
         search.run_search(tiles, **{**args, "space": {"optimizer": ["adam"]}})
+    with pytest.raises(TuningError, match="other batch_size"):  # a fixed setting changed: not mixed in either
+        search.run_search(tiles, **{**args, "batch_size": 3})
     fresh = search.run_search(tiles, overwrite=True, **{**args, "space": {"optimizer": ["adam"]}})
     assert fresh["trials"] == 1 and len(read_trials(os.path.join(logdir, "opt-grid"))) == 1
 
