@@ -171,8 +171,10 @@ def read(images, model: str = "universal", min_confidence: float | None = None) 
     from recaptcha_tf.inference.loading import resolve_model_source
 
     path = resolve_model_source(model)
-    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "model.keras")):
-        path = os.path.join(path, "model.keras")  # a run folder: its model file says when it was trained again
+    from recaptcha_tf.utils.run_folder import RunFolder
+
+    if os.path.isdir(path) and os.path.isfile(RunFolder(path).model):
+        path = RunFolder(path).model  # a run folder: its model file says when it was trained again
     key = (os.path.realpath(path), os.path.getmtime(path))
     reader = _readers.get(key)  # a run trained again into the same folder is loaded again
     if reader is None:

@@ -154,14 +154,11 @@ def _subset_for(model_path: str, data: str, subset: str):
 
 def trained_case(model: str) -> str:
     """The ``--case`` a text run was trained with (its ``config.json`` beside ``model.keras``); ``keep`` without one."""
-    import json
+    from recaptcha_tf.utils.run_folder import RunFolder
 
     folder = model if os.path.isdir(model) else os.path.dirname(os.path.abspath(model))
-    try:
-        with open(os.path.join(folder, "config.json")) as f:
-            return json.load(f).get("case") or "keep"
-    except (OSError, ValueError):
-        return "keep"
+    config = RunFolder(folder).read_json(RunFolder.CONFIG) if os.path.isdir(folder) else None
+    return (config.get("case") if isinstance(config, dict) else None) or "keep"
 
 
 def evaluate(
