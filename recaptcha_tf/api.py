@@ -169,10 +169,9 @@ def read(images, model: str = "universal", min_confidence: float | None = None) 
         recaptcha_tf.read("captcha.png")    # {"text": "x7fk2", "text_confidence": 0.93, ...}
     """
     from recaptcha_tf.inference.loading import resolve_model_source
-
-    path = resolve_model_source(model)
     from recaptcha_tf.utils.run_folder import RunFolder
 
+    path = resolve_model_source(model)
     if os.path.isdir(path) and os.path.isfile(RunFolder(path).model):
         path = RunFolder(path).model  # a run folder: its model file says when it was trained again
     key = (os.path.realpath(path), os.path.getmtime(path))

@@ -192,16 +192,16 @@ def find_undecodable(sources: Sequence, channels: int = 3, warn: bool = True) ->
     for idx, smallest in ds.as_numpy_iterator():
         ok.update(int(i) for i, m in zip(idx, smallest) if m > 0)
     limit = max_pixels()
-    for i in sorted(ok):  # GIF frames and formats the graph's header check does not parse: Pillow's header
+    for i in sorted(ok) if limit else ():  # GIF frames, formats the graph's header check does not parse: Pillow
         data = sources[i]
         if is_path:
             with open(data, "rb") as f:
                 head = f.read(8)
         else:
-            head = bytes(data[:8])
-        if limit and header_not_in_graph(head):
+            data = head = bytes(data)
+        if header_not_in_graph(head):
             try:
-                check_image_size(data if is_path else bytes(data), limit)
+                check_image_size(data, limit)
             except CorruptImageError:
                 ok.discard(i)
     bad = [i for i in range(len(sources)) if i not in ok]

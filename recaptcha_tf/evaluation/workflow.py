@@ -338,9 +338,9 @@ def evaluate_classifier(
             probs, labels, info.names, count=challenges, threshold=info.threshold if info.kind == "sigmoid" else None
         )
     if info.kind == "softmax" and len(paths):
-        # an ensemble's averaged probabilities have no temperature to undo and no stored thresholds of their own
-        scored = dataclasses.replace(info, temperature=1.0, min_confidence=None, challenge_threshold=None)
-        result["calibration"] = calibration_report(probs, labels, scored if ensemble else info, challenges)
+        if ensemble:  # averaged probabilities: no temperature to undo and no stored thresholds of their own
+            info = dataclasses.replace(info, temperature=1.0, min_confidence=None, challenge_threshold=None)
+        result["calibration"] = calibration_report(probs, labels, info, challenges)
         if stem:
             from recaptcha_tf.evaluation.plots import reliability_figure
 

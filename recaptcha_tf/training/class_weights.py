@@ -46,7 +46,7 @@ def parse_class_weight(option: str) -> str | dict[str, float]:
 
 
 def loss_class_weights(option: str, split) -> dict[int, float] | None:
-    """``model.fit``'s ``class_weight`` (``{class index: weight}`` for every class) for ``--class-weight`` on
+    """``{class index: weight}`` for every class (what :func:`weigh_by_class` applies) for ``--class-weight`` on
     ``split`` (a :class:`recaptcha_tf.data.splits.Split`); ``None`` for ``"none"``.
 
     Raises:

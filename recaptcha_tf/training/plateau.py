@@ -58,8 +58,9 @@ class PlateauExtension(keras.callbacks.Callback):
         extra_epochs: the most evaluations the plateau may add.
         steps_per_epoch: optimizer steps an evaluation.
         warmup_epochs: the schedule's warm-up, in evaluations (plateau evaluations inside it are not held).
-        history: the rows of the run's ``history.csv`` (a resumed run): the evaluations already held.
-        history_path: that file: read again when training begins, after
+        history: the rows of the run's ``history.csv`` (a resumed run): the evaluations already held; read from
+            ``history_path`` when it is given instead.
+        history_path: that file: read now, and again when training begins, after
             :class:`~recaptcha_tf.training.callbacks.SafeBackupAndRestore` (an earlier callback) has repaired it
             to the restored epoch (a row the kill cut off added back, rows past an older backup dropped), so the
             evaluations held are counted from the epochs the run really resumes after.
@@ -79,19 +80,22 @@ class PlateauExtension(keras.callbacks.Callback):
         self.warmup_epochs = warmup_epochs
         self.history_path = history_path
         self.schedule: HeldSchedule | None = None
-        self._recount(history)
+        self._recount(self._rows() if history_path is not None else history)
 
     def _recount(self, history) -> None:
         self.held_epochs = 0
         for row in history:
             self._count(int(row["epoch"]), float(row.get("val_blank_fraction") or 0.0))
 
+    def _rows(self) -> list[dict]:
+        from recaptcha_tf.training.callbacks import read_history
+
+        return read_history(self.history_path)[1]
+
     def on_train_begin(self, logs=None):
         if self.history_path is None:
             return
-        from recaptcha_tf.training.callbacks import read_history
-
-        self._recount(read_history(self.history_path)[1])
+        self._recount(self._rows())
         if self.schedule is not None:
             self.schedule.held.assign(float(self.held_epochs * self.steps_per_epoch))
 

@@ -219,7 +219,6 @@ class TextRun(TrainingRun):
     def plateau_extension(self, steps_per_epoch: int, warmup_epochs: float):
         """``--plateau-extension``: a budget that adds the evaluations spent on the blank plateau, up to that share
         of the planned ones (:class:`~recaptcha_tf.training.plateau.PlateauExtension`)."""
-        from recaptcha_tf.training.callbacks import read_history
         from recaptcha_tf.training.plateau import PlateauExtension
 
         if not self.repeat or self.plan.freeze_epochs or self.o["kind"] != "ctc":
@@ -228,10 +227,8 @@ class TextRun(TrainingRun):
                 "--freeze-epochs, or the extension."
             )
         extra = max(1, round(self.o["plateau_extension"] * self.epochs))
-        history = read_history(self.plan.folder.history)[1]
-        return PlateauExtension(
-            self.epochs, extra, steps_per_epoch, warmup_epochs, history=history, history_path=self.plan.folder.history
-        )
+        history = self.plan.folder.history  # read now and again once the backup has repaired it
+        return PlateauExtension(self.epochs, extra, steps_per_epoch, warmup_epochs, history_path=history)
 
     def grow_label_lengths(self, curriculum_steps: int, steps_per_epoch: int) -> None:
         """``--curriculum``: the first ``curriculum_steps`` optimizer steps train in equal stages on the images whose

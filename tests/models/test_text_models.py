@@ -382,13 +382,18 @@ def test_a_resumed_plateau_extension_counts_the_history_as_the_backup_repaired_i
     blanks = [1.0, 1.0, 0.95, 1.0]  # evaluations 2-4 sit on the plateau after the warm-up; the cap is 3
     rows = [{"epoch": str(e), "val_blank_fraction": str(b)} for e, b in enumerate(blanks)]
     path = str(tmp_path / "history.csv")
-    resumed = PlateauExtension(4, 3, 10, 1, history=rows[:3], history_path=path)  # the file before the repair
+
+    def write(history_rows):
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["epoch", "val_blank_fraction"])
+            writer.writeheader()
+            writer.writerows(history_rows)
+
+    write(rows[:3])  # the file before the repair: the kill cut off the last row
+    resumed = PlateauExtension(4, 3, 10, 1, history_path=path)
     schedule = resumed.learning_rate_schedule(1e-3, 7)
     assert resumed.held_epochs == 2
-    with open(path, "w", newline="") as f:  # as SafeBackupAndRestore leaves it: the backed-up epoch's row is back
-        writer = csv.DictWriter(f, fieldnames=["epoch", "val_blank_fraction"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write(rows)  # as SafeBackupAndRestore leaves it: the backed-up epoch's row is back
     resumed.on_train_begin()
     assert resumed.held_epochs == 3
     assert float(keras.ops.convert_to_numpy(schedule.held)) == 30.0
