@@ -48,17 +48,18 @@ LEVERS = {
 COLUMNS = ["lever", "tta", "top1", "macro_f1", "other_f1", "background_fpr", "grid3x3_threshold", "train_minutes"]
 
 
+def build_commands(args, teachers=DEFAULT_TEACHERS) -> dict[str, list[str]]:
+    """``tools/build_tiles.py``'s stage commands for this build, the student learning from ``teachers``."""
+    spec = SimpleNamespace(
+        data=args.data, weights_dir=args.weights_dir, work=args.build, teachers=teachers, student_minutes=60
+    )
+    return stage_commands(spec)
+
+
 def lever_command(name: str, args) -> list[str]:
     """The build's student command with ``name``'s change, into ``args.work/name``."""
     lever = LEVERS[name]
-    spec = SimpleNamespace(
-        data=args.data,
-        weights_dir=args.weights_dir,
-        work=args.build,
-        teachers=lever.get("teachers", DEFAULT_TEACHERS),
-        student_minutes=60,
-    )
-    command = stage_commands(spec)["student"]
+    command = build_commands(args, lever.get("teachers", DEFAULT_TEACHERS))["student"]
     out = command.index("--out") + 1
     command[out] = os.path.join(args.work, name)
     return [*command, *lever["args"]]
@@ -66,13 +67,10 @@ def lever_command(name: str, args) -> list[str]:
 
 def ensure_teachers(name: str, args) -> float:
     """Train the build stages that lever ``name`` learns from and the build lacks; their wall minutes."""
-    spec = SimpleNamespace(
-        data=args.data, weights_dir=args.weights_dir, work=args.build, teachers=DEFAULT_TEACHERS, student_minutes=60
-    )
     minutes = 0.0
     for teacher in LEVERS[name].get("teachers", ()):
         if not os.path.isfile(os.path.join(args.build, teacher, "summary.json")):
-            minutes += run_cli(stage_commands(spec)[teacher]) / 60
+            minutes += run_cli(build_commands(args)[teacher]) / 60
     return minutes
 
 
