@@ -13,15 +13,6 @@ import subprocess
 import time
 
 
-def epochs_in(history: str) -> int:
-    """Rows of a CSVLogger file (finished epochs; 0 without one)."""
-    try:
-        with open(history) as f:
-            return max(0, sum(1 for line in f if line.strip()) - 1)
-    except OSError:
-        return 0
-
-
 def run_whole_epochs(command: list[str], seconds: float, history: str, poll: float = 5.0) -> tuple[int, bool]:
     """Run ``command`` for at most ``seconds``; ``(exit status, stopped by us)``.
 
@@ -31,6 +22,8 @@ def run_whole_epochs(command: list[str], seconds: float, history: str, poll: flo
         history: that ``history.csv``.
         poll: seconds between looks at it.
     """
+    from recaptcha_tf.training.callbacks import epochs_logged as epochs_in  # finished epochs in history.csv
+
     start = time.time()
     deadline = start + max(seconds, 1.0)
     process = subprocess.Popen(command)
