@@ -382,6 +382,22 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
         self._done_path = os.path.join(backup_dir, "done.json")
         self.restored_epoch: int | None = None
 
+    @classmethod
+    def restorable_epoch(cls, backup_dir: str) -> int | None:
+        """The epoch a resume from ``backup_dir`` would go on after (``latest``, else ``previous``), read before
+        training without loading weights; ``None`` without a readable backup. ``history.csv`` may hold one row
+        fewer or more until the restore repairs it."""
+        import h5py
+
+        for name in ("latest.weights.h5", "previous.weights.h5"):
+            try:
+                with h5py.File(os.path.join(backup_dir, name), "r") as f:
+                    if cls.EPOCH_ATTR in f.attrs:
+                        return int(f.attrs[cls.EPOCH_ATTR])
+            except (OSError, ValueError):
+                continue
+        return None
+
     # ------------------------------------------------------------------ save
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
@@ -413,7 +429,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
             return int(json.load(f)["epoch"]), None
 
     def on_train_begin(self, logs=None):
-        self.restored_epoch = None
+        self.restored_epoch, self.finished = None, False
         self.model._initial_epoch = None  # never carry an epoch over from an earlier fit (phase 1)
         candidates = [p for p in (self._weights_path, self._previous_path) if os.path.exists(p)]
         if not candidates:
@@ -436,6 +452,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.model._initial_epoch = epoch
             self._repair_history(epoch, epoch_logs)
             if os.path.exists(self._done_path) and path == self._weights_path:
+                self.finished = True
                 self.model._initial_epoch = max(epoch, int(self.params.get("epochs") or epoch))
                 log.info(
                     "Restored the training state from %s: resuming after epoch %d; training had finished.", path, epoch
@@ -493,11 +510,23 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     With ``csv_path``, the best value so far is re-read from the (repaired) CSV log
     when training begins, so a resumed run keeps the true best. With ``starting_point`` (the JSON
     :class:`StartingPoint` writes, when it exists) its value is the one to beat if it is better.
+
+    With ``backup`` (the phase's :class:`SafeBackupAndRestore`, which runs first), a resumed phase whose restored
+    epoch is the best one logged saves the restored weights as the best model: a kill between the backup and this
+    checkpoint would otherwise keep an older model while the log names the restored epoch as the best. The save is
+    idempotent (the restored weights are that epoch's weights).
     """
 
-    def __init__(self, filepath: str, csv_path: str | None = None, starting_point: str | None = None, **kwargs):
+    def __init__(
+        self,
+        filepath: str,
+        csv_path: str | None = None,
+        starting_point: str | None = None,
+        backup: SafeBackupAndRestore | None = None,
+        **kwargs,
+    ):
         super().__init__(filepath, **kwargs)
-        self.csv_path, self.starting_point = csv_path, starting_point
+        self.csv_path, self.starting_point, self.backup = csv_path, starting_point, backup
 
     def on_train_begin(self, logs=None):
         if self.csv_path:
@@ -510,6 +539,23 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             if start.get("monitor") == self.monitor:
                 better = min if self.mode == "min" else max
                 self.best = start["value"] if self.best is None else better(self.best, start["value"])
+        self._save_restored_best()
+
+    def _save_restored_best(self) -> None:
+        restored = self.backup.restored_epoch if self.backup is not None else None
+        if not restored or self.backup.finished or not self.csv_path or self.best is None:
+            return
+        _, rows = read_history(self.csv_path)
+        values = {}
+        for row in rows:
+            try:
+                values[int(row["epoch"])] = float(row[self.monitor])
+            except (KeyError, ValueError):
+                continue
+        earlier = [v for e, v in values.items() if e < restored - 1]
+        if values.get(restored - 1) == self.best and self.best not in earlier:  # a tie kept the earlier model
+            save_atomically(self.model, self.filepath, weights_only=self.save_weights_only)
+            log.info("Saved the restored epoch %d as the best model (it is the best one logged).", restored)
 
     def _save_model(self, epoch, batch, logs):
         filepath = self._get_file_path(epoch, batch, logs)
@@ -556,15 +602,10 @@ def standard_callbacks(
     """
     os.makedirs(out_dir, exist_ok=True)
     csv_path = RunFolder(out_dir).history
-    callbacks: list[keras.callbacks.Callback] = [
-        *first,
-        SafeBackupAndRestore(
-            os.path.join(out_dir, backup),
-            csv_path=csv_path,
-            initial_epoch=initial_epoch,
-            delete_checkpoint=delete_backup,
-        ),
-    ]
+    restore = SafeBackupAndRestore(
+        os.path.join(out_dir, backup), csv_path=csv_path, initial_epoch=initial_epoch, delete_checkpoint=delete_backup
+    )
+    callbacks: list[keras.callbacks.Callback] = [*first, restore]
     if logdir:
         callbacks.append(keras.callbacks.TensorBoard(logdir, write_graph=False, update_freq="epoch"))
     callbacks.append(
@@ -572,6 +613,7 @@ def standard_callbacks(
             os.path.join(out_dir, BEST_MODEL),
             csv_path=csv_path,
             starting_point=RunFolder(out_dir).file(RunFolder.STARTING_POINT),
+            backup=restore,
             monitor=monitor,
             mode=mode,
             save_best_only=True,

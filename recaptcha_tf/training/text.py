@@ -236,7 +236,9 @@ class TextRun(TrainingRun):
         characters for labels of 3-8), as SortaGrad orders a first epoch by length; every image after that. A
         resumed run goes on from the steps it has done."""
         from recaptcha_tf.data.pipeline import curriculum_dataset, make_dataset
+        from recaptcha_tf.training.callbacks import SafeBackupAndRestore
         from recaptcha_tf.training.run_folder import finished_epochs
+        from recaptcha_tf.utils.run_folder import RunFolder
 
         plan, o = self.plan, self.o
         if not self.repeat:
@@ -256,7 +258,8 @@ class TextRun(TrainingRun):
             ).repeat()  # fmt: skip
             stages.append(shard_dataset(self.dist, stage))
         boundaries = [round(curriculum_steps * (k + 1) / len(limits)) for k in range(len(limits))]
-        done = finished_epochs(plan.out, 0) * steps_per_epoch
+        restorable = SafeBackupAndRestore.restorable_epoch(plan.folder.file(RunFolder.BACKUP))
+        done = (finished_epochs(plan.out, 0) if restorable is None else restorable) * steps_per_epoch
         self.train_ds = curriculum_dataset([*stages, self.train_ds], boundaries, done)
         log.info(
             "--curriculum: the first %d steps train on labels of at most %s characters in turn (%d steps each)%s",

@@ -428,3 +428,22 @@ def test_text_plateau_extension_adds_the_blank_evaluations_to_a_run_and_records_
     assert json.load(open(os.path.join(out, "config.json")))["plateau_extension"] == 0.5
     with pytest.raises(TrainingConfigError, match="--plateau-extension"):
         train_text(tiny_text, str(tmp_path / "epochs"), epochs=2, plateau_extension=0.5, **kwargs)
+
+
+def test_a_resumed_curriculum_goes_on_from_the_backup_not_from_an_unrepaired_history(tiny_text, tmp_path, caplog):
+    """Killed after the backup of evaluation 3 but before its ``history.csv`` row: the curriculum must go on from
+    the 6 steps the backup holds (what training resumes after), not from the 4 the history shows before the repair."""
+    from test_training import Interrupt
+
+    kwargs = dict(charset=CHARS, image_size=(32, 64), batch_size=8, logdir=None, steps=40, curriculum=0.5)
+    kwargs.update(model_kwargs={"rnn_units": 8, "filters": [4, 4, 8, 8]}, patience=0)
+    out = str(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        train_text(tiny_text, out, callbacks=[Interrupt(after=3)], **kwargs)
+    history = os.path.join(out, "history.csv")
+    lines = open(history).read().splitlines(keepends=True)
+    open(history, "w").write("".join(lines[:-1]))  # the kill fell before the CSV row of evaluation 3
+    with caplog.at_level("INFO", logger="recaptcha_tf"):
+        summary = train_text(tiny_text, out, **kwargs)
+    assert "at most 3 characters in turn (20 steps each) (6 done)" in caplog.text
+    assert summary["steps"] == 40

@@ -225,3 +225,40 @@ def test_a_resumed_phase_keeps_its_early_stopping_state(tmp_path, kind):
     assert stopper.best == 0.5 and stopper.wait == 1 and not replay.model.stop_training
     stopper.on_epoch_end(4, {"val_loss": 0.7})
     assert stopper.model.stop_training  # patience 2 after epoch 2's best, as without the kill
+
+
+def test_a_kill_between_the_backup_and_the_best_model_save_keeps_the_restored_best(tmp_path):
+    """Epoch 2 is the best one and its backup is written, but a kill comes before the checkpoint saves it: the
+    resumed run must save the restored weights as the best model (the log names epoch 2 as the best)."""
+    import keras
+    import numpy as np
+
+    from recaptcha_tf.training.callbacks import standard_callbacks
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    def model():
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        net.compile(keras.optimizers.SGD(0.05), "mse")
+        return net
+
+    x = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0]], "float32")
+    out = str(tmp_path / "run")
+    callbacks = standard_callbacks(out, None, monitor="loss", patience=0)
+    callbacks.insert(1, Kill())  # right after the backup, before the checkpoint and the CSV log
+    with pytest.raises(KeyboardInterrupt):
+        model().fit(x, y, epochs=3, callbacks=callbacks, verbose=0)
+    restored = model()
+    restored.load_weights(os.path.join(out, "backup", "latest.weights.h5"))
+    stale = keras.saving.load_model(os.path.join(out, "model.keras"), safe_mode=True)
+    assert not np.allclose(stale.get_weights()[0], restored.get_weights()[0])  # the kill left epoch 1's model
+
+    model().fit(x, y, epochs=2, callbacks=standard_callbacks(out, None, monitor="loss", patience=0), verbose=0)
+    best = keras.saving.load_model(os.path.join(out, "model.keras"), safe_mode=True)
+    np.testing.assert_allclose(best.get_weights()[0], restored.get_weights()[0])
+    assert logged_epochs(out) == [0, 1]
