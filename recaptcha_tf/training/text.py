@@ -56,11 +56,9 @@ class TextRun(TrainingRun):
         columns = dict(image_column=o["image_column"], label_column=o["label_column"])
         text = plan.task.workflow("prepare")(
             plan.data, plan.out, o["charset"], o["case"], o["label_pattern"], o["fractions"], plan.seed,
-            o["max_length"], **columns,
+            o["max_length"], **columns, merge_val=bool(o["val_data"]),
         )  # fmt: skip
         self.text, self.vocab, self.max_length = text, text.vocab, text.max_length
-        if o["val_data"]:
-            text.parts["train"] = sorted(text.parts["train"] + text.parts["val"])  # sources("train") includes val
         image_size = o["image_size"]
         if image_size is None and o["weights_given"] and str(plan.weights).endswith(".keras"):
             from recaptcha_tf.inference.loading import load_model, model_info

@@ -159,6 +159,8 @@ def test_separate_validation_set_joins_the_split_val_part_to_training(tiny_text,
     summary = train_text(tiny_text, str(tmp_path / "run"), val_data=val, callbacks=[steps], **kwargs)
     assert steps.steps == 5  # 40 images - 6 test = 34 training images (the split's 6 val included), batches of 8
     assert summary["test"]["n"] == 6
+    split = json.load(open(tmp_path / "run" / "split.json"))  # no image trained on is listed as a val image
+    assert len(split["train"]) == 34 and split["val"] == [] and len(split["test"]) == 6
     bad = str(tmp_path / "bad")
     generate_captchas(bad, count=2, length=3, charset="xyz", size=(96, 32), seed=1)
     with pytest.raises(OutOfVocabularyError, match=r"\.png: label '[xyz]+' has character\(s\)"):

@@ -84,11 +84,13 @@ def text_task_data(
     write_split: bool = True,
     image_column: str | None = None,
     label_column: str | None = None,
+    merge_val: bool = False,
 ) -> TextTaskData:
     """Load a text dataset, fix its vocabulary (``charset`` or ``a-z0-9`` plus the labels' characters),
     encode the labels (unknown characters are a clear error naming the file) and split it
     (:func:`text_split_parts`). ``train_text`` and the tuner both start here. ``image_column`` and
-    ``label_column`` name Parquet columns (default: detected)."""
+    ``label_column`` name Parquet columns (default: detected). ``merge_val`` (``--val-data``: validation comes
+    from another set) trains on the split's val part too, and the split records it as training images."""
     from recaptcha_tf.data.text.files import DEFAULT_LABEL_PATTERN
     from recaptcha_tf.data.text.formats import load_text_dataset, text_data_path
 
@@ -106,8 +108,9 @@ def text_task_data(
     vocab, strict = _text_vocabulary(dataset.labels, charset)
     encoded = [vocab.encode(lab, name) for lab, name in zip(dataset.labels, dataset.names)]
     parts = text_split_parts(
-        dataset.names, data, out, fractions, seed, write=write_split, labels=dataset.labels, sources=dataset.sources
-    )
+        dataset.names, data, out, fractions, seed, write=write_split, labels=dataset.labels, sources=dataset.sources,
+        merge_val=merge_val,
+    )  # fmt: skip
     return TextTaskData(dataset, vocab, strict, encoded, max_length or max(len(e) for e in encoded), parts)
 
 
@@ -145,11 +148,14 @@ def text_split_parts(
     write: bool = True,
     labels: Sequence[str] | None = None,
     sources: Sequence | None = None,
+    merge_val: bool = False,
 ) -> dict[str, list[int]]:
     """A text run's split as indices into ``names``: read from ``OUT/split.json`` when it exists (a resumed run
     or search), else from ``fractions`` when it is a manifest path (``--split PATH.json``: an earlier run's
     ``split.json``, to repeat its split), else a new seeded split; a split not read from ``OUT/split.json`` is
-    written there when ``write`` (distributed tuner workers do not write).
+    written there when ``write`` (distributed tuner workers do not write). With ``merge_val`` the val part joins
+    the training part, in the parts returned and in the split written (``--val-data``: the split must not list
+    images trained on as validation images).
 
     The manifest has the schema of every run (:mod:`recaptcha_tf.data.splits`): ``root`` is the data
     folder, entries are ``[file relative to it, text]`` or ``[parquet:FILE#ROW, text]``.
@@ -161,7 +167,8 @@ def text_split_parts(
     given = fractions if isinstance(fractions, str) and fractions.endswith(".json") else None
     if os.path.exists(manifest):
         log.info("Resuming with the split in %s", manifest)
-        return _manifest_parts(manifest, names, data, "Use another --out, or --overwrite to start afresh.")[0]
+        parts = _manifest_parts(manifest, names, data, "Use another --out, or --overwrite to start afresh.")[0]
+        return _merged_val(parts) if merge_val else parts
     if given:
         if not os.path.isfile(given):
             raise DatasetError(f"--split {given}: no such manifest.")
@@ -177,6 +184,8 @@ def text_split_parts(
             parts, identical = keep_identical_together(parts, list(sources), each_label)
             if identical:
                 log.warning(describe_identical(identical))
+    if merge_val:
+        parts = _merged_val(parts)
     if write:
         from recaptcha_tf.data.splits import parse_fractions
 
@@ -199,6 +208,10 @@ def text_split_parts(
         )
         save_manifest(split, manifest)
     return parts
+
+
+def _merged_val(parts: dict[str, list[int]]) -> dict[str, list[int]]:
+    return {**parts, "train": sorted(parts["train"] + parts["val"]), "val": []}
 
 
 def validation_sample(count: int, cap: int, seed: int = 0) -> list[int]:
