@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -109,6 +110,7 @@ def main(argv=None) -> int:
     starts = [s for s in args.starts.split(",") if s]
     if "universal" in starts and "universal" not in shipped_models():
         raise SystemExit("error: no shipped 'universal' reader in this version; pass --starts scratch")
+    reader = shipped_models().get("universal")
     work = os.path.join(args.work, name)
     check_settings(work, args)
     rows = []
@@ -140,6 +142,10 @@ def main(argv=None) -> int:
                 options["weights"] = "universal"
             begin = time.perf_counter()
             summary = RunFolder(out).read_json(RunFolder.SUMMARY)  # finished in an earlier call: the curve resumes
+            if summary is not None and start == "universal" and not same_reader(out, reader):
+                print(f"{out}: trained from another version of universal; training it again", flush=True)
+                shutil.rmtree(out)
+                summary = None
             if summary is not None:
                 wall = None
             else:  # a run cut off in an earlier call resumes where it stopped
@@ -162,6 +168,7 @@ def main(argv=None) -> int:
         "test_images": len(test),
         "pool_images": len(pool),
         "case": args.case,
+        "universal_version": reader.version if reader and "universal" in starts else None,
         "minutes_per_point": None if args.steps else args.minutes,
         "steps_per_point": args.steps,
         "command": "python benchmarks/label_curve.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -178,6 +185,15 @@ def main(argv=None) -> int:
     plot(rows, os.path.join(args.results, f"label_curve_{name}.png"), name)
     print(payload["table"])
     return 0
+
+
+def same_reader(out: str, reader) -> bool:
+    """Whether the finished point ``out`` started from the shipped ``reader`` as it is now (its config records the
+    starting weights' digest; a point trained from an earlier version, or before digests were recorded, is not)."""
+    from recaptcha_tf.utils.run_folder import RunFolder
+
+    config = RunFolder(out).read_json(RunFolder.CONFIG) or {}
+    return reader is not None and config.get("weights_sha256") == reader.sha256
 
 
 def kept_at_99(report: dict) -> float | None:

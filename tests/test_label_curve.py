@@ -58,6 +58,7 @@ def test_the_label_curve_scores_every_count_from_both_starts_on_one_test_split(t
 
     import recaptcha_tf
 
+    real_train = recaptcha_tf.train
     monkeypatch.setattr(recaptcha_tf, "train", no_training)
     assert label_curve.main(argv) == 0  # a second call reads every finished point back
     with pytest.raises(SystemExit, match="other settings \\(seed: 0\\)"):  # another test split: refused
@@ -66,3 +67,20 @@ def test_the_label_curve_scores_every_count_from_both_starts_on_one_test_split(t
     assert [(r["labels"], r["start"], r["exact_match"]) for r in again] == [
         (r["labels"], r["start"], r["exact_match"]) for r in rows
     ]
+
+    # a new version of the shipped reader: its finished points train again, the scratch ones are read back
+    import keras
+    import numpy as np
+
+    path = pretrained / "universal" / "model.keras"
+    reader = keras.saving.load_model(path, safe_mode=True)
+    reader.set_weights([w + np.float32(0.01) for w in reader.get_weights()])
+    reader.save(path)
+    write_manifest_entry("universal", path, task="text", version="2", folder=pretrained)
+    trained = []
+    monkeypatch.setattr(recaptcha_tf, "train", lambda **kw: trained.append(kw["out"]) or real_train(**kw))
+    assert label_curve.main(argv) == 0
+    assert sorted(os.path.basename(o) for o in trained) == sorted(
+        ["universal-8", f"universal-{payload['pool_images']}"]
+    )
+    assert json.load(open(results / "label_curve_tiny.json"))["universal_version"] == "2"

@@ -24,6 +24,7 @@ from recaptcha_tf.tasks import get_task, task_defaults
 from recaptcha_tf.tasks.objectives import training_objective
 from recaptcha_tf.training.phases import TrainingConfigError, phase_settings, positive_or_default, shard_dataset
 from recaptcha_tf.training.run import Objective, RunPlan, Schedule, TrainingRun
+from recaptcha_tf.training.run_folder import weights_digest
 from recaptcha_tf.training.step_time import recipe_epochs_within, replanned_epochs, time_budget_minutes
 
 log = logging.getLogger("recaptcha_tf")
@@ -213,6 +214,7 @@ class ClassifierRun(TrainingRun):
             "model_kwargs": o["model_kwargs"],
             "precision": self.policy,
             "weights": plan.weights,
+            "weights_sha256": weights_digest(plan.weights),
             "freeze_epochs": plan.freeze_epochs,
             "unfreeze": plan.unfreeze,
             "fine_tune_learning_rate": plan.fine_tune_learning_rate,

@@ -46,11 +46,30 @@ def clear_run_state(out: str) -> list[str]:
     return removed
 
 
+def weights_digest(weights) -> str | None:
+    """SHA-256 of the starting weights' file (a ``.keras``/``.weights.h5`` file, or a run folder's model), so a
+    run's ``config.json`` names the weights it started from wherever they were read; ``None`` for random or named
+    (``imagenet``) weights."""
+    import hashlib
+
+    if not isinstance(weights, (str, os.PathLike)):
+        return None
+    path = RunFolder(os.fspath(weights)).model if os.path.isdir(weights) else os.fspath(weights)
+    if not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def changed_settings(out: str, config: dict) -> list[str]:
     """The settings of ``config`` that differ from the run ``out`` holds (its ``config.json``, once the run has
     trained: a backup, ``history.csv``, a model or a summary); ``[]`` for the same run, a fresh folder, or a
     folder whose run never finished an epoch. Keys one side lacks (a setting a newer version records) and the
-    spelling of ``data`` do not count."""
+    spelling of ``data`` do not count, nor the path of the starting weights when both record their digest
+    (``weights_sha256``: the same file read from another copy of the package)."""
     run = RunFolder(out)
     state = (run.backup(1), run.backup(2), run.history, run.model, run.summary)
     stored = run.read_json(RunFolder.CONFIG)
@@ -59,6 +78,8 @@ def changed_settings(out: str, config: dict) -> list[str]:
     config = json.loads(json.dumps(config))
     changed = []
     for key in sorted(set(stored) & set(config)):
+        if key == "weights" and stored.get("weights_sha256") and config.get("weights_sha256"):
+            continue  # compared by digest
         if key == "data":
             if not (stored[key] == config[key] or same_folder(stored[key], config[key])):
                 changed.append(key)

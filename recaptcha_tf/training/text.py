@@ -19,6 +19,7 @@ from recaptcha_tf.tasks import get_task, task_defaults
 from recaptcha_tf.tasks.objectives import training_objective
 from recaptcha_tf.training.phases import TrainingConfigError, phase_settings, positive_or_default, shard_dataset
 from recaptcha_tf.training.run import Objective, RunPlan, Schedule, TrainingRun
+from recaptcha_tf.training.run_folder import weights_digest
 from recaptcha_tf.training.step_time import seconds_per_step, steps_within, stored_measurement, time_budget_minutes
 
 log = logging.getLogger("recaptcha_tf")
@@ -332,6 +333,7 @@ class TextRun(TrainingRun):
             "strategy": type(self.dist).__name__,
             "replicas": self.dist.num_replicas_in_sync,
             "weights": plan.weights,
+            "weights_sha256": weights_digest(plan.weights),
             "freeze_epochs": plan.freeze_epochs,
             "unfreeze": plan.unfreeze,
             "fine_tune_learning_rate": plan.fine_tune_learning_rate,

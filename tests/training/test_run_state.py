@@ -116,3 +116,29 @@ def test_finishing_a_run_removes_both_phases_backups(tmp_path):
         os.makedirs(run.backup(phase))
     finish_run(str(tmp_path))
     assert not os.path.exists(run.backup(1)) and not os.path.exists(run.backup(2))
+
+
+def test_a_run_records_the_digest_of_its_starting_weights_and_a_changed_file_is_another_setting(tmp_path):
+    """The same weights read from another copy of the package are the same run; other bytes at the same path (a
+    new version of a shipped model) are not."""
+    import json
+
+    from recaptcha_tf.training.run_folder import changed_settings, weights_digest
+    from recaptcha_tf.utils.run_folder import RunFolder
+
+    first, second = tmp_path / "a" / "model.keras", tmp_path / "b" / "model.keras"
+    for path, data in ((first, b"version 1"), (second, b"version 1")):
+        path.parent.mkdir()
+        path.write_bytes(data)
+    assert weights_digest(str(first)) == weights_digest(str(second)) == weights_digest(str(first.parent))
+    assert weights_digest(None) is None and weights_digest("imagenet") is None
+    run = RunFolder(str(tmp_path / "run"))
+    os.makedirs(run.path)
+    stored = {"weights": str(first), "weights_sha256": weights_digest(str(first)), "seed": 0}
+    json.dump(stored, open(run.file(RunFolder.CONFIG), "w"))
+    open(run.history, "w").write("epoch,loss\n0,1.0\n")  # the run has trained an epoch
+    assert changed_settings(run.path, {**stored, "weights": str(second)}) == []
+    second.write_bytes(b"version 2")
+    assert changed_settings(
+        run.path, {**stored, "weights": str(second), "weights_sha256": weights_digest(str(second))}
+    ) == ["weights_sha256"]
