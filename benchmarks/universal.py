@@ -46,6 +46,14 @@ ROWS = (
 )
 
 
+def _shipped_version(model: str) -> str | None:
+    """The version of shipped model ``model`` (``None`` for a run folder or file)."""
+    from recaptcha_tf.utils.shipped import shipped_models
+
+    found = shipped_models().get(model)
+    return found.version if found else None
+
+
 def origin(row: str) -> str:
     if row == "captcha-v2":
         return "real"
@@ -103,6 +111,7 @@ def main(argv=None) -> int:
     payload = {
         "benchmark": "universal",
         "model": args.model,
+        "version": _shipped_version(args.model),
         "command": "python benchmarks/universal.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
