@@ -175,3 +175,20 @@ def test_the_tile_levers_table_lists_each_lever_with_its_options(tmp_path):
 def test_generated_pages_are_not_committed():
     for path in ("docs/reference/cli.md", "docs/reference/models.md", "docs/results.md"):
         assert not os.path.exists(os.path.join(ROOT, path)), f"{path} is generated at build time (tools/docs_hooks.py)"
+
+
+def test_the_shipped_models_page_shows_the_universal_zero_shot_rows_and_the_rows_by_start(site):
+    page = site("shipped-models")
+    assert "docs:universal-zero-shot" not in page and "docs:robustness-starts" not in page
+    with open(os.path.join(ROOT, "benchmarks", "results", "universal.json")) as f:
+        rows = json.load(f)["rows"]
+    for row in rows:
+        found = re.search(rf"<tr>\s*<td>{re.escape(row['set'])}</td>(.*?)</tr>", page, re.S)
+        assert found and f"{row['exact_match']:.4g}" in found.group(1), f"no zero-shot row for {row['set']}"
+    with open(os.path.join(ROOT, "benchmarks", "results", "text_robustness.json")) as f:
+        wild = [r for r in json.load(f)["rows"] if r["set"] == "wild-8000" and not r.get("options")]
+    assert {r.get("start") for r in wild} >= {"scratch", "universal"}
+    for row in wild:
+        assert re.search(
+            rf"<td>wild-8000</td>\s*<td>[^<]*(<code>[^<]*</code>[^<]*)?</td>\s*<td>{row['exact_match']:.4g}</td>", page
+        ), row

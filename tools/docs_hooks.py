@@ -11,7 +11,9 @@ and fills hand-written pages: the layers table of ``architecture.md`` (its ``<!-
 label curves of ``shipped-models.md`` (``<!-- docs:label-curves -->``, from ``benchmarks/results/label_curve_*.json``),
 its table of the blank plateau's levers (``<!-- docs:plateau-levers -->``, from ``plateau_levers.json``), the
 shipped tile model's figures (``<!-- docs:shipped-tiles -->``, from ``shipped_tiles.json``), the levers on its
-student (``<!-- docs:tile-levers -->``, from ``tile_levers.json``) and the
+student (``<!-- docs:tile-levers -->``, from ``tile_levers.json``), the universal reader's zero-shot figures
+(``<!-- docs:universal-zero-shot -->``, from ``universal.json``), robustness rows by start
+(``<!-- docs:robustness-starts SET ... -->``, from ``text_robustness.json``) and the
 kill-and-resume table at the end of ``reliability.md``. Links from the hand-written pages to
 ``benchmarks/results/...`` in the repository (right on GitHub) are pointed at the published copies.
 """
@@ -32,6 +34,7 @@ if HERE not in sys.path:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the model zoo builds each model once, quietly
 
 import docs_pages  # noqa: E402  (found through HERE)
+import docs_text_tables  # noqa: E402
 
 CLI_PAGE = "reference/cli.md"
 MODELS_PAGE = "reference/models.md"
@@ -41,6 +44,7 @@ LABEL_CURVES_MARKER = "<!-- docs:label-curves -->"
 PLATEAU_LEVERS_MARKER = "<!-- docs:plateau-levers -->"
 SHIPPED_TILES_MARKER = "<!-- docs:shipped-tiles -->"
 TILE_LEVERS_MARKER = "<!-- docs:tile-levers -->"
+UNIVERSAL_MARKER = "<!-- docs:universal-zero-shot -->"
 _REPO_RESULTS_LINK = re.compile(r"\]\(((?:\.\./)+benchmarks/results/[^)#\s]+)((?:#[^)\s]*)?)\)")
 
 _cache: dict[str, str] = {}  # `mkdocs serve` rebuilds often: build the models only once
@@ -89,6 +93,9 @@ def on_page_markdown(markdown, page, config, files):
         markdown = markdown.replace(SHIPPED_TILES_MARKER, docs_pages.shipped_tiles_table())
     if TILE_LEVERS_MARKER in markdown:
         markdown = markdown.replace(TILE_LEVERS_MARKER, docs_pages.tile_levers_table())
+    if UNIVERSAL_MARKER in markdown:
+        markdown = markdown.replace(UNIVERSAL_MARKER, docs_text_tables.universal_table())
+    markdown = docs_text_tables.fill_robustness_starts(markdown)
     if uri == "reliability.md":
         markdown = markdown.rstrip() + "\n\n" + docs_pages.faults_section(page_dir=depth)
     return _REPO_RESULTS_LINK.sub(lambda m: _published(m, uri), markdown)

@@ -1,0 +1,95 @@
+"""Generated tables of the text pages: the universal reader's zero-shot figures and the robustness rows by start.
+
+* :func:`universal_table`: ``benchmarks/results/universal.json`` (``<!-- docs:universal-zero-shot -->``);
+* :func:`robustness_starts_table`: the rows of ``benchmarks/results/text_robustness.json`` for some sets, one per
+  start (scratch or a shipped reader, with its version) (``<!-- docs:robustness-starts SET [SET ...] -->``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from docs_pages import RESULTS, cell, machine_key, machine_title, md_table
+
+ROBUSTNESS_STARTS = re.compile(r"<!-- docs:robustness-starts ([\w\- ]+?) -->")
+
+
+def universal_table(path: str = os.path.join(RESULTS, "universal.json")) -> str:
+    """Zero-shot exact match of the shipped universal reader on each text set's default test split."""
+    if not os.path.isfile(path):
+        return "The universal reader has not been benchmarked yet (`python benchmarks/universal.py`).\n"
+    with open(path) as f:
+        data = json.load(f)
+    rows = [
+        [
+            cell(row["set"]),
+            cell(row.get("origin")),
+            cell(row.get("test_n")),
+            cell(row.get("exact_match")),
+            cell(row.get("cer")),
+            cell(row.get("coverage_at_99")),
+        ]
+        for row in data.get("rows") or []
+    ]
+    header = ["set", "where the images come from", "test images", "exact match", "CER", "kept at 99% right"]
+    version = f" v{data['version']}" if data.get("version") else ""
+    return "\n".join(
+        [
+            md_table(header, rows),
+            "",
+            f"Generated from `benchmarks/results/universal.json` (`{data.get('model', 'universal')}`{version}, "
+            f"`{(data.get('command') or '').strip()}`); {machine_title(machine_key(data.get('machine')))}, "
+            f"{data.get('date', '')}; case-insensitive. CPU latency {cell(data.get('cpu_ms_per_image'))} ms an "
+            "image, one at a time.",
+            "",
+        ]
+    )
+
+
+def robustness_starts_table(sets: list[str], path: str = os.path.join(RESULTS, "text_robustness.json")) -> str:
+    """The robustness rows of ``sets`` (training seed 0, no added options), one per start."""
+    if not os.path.isfile(path):
+        return "No text robustness row has been measured yet (`python benchmarks/text_robustness.py`).\n"
+    with open(path) as f:
+        found = [r for r in json.load(f)["rows"] if r["set"] in sets and not r.get("seed") and not r.get("options")]
+    if not found:
+        return f"No row of {', '.join(sets)} has been measured yet.\n"
+    rows, machines = [], set()
+    for row in sorted(found, key=lambda r: (sets.index(r["set"]), r.get("start") != "scratch")):
+        start = row.get("start", "scratch")
+        if start == "scratch":
+            start = "scratch (the defaults)"
+        else:
+            start = f"`--weights {start}`" + (f" (v{row['start_version']})" if row.get("start_version") else "")
+        machines.add(machine_title(machine_key(row.get("machine"))))
+        rows.append(
+            [
+                cell(row["set"]),
+                start,
+                cell(row.get("exact_match")),
+                cell(row.get("cer")),
+                cell(row.get("steps")),
+                cell(row.get("train_minutes")),
+                cell(row.get("input")),
+                cell(row.get("plateau")),
+                cell((row.get("machine") or {}).get("date", "")[:10]),
+            ]
+        )
+    header = ["set", "start", "exact match", "CER", "steps", "training minutes", "input", "ended on the plateau",
+              "date"]  # fmt: skip
+    return "\n".join(
+        [
+            md_table(header, rows),
+            "",
+            f"Generated from `benchmarks/results/text_robustness.json`; {', '.join(sorted(machines))}, one training "
+            "at a time.",
+            "",
+        ]
+    )
+
+
+def fill_robustness_starts(markdown: str) -> str:
+    """Replace every ``<!-- docs:robustness-starts SET [SET ...] -->`` marker with its table."""
+    return ROBUSTNESS_STARTS.sub(lambda m: robustness_starts_table(m.group(1).split()), markdown)
