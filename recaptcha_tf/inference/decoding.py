@@ -75,8 +75,15 @@ def ctc_beam_search_decode(
 def multihead_decode(probs: np.ndarray, characters: Sequence[str]) -> list[tuple[str, list[float]]]:
     """Per-position arg-max; index 0 ("no character") ends the text.
 
+    A reading that ends before the last position also depends on that end: its probability ``p_end`` is spread
+    over the characters (each gets ``p_end ** (1 / n)`` more), as beam-search confidences are, so the product of a
+    reading's confidences is the probability of the whole reading, end included.
+
     Args:
         probs: ``(B, L, len(characters) + 1)`` probabilities.
+
+    Returns:
+        ``(text, per-character confidences)`` per row.
     """
     out = []
     for row in probs:
@@ -84,6 +91,9 @@ def multihead_decode(probs: np.ndarray, characters: Sequence[str]) -> list[tuple
         for p in row:
             k = int(p.argmax())
             if k == 0:
+                if confs:
+                    share = float(p[0]) ** (1.0 / len(confs))
+                    confs = [c * share for c in confs]
                 break
             text.append(characters[k - 1])
             confs.append(float(p[k]))

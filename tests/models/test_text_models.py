@@ -49,7 +49,14 @@ def test_beam_and_greedy_agree_on_peaked_logits():
 def test_multihead_decode_stops_at_end_symbol():
     probs = _onehot_frames([3, 1, 0, 2])[None]
     ((text, conf),) = multihead_decode(probs, CHARS)
-    assert text == "ca" and conf == pytest.approx([0.9, 0.9])
+    assert text == "ca" and np.prod(conf) == pytest.approx(0.9 * 0.9 * 0.9)  # the end's 0.9 counts too
+    assert conf == pytest.approx([0.9 * 0.9**0.5] * 2)
+    unsure_end = _onehot_frames([3, 1, 0, 2])[None]
+    unsure_end[0, 2] = [0.4, 0.35, 0.25, 0.0]  # the text may go on: "ca" ends with probability 0.4 only
+    ((text, conf),) = multihead_decode(unsure_end, CHARS)
+    assert text == "ca" and np.prod(conf) == pytest.approx(0.9 * 0.9 * 0.4)
+    ((text, conf),) = multihead_decode(_onehot_frames([3, 1, 2])[None], CHARS)  # no end: all positions read
+    assert text == "cab" and conf == pytest.approx([0.9, 0.9, 0.9])
 
 
 def test_softmax_rows_sum_to_one():
