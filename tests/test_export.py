@@ -212,3 +212,42 @@ def test_per_image_text_crop_exports_with_parity(fmt, tmp_path):
     artifact = E.export_model(path, fmt, out=str(tmp_path / f"m.{fmt}"))
     report = E.check_parity(path, artifact, sources=[str(data)], limit=3, raw_limit=2)
     assert report["max_abs_diff"] <= E.FLOAT_TOLERANCE and report["passed"]
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "onnx"])
+def test_an_export_replaces_the_old_artifact_whole_and_never_keeps_its_parity_report(classifier, tmp_path, fmt):
+    """A conversion killed midway leaves the earlier artifact and its sidecar as they were; a finished re-export
+    replaces the artifact whole (no file of the old SavedModel left) and drops the old parity report."""
+    import keras
+
+    run, _ = classifier
+    out = str(tmp_path / ("model_savedmodel" if fmt == "savedmodel" else "model.onnx"))
+    E.export_model(run, fmt, out=out)
+    sidecar = open(E.sidecar_path(out)).read()
+    before = E.artifact_size(out)
+
+    def killed(*args, **kwargs):
+        target = kwargs.get("output_path") or args[0]
+        os.makedirs(target, exist_ok=True) if fmt == "savedmodel" else open(target, "wb").write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        if fmt == "savedmodel":
+            archive = type(keras.export.ExportArchive())  # the backend's class
+            patch.setattr(archive, "write_out", lambda self, path, **kw: killed(path))
+        else:
+            import tf2onnx
+
+            patch.setattr(tf2onnx.convert, "from_function", killed)
+        with pytest.raises(KeyboardInterrupt):
+            E.export_model(run, fmt, out=out)
+    assert E.artifact_size(out) == before and open(E.sidecar_path(out)).read() == sidecar
+    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(out), os.path.basename(E.sidecar_path(out))])
+
+    open(E.parity_path(out), "w").write('{"passed": true}')  # the report of the artifact about to be replaced
+    if fmt == "savedmodel":
+        open(os.path.join(out, "stale.txt"), "w").write("a file of the old export")
+    E.export_model(run, fmt, out=out)
+    assert not os.path.exists(E.parity_path(out))
+    assert fmt != "savedmodel" or not os.path.exists(os.path.join(out, "stale.txt"))
+    assert E.read_sidecar(out)["format"] == fmt

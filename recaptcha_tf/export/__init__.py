@@ -75,6 +75,7 @@ from recaptcha_tf.inference.artifacts import (
     default_out,
     float32_model,
     inference_model,
+    parity_path,
     read_sidecar,
     sidecar_path,
 )
@@ -124,6 +125,7 @@ __all__ = [
     "predict_artifact",
     "read_sidecar",
     "run_images",
+    "parity_path",
     "sidecar_path",
     "write_json",
     "write_sidecar",

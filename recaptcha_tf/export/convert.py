@@ -16,6 +16,7 @@ from recaptcha_tf.inference.artifacts import (
     _quiet,
     default_out,
     inference_model,
+    parity_path,
     sidecar_path,
 )
 from recaptcha_tf.inference.artifacts import SIDECAR_SUFFIX as SIDECAR_SUFFIX
@@ -118,7 +119,7 @@ def _export_savedmodel(model, out: str, info):
         name="serving_bytes", fn=from_bytes, input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")]
     )
     with _quiet():
-        archive.write_out(out, verbose=False)
+        archive.write_out(out, verbose=False)  # a fresh temporary folder (export_model renames it)
     return shape
 
 
@@ -163,7 +164,7 @@ def _export_onnx(model, out: str, channels: int, quantize: str | None):
 
     shape = (None, None, None, channels)
     fn = _serving_function(model, shape)
-    float_path = out if not quantize else out + ".float.tmp"
+    float_path = out if not quantize else out + ".float"  # ``out`` is a temporary name (export_model renames it)
     with _quiet():
         tf2onnx.convert.from_function(
             fn,
@@ -205,22 +206,54 @@ def export_model(model_path: str, format: str, out: str | None = None, quantize:
         raise ExportError("--quantize applies to tflite and onnx only; a SavedModel is exported in float32.")
     model = model if model is not None else load_model(model_path)
     info = model_info(model)
-    out = out or default_out(model_path, format, quantize)
+    out = (out or default_out(model_path, format, quantize)).rstrip("/" + os.sep)
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
     net = inference_model(model)
     start = time.perf_counter()
-    if format == "savedmodel":
-        shape = _export_savedmodel(net, out, info)
-    elif format == "tflite":
-        shape = _export_tflite(net, out, info, quantize)
-    else:
-        shape = _export_onnx(net, out, info.channels, quantize)
+    partial = os.path.join(parent, f"partial{os.getpid()}-{os.path.basename(out)}")
+    _remove(partial)
+    try:
+        if format == "savedmodel":
+            shape = _export_savedmodel(net, partial, info)
+        elif format == "tflite":
+            shape = _export_tflite(net, partial, info, quantize)
+        else:
+            shape = _export_onnx(net, partial, info.channels, quantize)
+    except BaseException:
+        _remove(partial)
+        raise
+    for stale in (sidecar_path(out), parity_path(out)):  # they describe the artifact about to be replaced
+        _remove(stale)
+    _replace(partial, out)
     write_sidecar(out, info, format, quantize, shape, resolve_model_path(model_path))
     log.info(
         "exported %s (%s%s) in %.1f s", out, format, f", {quantize}" if quantize else "", time.perf_counter() - start
     )
     return out
+
+
+def _remove(path: str) -> None:
+    import shutil
+
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def _replace(partial: str, out: str) -> None:
+    """Put the finished artifact ``partial`` at ``out``: a file by one rename; a SavedModel folder by renaming the
+    old one aside first (a kill in between leaves it whole, as ``<out>.old<pid>``), then removing it."""
+    if not os.path.isdir(partial) or not os.path.exists(out):
+        if os.path.isdir(out) and not os.path.isdir(partial):
+            _remove(out)
+        os.replace(partial, out)
+        return
+    old = f"{out}.old{os.getpid()}"
+    os.replace(out, old)
+    os.replace(partial, out)
+    _remove(old)
 
 
 def artifact_size(path: str) -> int:

@@ -102,6 +102,11 @@ def sidecar_path(artifact: str) -> str:
     return artifact.rstrip("/" + os.sep) + SIDECAR_SUFFIX
 
 
+def parity_path(artifact: str) -> str:
+    """Where ``export`` writes the artifact's parity report (``<artifact>.parity.json``)."""
+    return artifact.rstrip("/" + os.sep) + ".parity.json"
+
+
 def _info_dict(info) -> dict:
     return {
         "names": list(info.names),

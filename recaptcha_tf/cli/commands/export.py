@@ -85,6 +85,7 @@ def run(args) -> int:
         check_parity,
         describe_parity,
         export_model,
+        parity_path,
         sidecar_path,
         write_json,
     )
@@ -112,7 +113,7 @@ def run(args) -> int:
     except ExportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    report_path = write_json(report, artifact.rstrip("/" + os.sep) + ".parity.json")
+    report_path = write_json(report, parity_path(artifact))
     print(describe_parity(report))
     if not report["passed"]:
         print(
