@@ -61,9 +61,13 @@ def write_results(name: str, payload: dict) -> str:
 
 
 def run_cli(args: list[str]) -> float:
-    """Run ``python -m recaptcha_tf ARGS`` as a user would; returns wall seconds."""
+    """Run ``python -m recaptcha_tf ARGS`` as a user would; returns wall seconds.
+
+    ``-P`` keeps the working directory off ``sys.path``: run from a snapshot (``PYTHONPATH=SNAPSHOT``, cwd the
+    project), the command uses the snapshot's package, not the working tree's.
+    """
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "recaptcha_tf", *args], check=True)
+    subprocess.run([sys.executable, "-P", "-m", "recaptcha_tf", *args], check=True)
     return time.perf_counter() - start
 
 

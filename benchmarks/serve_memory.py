@@ -93,7 +93,7 @@ def measure(model: str, extra: list[str], body: bytes, requests: int, env: dict 
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "recaptcha_tf", "serve", "--model", model, "--port", str(port), *extra],
+        [sys.executable, "-P", "-m", "recaptcha_tf", "serve", "--model", model, "--port", str(port), *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},

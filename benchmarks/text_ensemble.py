@@ -135,7 +135,7 @@ def main():
 
     report = os.path.join(folder, f"ensemble-{args.members}.json")
     evaluate = ["evaluate", "--model", runs[0], "--data", args.data, "--ensemble", *runs[1:], "--report", report]
-    subprocess.run([sys.executable, "-m", "recaptcha_tf", *evaluate], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-P", "-m", "recaptcha_tf", *evaluate], check=True, stdout=subprocess.DEVNULL)
     with open(report) as f:
         cli = json.load(f)
     mine = next(r for r in rows if r["row"] == f"vote-{args.members}")

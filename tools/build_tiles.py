@@ -64,7 +64,7 @@ def run_stage(name: str, command: list[str], seconds: float, log: list) -> bool:
     print("$ recaptcha-tf", " ".join(command), flush=True)
     start = time.time()
     history = os.path.join(command[command.index("--out") + 1], "history.csv")
-    code, stopped = run_whole_epochs([sys.executable, "-m", "recaptcha_tf", *command], seconds, history)
+    code, stopped = run_whole_epochs([sys.executable, "-P", "-m", "recaptcha_tf", *command], seconds, history)
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start))
     minutes = (time.time() - start) / 60
     command_line = "recaptcha-tf " + " ".join(command)

@@ -35,7 +35,7 @@ NAME, VERSION = "universal", "2"  # 2: 30,000 steps, 30% of images wave-warped (
 
 
 def cli(*args) -> list[str]:
-    return [sys.executable, "-m", "recaptcha_tf", *args]
+    return [sys.executable, "-P", "-m", "recaptcha_tf", *args]
 
 
 def pin_fonts(listing: str) -> list[str]:

@@ -73,7 +73,7 @@ def copy_first(source: str, dest: str, per_class: int) -> int:
 
 def generate_text(dest: str, count: int) -> None:
     args = [a.format(count=count) for a in TEXT_COMMAND] + ["--out", dest]
-    subprocess.run([sys.executable, "-m", "recaptcha_tf", *args], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-P", "-m", "recaptcha_tf", *args], check=True, cwd=ROOT)
 
 
 def folder_bytes(path: str) -> int:
