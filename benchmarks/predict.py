@@ -67,7 +67,18 @@ def cold_start(args, runtime: str, image: str) -> float:
     if runtime == "legacy":
         command = [sys.executable, "-c", LEGACY_CLI, args.model, image]
     else:
-        command = [sys.executable, "-P", "-m", "recaptcha_tf", "predict", "--model", args.model, "--runtime", runtime, image]
+        command = [
+            sys.executable,
+            "-P",
+            "-m",
+            "recaptcha_tf",
+            "predict",
+            "--model",
+            args.model,
+            "--runtime",
+            runtime,
+            image,
+        ]
     times = []
     for _ in range(args.cold_repeats):
         start = time.perf_counter()

@@ -16,12 +16,15 @@ from docs_pages import RESULTS, cell, machine_key, machine_title, md_table
 ROBUSTNESS_STARTS = re.compile(r"<!-- docs:robustness-starts ([\w\- ]+?) -->")
 
 
-def universal_table(path: str = os.path.join(RESULTS, "universal.json")) -> str:
-    """Zero-shot exact match of the shipped universal reader on each text set's default test split."""
+def universal_table(path: str = os.path.join(RESULTS, "universal.json"), earlier: str | None = None) -> str:
+    """Zero-shot exact match of the shipped universal reader on each text set's default test split, with an
+    earlier version's exact match beside it (``earlier``: default the newest other ``universal_v*.json``)."""
     if not os.path.isfile(path):
         return "The universal reader has not been benchmarked yet (`python benchmarks/universal.py`).\n"
     with open(path) as f:
         data = json.load(f)
+    before = _earlier_version(data, earlier)
+    previous = {r["set"]: r.get("exact_match") for r in (before or {}).get("rows") or []}
     rows = [
         [
             cell(row["set"]),
@@ -30,10 +33,12 @@ def universal_table(path: str = os.path.join(RESULTS, "universal.json")) -> str:
             cell(row.get("exact_match")),
             cell(row.get("cer")),
             cell(row.get("coverage_at_99")),
+            *([cell(previous.get(row["set"]))] if before else []),
         ]
         for row in data.get("rows") or []
     ]
     header = ["set", "where the images come from", "test images", "exact match", "CER", "kept at 99% right"]
+    header += [f"v{before['version']} exact match"] if before else []
     version = f" v{data['version']}" if data.get("version") else ""
     return "\n".join(
         [
@@ -46,6 +51,22 @@ def universal_table(path: str = os.path.join(RESULTS, "universal.json")) -> str:
             "",
         ]
     )
+
+
+def _earlier_version(data: dict, earlier: str | None) -> dict | None:
+    """The results of the newest earlier version (``universal_v<N>.json`` beside ``universal.json``)."""
+    import glob
+
+    if earlier is None:
+        paths = glob.glob(os.path.join(RESULTS, "universal_v*.json"))
+        found = []
+        for candidate in paths:
+            with open(candidate) as f:
+                found.append(json.load(f))
+        found = [d for d in found if d.get("version") and d.get("version") != data.get("version")]
+        return max(found, key=lambda d: [int(p) for p in str(d["version"]).split(".")], default=None)
+    with open(earlier) as f:
+        return json.load(f)
 
 
 def robustness_starts_table(sets: list[str], path: str = os.path.join(RESULTS, "text_robustness.json")) -> str:
