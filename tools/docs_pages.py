@@ -697,8 +697,9 @@ def label_curve_section(path: str, page_dir: str = "") -> str:
                 cell(universal.get("kept_at_99")),
             ]
         )
-    header = ["labelled images", "from scratch", "training minutes", "from `universal`", "training minutes",
-              "kept at 99% (universal)"]  # fmt: skip
+    version = data.get("universal_version") or "1"  # curves made before versions were recorded started from v1
+    header = ["labelled images", "from scratch", "training minutes", f"from `universal` v{version}",
+              "training minutes", "kept at 99% (universal)"]  # fmt: skip
     machine = machine_title(machine_key(data.get("machine")))
     budget = data.get("minutes_per_point")
     return "\n".join(
