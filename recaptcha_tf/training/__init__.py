@@ -1,7 +1,9 @@
 """Training: the run skeleton and what it is made of.
 
 * :mod:`.run_folder`: the files of a run folder, and finished or resumable runs;
-* :mod:`.callbacks`: optimizers, Keras callbacks (metrics, time budget, atomic checkpoints, kill-safe backups);
+* :mod:`.callbacks`: Keras callbacks (text metrics, starting point, plateau, time budget) and the standard set;
+* :mod:`.checkpoints`: kill-safe backups, atomic best-model checkpoints, the history they keep in step;
+* :mod:`.optimizers`: optimizers and learning-rate schedules;
 * :mod:`.phases`: frozen and fine-tuning phases, distribution set-up;
 * :mod:`.step_time`, :mod:`.precision <recaptcha_tf.models.precision>`, :mod:`.distribute`;
 * :mod:`.classifier`, :mod:`.text`: the tile/char and text trainers.
