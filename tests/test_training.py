@@ -242,6 +242,8 @@ def test_seconds_per_step_times_a_copy_of_the_model_and_leaves_the_model_untouch
     )
     with pytest.raises(ValueError, match="fewer than 2 batches"):
         seconds_per_step(model, "mse", dataset.take(1), steps=3, warm_up=1)
+    weighted = tf.data.Dataset.from_tensor_slices((x, y, np.full(40, 3.0, "float32"))).batch(4)  # --class-weight
+    assert 0 < seconds_per_step(model, "mse", weighted, steps=3, warm_up=1) < 5
     slow = dataset.map(lambda x, y: (tf.py_function(lambda a: time.sleep(0.05) or a, [x], tf.float32), y))
     assert 0.05 <= seconds_per_batch_read(slow, batches=2) < 1
     assert seconds_per_step(model, "mse", slow, steps=3, warm_up=1) < 0.05  # the step alone

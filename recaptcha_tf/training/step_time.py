@@ -35,7 +35,8 @@ def seconds_per_step(model, loss, dataset, steps: int = 6, warm_up: int = 2) -> 
     Args:
         model: the Keras model about to be trained.
         loss: its training loss.
-        dataset: the training ``tf.data.Dataset`` of ``(inputs, targets)`` batches.
+        dataset: the training ``tf.data.Dataset`` of ``(inputs, targets)`` or ``(inputs, targets, sample_weights)``
+            batches (``--class-weight``).
         steps: timed steps.
         warm_up: untimed first steps.
     """
@@ -51,9 +52,9 @@ def seconds_per_step(model, loss, dataset, steps: int = 6, warm_up: int = 2) -> 
     probe.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss)
     build_optimizer(probe)
     seconds = []
-    for i, (inputs, targets) in enumerate(batches):
+    for i, batch in enumerate(batches):  # (inputs, targets) or, with per-image weights, (inputs, targets, weights)
         start = time.perf_counter()
-        probe.train_on_batch(inputs, targets)
+        probe.train_on_batch(*batch)
         if i >= warm_up:
             seconds.append(time.perf_counter() - start)
     return float(np.median(seconds))
