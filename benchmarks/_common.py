@@ -86,3 +86,12 @@ def latency_ms(model: str, sources, count: int = 50) -> float:
         predict(inference, [source])
         seconds.append(time.perf_counter() - start)
     return float(np.median(seconds) * 1000)
+
+
+def shipped_version(name: str | None) -> str | None:
+    """The version of shipped model ``name`` (``None`` for a run folder, a file or no model): results that start
+    from or score a shipped model change with each version."""
+    from recaptcha_tf.utils.shipped import shipped_models
+
+    found = shipped_models().get(name) if name else None
+    return found.version if found else None

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_TEXT, RESULTS, machine, run_cli, table
+from _common import DEFAULT_TEXT, RESULTS, machine, run_cli, shipped_version, table
 
 DEFAULT_DIGITS = os.path.join(os.path.dirname(DEFAULT_TEXT), "digits")
 ROWS = (
@@ -231,7 +231,7 @@ def run_row(name: str, args) -> dict:
         "set": name,
         "seed": args.seed,
         "start": _start(args),
-        **_shipped_version(args.weights),
+        **({"start_version": version} if (version := shipped_version(args.weights)) else {}),
         **({"options": args.train_args} if args.train_args else {}),
         "images": _count(data),
         "test_n": test.get("n"),
@@ -247,15 +247,6 @@ def run_row(name: str, args) -> dict:
         "plateau": summary.get("plateau", ""),
         "command": "recaptcha-tf " + " ".join(command) + command_case,
     }
-
-
-def _shipped_version(weights: str | None) -> dict:
-    """``{"start_version": "2"}`` when the row starts from a shipped reader (its figures change with each
-    version), else nothing."""
-    from recaptcha_tf.utils.shipped import shipped_models
-
-    models = shipped_models()
-    return {"start_version": models[weights].version} if weights in models else {}
 
 
 def _count(folder: str) -> int:

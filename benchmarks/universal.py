@@ -27,7 +27,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_TEXT, RESULTS, latency_ms, machine, table
+from _common import DEFAULT_TEXT, RESULTS, latency_ms, machine, shipped_version, table
 from text_robustness import GENERATOR_OPTIONS, build_variant
 
 ROWS = (
@@ -44,14 +44,6 @@ ROWS = (
     "long-7-8",
     "six-200x80",
 )
-
-
-def _shipped_version(model: str) -> str | None:
-    """The version of shipped model ``model`` (``None`` for a run folder or file)."""
-    from recaptcha_tf.utils.shipped import shipped_models
-
-    found = shipped_models().get(model)
-    return found.version if found else None
 
 
 def origin(row: str) -> str:
@@ -111,7 +103,7 @@ def main(argv=None) -> int:
     payload = {
         "benchmark": "universal",
         "model": args.model,
-        "version": _shipped_version(args.model),
+        "version": shipped_version(args.model),
         "command": "python benchmarks/universal.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),

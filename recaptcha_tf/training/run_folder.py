@@ -50,18 +50,12 @@ def weights_digest(weights) -> str | None:
     """SHA-256 of the starting weights' file (a ``.keras``/``.weights.h5`` file, or a run folder's model), so a
     run's ``config.json`` names the weights it started from wherever they were read; ``None`` for random or named
     (``imagenet``) weights."""
-    import hashlib
+    from recaptcha_tf.utils.hashing import sha256_of
 
     if not isinstance(weights, (str, os.PathLike)):
         return None
     path = RunFolder(os.fspath(weights)).model if os.path.isdir(weights) else os.fspath(weights)
-    if not os.path.isfile(path):
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_of(path) if os.path.isfile(path) else None
 
 
 def changed_settings(out: str, config: dict) -> list[str]:
