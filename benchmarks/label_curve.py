@@ -61,6 +61,7 @@ def check_settings(work: str, args) -> None:
         "minutes": None if args.steps else args.minutes,
         "steps": args.steps,
         "model_arg": json.loads(args.model_arg),
+        "train_arg": json.loads(args.train_arg),
     }
     path = os.path.join(work, "settings.json")
     if os.path.isfile(path):
@@ -92,6 +93,12 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="models/bench-label-curve")
     parser.add_argument("--results", default=RESULTS, help="folder of the JSON, PNG and Markdown outputs")
     parser.add_argument("--model-arg", default="{}", help="JSON builder arguments of every run (tests' tiny models)")
+    parser.add_argument(
+        "--train-arg",
+        default="{}",
+        help="JSON keyword arguments of recaptcha_tf.train for every trained point, e.g. '{\"patience\": 0}' "
+        "(a lever measured against the defaults; recorded in the results)",
+    )
     args = parser.parse_args(argv)
 
     import recaptcha_tf
@@ -111,6 +118,10 @@ def main(argv=None) -> int:
     if "universal" in starts and "universal" not in shipped_models():
         raise SystemExit("error: no shipped 'universal' reader in this version; pass --starts scratch")
     reader = shipped_models().get("universal")
+    train_arg = json.loads(args.train_arg)
+    reserved = sorted(set(train_arg) & {"task", "data", "out", "split", "weights", "case", "seed"})
+    if reserved:
+        raise SystemExit(f"error: --train-arg may not set {', '.join(reserved)}: the curve sets them per point")
     work = os.path.join(args.work, name)
     check_settings(work, args)
     rows = []
@@ -138,6 +149,7 @@ def main(argv=None) -> int:
             options = dict(split=split, case=args.case, seed=args.seed, logdir=None)
             options |= {"steps": args.steps} if args.steps else {"time_budget": args.minutes}
             options["model_kwargs"] = json.loads(args.model_arg)  # the universal reader's own architecture: {}
+            options |= train_arg
             if start == "universal":
                 options["weights"] = "universal"
             begin = time.perf_counter()
@@ -171,6 +183,7 @@ def main(argv=None) -> int:
         "universal_version": reader.version if reader and "universal" in starts else None,
         "minutes_per_point": None if args.steps else args.minutes,
         "steps_per_point": args.steps,
+        "train_arg": train_arg,
         "command": "python benchmarks/label_curve.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),

@@ -84,3 +84,27 @@ def test_the_label_curve_scores_every_count_from_both_starts_on_one_test_split(t
         ["universal-8", f"universal-{payload['pool_images']}"]
     )
     assert json.load(open(results / "label_curve_tiny.json"))["universal_version"] == "2"
+
+
+def test_train_arg_reaches_every_trained_point_and_is_part_of_the_settings(tmp_path, monkeypatch):
+    import recaptcha_tf
+    from recaptcha_tf.data.generator import generate_captchas
+
+    spec = importlib.util.spec_from_file_location("label_curve", SCRIPT)
+    label_curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(label_curve)
+    data = tmp_path / "data"
+    generate_captchas(str(data), count=24, length=(3, 4), charset="abc", size=(96, 32), seed=0)
+    work, results = tmp_path / "work", tmp_path / "results"
+    argv = ["--data", str(data), "--name", "tiny", "--counts", "8", "--starts", "scratch", "--steps", "2",
+            "--model-arg", TINY, "--work", str(work), "--results", str(results)]  # fmt: skip
+    calls, real_train = [], recaptcha_tf.train
+    monkeypatch.setattr(recaptcha_tf, "train", lambda **kw: calls.append(kw) or real_train(**kw))
+    assert label_curve.main([*argv, "--train-arg", '{"patience": 0, "batch_size": 4}']) == 0
+    assert [(kw["patience"], kw["batch_size"]) for kw in calls] == [(0, 4)]
+    assert json.load(open(work / "tiny" / "scratch-8" / "config.json"))["batch_size"] == 4  # the run trained so
+    assert json.load(open(results / "label_curve_tiny.json"))["train_arg"] == {"patience": 0, "batch_size": 4}
+    with pytest.raises(SystemExit, match="other settings \\(train_arg"):  # the defaults' points are others
+        label_curve.main(argv)
+    with pytest.raises(SystemExit, match="may not set seed"):
+        label_curve.main([*argv, "--work", str(tmp_path / "w2"), "--train-arg", '{"seed": 3}'])
