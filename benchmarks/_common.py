@@ -28,11 +28,30 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+# the instructions that decide a CPU's training speed here: two "AMD EPYC" machines of this project ran the same
+# text step in 0.14 s (with AVX-512 BF16) and 0.41 s (AVX2 only)
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_features() -> list[str]:
+    """Which of :data:`SPEED_FLAGS` the CPU has (``/proc/cpuinfo``); empty where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return [flag for flag in SPEED_FLAGS if flag in flags]
+    except OSError:
+        pass
+    return []
+
+
 def machine() -> dict:
     import tensorflow as tf
 
     return {
         "cpu": cpu_model(),
+        "cpu_features": cpu_features(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "cpus": os.cpu_count(),

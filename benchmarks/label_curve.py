@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -184,7 +185,7 @@ def main(argv=None) -> int:
         "minutes_per_point": None if args.steps else args.minutes,
         "steps_per_point": args.steps,
         "train_arg": train_arg,
-        "command": "python benchmarks/label_curve.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/label_curve.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "rows": rows,

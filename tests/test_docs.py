@@ -172,6 +172,26 @@ def test_the_tile_levers_table_lists_each_lever_with_its_options(tmp_path):
     assert "No tile lever" in docs_pages.tile_levers_table(str(tmp_path / "missing.json"))
 
 
+def test_the_label_points_table_lists_each_trained_point_with_its_options_and_machine(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import docs_pages
+    import docs_text_tables
+
+    machine = {"cpu": "AMD EPYC", "cpu_features": ["avx2"], "cpus": 2, "gpus": 0, "date": "2026-12-07 21:00 UTC"}
+    payload = {"data": "/x/captcha-v2", "universal_version": "2", "minutes_per_point": 5, "machine": machine,
+               "command": "python benchmarks/label_curve.py --data x --seed 1", "train_arg": {"patience": 0},
+               "rows": [{"labels": 0, "start": "universal", "exact_match": 0.41},
+                        {"labels": 100, "start": "universal", "exact_match": 0.9641, "steps": 740}]}  # fmt: skip
+    (tmp_path / "p0-s1.json").write_text(json.dumps(payload))
+    table = docs_text_tables.label_points_table(str(tmp_path))
+    rows = [line for line in table.splitlines() if line.startswith("| captcha-v2")]
+    assert len(rows) == 1  # the zero-shot row is no trained point
+    assert "universal (v2)" in rows[0] and "| 1 |" in rows[0] and "`patience=0`" in rows[0] and "0.9641" in rows[0]
+    assert "AMD EPYC (avx2)" in table  # one model name, two speeds: the instructions tell them apart
+    assert docs_pages.machine_key({"cpu": "AMD EPYC", "cpus": 2})[0] == "AMD EPYC"  # older results as they were
+    assert "No label-curve point" in docs_text_tables.label_points_table(str(tmp_path / "none"))
+
+
 def test_generated_pages_are_not_committed():
     for path in ("docs/reference/cli.md", "docs/reference/models.md", "docs/results.md"):
         assert not os.path.exists(os.path.join(ROOT, path)), f"{path} is generated at build time (tools/docs_hooks.py)"

@@ -45,6 +45,7 @@ PLATEAU_LEVERS_MARKER = "<!-- docs:plateau-levers -->"
 SHIPPED_TILES_MARKER = "<!-- docs:shipped-tiles -->"
 TILE_LEVERS_MARKER = "<!-- docs:tile-levers -->"
 UNIVERSAL_MARKER = "<!-- docs:universal-zero-shot -->"
+LABEL_POINTS_MARKER = "<!-- docs:label-curve-points -->"
 _REPO_RESULTS_LINK = re.compile(r"\]\(((?:\.\./)+benchmarks/results/[^)#\s]+)((?:#[^)\s]*)?)\)")
 
 _cache: dict[str, str] = {}  # `mkdocs serve` rebuilds often: build the models only once
@@ -95,6 +96,8 @@ def on_page_markdown(markdown, page, config, files):
         markdown = markdown.replace(TILE_LEVERS_MARKER, docs_pages.tile_levers_table())
     if UNIVERSAL_MARKER in markdown:
         markdown = markdown.replace(UNIVERSAL_MARKER, docs_text_tables.universal_table())
+    if LABEL_POINTS_MARKER in markdown:
+        markdown = markdown.replace(LABEL_POINTS_MARKER, docs_text_tables.label_points_table())
     markdown = docs_text_tables.fill_robustness_starts(markdown)
     if uri == "reliability.md":
         markdown = markdown.rstrip() + "\n\n" + docs_pages.faults_section(page_dir=depth)

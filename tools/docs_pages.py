@@ -448,10 +448,16 @@ def _script_doc(stem: str) -> tuple[str, str]:
     return "", ""
 
 
+SPEED_ORDER = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # benchmarks/_common.py SPEED_FLAGS, slowest first
+
+
 def machine_key(machine: dict | None) -> tuple[str, int | None, int]:
     """``(CPU or NOT_RECORDED, cores, GPUs)``: which machine a result ran on."""
     machine = machine or {}
-    return (machine.get("cpu") or NOT_RECORDED, machine.get("cpus"), int(machine.get("gpus") or 0))
+    cpu = machine.get("cpu") or NOT_RECORDED
+    if machine.get("cpu_features") and cpu != NOT_RECORDED:  # recorded since 2026-12-07: one model name, two speeds
+        cpu = f"{cpu} ({max(machine['cpu_features'], key=SPEED_ORDER.index)})"
+    return (cpu, machine.get("cpus"), int(machine.get("gpus") or 0))
 
 
 def machine_title(key: tuple[str, int | None, int]) -> str:

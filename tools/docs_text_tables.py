@@ -2,7 +2,10 @@
 
 * :func:`universal_table`: ``benchmarks/results/universal.json`` (``<!-- docs:universal-zero-shot -->``);
 * :func:`robustness_starts_table`: the rows of ``benchmarks/results/text_robustness.json`` for some sets, one per
-  start (scratch or a shipped reader, with its version) (``<!-- docs:robustness-starts SET [SET ...] -->``).
+  start (scratch or a shipped reader, with its version) (``<!-- docs:robustness-starts SET [SET ...] -->``);
+* :func:`label_points_table`: single label-curve points run again (other seeds, budgets or ``--train-arg`` levers),
+  ``benchmarks/results/label_curve_points/*.json``, each a ``benchmarks/label_curve.py`` output as written
+  (``<!-- docs:label-curve-points -->``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 
 from docs_pages import RESULTS, cell, machine_key, machine_title, md_table
 
+LABEL_POINTS = os.path.join(RESULTS, "label_curve_points")
 ROBUSTNESS_STARTS = re.compile(r"<!-- docs:robustness-starts ([\w\- ]+?) -->")
 
 
@@ -114,3 +118,50 @@ def robustness_starts_table(sets: list[str], path: str = os.path.join(RESULTS, "
 def fill_robustness_starts(markdown: str) -> str:
     """Replace every ``<!-- docs:robustness-starts SET [SET ...] -->`` marker with its table."""
     return ROBUSTNESS_STARTS.sub(lambda m: robustness_starts_table(m.group(1).split()), markdown)
+
+
+def label_points_table(folder: str = LABEL_POINTS) -> str:
+    """Every trained point of the label-curve outputs in ``folder``, one row each, sorted by set, labels and seed."""
+    import glob
+
+    found = []
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        with open(path) as f:
+            data = json.load(f)
+        for row in data.get("rows") or []:
+            if row.get("labels"):
+                found.append((data, row, os.path.basename(path)))
+    if not found:
+        return "No label-curve point has been run again yet.\n"
+    rows, machines = [], set()
+    for data, row, name in sorted(found, key=lambda t: (t[1]["labels"], t[2])):
+        options = data.get("train_arg") or {}
+        machines.add(machine_title(machine_key(data.get("machine"))))
+        rows.append(
+            [
+                cell(os.path.basename(data.get("data", ""))),
+                cell(row["labels"]),
+                cell(row["start"]) + (f" (v{data['universal_version']})" if row["start"] == "universal" else ""),
+                cell(data.get("command", "").split("--seed ")[-1].split()[0] if "--seed " in data.get("command", "")
+                     else 0),
+                cell(data.get("minutes_per_point")),
+                ", ".join(f"`{k}={v}`" for k, v in options.items()) or "(the defaults)",
+                cell(row.get("exact_match")),
+                cell(row.get("cer")),
+                cell(row.get("steps")),
+                cell(row.get("train_seconds")),
+                cell(row.get("kept_at_99")),
+                f"`{name}`",
+            ]
+        )  # fmt: skip
+    header = ["set", "labels", "start", "seed", "budget (minutes)", "train options", "exact match", "CER", "steps",
+              "training seconds", "kept at 99% right", "file"]  # fmt: skip
+    return "\n".join(
+        [
+            md_table(header, rows),
+            "",
+            "Generated from `benchmarks/results/label_curve_points/`; each file is one `benchmarks/label_curve.py` "
+            f"call (its command inside); {', '.join(sorted(machines))}, one training at a time.",
+            "",
+        ]
+    )
