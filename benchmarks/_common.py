@@ -71,11 +71,15 @@ def table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_results(name: str, payload: dict) -> str:
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, f"{name}.json")
-    with open(path, "w") as f:
+def write_results(name: str, payload: dict, folder: str | None = None) -> str:
+    """Write ``payload`` to ``folder/name.json`` (default ``benchmarks/results``) under a temporary name, then
+    rename it: a benchmark killed while writing leaves the previous results whole."""
+    folder = folder or RESULTS
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{name}.json")
+    with open(path + ".tmp", "w") as f:
         json.dump(payload, f, indent=2)
+    os.replace(path + ".tmp", path)
     return path
 
 
