@@ -9,9 +9,10 @@ TEXT = register_task(
     # is optimizer steps, so small and large sets get the same number of updates, cut into "evaluations" epochs of
     # equal steps over the repeated training set (validation runs that often); the best checkpoint and early
     # stopping follow validation CER, ties broken by validation loss (training.cer_then_loss), and early stopping
-    # waits a quarter of the evaluations (never while the model reads blanks). "steps" is the budget for a 48x192
-    # or larger input (a smaller one gets as many more as take the same pixels), and a slow machine as many as take
-    # "time_budget_minutes" (training.step_time; not with --steps). Steps timed on a quiet machine can run slower
+    # waits a quarter of the evaluations (never while the model reads blanks; not at all when fewer than
+    # "early_stopping_min_validation" images validate: training.text.default_patience). "steps" is the budget for a
+    # 48x192 or larger input (a smaller one gets as many more as take the same pixels), and a slow machine as many as
+    # take "time_budget_minutes" (training.step_time; not with --steps). Steps timed on a quiet machine can run slower
     # later (a loaded host): such a run then stops at the end of the epoch before one that would end past
     # "time_limit_factor" times the budget (training.TimeBudget; validation and checkpoints take the rest).
     # Validation during training reads at most "validation_images" of the validation split (a seeded sample;
@@ -32,6 +33,7 @@ TEXT = register_task(
         "batch_size": 16,
         "learning_rate": 1e-3,
         "patience_fraction": 0.25,
+        "early_stopping_min_validation": 50,
         "validation_images": 512,
         "weights_freeze_epochs": 0,
     },

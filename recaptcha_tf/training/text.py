@@ -25,6 +25,21 @@ from recaptcha_tf.training.step_time import seconds_per_step, steps_within, stor
 log = logging.getLogger("recaptcha_tf")
 
 
+def default_patience(validation_images: int, evaluations: int, defaults: dict) -> int:
+    """Early-stopping patience in evaluations when ``--patience`` is not given: a quarter of the evaluations
+    (``patience_fraction``, at least 3), or 0, no early stopping, when fewer than ``early_stopping_min_validation``
+    images validate (the run trains its whole budget and keeps its best evaluation's model).
+
+    On so few images the validation CER reaches 0 within a few evaluations, and early stopping then compares
+    validation losses alone: 100-label runs from ``universal`` (20 validating) stopped after a third to a half of
+    their budget on ``jpeg-q10``, ``strike-through``, ``rgba-transparent`` and ``six-200x80``, below what training to
+    the end reads (``benchmarks/label_curve.py --train-arg '{"patience": 0}'``; docs/shipped-models.md, "The 100-label
+    point, run again")."""
+    if validation_images < defaults["early_stopping_min_validation"]:
+        return 0
+    return max(3, int(np.ceil(defaults["patience_fraction"] * evaluations)))
+
+
 def step_budget(steps_at_48x192: int, image_size: tuple[int, int]) -> int:
     """Optimizer steps for a text input of ``image_size``: ``steps_at_48x192`` for 48x192 and larger inputs, and
     for a smaller input as many more as take the same pixels (a 48x112 input gets 12/7 as many).
@@ -76,8 +91,6 @@ class TextRun(TrainingRun):
             raise TrainingConfigError(
                 f"--freeze-epochs {plan.freeze_epochs} leaves no fine-tuning epochs of {self.epochs} epochs."
             )
-        if plan.patience is None:
-            plan.patience = max(3, int(np.ceil(d["patience_fraction"] * self.epochs)))
         log.info("%s%s", fit.describe(), " (--image-size given)" if image_size else "")
         if o["val_data"]:
             extra = load_text_dataset(
@@ -88,6 +101,8 @@ class TextRun(TrainingRun):
         else:
             val = text.sources("val"), text.texts("val"), text.targets("val", o["kind"])
         self.val_count = len(val[0])
+        if plan.patience is None:
+            plan.patience = default_patience(self.val_count, self.epochs, d)
         self.kept = validation_sample(self.val_count, d["validation_images"], plan.seed)
         if len(self.kept) < self.val_count:
             log.info(
@@ -182,13 +197,15 @@ class TextRun(TrainingRun):
                     )
             steps_per_epoch = int(np.ceil(budget / self.epochs))
         log.info(
-            "%d epochs of %d steps (%d steps%s), early stopping after %d epochs without a better validation CER "
-            "(or loss, at equal CER)",
+            "%d epochs of %d steps (%d steps%s), %s",
             self.epochs,
             steps_per_epoch,
             self.epochs * steps_per_epoch,
             f", {self.step_seconds:.3f} s each here" if self.step_seconds else "",
-            plan.patience,
+            f"early stopping after {plan.patience} epochs without a better validation CER (or loss, at equal CER)"
+            if plan.patience
+            else f"no early stopping: {self.val_count} validation images are too few to judge by (the best "
+            "evaluation's model is kept)",
         )
         config = (
             {"step_seconds": self.step_seconds, "time_budget_minutes": o["time_budget"]} if self.step_seconds else {}

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 
 import keras
 import numpy as np
@@ -248,6 +249,26 @@ def test_early_stopping_waits_while_the_model_reads_blanks():
 class _Updates(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self.iterations = int(self.model.optimizer.iterations.numpy())
+
+
+def test_early_stopping_is_off_by_default_when_too_few_images_validate(tmp_path, caplog):
+    from recaptcha_tf.tasks import task_defaults
+    from recaptcha_tf.training.text import default_patience, train_text
+
+    defaults = task_defaults("text")
+    enough = defaults["early_stopping_min_validation"]
+    assert default_patience(enough, 20, defaults) == 5  # a quarter of the evaluations
+    assert default_patience(enough, 4, defaults) == 3  # at least 3
+    assert default_patience(enough - 1, 20, defaults) == 0  # e.g. 20 of 100 labels: the whole budget
+    data = str(tmp_path / "set")
+    _write_set(data, 16, (64, 24), 3)
+    with caplog.at_level(logging.INFO, logger="recaptcha_tf"):
+        summary = train_text(
+            data, str(tmp_path / "run"), charset="abcd", steps=8, batch_size=4, logdir=None, augment=False,
+            model_kwargs={"rnn_units": 4, "filters": [4, 4, 8, 8]},
+        )  # fmt: skip
+    assert re.search(r"no early stopping: \d+ validation images are too few", caplog.text)
+    assert summary["epochs_run"] == defaults["evaluations"]  # every planned evaluation ran
 
 
 def test_validation_sample_is_all_images_up_to_the_cap_then_a_seeded_spread_out_subset():
