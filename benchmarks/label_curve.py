@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS, machine, table
+from _common import RESULTS, machine, table, write_results
 
 STARTS = ("scratch", "universal")
 
@@ -74,10 +74,7 @@ def check_settings(work: str, args) -> None:
                 f"error: {work} holds a label curve made with other settings ({', '.join(changed)}: "
                 f"{', '.join(repr(saved[k]) for k in changed)}); pass another --work, or remove it"
             )
-    os.makedirs(work, exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(settings, f, indent=2)
-    os.replace(path + ".tmp", path)
+    write_results("settings", settings, folder=work)
 
 
 def main(argv=None) -> int:
@@ -181,6 +178,7 @@ def main(argv=None) -> int:
         "test_images": len(test),
         "pool_images": len(pool),
         "case": args.case,
+        "seed": args.seed,
         "universal_version": reader.version if reader and "universal" in starts else None,
         "minutes_per_point": None if args.steps else args.minutes,
         "steps_per_point": args.steps,
@@ -191,11 +189,7 @@ def main(argv=None) -> int:
         "rows": rows,
     }
     payload["table"] = table(rows, ["labels", "start", "exact_match", "cer", "kept_at_99", "train_seconds"])
-    os.makedirs(args.results, exist_ok=True)
-    path = os.path.join(args.results, f"label_curve_{name}.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(path + ".tmp", path)
+    print("wrote", write_results(f"label_curve_{name}", payload, folder=args.results))
     plot(rows, os.path.join(args.results, f"label_curve_{name}.png"), name)
     print(payload["table"])
     return 0

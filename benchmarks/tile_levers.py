@@ -1,5 +1,6 @@
 """Levers on the shipped tile model's student: each trains the build's student again with one change, and every
-row is scored on the same held-out test split in one run, beside the shipped build's student (the baseline).
+row is scored on the same held-out test split in one run, beside the shipped build's student (the baseline: its run
+folder, or the shipped file, the same weights, when the run folder is gone).
 
     python benchmarks/tile_levers.py [--levers other-weight-3 epochs-20 224 three-teachers] \
         [--build models/tiles-build] [--data ../shared/data/recaptcha-tiles] [--weights-dir ../shared/weights]
@@ -15,7 +16,8 @@ from ``teacher-mnv2-s0`` and ``teacher-vit-hybrid`` on their split, 60-minute ``
   is missing, and timed) as a third teacher.
 
 Each run is calibrated as every run is (temperature, ``--min-confidence``, challenge threshold on its validation
-split), then scored with ``recaptcha_tf.evaluate`` on the build's test split, plain and with flip TTA: the figures
+split), then scored with ``recaptcha_tf.evaluate`` on the build's test split (``teacher-mnv2-s0``'s: the build's
+teachers are trained first when they are missing), plain and with flip TTA: the figures
 of ``benchmarks/shipped_tiles.py`` (top-1, macro-F1, `other` F1, background false-positive rate, 3x3/4x4 challenges
 at the stored threshold). A finished lever run is only scored again; an unfinished one resumes. Never two
 trainings at once. Writes ``benchmarks/results/tile_levers.json`` (a docs table: ``tools/docs_pages.py``).
@@ -34,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from _common import machine, run_cli, table
+from _common import machine, run_cli, table, write_results
 from build_tiles import DEFAULT_TEACHERS, stage_commands
 from shipped_tiles import link_test_split, row
 
@@ -66,20 +68,34 @@ def lever_command(name: str, args) -> list[str]:
 
 
 def ensure_teachers(name: str, args) -> float:
-    """Train the build stages that lever ``name`` learns from and the build lacks; their wall minutes."""
+    """Train the build stages that lever ``name`` learns from and the build lacks (the build's own teachers too,
+    when its run folders are gone); their wall minutes."""
     minutes = 0.0
-    for teacher in LEVERS[name].get("teachers", ()):
+    for teacher in LEVERS[name].get("teachers", DEFAULT_TEACHERS):
         if not os.path.isfile(os.path.join(args.build, teacher, "summary.json")):
             minutes += run_cli(build_commands(args)[teacher]) / 60
     return minutes
 
 
-def score(name: str, run: str, test_folder: str) -> list[dict]:
+def baseline_model(build: str) -> tuple[str, str, float | None]:
+    """The baseline row's ``(name, model file, training minutes)``: the build's student run when it is there, else
+    the shipped file (the same student, saved without its optimizer state; its training time from the model card's
+    build, unknown here)."""
+    student = os.path.join(build, "student")
+    if os.path.isfile(os.path.join(student, "summary.json")):
+        summary = json.load(open(os.path.join(student, "summary.json")))
+        return "student (the shipped build's)", os.path.join(student, "model.keras"), summary["train_seconds"] / 60
+    from recaptcha_tf.utils.shipped import resolve_shipped
+
+    return "shipped tiles model", str(resolve_shipped("tiles")), None
+
+
+def score(name: str, model: str, test_folder: str) -> list[dict]:
     from recaptcha_tf.evaluation.workflow import evaluate
 
     rows = []
     for tta in ("none", "flip"):
-        report = evaluate(os.path.join(run, "model.keras"), test_folder, subset="all", tta=tta)
+        report = evaluate(model, test_folder, subset="all", tta=tta)
         rows.append({"lever": name, **row(name, "test split", report)})
     return rows
 
@@ -92,40 +108,40 @@ def main(argv=None) -> int:
     parser.add_argument("--weights-dir", default=os.path.join(ROOT, os.pardir, "shared", "weights"))
     parser.add_argument("--work", default="models/tile-levers", help="one run folder per lever")
     args = parser.parse_args(argv)
-    baseline = os.path.join(args.build, "student")
-    if not os.path.isfile(os.path.join(baseline, "summary.json")):
-        parser.error(f"no finished student at {baseline}: python tools/build_tiles.py builds it")
+    first_teacher = os.path.join(args.build, DEFAULT_TEACHERS[0])
+    teacher_minutes = {name: ensure_teachers(name, args) for name in args.levers[:1]}  # the split comes first
+    if not os.path.isfile(os.path.join(first_teacher, "split.json")):
+        parser.error(f"no split at {first_teacher}: python tools/build_tiles.py builds it")
     test_folder = os.path.join(args.work, "test")
-    link_test_split(baseline, test_folder)
+    link_test_split(first_teacher, test_folder)  # every stage and lever trains on this split
     path = os.path.join(RESULTS, "tile_levers.json")
     previous = json.load(open(path))["rows"] if os.path.isfile(path) else []
     rows = {(r["lever"], r["tta"]): r for r in previous}
-    summary = json.load(open(os.path.join(baseline, "summary.json")))
-    for r in score("student (the shipped build's)", baseline, test_folder):
-        rows[(r["lever"], r["tta"])] = {**r, "train_minutes": round(summary["train_seconds"] / 60, 1)}
+    baseline_name, baseline, baseline_minutes = baseline_model(args.build)
+    minutes = round(baseline_minutes, 1) if baseline_minutes is not None else None
+    for r in score("baseline: " + baseline_name, baseline, test_folder):
+        rows[(r["lever"], r["tta"])] = {**r, "train_minutes": minutes}
     for name in args.levers:
         run = os.path.join(args.work, name)
         command = lever_command(name, args)
-        teacher_minutes = ensure_teachers(name, args)
+        teacher_minutes[name] = teacher_minutes.get(name) or ensure_teachers(name, args)
         start = time.time()
         wall = None if os.path.isfile(os.path.join(run, "summary.json")) else run_cli(command)
         run_summary = json.load(open(os.path.join(run, "summary.json")))
-        for r in score(name, run, test_folder):
+        for r in score(name, os.path.join(run, "model.keras"), test_folder):
             rows[(name, r["tta"])] = {
                 **r,
                 "train_minutes": round(run_summary["train_seconds"] / 60, 1),
                 "epochs": run_summary.get("epochs_run"),
                 "command_minutes": round(wall / 60, 1) if wall else None,
-                "teacher_minutes": round(teacher_minutes, 1) or None,
+                "teacher_minutes": round(teacher_minutes[name], 1) or None,
                 "command": "recaptcha-tf " + " ".join(command),
                 "machine": machine(),
                 "scored": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(start)),
             }
-        payload = {"baseline": baseline, "test_tiles": len(os.listdir(test_folder)), "rows": list(rows.values())}
-        os.makedirs(RESULTS, exist_ok=True)
-        with open(path + ".tmp", "w") as f:
-            json.dump(payload, f, indent=2)
-        os.replace(path + ".tmp", path)
+        tiles = sum(len(files) for _, _, files in os.walk(test_folder))
+        payload = {"baseline": baseline, "split": first_teacher, "test_tiles": tiles, "rows": list(rows.values())}
+        write_results("tile_levers", payload)
         print(table([r for r in rows.values() if r["lever"] == name], COLUMNS), flush=True)
     print(table(list(rows.values()), COLUMNS))
     print("wrote", path)

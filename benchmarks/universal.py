@@ -23,11 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_TEXT, RESULTS, latency_ms, machine, shipped_version, table
+from _common import DEFAULT_TEXT, RESULTS, latency_ms, machine, shipped_version, table, write_results
 from text_robustness import GENERATOR_OPTIONS, build_variant
 
 ROWS = (
@@ -104,18 +105,14 @@ def main(argv=None) -> int:
         "benchmark": "universal",
         "model": args.model,
         "version": shipped_version(args.model),
-        "command": "python benchmarks/universal.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/universal.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "cpu_ms_per_image": None if latency is None else round(latency, 1),
         "rows": rows,
     }
     payload["table"] = table(rows, ["set", "origin", "test_n", "exact_match", "cer", "coverage_at_99"])
-    os.makedirs(args.results, exist_ok=True)
-    path = os.path.join(args.results, "universal.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(path + ".tmp", path)
+    print("wrote", write_results("universal", payload, folder=args.results))
     print(payload["table"])
     print(f"CPU latency: {payload['cpu_ms_per_image']} ms an image")
     return 0

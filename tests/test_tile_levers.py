@@ -1,4 +1,4 @@
-"""``benchmarks/tile_levers.py``: each lever is the shipped build's student command with one change."""
+"""``benchmarks/tile_levers.py``: each lever is the shipped build's student command with one change; the baseline."""
 
 import os
 import sys
@@ -30,3 +30,19 @@ def test_each_lever_is_the_students_command_with_its_change(tmp_path):
                 c for c in student if c != student[student.index("--out") + 1]
             ]
     assert tile_levers.LEVERS["other-weight-3"]["args"] == ["--class-weight", "other=3"]
+
+
+def test_the_baseline_is_the_builds_student_or_else_the_shipped_file(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import json
+
+    import tile_levers
+    from recaptcha_tf.utils.shipped import resolve_shipped
+
+    name, model, minutes = tile_levers.baseline_model(str(tmp_path))  # the build's run folders are gone
+    assert (name, model, minutes) == ("shipped tiles model", str(resolve_shipped("tiles")), None)
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "summary.json").write_text(json.dumps({"train_seconds": 1740.0}))
+    name, model, minutes = tile_levers.baseline_model(str(tmp_path))
+    assert model == str(student / "model.keras") and minutes == 29.0 and "student" in name

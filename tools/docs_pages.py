@@ -448,7 +448,15 @@ def _script_doc(stem: str) -> tuple[str, str]:
     return "", ""
 
 
-SPEED_ORDER = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # benchmarks/_common.py SPEED_FLAGS, slowest first
+def _speed_order() -> tuple[str, ...]:
+    """``benchmarks/_common.py``'s ``SPEED_FLAGS`` (slowest first), the list the benchmarks record from."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from _common import SPEED_FLAGS
+
+    return SPEED_FLAGS
+
+
+SPEED_ORDER = _speed_order()
 
 
 def machine_key(machine: dict | None) -> tuple[str, int | None, int]:

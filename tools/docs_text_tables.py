@@ -120,6 +120,15 @@ def fill_robustness_starts(markdown: str) -> str:
     return ROBUSTNESS_STARTS.sub(lambda m: robustness_starts_table(m.group(1).split()), markdown)
 
 
+def _curve_seed(data: dict) -> int | str:
+    """A label-curve output's seed: recorded as ``seed``, or read from its command (outputs before it was recorded;
+    the script's default is 0)."""
+    if "seed" in data:
+        return data["seed"]
+    command = data.get("command", "")
+    return command.split("--seed ")[-1].split()[0] if "--seed " in command else 0
+
+
 def label_points_table(folder: str = LABEL_POINTS) -> str:
     """Every trained point of the label-curve outputs in ``folder``, one row each, sorted by set, labels and seed."""
     import glob
@@ -142,8 +151,7 @@ def label_points_table(folder: str = LABEL_POINTS) -> str:
                 cell(os.path.basename(data.get("data", ""))),
                 cell(row["labels"]),
                 cell(row["start"]) + (f" (v{data['universal_version']})" if row["start"] == "universal" else ""),
-                cell(data.get("command", "").split("--seed ")[-1].split()[0] if "--seed " in data.get("command", "")
-                     else 0),
+                cell(_curve_seed(data)),
                 cell(data.get("minutes_per_point")),
                 ", ".join(f"`{k}={v}`" for k, v in options.items()) or "(the defaults)",
                 cell(row.get("exact_match")),
