@@ -9,7 +9,8 @@ Each lever is ``tools/build_tiles.py``'s ``student`` command (MobileNetV2 1.0 fr
 from ``teacher-mnv2-s0`` and ``teacher-vit-hybrid`` on their split, 60-minute ``--time-budget``) plus:
 
 * ``other-weight-3``: ``--class-weight other=3``: the loss of `other` tiles (background scenes that a challenge
-  must not select) counts three times (the default oversampling stays);
+  must not select) counts three times (the default oversampling stays); measured against v1.1, and the build's
+  student since v1.2 (a lever's value of an option replaces the build's);
 * ``epochs-20``: ``--epochs 20``, twice the recipe's 10 (the longer schedule replaces the time budget);
 * ``224``: ``--image-size 224x224``, the ImageNet weights' own resolution, instead of the recipe's 192;
 * ``three-teachers``: ``teacher-mnv2-s1`` (the one-line recipe, seed 1, on the same split; trained first when it
@@ -64,7 +65,20 @@ def lever_command(name: str, args) -> list[str]:
     command = build_commands(args, lever.get("teachers", DEFAULT_TEACHERS))["student"]
     out = command.index("--out") + 1
     command[out] = os.path.join(args.work, name)
-    return [*command, *lever["args"]]
+    return [*without_options(command, lever["args"][::2]), *lever["args"]]
+
+
+def without_options(command: list[str], flags: list[str]) -> list[str]:
+    """``command`` without each of ``flags`` and its value: a lever's value replaces the build's."""
+    kept, skip = [], False
+    for i, word in enumerate(command):
+        if skip:
+            skip = False
+        elif word in flags and i + 1 < len(command):
+            skip = True
+        else:
+            kept.append(word)
+    return kept
 
 
 def ensure_teachers(name: str, args) -> float:
@@ -140,7 +154,8 @@ def main(argv=None) -> int:
                 "scored": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(start)),
             }
         tiles = sum(len(files) for _, _, files in os.walk(test_folder))
-        payload = {"baseline": baseline, "split": first_teacher, "test_tiles": tiles, "rows": list(rows.values())}
+        shown = os.path.relpath(baseline, ROOT) if os.path.abspath(baseline).startswith(ROOT + os.sep) else baseline
+        payload = {"baseline": shown, "split": first_teacher, "test_tiles": tiles, "rows": list(rows.values())}
         write_results("tile_levers", payload)
         print(table([r for r in rows.values() if r["lever"] == name], COLUMNS), flush=True)
     print(table(list(rows.values()), COLUMNS))

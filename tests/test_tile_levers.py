@@ -24,12 +24,17 @@ def test_each_lever_is_the_students_command_with_its_change(tmp_path):
         expected = lever.get("teachers", tile_levers.DEFAULT_TEACHERS)
         assert teachers == [os.path.join("B", t) for t in expected]
         assert command[len(command) - len(lever["args"]) :] == lever["args"]
-        if "teachers" not in lever:  # everything else as the student's command
+        if "teachers" not in lever:  # everything else as the student's command, the lever's options replaced
             base = command[: len(command) - len(lever["args"])]
             assert [c for c in base if c != command[command.index("--out") + 1]] == [
-                c for c in student if c != student[student.index("--out") + 1]
+                c
+                for c in tile_levers.without_options(student, lever["args"][::2])
+                if c != student[student.index("--out") + 1]
             ]
+        assert command.count("--class-weight") <= 1  # the build's own --class-weight other=3 is not repeated
     assert tile_levers.LEVERS["other-weight-3"]["args"] == ["--class-weight", "other=3"]
+    assert student[-2:] == ["--class-weight", "other=3"]  # the build's student since v1.2
+    assert tile_levers.without_options(["a", "--x", "1", "b", "--y", "2"], ["--x"]) == ["a", "b", "--y", "2"]
 
 
 def test_the_baseline_is_the_builds_student_or_else_the_shipped_file(tmp_path):
@@ -37,6 +42,7 @@ def test_the_baseline_is_the_builds_student_or_else_the_shipped_file(tmp_path):
     import json
 
     import tile_levers
+
     from recaptcha_tf.utils.shipped import resolve_shipped
 
     name, model, minutes = tile_levers.baseline_model(str(tmp_path))  # the build's run folders are gone
