@@ -99,9 +99,9 @@ def baseline_model(build: str) -> tuple[str, str, float | None]:
     if os.path.isfile(os.path.join(student, "summary.json")):
         summary = json.load(open(os.path.join(student, "summary.json")))
         return "student (the shipped build's)", os.path.join(student, "model.keras"), summary["train_seconds"] / 60
-    from recaptcha_tf.utils.shipped import resolve_shipped
+    from recaptcha_tf.utils.shipped import resolve_shipped, shipped_models
 
-    return "shipped tiles model", str(resolve_shipped("tiles")), None
+    return f"shipped tiles v{shipped_models()['tiles'].version}", str(resolve_shipped("tiles")), None
 
 
 def score(name: str, model: str, test_folder: str) -> list[dict]:

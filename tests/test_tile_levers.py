@@ -43,10 +43,11 @@ def test_the_baseline_is_the_builds_student_or_else_the_shipped_file(tmp_path):
 
     import tile_levers
 
-    from recaptcha_tf.utils.shipped import resolve_shipped
+    from recaptcha_tf.utils.shipped import resolve_shipped, shipped_models
 
     name, model, minutes = tile_levers.baseline_model(str(tmp_path))  # the build's run folders are gone
-    assert (name, model, minutes) == ("shipped tiles model", str(resolve_shipped("tiles")), None)
+    version = shipped_models()["tiles"].version
+    assert (name, model, minutes) == (f"shipped tiles v{version}", str(resolve_shipped("tiles")), None)
     student = tmp_path / "student"
     student.mkdir()
     (student / "summary.json").write_text(json.dumps({"train_seconds": 1740.0}))
