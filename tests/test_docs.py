@@ -187,7 +187,7 @@ def test_the_label_points_table_lists_each_trained_point_with_its_options_and_ma
     rows = [line for line in table.splitlines() if line.startswith("| captcha-v2")]
     assert len(rows) == 1  # the zero-shot row is no trained point
     assert "universal (v2)" in rows[0] and "| 1 |" in rows[0] and "`patience=0`" in rows[0] and "0.9641" in rows[0]
-    assert "AMD EPYC (avx2)" in table  # one model name, two speeds: the instructions tell them apart
+    assert "AMD EPYC (avx2)" in rows[0]  # one model name, two speeds: the instructions tell them apart, per row
     assert docs_pages.machine_key({"cpu": "AMD EPYC", "cpus": 2})[0] == "AMD EPYC"  # older results as they were
     assert "No label-curve point" in docs_text_tables.label_points_table(str(tmp_path / "none"))
 

@@ -159,11 +159,12 @@ def label_points_table(folder: str = LABEL_POINTS) -> str:
                 cell(row.get("steps")),
                 cell(row.get("train_seconds")),
                 cell(row.get("kept_at_99")),
+                cell(machine_key(data.get("machine"))[0]),
                 f"`{name}`",
             ]
         )  # fmt: skip
     header = ["set", "labels", "start", "seed", "budget (minutes)", "train options", "exact match", "CER", "steps",
-              "training seconds", "kept at 99% right", "file"]  # fmt: skip
+              "training seconds", "kept at 99% right", "CPU", "file"]  # fmt: skip
     return "\n".join(
         [
             md_table(header, rows),
