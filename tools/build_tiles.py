@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -102,7 +103,9 @@ def ship(run: str, shipped: str) -> None:
 
 
 def relative(command: str) -> str:
-    """``command`` with this machine's absolute paths written from the project root (``../shared``, ``models/``)."""
+    """``command`` with this machine's absolute paths written from the project root (``../shared``, ``models/``);
+    a snapshot's ``SNAPSHOT/../shared`` is the same ``../shared``."""
+    command = re.sub(r"\S*/\.\./shared/", "../shared/", command)
     return command.replace(os.path.dirname(ROOT) + os.sep, "../").replace("../" + os.path.basename(ROOT) + os.sep, "")
 
 
@@ -183,6 +186,7 @@ def write_card(work: str, stage: str, shipped: str) -> str:
         "",
         *[
             f"- `{relative(s['command'])}`: {s['minutes']:.1f} minutes ({s['started']} UTC, exit {s['exit']})"
+            + (f"; {s['note']}" if s.get("note") else "")
             for s in stages
         ],
         f"- Shipped run: `{stage}`, {summary.get('epochs_run')} epochs, {summary.get('train_seconds', 0) / 60:.1f} "
