@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="models/tile-levers", help="one run folder per lever")
     args = parser.parse_args(argv)
     first_teacher = os.path.join(args.build, DEFAULT_TEACHERS[0])
-    teacher_minutes = {name: ensure_teachers(name, args) for name in args.levers[:1]}  # the split comes first
+    teacher_minutes = {name: ensure_teachers(name, args) for name in args.levers}  # before the split is read
     if not os.path.isfile(os.path.join(first_teacher, "split.json")):
         parser.error(f"no split at {first_teacher}: python tools/build_tiles.py builds it")
     test_folder = os.path.join(args.work, "test")
@@ -138,7 +138,6 @@ def main(argv=None) -> int:
     for name in args.levers:
         run = os.path.join(args.work, name)
         command = lever_command(name, args)
-        teacher_minutes[name] = teacher_minutes.get(name) or ensure_teachers(name, args)
         start = time.time()
         wall = None if os.path.isfile(os.path.join(run, "summary.json")) else run_cli(command)
         run_summary = json.load(open(os.path.join(run, "summary.json")))
